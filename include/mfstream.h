@@ -1,0 +1,343 @@
+/*
+ * mfstream - learn a biased matrix-factorisation recommender from a stream of
+ * rating events, one SGD step per event.
+ *
+ * Overview
+ * --------
+ * The model is fastbook chapter 8's DotProductBias: every user and item has an
+ * embedding row of width `dim` and a bias; a rating is predicted as
+ *     mu + b_user + b_item + dot(p_user, q_item)
+ * kept inside the rating range [lo, hi]. User and item IDs are opaque byte
+ * strings; they are keyed with seeded XXH3-64 and looked up in fixed-capacity
+ * tables, so memory is decided when the model is created.
+ *
+ * The pieces:
+ *   mfs_model   the model: create, learn a batch of events, predict, top-K, save, load
+ *   mfs_source  a reader of event files (tsv/csv/dat/jsonl, plain or zstd), batch by batch
+ *
+ * Threading: a handle is not thread safe; use one handle per thread, or lock.
+ * Calls on distinct handles are independent. Read-only calls (predict,
+ * recommend, similar, info) on one model may run concurrently when no thread
+ * mutates it.
+ *
+ * Ownership: `mfs_x_create(&out, ...)` writes *out only on success; the caller
+ * frees with `mfs_x_free`, and `mfs_x_free(NULL)` is a no-op. Buffers passed in
+ * are borrowed for the duration of the call only. Pointers the library returns
+ * into its own memory stay valid until the next mutating call on that handle.
+ *
+ * Errors: a fallible call returns an int, >= 0 on success (or a count), or a
+ * negated MFS_E_* code. mfs_error_name() names a code. Calls that can fail for
+ * a reason worth telling a person (a file, a line, an offset, an OS errno)
+ * take an optional `mfs_diag *` that is filled on failure; pass NULL if not
+ * needed. The library never prints, exits or aborts.
+ */
+#ifndef MFSTREAM_H
+#define MFSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define MFS_API __attribute__((visibility("default")))
+#else
+#define MFS_API
+#endif
+
+#define MFS_VERSION_MAJOR 0
+#define MFS_VERSION_MINOR 1
+#define MFS_VERSION_PATCH 0
+#define MFS_VERSION_STRING "0.1.0"
+
+/* ===================================================================== */
+/* Errors                                                                */
+/* ===================================================================== */
+
+/* Pinned: append new codes at the end, never renumber. */
+enum mfs_error {
+	MFS_E_OK = 0,
+	MFS_E_NOMEM = 1,       /* out of memory */
+	MFS_E_INVAL = 2,       /* invalid argument or configuration */
+	MFS_E_IO = 3,          /* I/O error; mfs_diag.os_errno says which */
+	MFS_E_PARSE = 4,       /* malformed record */
+	MFS_E_CORRUPT = 5,     /* corrupt file: bad magic, checksum, or structure */
+	MFS_E_VERSION = 6,     /* file format version this build cannot read */
+	MFS_E_FULL = 7,        /* a fixed-capacity table is full */
+	MFS_E_UNSUPPORTED = 8, /* not supported by this build, CPU or OS */
+	MFS_E_NOTFOUND = 9,    /* no such file, ID or checkpoint */
+	MFS_E_RANGE = 10,      /* a value outside its allowed range */
+	MFS_E_TRUNCATED = 11,  /* input ends in the middle of a record or frame */
+	MFS_E_MAX_CODE
+};
+
+/* The name of an error code ("MFS_E_IO"); accepts c or -c. Always a static string. */
+MFS_API const char *mfs_error_name(int code);
+
+/*
+ * Details of a failure. Filled by calls that take a `mfs_diag *` when they
+ * fail (and by the bad-record callback of a source). Fields that do not apply
+ * are 0 or empty.
+ */
+typedef struct mfs_diag {
+	int code;          /* MFS_E_* (positive) */
+	int os_errno;      /* errno of the failed system call, or 0 */
+	char path[512];    /* the file concerned, or "" ("-" for standard input) */
+	uint64_t line;     /* 1-based line number within the file, or 0 */
+	uint64_t offset;   /* byte offset (in the compressed file for a frame error), or 0 */
+	char reason[256];  /* what is wrong, for a person: `rating "x" is not a number` */
+} mfs_diag;
+
+/*
+ * Write a one-line message "path:line: reason" (or "path: offset N: reason",
+ * or "path: reason", or just "reason") into buf (always NUL-terminated when
+ * len > 0). Returns the length it would have written, as snprintf.
+ */
+MFS_API int mfs_diag_format(const mfs_diag *d, char *buf, size_t len);
+
+/* ===================================================================== */
+/* Events                                                                */
+/* ===================================================================== */
+
+/*
+ * One rating event. IDs are byte strings (not NUL-terminated, any bytes);
+ * the pointers are borrowed.
+ */
+typedef struct mfs_event {
+	const char *user;
+	const char *item;
+	uint32_t user_len;
+	uint32_t item_len;
+	float rating;
+	int64_t time; /* as given in the input, or 0 */
+} mfs_event;
+
+/* Longest ID accepted, in bytes. */
+#define MFS_ID_MAX 255
+
+/* ===================================================================== */
+/* Model                                                                 */
+/* ===================================================================== */
+
+typedef struct mfs_model mfs_model;
+
+enum mfs_optimizer { MFS_OPT_SGD = 0, MFS_OPT_ADAGRAD = 1 };
+enum mfs_range_link { MFS_RANGE_CLAMP = 0, MFS_RANGE_SIGMOID = 1 };
+
+/* Model configuration. Start from mfs_config_default(), then change fields. */
+typedef struct mfs_config {
+	uint32_t dim;        /* embedding width (default 64) */
+	uint64_t max_users;  /* user table capacity in rows */
+	uint64_t max_items;  /* item table capacity in rows */
+	int optimizer;       /* enum mfs_optimizer */
+	float lr;            /* factor learning rate (AdaGrad: base rate) */
+	float lr_bias;       /* bias learning rate */
+	float l2;            /* factor L2 */
+	float l2_bias;       /* bias L2 */
+	float init_std;      /* std of the normal initial factors */
+	float lo, hi;        /* rating range: predictions stay inside */
+	int link;            /* enum mfs_range_link: how the range is kept */
+	uint64_t seed;       /* all randomness (init, hash seed) comes from it */
+	const char *kernel;  /* NULL or "auto", "scalar", "avx2", "avx512", "neon";
+				the environment variable MFS_KERNEL overrides NULL/"auto" */
+} mfs_config;
+
+/* Fill cfg with the defaults documented in README.md. */
+MFS_API void mfs_config_default(mfs_config *cfg);
+
+/*
+ * Create an empty model. Tables are sized here, once; learning never
+ * allocates embedding memory. Returns 0, or -MFS_E_INVAL (bad field; diag
+ * says which), -MFS_E_UNSUPPORTED (kernel this CPU cannot run), -MFS_E_NOMEM.
+ */
+MFS_API int mfs_model_create(mfs_model **out, const mfs_config *cfg, mfs_diag *diag);
+
+/* Free a model. NULL is a no-op. */
+MFS_API void mfs_model_free(mfs_model *m);
+
+/* Running totals of a sequence of learn calls (zero it before the first). */
+typedef struct mfs_learn_stats {
+	uint64_t events;     /* events learned */
+	uint64_t unplaced;   /* events dropped because a table was full */
+	double sq_err;       /* sum of (rating - prediction before the step)^2 */
+	double abs_err;      /* sum of |rating - prediction before the step| */
+} mfs_learn_stats;
+
+/*
+ * Learn from n events, in order, one SGD step each (test-then-train: the
+ * prediction before each step is added to st, which may be NULL).
+ * New IDs get a row; an event whose new ID finds its table full is not learned
+ * and is counted in st->unplaced. Events with a rating outside [lo, hi] are
+ * learned with the rating clamped into range.
+ * Returns the number of events learned, or -MFS_E_INVAL.
+ */
+MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st);
+
+/* Bits of the value mfs_model_predict returns. */
+#define MFS_KNOWN_USER 1
+#define MFS_KNOWN_ITEM 2
+
+/*
+ * Predict the rating of (user, item). Unknown IDs contribute nothing (a cold
+ * user gets mu + b_item). Writes *out; returns MFS_KNOWN_* bits (>= 0) or
+ * -MFS_E_INVAL.
+ */
+MFS_API int mfs_model_predict(const mfs_model *m, const char *user, size_t user_len,
+			      const char *item, size_t item_len, float *out);
+
+/* A scored item: its row and score. mfs_model_item_id turns a row into its ID. */
+typedef struct mfs_scored {
+	uint32_t row;
+	float score;
+} mfs_scored;
+
+/*
+ * The k items with the highest predicted rating for user, best first. A cold
+ * (unknown) user gets the items with the highest mu + b_item. Writes up to k
+ * entries to out (caller-owned, k entries). Returns the count written
+ * (min(k, items)), or -MFS_E_INVAL / -MFS_E_NOMEM.
+ */
+MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t user_len, size_t k,
+				mfs_scored *out);
+
+/*
+ * The k items most similar to item by cosine of their factor rows (the item
+ * itself excluded), best first. Returns the count, -MFS_E_NOTFOUND for an
+ * unknown item, -MFS_E_INVAL, -MFS_E_NOMEM.
+ */
+MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_len, size_t k,
+			      mfs_scored *out);
+
+enum mfs_side { MFS_USERS = 0, MFS_ITEMS = 1 };
+
+/*
+ * The ID string and bias of row `row` of a table (side MFS_USERS or MFS_ITEMS).
+ * *id points into the model (valid until the next mutating call); id, len and
+ * bias may be NULL. Returns 0, or -MFS_E_RANGE for a row that is not in use.
+ */
+MFS_API int mfs_model_row(const mfs_model *m, int side, uint32_t row, const char **id,
+			  size_t *len, float *bias);
+
+/* Look an ID up without changing anything. Returns its row (>= 0) or -MFS_E_NOTFOUND. */
+MFS_API int64_t mfs_model_find(const mfs_model *m, int side, const char *id, size_t len);
+
+/* A summary of a model. Strings point to static or model memory. */
+typedef struct mfs_model_info {
+	uint32_t dim;
+	uint64_t users, items;         /* rows in use */
+	uint64_t max_users, max_items; /* capacities */
+	uint64_t events;               /* events learned over the model's lifetime */
+	double mu;                     /* global mean */
+	float lo, hi;
+	int optimizer, link;
+	uint64_t seed;
+	const char *kernel; /* the kernel this handle runs */
+} mfs_model_info;
+
+MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info);
+
+/* Options of mfs_model_save; NULL means all defaults. */
+typedef struct mfs_save_opts {
+	int compress;      /* zstd level for the sections, 0 = store raw (default) */
+	const void *position;  /* opaque reader position to record (checkpoints), or NULL */
+	size_t position_len;
+} mfs_save_opts;
+
+/*
+ * Save the model to path, atomically: written to a temporary file beside it,
+ * fsync'd, renamed over path, the directory fsync'd. On failure path is
+ * untouched and no temporary is left behind. Returns 0 or -MFS_E_IO
+ * (diag->os_errno), -MFS_E_NOMEM, -MFS_E_INVAL.
+ */
+MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_opts *opts,
+			   mfs_diag *diag);
+
+/*
+ * Load a model saved by mfs_model_save. kernel as in mfs_config (NULL: auto).
+ * Every section's checksum is verified; a torn or corrupt file is refused.
+ * Returns 0, or -MFS_E_NOTFOUND, -MFS_E_IO, -MFS_E_CORRUPT, -MFS_E_VERSION,
+ * -MFS_E_UNSUPPORTED, -MFS_E_NOMEM; diag says why.
+ */
+MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel, mfs_diag *diag);
+
+/*
+ * The reader position stored in a loaded model (see mfs_save_opts), or NULL
+ * with *len = 0. The pointer lives as long as the model.
+ */
+MFS_API const void *mfs_model_position(const mfs_model *m, size_t *len);
+
+/* ===================================================================== */
+/* Source: events from files                                             */
+/* ===================================================================== */
+
+typedef struct mfs_source mfs_source;
+
+enum mfs_format {
+	MFS_FORMAT_AUTO = 0, /* decided per file from its first non-empty line */
+	MFS_FORMAT_TSV = 1,  /* user<TAB>item<TAB>rating[<TAB>time] */
+	MFS_FORMAT_CSV = 2,  /* user,item,rating[,time]; a header line is skipped */
+	MFS_FORMAT_DAT = 3,  /* user::item::rating[::time] */
+	MFS_FORMAT_JSONL = 4 /* one JSON object per line */
+};
+
+/* Parse "auto", "tsv", "csv", "dat", "jsonl"; returns the enum value or -MFS_E_INVAL. */
+MFS_API int mfs_format_parse(const char *name);
+MFS_API const char *mfs_format_name(int format);
+
+/* Called for every malformed record that is skipped; d->path and d->line say where. */
+typedef void (*mfs_bad_record_fn)(void *ctx, const mfs_diag *d);
+
+typedef struct mfs_source_config {
+	int format;                 /* enum mfs_format (default AUTO) */
+	const char *fields;         /* jsonl field names: "user=userId,item=movieId,rating=rating,time=ts";
+				       NULL: "user,item,rating,time" */
+	size_t batch;               /* events per batch (default 4096) */
+	mfs_bad_record_fn on_bad;   /* may be NULL */
+	void *on_bad_ctx;
+} mfs_source_config;
+
+MFS_API void mfs_source_config_default(mfs_source_config *cfg);
+
+/*
+ * Open a source over inputs (files, directories, "-" for standard input),
+ * read in order. Every input is checked to exist here, so a missing file is
+ * reported before anything is learned. Directory entries are read in order:
+ * Kafka-sink names (topic+partition+offset..., topic-partition-offset.ext) by
+ * partition and numeric offset, other names lexicographically; names starting
+ * with '.', containing "_tmp" or ending in ".tmp" are ignored.
+ * Returns 0, or -MFS_E_NOTFOUND / -MFS_E_IO (diag names the input),
+ * -MFS_E_INVAL, -MFS_E_NOMEM.
+ */
+MFS_API int mfs_source_open(mfs_source **out, const char *const *inputs, size_t n_inputs,
+			    const mfs_source_config *cfg, mfs_diag *diag);
+
+/*
+ * The next batch of events. *ev points into the source and stays valid until
+ * the next call on it. Malformed records are skipped, counted and passed to
+ * on_bad. Returns the number of events (> 0), 0 at the end of all inputs, or
+ * a negative code on an I/O or decompression failure (diag names the file and
+ * offset); after a failure the source may be continued with the next file by
+ * calling mfs_source_skip_file().
+ */
+MFS_API int mfs_source_next(mfs_source *s, const mfs_event **ev, mfs_diag *diag);
+
+/* Abandon the current file (after an error) and continue with the next one. */
+MFS_API void mfs_source_skip_file(mfs_source *s);
+
+typedef struct mfs_source_stats {
+	uint64_t events;  /* events returned */
+	uint64_t skipped; /* malformed records skipped */
+	uint64_t bytes;   /* bytes read from files (compressed size) */
+	uint64_t files;   /* files opened */
+} mfs_source_stats;
+
+MFS_API void mfs_source_stats_get(const mfs_source *s, mfs_source_stats *st);
+
+MFS_API void mfs_source_free(mfs_source *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,125 @@
+/*
+ * kernels.h - the internal interface between the model and its SIMD kernels.
+ *
+ * One `const struct mfs_kernels` per ISA (scalar, avx2, avx512, neon). The model
+ * picks one at creation (simd/dispatch.c) and calls through it on the hot path.
+ * The scalar kernels are the oracle: every other kernel is tested against them
+ * with a relative tolerance.
+ *
+ * Vectors are plain float arrays of length n. The model stores rows 64-byte
+ * aligned with a stride padded to a multiple of 16 floats and zero padding, and
+ * passes n = round_up(dim, k->width) so the main loop needs no tail; kernels
+ * must still be correct for any n (0 included) and any alignment (unaligned loads).
+ *
+ * No kernel allocates, blocks or touches anything but its arguments.
+ */
+#ifndef MFS_SIMD_KERNELS_H
+#define MFS_SIMD_KERNELS_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* How a raw score becomes a prediction inside [lo, hi]. */
+enum mfs_link {
+	MFS_LINK_CLAMP = 0,   /* pred = clamp(raw, lo, hi); gradient 1 inside */
+	MFS_LINK_SIGMOID = 1, /* pred = lo + (hi - lo) * sigmoid(raw) (fastai y_range) */
+};
+
+/*
+ * One SGD event. The caller fills the inputs; the step kernel fills the outputs.
+ * base = mu + b_u + b_i (everything of the prediction but the dot product).
+ */
+struct mfs_step {
+	/* in */
+	float base;   /* mu + b_u + b_i */
+	float rating; /* observed rating */
+	float lo, hi; /* rating range */
+	int link;     /* enum mfs_link */
+	float lr;     /* factor learning rate (AdaGrad: the base rate eta) */
+	float l2;     /* factor L2 */
+	float *acc_p; /* AdaGrad: accumulated mean squared gradient of row p (in/out) */
+	float *acc_q; /* AdaGrad: same for row q */
+	/* out */
+	float pred; /* prediction before the update (after the link) */
+	float grad; /* d loss / d raw with the sign of the error: (rating - pred) * link'(raw) */
+};
+
+/*
+ * The link function and the error term, shared by every kernel so that all
+ * kernels agree exactly once the dot product is known.
+ */
+static inline void mfs_step_finish(struct mfs_step *s, float dot)
+{
+	float raw = s->base + dot;
+	if (s->link == MFS_LINK_SIGMOID) {
+		float span = s->hi - s->lo;
+		float sg = 1.0f / (1.0f + expf(-raw));
+		s->pred = s->lo + span * sg;
+		s->grad = (s->rating - s->pred) * span * sg * (1.0f - sg);
+	} else {
+		float pr = raw;
+		if (pr < s->lo)
+			pr = s->lo;
+		if (pr > s->hi)
+			pr = s->hi;
+		s->pred = pr;
+		s->grad = s->rating - pr;
+	}
+}
+
+struct mfs_kernels {
+	const char *name; /* "scalar", "avx2", "avx512", "neon" */
+	size_t width;     /* floats per vector register (1 for scalar) */
+
+	/* sum_i a[i] * b[i] */
+	float (*dot)(const float *a, const float *b, size_t n);
+
+	/*
+	 * Plain SGD step. d = dot(p, q); mfs_step_finish(s, d); g = s->grad; then,
+	 * with the old values of both rows:
+	 *   p[i] += lr * (g * q[i] - l2 * p[i])
+	 *   q[i] += lr * (g * p[i] - l2 * q[i])
+	 * p and q do not overlap.
+	 */
+	void (*sgd_step)(float *restrict p, float *restrict q, size_t n, struct mfs_step *s);
+
+	/*
+	 * AdaGrad step, per-row accumulator as in LIBMF. d, g as above; with the
+	 * old rows:  gp[i] = g * q[i] - l2 * p[i];  gq[i] = g * p[i] - l2 * q[i];
+	 *   p[i] += lr / sqrtf(*acc_p) * gp[i];   q[i] += lr / sqrtf(*acc_q) * gq[i]
+	 * then *acc_p += sum(gp^2) / n;  *acc_q += sum(gq^2) / n  (n > 0).
+	 * The accumulators start at 1 (set by the model).
+	 */
+	void (*adagrad_step)(float *restrict p, float *restrict q, size_t n, struct mfs_step *s);
+
+	/*
+	 * Batch score for top-K: out[j] = dot(u, rows + j * stride) for j < count.
+	 * rows holds count rows of n floats each, stride floats apart (stride >= n).
+	 */
+	void (*score)(const float *u, const float *rows, size_t stride, size_t n, size_t count,
+		      float *out);
+};
+
+extern const struct mfs_kernels mfs_kernels_scalar;
+#if defined(__x86_64__) || defined(_M_X64)
+extern const struct mfs_kernels mfs_kernels_avx2;
+extern const struct mfs_kernels mfs_kernels_avx512;
+#endif
+#if defined(__aarch64__)
+extern const struct mfs_kernels mfs_kernels_neon;
+#endif
+
+/*
+ * Choose a kernel table. name NULL or "auto": the best the CPU and OS support
+ * (AVX-512F -> AVX2+FMA -> scalar on x86-64, NEON on aarch64). Otherwise one of
+ * "scalar", "avx2", "avx512", "neon". Returns 0 and sets *out, or
+ * -MFS_E_INVAL for an unknown name, -MFS_E_UNSUPPORTED for a kernel this build
+ * or this CPU cannot run.
+ */
+int mfs_kernels_select(const char *name, const struct mfs_kernels **out);
+
+/* The kernel table by name if the CPU can run it, else NULL (for tests and benches). */
+const struct mfs_kernels *mfs_kernels_get(const char *name);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * kernels_avx512.c - AVX-512F kernels (16 floats per register).
+ * Compiled with -mavx512f -mfma only; the dispatcher calls them only on a CPU
+ * (and OS) with AVX-512F. Unaligned loads and stores throughout; tails use
+ * masked loads/stores (masked-off lanes never fault), so any n works.
+ *
+ * Update form as in kernels_avx2.c: p' = fma(lr*g, q, fnmadd(lr*l2, p, p)).
+ */
+#include <immintrin.h>
+
+#include "kernels.h"
+
+/* The first r (0..16) lanes. */
+static inline __mmask16 tail_mask(size_t r)
+{
+	return (__mmask16)((1u << r) - 1u);
+}
+
+static inline float dot_avx512(const float *a, const float *b, size_t n)
+{
+	__m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+	__m512 s2 = _mm512_setzero_ps(), s3 = _mm512_setzero_ps();
+	size_t i = 0;
+	for (; i + 64 <= n; i += 64) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+		s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), s2);
+		s3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), s3);
+	}
+	if (i + 32 <= n) {
+		s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+		s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+		i += 32;
+	}
+	if (i + 16 <= n) {
+		s2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s2);
+		i += 16;
+	}
+	if (i < n) {
+		__mmask16 m = tail_mask(n - i);
+		s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i),
+				     s3);
+	}
+	return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
+}
+
+static float mfs_dot_avx512(const float *a, const float *b, size_t n)
+{
+	return dot_avx512(a, b, n);
+}
+
+/* p' = p - b*p + a*q, q' = q - b*q + a*p on 16 lanes, from the old values. */
+#define SGD_UPDATE16(P, Q, VA, VB)                                                  \
+	do {                                                                         \
+		__m512 np_ = _mm512_fmadd_ps(VA, Q, _mm512_fnmadd_ps(VB, P, P));     \
+		__m512 nq_ = _mm512_fmadd_ps(VA, P, _mm512_fnmadd_ps(VB, Q, Q));     \
+		P = np_;                                                             \
+		Q = nq_;                                                             \
+	} while (0)
+
+/*
+ * Rows of at most REG_VECS vectors (n <= 128) are loaded once into registers:
+ * the dot product and the update both work on them, so each row is read once
+ * and written once. NV (the number of vectors) is a compile-time constant in
+ * each instantiation, so the loops unroll and the arrays live in registers.
+ */
+#define REG_VECS 8
+
+static inline __attribute__((always_inline)) void
+sgd_step_regs(float *restrict p, float *restrict q, size_t n, struct mfs_step *s, const int nv)
+{
+	__m512 pv[REG_VECS], qv[REG_VECS];
+	const __mmask16 last = tail_mask(n - 16 * (size_t)(nv - 1));
+#pragma GCC unroll 8
+	for (int v = 0; v < nv; v++) {
+		if (v == nv - 1) {
+			pv[v] = _mm512_maskz_loadu_ps(last, p + 16 * v);
+			qv[v] = _mm512_maskz_loadu_ps(last, q + 16 * v);
+		} else {
+			pv[v] = _mm512_loadu_ps(p + 16 * v);
+			qv[v] = _mm512_loadu_ps(q + 16 * v);
+		}
+	}
+	__m512 d0 = _mm512_mul_ps(pv[0], qv[0]);
+	__m512 d1 = nv > 1 ? _mm512_mul_ps(pv[1], qv[1]) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+	for (int v = 2; v < nv; v += 2) {
+		d0 = _mm512_fmadd_ps(pv[v], qv[v], d0);
+		if (v + 1 < nv)
+			d1 = _mm512_fmadd_ps(pv[v + 1], qv[v + 1], d1);
+	}
+	mfs_step_finish(s, _mm512_reduce_add_ps(_mm512_add_ps(d0, d1)));
+	const __m512 va = _mm512_set1_ps(s->lr * s->grad);
+	const __m512 vb = _mm512_set1_ps(s->lr * s->l2);
+#pragma GCC unroll 8
+	for (int v = 0; v < nv; v++) {
+		SGD_UPDATE16(pv[v], qv[v], va, vb);
+		if (v == nv - 1) {
+			_mm512_mask_storeu_ps(p + 16 * v, last, pv[v]);
+			_mm512_mask_storeu_ps(q + 16 * v, last, qv[v]);
+		} else {
+			_mm512_storeu_ps(p + 16 * v, pv[v]);
+			_mm512_storeu_ps(q + 16 * v, qv[v]);
+		}
+	}
+}
+
+static void mfs_sgd_step_avx512(float *restrict p, float *restrict q, size_t n,
+				struct mfs_step *s)
+{
+	switch ((n + 15) / 16) {
+	case 1: sgd_step_regs(p, q, n, s, 1); return;
+	case 2: sgd_step_regs(p, q, n, s, 2); return;
+	case 3: sgd_step_regs(p, q, n, s, 3); return;
+	case 4: sgd_step_regs(p, q, n, s, 4); return;
+	case 5: sgd_step_regs(p, q, n, s, 5); return;
+	case 6: sgd_step_regs(p, q, n, s, 6); return;
+	case 7: sgd_step_regs(p, q, n, s, 7); return;
+	case 8: sgd_step_regs(p, q, n, s, 8); return;
+	default: break;
+	}
+	mfs_step_finish(s, dot_avx512(p, q, n));
+	const __m512 va = _mm512_set1_ps(s->lr * s->grad);
+	const __m512 vb = _mm512_set1_ps(s->lr * s->l2);
+	size_t i = 0;
+	for (; i + 32 <= n; i += 32) {
+		__m512 p0 = _mm512_loadu_ps(p + i), p1 = _mm512_loadu_ps(p + i + 16);
+		__m512 q0 = _mm512_loadu_ps(q + i), q1 = _mm512_loadu_ps(q + i + 16);
+		SGD_UPDATE16(p0, q0, va, vb);
+		SGD_UPDATE16(p1, q1, va, vb);
+		_mm512_storeu_ps(p + i, p0);
+		_mm512_storeu_ps(p + i + 16, p1);
+		_mm512_storeu_ps(q + i, q0);
+		_mm512_storeu_ps(q + i + 16, q1);
+	}
+	if (i + 16 <= n) {
+		__m512 p0 = _mm512_loadu_ps(p + i), q0 = _mm512_loadu_ps(q + i);
+		SGD_UPDATE16(p0, q0, va, vb);
+		_mm512_storeu_ps(p + i, p0);
+		_mm512_storeu_ps(q + i, q0);
+		i += 16;
+	}
+	if (i < n) {
+		__mmask16 m = tail_mask(n - i);
+		__m512 p0 = _mm512_maskz_loadu_ps(m, p + i), q0 = _mm512_maskz_loadu_ps(m, q + i);
+		SGD_UPDATE16(p0, q0, va, vb);
+		_mm512_mask_storeu_ps(p + i, m, p0);
+		_mm512_mask_storeu_ps(q + i, m, q0);
+	}
+}
+
+/*
+ * AdaGrad on 16 lanes: gp = g*q - l2*p, gq = g*p - l2*q (old values);
+ * p += rp*gp, q += rq*gq; SP += gp^2, SQ += gq^2.
+ */
+#define ADAGRAD_UPDATE16(P, Q, SP, SQ)                                              \
+	do {                                                                         \
+		__m512 gp_ = _mm512_fmsub_ps(vg, Q, _mm512_mul_ps(vl2, P));          \
+		__m512 gq_ = _mm512_fmsub_ps(vg, P, _mm512_mul_ps(vl2, Q));          \
+		P = _mm512_fmadd_ps(vrp, gp_, P);                                    \
+		Q = _mm512_fmadd_ps(vrq, gq_, Q);                                    \
+		SP = _mm512_fmadd_ps(gp_, gp_, SP);                                  \
+		SQ = _mm512_fmadd_ps(gq_, gq_, SQ);                                  \
+	} while (0)
+
+static void mfs_adagrad_step_avx512(float *restrict p, float *restrict q, size_t n,
+				    struct mfs_step *s)
+{
+	mfs_step_finish(s, dot_avx512(p, q, n));
+	if (n == 0)
+		return;
+	const __m512 vg = _mm512_set1_ps(s->grad), vl2 = _mm512_set1_ps(s->l2);
+	const __m512 vrp = _mm512_set1_ps(s->lr / sqrtf(*s->acc_p));
+	const __m512 vrq = _mm512_set1_ps(s->lr / sqrtf(*s->acc_q));
+	__m512 sp0 = _mm512_setzero_ps(), sp1 = _mm512_setzero_ps();
+	__m512 sq0 = _mm512_setzero_ps(), sq1 = _mm512_setzero_ps();
+	size_t i = 0;
+	for (; i + 32 <= n; i += 32) {
+		__m512 p0 = _mm512_loadu_ps(p + i), p1 = _mm512_loadu_ps(p + i + 16);
+		__m512 q0 = _mm512_loadu_ps(q + i), q1 = _mm512_loadu_ps(q + i + 16);
+		ADAGRAD_UPDATE16(p0, q0, sp0, sq0);
+		ADAGRAD_UPDATE16(p1, q1, sp1, sq1);
+		_mm512_storeu_ps(p + i, p0);
+		_mm512_storeu_ps(p + i + 16, p1);
+		_mm512_storeu_ps(q + i, q0);
+		_mm512_storeu_ps(q + i + 16, q1);
+	}
+	if (i + 16 <= n) {
+		__m512 p0 = _mm512_loadu_ps(p + i), q0 = _mm512_loadu_ps(q + i);
+		ADAGRAD_UPDATE16(p0, q0, sp0, sq0);
+		_mm512_storeu_ps(p + i, p0);
+		_mm512_storeu_ps(q + i, q0);
+		i += 16;
+	}
+	if (i < n) {
+		/* masked-off lanes load as 0, so their gp, gq are 0 and add nothing */
+		__mmask16 m = tail_mask(n - i);
+		__m512 p0 = _mm512_maskz_loadu_ps(m, p + i), q0 = _mm512_maskz_loadu_ps(m, q + i);
+		ADAGRAD_UPDATE16(p0, q0, sp1, sq1);
+		_mm512_mask_storeu_ps(p + i, m, p0);
+		_mm512_mask_storeu_ps(q + i, m, q0);
+	}
+	*s->acc_p += _mm512_reduce_add_ps(_mm512_add_ps(sp0, sp1)) / (float)n;
+	*s->acc_q += _mm512_reduce_add_ps(_mm512_add_ps(sq0, sq1)) / (float)n;
+}
+
+/* Sum of the two 256-bit halves. */
+static inline __m256 fold512(__m512 v)
+{
+	return _mm256_add_ps(_mm512_castps512_ps256(v),
+			     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+}
+
+/* The horizontal sums of eight vectors, as one vector: lane k = sum of a_k. */
+static inline __m256 hsum8x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512 a4, __m512 a5,
+			      __m512 a6, __m512 a7)
+{
+	__m256 t0 = _mm256_hadd_ps(fold512(a0), fold512(a1));
+	__m256 t1 = _mm256_hadd_ps(fold512(a2), fold512(a3));
+	__m256 t2 = _mm256_hadd_ps(fold512(a4), fold512(a5));
+	__m256 t3 = _mm256_hadd_ps(fold512(a6), fold512(a7));
+	__m256 u0 = _mm256_hadd_ps(t0, t1);
+	__m256 u1 = _mm256_hadd_ps(t2, t3);
+	return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20),
+			     _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
+/*
+ * Batch score: eight rows at a time share each load of u; one accumulator per
+ * row (eight independent FMA chains), one reduction per eight rows.
+ */
+static void mfs_score_avx512(const float *u, const float *rows, size_t stride, size_t n,
+			     size_t count, float *out)
+{
+	const size_t nv = n & ~(size_t)15;
+	const __mmask16 m = tail_mask(n - nv);
+	size_t j = 0;
+	for (; j + 8 <= count; j += 8) {
+		const float *r = rows + j * stride;
+		const float *r0 = r, *r1 = r + stride, *r2 = r + 2 * stride, *r3 = r + 3 * stride;
+		const float *r4 = r + 4 * stride, *r5 = r + 5 * stride, *r6 = r + 6 * stride;
+		const float *r7 = r + 7 * stride;
+		__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+		__m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+		__m512 a4 = _mm512_setzero_ps(), a5 = _mm512_setzero_ps();
+		__m512 a6 = _mm512_setzero_ps(), a7 = _mm512_setzero_ps();
+		size_t i = 0;
+		for (; i < nv; i += 16) {
+			const __m512 x = _mm512_loadu_ps(u + i);
+			a0 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r0 + i), a0);
+			a1 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r1 + i), a1);
+			a2 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r2 + i), a2);
+			a3 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r3 + i), a3);
+			a4 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r4 + i), a4);
+			a5 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r5 + i), a5);
+			a6 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r6 + i), a6);
+			a7 = _mm512_fmadd_ps(x, _mm512_loadu_ps(r7 + i), a7);
+		}
+		if (i < n) {
+			const __m512 x = _mm512_maskz_loadu_ps(m, u + i);
+			a0 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r0 + i), a0);
+			a1 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r1 + i), a1);
+			a2 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r2 + i), a2);
+			a3 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r3 + i), a3);
+			a4 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r4 + i), a4);
+			a5 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r5 + i), a5);
+			a6 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r6 + i), a6);
+			a7 = _mm512_fmadd_ps(x, _mm512_maskz_loadu_ps(m, r7 + i), a7);
+		}
+		_mm256_storeu_ps(out + j, hsum8x16(a0, a1, a2, a3, a4, a5, a6, a7));
+	}
+	for (; j < count; j++)
+		out[j] = dot_avx512(u, rows + j * stride, n);
+}
+
+const struct mfs_kernels mfs_kernels_avx512 = {
+	.name = "avx512",
+	.width = 16,
+	.dot = mfs_dot_avx512,
+	.sgd_step = mfs_sgd_step_avx512,
+	.adagrad_step = mfs_adagrad_step_avx512,
+	.score = mfs_score_avx512,
+};

@@ -1,0 +1,63 @@
+/*
+ * kernels_scalar.c - the reference kernels: plain loops, no intrinsics.
+ * Built with -ffp-contract=off so that a*b+c is never fused: this file is the
+ * oracle the SIMD kernels are tested against.
+ */
+#include "kernels.h"
+
+static float mfs_dot_scalar(const float *a, const float *b, size_t n)
+{
+	float s = 0.0f;
+	for (size_t i = 0; i < n; i++)
+		s += a[i] * b[i];
+	return s;
+}
+
+static void mfs_sgd_step_scalar(float *restrict p, float *restrict q, size_t n, struct mfs_step *s)
+{
+	mfs_step_finish(s, mfs_dot_scalar(p, q, n));
+	const float g = s->grad, lr = s->lr, l2 = s->l2;
+	for (size_t i = 0; i < n; i++) {
+		float pi = p[i], qi = q[i];
+		p[i] = pi + lr * (g * qi - l2 * pi);
+		q[i] = qi + lr * (g * pi - l2 * qi);
+	}
+}
+
+static void mfs_adagrad_step_scalar(float *restrict p, float *restrict q, size_t n,
+				    struct mfs_step *s)
+{
+	mfs_step_finish(s, mfs_dot_scalar(p, q, n));
+	if (n == 0)
+		return;
+	const float g = s->grad, l2 = s->l2;
+	const float rp = s->lr / sqrtf(*s->acc_p), rq = s->lr / sqrtf(*s->acc_q);
+	float sp = 0.0f, sq = 0.0f;
+	for (size_t i = 0; i < n; i++) {
+		float pi = p[i], qi = q[i];
+		float gp = g * qi - l2 * pi;
+		float gq = g * pi - l2 * qi;
+		p[i] = pi + rp * gp;
+		q[i] = qi + rq * gq;
+		sp += gp * gp;
+		sq += gq * gq;
+	}
+	*s->acc_p += sp / (float)n;
+	*s->acc_q += sq / (float)n;
+}
+
+static void mfs_score_scalar(const float *u, const float *rows, size_t stride, size_t n,
+			     size_t count, float *out)
+{
+	for (size_t j = 0; j < count; j++)
+		out[j] = mfs_dot_scalar(u, rows + j * stride, n);
+}
+
+const struct mfs_kernels mfs_kernels_scalar = {
+	.name = "scalar",
+	.width = 1,
+	.dot = mfs_dot_scalar,
+	.sgd_step = mfs_sgd_step_scalar,
+	.adagrad_step = mfs_adagrad_step_scalar,
+	.score = mfs_score_scalar,
+};

@@ -1,0 +1,78 @@
+/* error.c - the error table and diagnostics. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static const char *const names[MFS_E_MAX_CODE] = {
+	[MFS_E_OK] = "MFS_E_OK",
+	[MFS_E_NOMEM] = "MFS_E_NOMEM",
+	[MFS_E_INVAL] = "MFS_E_INVAL",
+	[MFS_E_IO] = "MFS_E_IO",
+	[MFS_E_PARSE] = "MFS_E_PARSE",
+	[MFS_E_CORRUPT] = "MFS_E_CORRUPT",
+	[MFS_E_VERSION] = "MFS_E_VERSION",
+	[MFS_E_FULL] = "MFS_E_FULL",
+	[MFS_E_UNSUPPORTED] = "MFS_E_UNSUPPORTED",
+	[MFS_E_NOTFOUND] = "MFS_E_NOTFOUND",
+	[MFS_E_RANGE] = "MFS_E_RANGE",
+	[MFS_E_TRUNCATED] = "MFS_E_TRUNCATED",
+};
+
+MFS_API const char *mfs_error_name(int code)
+{
+	if (code < 0)
+		code = -code;
+	if (code >= MFS_E_MAX_CODE || !names[code])
+		return "MFS_E_UNKNOWN";
+	return names[code];
+}
+
+int mfs_diag_set(mfs_diag *d, int code, int os_errno, const char *path, uint64_t line,
+		 uint64_t offset, const char *fmt, ...)
+{
+	if (d) {
+		memset(d, 0, sizeof *d);
+		d->code = code;
+		d->os_errno = os_errno;
+		if (path)
+			snprintf(d->path, sizeof d->path, "%s", path);
+		d->line = line;
+		d->offset = offset;
+		if (fmt) {
+			va_list ap;
+			va_start(ap, fmt);
+			vsnprintf(d->reason, sizeof d->reason, fmt, ap);
+			va_end(ap);
+		}
+	}
+	return -code;
+}
+
+MFS_API int mfs_diag_format(const mfs_diag *d, char *buf, size_t len)
+{
+	if (!d)
+		return snprintf(buf, len, "unknown error");
+	const char *reason = d->reason[0] ? d->reason : mfs_error_name(d->code);
+	if (d->path[0] && d->line)
+		return snprintf(buf, len, "%s:%llu: %s", d->path, (unsigned long long)d->line, reason);
+	if (d->path[0] && d->offset)
+		return snprintf(buf, len, "%s: byte offset %llu: %s", d->path,
+				(unsigned long long)d->offset, reason);
+	if (d->path[0])
+		return snprintf(buf, len, "%s: %s", d->path, reason);
+	return snprintf(buf, len, "%s", reason);
+}
+
+void *mfs_alloc_aligned(size_t size)
+{
+	size_t rounded = (size + 63) & ~(size_t)63;
+	if (rounded == 0)
+		rounded = 64;
+	void *p = aligned_alloc(64, rounded);
+	if (p)
+		memset(p, 0, rounded);
+	return p;
+}

@@ -1,0 +1,46 @@
+/* internal.h - helpers shared by the library's stages. Not installed. */
+#ifndef MFS_INTERNAL_H
+#define MFS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mfstream.h"
+
+#if defined(__GNUC__)
+#define MFS_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define MFS_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MFS_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define MFS_PRINTF(a, b)
+#define MFS_LIKELY(x) (x)
+#define MFS_UNLIKELY(x) (x)
+#endif
+
+/*
+ * Fill a diag (if d is not NULL): code, os_errno, path (may be NULL), line,
+ * offset and a printf-style reason. Returns -code, so that callers can write
+ * `return mfs_diag_set(d, MFS_E_IO, errno, path, 0, 0, "cannot open: %s", ...)`.
+ */
+int mfs_diag_set(mfs_diag *d, int code, int os_errno, const char *path, uint64_t line,
+		 uint64_t offset, const char *fmt, ...) MFS_PRINTF(7, 8);
+
+/* --- hash.c: the only file that includes xxhash.h -------------------- */
+uint64_t mfs_hash_id(const void *data, size_t len, uint64_t seed);
+uint64_t mfs_checksum(const void *data, size_t len);
+
+/* --- rng.c: deterministic randomness -------------------------------- */
+struct mfs_rng {
+	uint64_t s[4];
+};
+void mfs_rng_seed(struct mfs_rng *r, uint64_t seed);
+uint64_t mfs_rng_next(struct mfs_rng *r);
+double mfs_rng_uniform(struct mfs_rng *r);    /* [0, 1) */
+double mfs_rng_normal(struct mfs_rng *r);     /* N(0, 1) */
+uint64_t mfs_rng_below(struct mfs_rng *r, uint64_t n); /* [0, n) */
+uint64_t mfs_splitmix64(uint64_t *state);
+
+/* --- aligned allocation ----------------------------------------------- */
+void *mfs_alloc_aligned(size_t size); /* 64-byte aligned, zeroed; free with free() */
+
+#endif

@@ -1,0 +1,538 @@
+/*
+ * model.c - the biased MF model: create, learn (one SGD step per event),
+ * predict, top-K.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model_internal.h"
+
+#ifndef MFS_BIAS_ACC0
+#define MFS_BIAS_ACC0 1.0f
+#endif
+
+MFS_API void mfs_config_default(mfs_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->dim = 64;
+	cfg->max_users = 1u << 20;
+	cfg->max_items = 1u << 20;
+	cfg->optimizer = MFS_OPT_SGD;
+	cfg->lr = 0.01f;
+	cfg->lr_bias = 0.01f;
+	cfg->l2 = 0.05f;
+	cfg->l2_bias = 0.01f;
+	cfg->init_std = 0.1f;
+	cfg->lo = 1.0f;
+	cfg->hi = 5.0f;
+	cfg->link = MFS_RANGE_CLAMP;
+	cfg->seed = 42;
+	cfg->kernel = NULL;
+}
+
+static int finite_nonneg(float x)
+{
+	return isfinite(x) && x >= 0.0f;
+}
+
+static int check_config(const mfs_config *c, mfs_diag *d)
+{
+	if (c->dim == 0 || c->dim > 4096)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "dim %u out of range 1..4096", c->dim);
+	if (c->max_users == 0 || c->max_users > (1ULL << 32) - 1)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "max users must be 1..4294967295");
+	if (c->max_items == 0 || c->max_items > (1ULL << 32) - 1)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "max items must be 1..4294967295");
+	if (c->optimizer != MFS_OPT_SGD && c->optimizer != MFS_OPT_ADAGRAD)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "unknown optimizer %d", c->optimizer);
+	if (c->link != MFS_RANGE_CLAMP && c->link != MFS_RANGE_SIGMOID)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "unknown range link %d", c->link);
+	if (!finite_nonneg(c->lr) || !finite_nonneg(c->lr_bias) || !finite_nonneg(c->l2) ||
+	    !finite_nonneg(c->l2_bias) || !finite_nonneg(c->init_std))
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
+				    "learning rates, L2 and init std must be finite and >= 0");
+	if (!isfinite(c->lo) || !isfinite(c->hi) || !(c->lo < c->hi))
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
+				    "rating range %g:%g is empty (need LO < HI)", c->lo, c->hi);
+	return 0;
+}
+
+static void side_free(struct mfs_table *s)
+{
+	mfs_idmap_free(&s->ids);
+	free(s->rows);
+	free(s->bias);
+	free(s->acc);
+	free(s->bacc);
+	memset(s, 0, sizeof *s);
+}
+
+static int side_init(struct mfs_table *s, uint64_t cap, uint32_t stride, int adagrad)
+{
+	memset(s, 0, sizeof *s);
+	int rc = mfs_idmap_init(&s->ids, cap);
+	if (rc < 0)
+		return rc;
+	/* Untouched pages cost nothing: rows are written only when an ID arrives. */
+	size_t bytes = (size_t)cap * stride * sizeof(float);
+	s->rows = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+	s->bias = calloc(cap, sizeof(float));
+	if (adagrad) {
+		s->acc = calloc(cap, sizeof(float));
+		s->bacc = calloc(cap, sizeof(float));
+	}
+	if (!s->rows || !s->bias || (adagrad && (!s->acc || !s->bacc))) {
+		side_free(s);
+		return -MFS_E_NOMEM;
+	}
+	return 0;
+}
+
+int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_kernels *k)
+{
+	mfs_model *m = calloc(1, sizeof *m);
+	if (!m)
+		return -MFS_E_NOMEM;
+	m->cfg = *cfg;
+	m->cfg.kernel = NULL;
+	m->k = k;
+	m->stride = (cfg->dim + 15u) & ~15u;
+	m->klen = (uint32_t)((cfg->dim + k->width - 1) / k->width * k->width);
+	if (m->klen > m->stride)
+		m->klen = m->stride;
+	uint64_t st = cfg->seed;
+	m->hash_seed = mfs_splitmix64(&st);
+	mfs_rng_seed(&m->rng, mfs_splitmix64(&st));
+	int adagrad = cfg->optimizer == MFS_OPT_ADAGRAD;
+	int rc = side_init(&m->user, cfg->max_users, m->stride, adagrad);
+	if (rc == 0)
+		rc = side_init(&m->item, cfg->max_items, m->stride, adagrad);
+	m->scratch = malloc(2 * MFS_LEARN_CHUNK * sizeof *m->scratch);
+	if (rc == 0 && !m->scratch)
+		rc = -MFS_E_NOMEM;
+	if (rc < 0) {
+		mfs_model_free(m);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}
+
+static int select_kernel(const char *name, const struct mfs_kernels **k, mfs_diag *d)
+{
+	const char *src = "kernel";
+	if (!name || !*name || strcmp(name, "auto") == 0) {
+		const char *env = getenv("MFS_KERNEL");
+		if (env && *env) {
+			name = env;
+			src = "MFS_KERNEL";
+		}
+	}
+	int rc = mfs_kernels_select(name, k);
+	if (rc == -MFS_E_INVAL)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
+				    "%s \"%s\" is unknown (expected auto, scalar, avx2, avx512 or neon)",
+				    src, name);
+	if (rc == -MFS_E_UNSUPPORTED)
+		return mfs_diag_set(d, MFS_E_UNSUPPORTED, 0, NULL, 0, 0,
+				    "%s \"%s\" is not supported by this CPU or build", src, name);
+	return rc;
+}
+
+MFS_API int mfs_model_create(mfs_model **out, const mfs_config *cfg, mfs_diag *diag)
+{
+	if (!out || !cfg)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "NULL argument");
+	int rc = check_config(cfg, diag);
+	if (rc < 0)
+		return rc;
+	const struct mfs_kernels *k;
+	rc = select_kernel(cfg->kernel, &k, diag);
+	if (rc < 0)
+		return rc;
+	rc = mfs_model_alloc(out, cfg, k);
+	if (rc < 0)
+		return mfs_diag_set(diag, -rc, 0, NULL, 0, 0,
+				    "cannot allocate tables for %llu users and %llu items of dim %u",
+				    (unsigned long long)cfg->max_users,
+				    (unsigned long long)cfg->max_items, cfg->dim);
+	return 0;
+}
+
+MFS_API void mfs_model_free(mfs_model *m)
+{
+	if (!m)
+		return;
+	side_free(&m->user);
+	side_free(&m->item);
+	free(m->scratch);
+	free(m->position);
+	free(m);
+}
+
+/* Initialise a fresh row: N(0, init_std) factors, zero bias, AdaGrad accumulator 1. */
+static void init_row(mfs_model *m, struct mfs_table *s, uint64_t row)
+{
+	float *r = mfs_row(s, row, m->stride);
+	uint32_t d = m->cfg.dim;
+	for (uint32_t i = 0; i < d; i++)
+		r[i] = (float)(mfs_rng_normal(&m->rng) * m->cfg.init_std);
+	for (uint32_t i = d; i < m->stride; i++)
+		r[i] = 0.0f;
+	s->bias[row] = 0.0f;
+	if (s->acc) {
+		s->acc[row] = 1.0f;
+		s->bacc[row] = MFS_BIAS_ACC0;
+	}
+}
+
+static int64_t resolve(mfs_model *m, struct mfs_table *s, const char *id, uint32_t len)
+{
+	uint64_t key = mfs_idmap_key(mfs_hash_id(id, len, m->hash_seed));
+	int is_new;
+	int64_t row = mfs_idmap_get(&s->ids, key, id, len, &is_new);
+	if (is_new)
+		init_row(m, s, (uint64_t)row);
+	return row;
+}
+
+static inline double current_mu(const mfs_model *m)
+{
+	if (m->mu_count == 0)
+		return 0.5 * ((double)m->cfg.lo + (double)m->cfg.hi);
+	return m->mu_sum / (double)m->mu_count;
+}
+
+static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
+{
+	if (u >= 0) {
+		const float *p = mfs_row(&m->user, (uint64_t)u, m->stride);
+		for (uint32_t off = 0; off < m->stride; off += 16)
+			__builtin_prefetch(p + off, 1);
+		__builtin_prefetch(&m->user.bias[u], 1);
+	}
+	if (i >= 0) {
+		const float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
+		for (uint32_t off = 0; off < m->stride; off += 16)
+			__builtin_prefetch(q + off, 1);
+		__builtin_prefetch(&m->item.bias[i], 1);
+	}
+}
+
+MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st)
+{
+	if (!m || (!ev && n))
+		return -MFS_E_INVAL;
+	const mfs_config *c = &m->cfg;
+	const int adagrad = c->optimizer == MFS_OPT_ADAGRAD;
+	const float lo = c->lo, hi = c->hi, lrb = c->lr_bias, l2b = c->l2_bias;
+	int64_t learned = 0;
+	uint64_t unplaced = 0;
+	double sq = 0.0, ab = 0.0;
+	struct mfs_step s;
+	memset(&s, 0, sizeof s);
+	s.lo = lo;
+	s.hi = hi;
+	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
+	s.lr = c->lr;
+	s.l2 = c->l2;
+
+	for (size_t base = 0; base < n; base += MFS_LEARN_CHUNK) {
+		size_t cn = n - base < MFS_LEARN_CHUNK ? n - base : MFS_LEARN_CHUNK;
+		int64_t *rows = m->scratch;
+		/* Pass 1: IDs -> rows, in event order (new rows are initialised in
+		 * that order, so the result equals the event-by-event loop). */
+		for (size_t j = 0; j < cn; j++) {
+			const mfs_event *e = &ev[base + j];
+			rows[2 * j] = resolve(m, &m->user, e->user, e->user_len);
+			rows[2 * j + 1] = resolve(m, &m->item, e->item, e->item_len);
+		}
+		for (size_t j = 0; j < MFS_PREFETCH_AHEAD && j < cn; j++)
+			prefetch_rows(m, rows[2 * j], rows[2 * j + 1]);
+		/* Pass 2: one SGD step per event, rows of upcoming events prefetched. */
+		for (size_t j = 0; j < cn; j++) {
+			if (j + MFS_PREFETCH_AHEAD < cn)
+				prefetch_rows(m, rows[2 * (j + MFS_PREFETCH_AHEAD)],
+					      rows[2 * (j + MFS_PREFETCH_AHEAD) + 1]);
+			int64_t u = rows[2 * j], i = rows[2 * j + 1];
+			if (MFS_UNLIKELY(u < 0 || i < 0)) {
+				unplaced++;
+				continue;
+			}
+			float r = ev[base + j].rating;
+			if (r < lo)
+				r = lo;
+			if (r > hi)
+				r = hi;
+			float *p = mfs_row(&m->user, (uint64_t)u, m->stride);
+			float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
+			float *bu = &m->user.bias[u], *bi = &m->item.bias[i];
+			s.base = (float)current_mu(m) + *bu + *bi;
+			s.rating = r;
+			if (adagrad) {
+				s.acc_p = &m->user.acc[u];
+				s.acc_q = &m->item.acc[i];
+				m->k->adagrad_step(p, q, m->klen, &s);
+			} else {
+				m->k->sgd_step(p, q, m->klen, &s);
+			}
+			float err = r - s.pred;
+			sq += (double)err * err;
+			ab += fabs((double)err);
+			float g = s.grad;
+			float gu = g - l2b * *bu, gi = g - l2b * *bi;
+			if (adagrad) {
+				float *au = &m->user.bacc[u], *ai = &m->item.bacc[i];
+				*bu += lrb / sqrtf(*au) * gu;
+				*bi += lrb / sqrtf(*ai) * gi;
+				*au += gu * gu;
+				*ai += gi * gi;
+			} else {
+				*bu += lrb * gu;
+				*bi += lrb * gi;
+			}
+			m->mu_sum += r;
+			m->mu_count++;
+			learned++;
+		}
+	}
+	m->events += (uint64_t)learned;
+	if (st) {
+		st->events += (uint64_t)learned;
+		st->unplaced += unplaced;
+		st->sq_err += sq;
+		st->abs_err += ab;
+	}
+	return learned;
+}
+
+static int64_t find_row(const mfs_model *m, const struct mfs_table *s, const char *id, size_t len)
+{
+	if (!id || len == 0 || len > MFS_ID_MAX)
+		return -1;
+	uint64_t key = mfs_idmap_key(mfs_hash_id(id, len, m->hash_seed));
+	return mfs_idmap_find(&s->ids, key);
+}
+
+MFS_API int64_t mfs_model_find(const mfs_model *m, int side, const char *id, size_t len)
+{
+	if (!m || (side != MFS_USERS && side != MFS_ITEMS))
+		return -MFS_E_INVAL;
+	int64_t r = find_row(m, side == MFS_USERS ? &m->user : &m->item, id, len);
+	return r < 0 ? -MFS_E_NOTFOUND : r;
+}
+
+static float apply_link(const mfs_model *m, float raw)
+{
+	struct mfs_step s;
+	memset(&s, 0, sizeof s);
+	s.lo = m->cfg.lo;
+	s.hi = m->cfg.hi;
+	s.link = m->cfg.link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
+	s.base = raw;
+	mfs_step_finish(&s, 0.0f);
+	return s.pred;
+}
+
+MFS_API int mfs_model_predict(const mfs_model *m, const char *user, size_t user_len,
+			      const char *item, size_t item_len, float *out)
+{
+	if (!m || !out)
+		return -MFS_E_INVAL;
+	int64_t u = find_row(m, &m->user, user, user_len);
+	int64_t i = find_row(m, &m->item, item, item_len);
+	float raw = (float)current_mu(m);
+	int known = 0;
+	if (u >= 0) {
+		raw += m->user.bias[u];
+		known |= MFS_KNOWN_USER;
+	}
+	if (i >= 0) {
+		raw += m->item.bias[i];
+		known |= MFS_KNOWN_ITEM;
+	}
+	if (u >= 0 && i >= 0)
+		raw += m->k->dot(mfs_row(&m->user, (uint64_t)u, m->stride),
+				 mfs_row(&m->item, (uint64_t)i, m->stride), m->klen);
+	*out = apply_link(m, raw);
+	return known;
+}
+
+/* --- top-K: a min-heap of the k best (score, row) seen so far ---------- */
+
+static int better(mfs_scored a, mfs_scored b)
+{
+	/* higher score first; ties: lower row (earlier seen) first */
+	return a.score > b.score || (a.score == b.score && a.row < b.row);
+}
+
+static void heap_down(mfs_scored *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, w = i;
+		if (l < n && better(h[w], h[l]))
+			w = l;
+		if (r < n && better(h[w], h[r]))
+			w = r;
+		if (w == i)
+			return;
+		mfs_scored t = h[i];
+		h[i] = h[w];
+		h[w] = t;
+		i = w;
+	}
+}
+
+static void heap_up(mfs_scored *h, size_t i)
+{
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+		if (!better(h[p], h[i]))
+			return;
+		mfs_scored t = h[i];
+		h[i] = h[p];
+		h[p] = t;
+		i = p;
+	}
+}
+
+struct topk {
+	mfs_scored *h;
+	size_t k, n;
+};
+
+static inline void topk_offer(struct topk *t, uint32_t row, float score)
+{
+	mfs_scored c = { row, score };
+	if (t->n < t->k) {
+		t->h[t->n] = c;
+		heap_up(t->h, t->n++);
+	} else if (better(c, t->h[0])) {
+		t->h[0] = c;
+		heap_down(t->h, t->n, 0);
+	}
+}
+
+/* Sort the heap best first (heap sort in place). */
+static size_t topk_finish(struct topk *t)
+{
+	size_t n = t->n;
+	for (size_t end = n; end > 1; end--) {
+		mfs_scored tmp = t->h[0];
+		t->h[0] = t->h[end - 1];
+		t->h[end - 1] = tmp;
+		heap_down(t->h, end - 1, 0);
+	}
+	return n;
+}
+
+#define SCORE_BLOCK 1024
+
+MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t user_len, size_t k,
+				mfs_scored *out)
+{
+	if (!m || (!out && k))
+		return -MFS_E_INVAL;
+	uint64_t items = m->item.ids.used;
+	if (k > items)
+		k = items;
+	if (k == 0)
+		return 0;
+	struct topk t = { out, k, 0 };
+	int64_t u = find_row(m, &m->user, user, user_len);
+	float base = (float)current_mu(m) + (u >= 0 ? m->user.bias[u] : 0.0f);
+	float sc[SCORE_BLOCK];
+	for (uint64_t b = 0; b < items; b += SCORE_BLOCK) {
+		size_t cnt = items - b < SCORE_BLOCK ? (size_t)(items - b) : SCORE_BLOCK;
+		if (u >= 0)
+			m->k->score(mfs_row(&m->user, (uint64_t)u, m->stride),
+				    mfs_row(&m->item, b, m->stride), m->stride, m->klen, cnt, sc);
+		else
+			memset(sc, 0, cnt * sizeof *sc);
+		for (size_t j = 0; j < cnt; j++)
+			topk_offer(&t, (uint32_t)(b + j), base + m->item.bias[b + j] + sc[j]);
+	}
+	size_t got = topk_finish(&t);
+	for (size_t j = 0; j < got; j++)
+		out[j].score = apply_link(m, out[j].score);
+	return (int)got;
+}
+
+MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_len, size_t k,
+			      mfs_scored *out)
+{
+	if (!m || (!out && k))
+		return -MFS_E_INVAL;
+	int64_t it = find_row(m, &m->item, item, item_len);
+	if (it < 0)
+		return -MFS_E_NOTFOUND;
+	uint64_t items = m->item.ids.used;
+	if (k > items - 1)
+		k = items - 1;
+	if (k == 0)
+		return 0;
+	struct topk t = { out, k, 0 };
+	const float *q = mfs_row(&m->item, (uint64_t)it, m->stride);
+	float qn = sqrtf(m->k->dot(q, q, m->klen));
+	float sc[SCORE_BLOCK];
+	for (uint64_t b = 0; b < items; b += SCORE_BLOCK) {
+		size_t cnt = items - b < SCORE_BLOCK ? (size_t)(items - b) : SCORE_BLOCK;
+		m->k->score(q, mfs_row(&m->item, b, m->stride), m->stride, m->klen, cnt, sc);
+		for (size_t j = 0; j < cnt; j++) {
+			uint64_t row = b + j;
+			if (row == (uint64_t)it)
+				continue;
+			const float *r = mfs_row(&m->item, row, m->stride);
+			float rn = sqrtf(m->k->dot(r, r, m->klen));
+			float cosv = (qn > 0.0f && rn > 0.0f) ? sc[j] / (qn * rn) : 0.0f;
+			topk_offer(&t, (uint32_t)row, cosv);
+		}
+	}
+	return (int)topk_finish(&t);
+}
+
+MFS_API int mfs_model_row(const mfs_model *m, int side, uint32_t row, const char **id,
+			  size_t *len, float *bias)
+{
+	if (!m || (side != MFS_USERS && side != MFS_ITEMS))
+		return -MFS_E_INVAL;
+	const struct mfs_table *s = side == MFS_USERS ? &m->user : &m->item;
+	if (row >= s->ids.used)
+		return -MFS_E_RANGE;
+	if (id)
+		*id = s->ids.arena + s->ids.row_off[row];
+	if (len)
+		*len = s->ids.row_len[row];
+	if (bias)
+		*bias = s->bias[row];
+	return 0;
+}
+
+MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info)
+{
+	if (!m || !info)
+		return -MFS_E_INVAL;
+	memset(info, 0, sizeof *info);
+	info->dim = m->cfg.dim;
+	info->users = m->user.ids.used;
+	info->items = m->item.ids.used;
+	info->max_users = m->cfg.max_users;
+	info->max_items = m->cfg.max_items;
+	info->events = m->events;
+	info->mu = current_mu(m);
+	info->lo = m->cfg.lo;
+	info->hi = m->cfg.hi;
+	info->optimizer = m->cfg.optimizer;
+	info->link = m->cfg.link;
+	info->seed = m->cfg.seed;
+	info->kernel = m->k->name;
+	return 0;
+}
+
+MFS_API const void *mfs_model_position(const mfs_model *m, size_t *len)
+{
+	if (len)
+		*len = m && m->position ? m->position_len : 0;
+	return m ? m->position : NULL;
+}

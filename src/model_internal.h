@@ -1,0 +1,46 @@
+/* model_internal.h - the model's layout, shared by model.c and modelfile.c. */
+#ifndef MFS_MODEL_INTERNAL_H
+#define MFS_MODEL_INTERNAL_H
+
+#include "idmap.h"
+#include "internal.h"
+#include "kernels.h"
+
+/* Events resolved to rows per chunk of a learn call (scratch sized at create). */
+#define MFS_LEARN_CHUNK 1024
+/* Events ahead whose rows are prefetched. */
+#define MFS_PREFETCH_AHEAD 4
+
+struct mfs_table {
+	struct mfs_idmap ids;
+	float *rows; /* cap x stride floats, 64-byte aligned, zero padding */
+	float *bias; /* cap */
+	float *acc;  /* cap: AdaGrad accumulators of the rows (1 for a fresh row), NULL for SGD */
+	float *bacc; /* cap: AdaGrad accumulators of the biases, NULL for SGD */
+};
+
+struct mfs_model {
+	mfs_config cfg; /* cfg.kernel is not kept (NULL) */
+	const struct mfs_kernels *k;
+	uint32_t stride; /* floats per row, multiple of 16 */
+	uint32_t klen;   /* length passed to kernels: dim rounded up to the kernel width */
+	uint64_t hash_seed;
+	struct mfs_rng rng;
+	double mu_sum;
+	uint64_t mu_count;
+	uint64_t events;
+	struct mfs_table user, item;
+	int64_t *scratch; /* 2 * MFS_LEARN_CHUNK rows */
+	void *position;
+	size_t position_len;
+};
+
+/* Allocate an empty model for a validated config and a kernel table. */
+int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_kernels *k);
+
+static inline float *mfs_row(const struct mfs_table *s, uint64_t row, uint32_t stride)
+{
+	return s->rows + row * (size_t)stride;
+}
+
+#endif

@@ -1,0 +1,48 @@
+/* zstd_stage.h - zstd frames: the only part of mfstream that includes zstd.h. Internal. */
+#ifndef MFS_ZSTD_STAGE_H
+#define MFS_ZSTD_STAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Whether the bytes begin a zstd frame or a skippable frame (needs 4 bytes). */
+int mfs_zstd_magic(const void *p, size_t len);
+
+struct mfs_zstream;
+
+int mfs_zstream_create(struct mfs_zstream **out);
+void mfs_zstream_free(struct mfs_zstream *z);
+/* Forget any partial frame (a new file). */
+void mfs_zstream_reset(struct mfs_zstream *z);
+
+/*
+ * Decompress from in[*in_pos..in_len) into out[*out_pos..out_cap), advancing
+ * both positions. Frames may be split anywhere and concatenated; skippable
+ * frames are skipped. Returns 0, or -MFS_E_CORRUPT with a static reason in *why.
+ */
+int mfs_zstream_run(struct mfs_zstream *z, const void *in, size_t in_len, size_t *in_pos,
+		    void *out, size_t out_cap, size_t *out_pos, const char **why);
+
+/* Whether the last call ended in the middle of a frame (input truncated if at EOF). */
+int mfs_zstream_mid_frame(const struct mfs_zstream *z);
+
+/* Compress src into a malloc'd buffer (*dst, *dst_len). 0 or -MFS_E_NOMEM/-MFS_E_INVAL. */
+int mfs_zstd_compress(const void *src, size_t len, int level, void **dst, size_t *dst_len);
+
+/* Decompress exactly raw_len bytes of one frame. 0, or -MFS_E_CORRUPT. */
+int mfs_zstd_decompress(const void *src, size_t len, void *dst, size_t raw_len);
+
+
+/*
+ * A streaming zstd writer to a file descriptor (for the synthetic stream
+ * generator and tests). frame_bytes > 0 ends a frame after about that many
+ * input bytes, so the output is many concatenated frames.
+ */
+struct mfs_zwriter;
+int mfs_zwriter_open(struct mfs_zwriter **out, int fd, int level, size_t frame_bytes);
+/* 0, or -MFS_E_IO (errno set) / -MFS_E_INVAL */
+int mfs_zwriter_write(struct mfs_zwriter *w, const void *buf, size_t len);
+/* Ends the last frame, flushes and frees w (not the fd). 0 or -MFS_E_IO. */
+int mfs_zwriter_close(struct mfs_zwriter *w);
+
+#endif

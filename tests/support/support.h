@@ -1,0 +1,56 @@
+/* support.h - shared fixtures for the CMocka test programs. */
+#ifndef MFS_TEST_SUPPORT_H
+#define MFS_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four headers above first. */
+#include <cmocka.h>
+
+#include "mfstream.h"
+
+/* Exit code that CTest reads as "skipped". */
+#define MFS_SKIP 77
+
+/* A fresh empty directory for this test program under $MFS_TEST_TMP (or /tmp). Never NULL. */
+const char *mfs_test_dir(void);
+
+/* path = mfs_test_dir()/name, in a static rotating buffer (8 slots). */
+const char *mfs_test_path(const char *name);
+
+/* Write len bytes to path (abort the test on failure). */
+void mfs_write_file(const char *path, const void *data, size_t len);
+
+/* Read a whole file, NUL-terminated, malloc'd; *len may be NULL. NULL if missing. */
+char *mfs_read_file(const char *path, size_t *len);
+
+/* Result of running a command. */
+struct mfs_run {
+	int status; /* exit code, or 128+signal */
+	char *out;  /* stdout, NUL-terminated, malloc'd */
+	char *err;  /* stderr, NUL-terminated, malloc'd */
+};
+
+/*
+ * Run argv (argv[0] a path) with optional stdin bytes, capturing stdout and
+ * stderr. Returns 0 or -1 if it could not be started.
+ */
+int mfs_run_argv(struct mfs_run *r, char *const argv[], const char *stdin_data, size_t stdin_len);
+
+/* printf-style shell command through /bin/sh -c; captures like mfs_run_argv. */
+int mfs_run_sh(struct mfs_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+void mfs_run_free(struct mfs_run *r);
+
+/* The number after "\"key\":" in a JSON text, or NAN when absent. */
+double mfs_json_number(const char *json, const char *key);
+
+/* Relative comparison: |a-b| <= rtol * max(1, |a|, |b|). */
+int mfs_close(double a, double b, double rtol);
+
+/* The MovieLens 100K folder if it exists ($MFS_DATA_DIR/ml-100k), else NULL. */
+const char *mfs_ml100k_dir(void);
+
+#endif

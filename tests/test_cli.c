@@ -1,0 +1,304 @@
+/* test_cli.c - the mfstream command line, run as a user would. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "support.h"
+
+#define RUN(r, ...)                                                  \
+	do {                                                         \
+		const char *argv_[] = { MFS_CLI, __VA_ARGS__, NULL }; \
+		assert_int_equal(mfs_run_argv(r, (char *const *)argv_, NULL, 0), 0); \
+	} while (0)
+
+static const char *small_stream(void)
+{
+	static char path[1200];
+	if (!path[0]) {
+		snprintf(path, sizeof path, "%s", mfs_test_path("small.tsv"));
+		struct mfs_run r;
+		RUN(&r, "gen", "--users", "300", "--items", "200", "--events", "30000", "--ids",
+		    "string", "--seed", "3", "--output", path);
+		assert_int_equal(r.status, 0);
+		assert_true(mfs_json_number(r.out, "oracle_rmse") > 0.3);
+		mfs_run_free(&r);
+	}
+	return path;
+}
+
+static void cli__help_and_version_exit_zero(void **state)
+{
+	(void)state;
+	struct mfs_run r;
+	RUN(&r, "--help");
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "train"));
+	mfs_run_free(&r);
+	RUN(&r, "--version");
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "mfstream 0."));
+	mfs_run_free(&r);
+	const char *cmds[] = { "train", "eval", "predict", "recommend", "similar", "inspect", "gen" };
+	for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
+		char *argv[] = { MFS_CLI, (char *)cmds[k], "--help", NULL };
+		assert_int_equal(mfs_run_argv(&r, argv, NULL, 0), 0);
+		assert_int_equal(r.status, 0);
+		assert_non_null(strstr(r.out, "Usage: mfstream"));
+		mfs_run_free(&r);
+	}
+}
+
+static void cli__usage_errors_exit_two(void **state)
+{
+	(void)state;
+	struct mfs_run r;
+	RUN(&r, "train", "--no-such-option", "x.tsv");
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--no-such-option"));
+	mfs_run_free(&r);
+	RUN(&r, "frobnicate");
+	assert_int_equal(r.status, 2);
+	mfs_run_free(&r);
+	RUN(&r, "train", "--dim", "zero", small_stream());
+	assert_int_equal(r.status, 2);
+	mfs_run_free(&r);
+	RUN(&r, "train", "--kernel", "sse9", small_stream());
+	assert_int_equal(r.status, 2);
+	mfs_run_free(&r);
+	RUN(&r, "train");
+	assert_int_equal(r.status, 2);
+	mfs_run_free(&r);
+	RUN(&r, "recommend", "--model", "x.mfs");
+	assert_int_equal(r.status, 2); /* --user missing */
+	mfs_run_free(&r);
+}
+
+static void cli_train__missing_file_exits_one_naming_it(void **state)
+{
+	(void)state;
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "/no/such/ratings.tsv");
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "/no/such/ratings.tsv"));
+	assert_string_equal(r.out, ""); /* no summary: nothing was learned */
+	mfs_run_free(&r);
+}
+
+static void cli_train__malformed_lines_skipped_and_reported(void **state)
+{
+	(void)state;
+	const char *p = mfs_test_path("mixed.tsv");
+	const char t[] = "u1\ti1\t4\n"
+			 "u2\ti2\tfour\n"
+			 "u3\ti3\n"
+			 "u1\ti2\t3\n"
+			 "u4\ti1\tinf\n"
+			 "u2\ti1\t5\n";
+	mfs_write_file(p, t, sizeof t - 1);
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", p);
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "events"), 3, 0);
+	assert_float_equal(mfs_json_number(r.out, "skipped"), 3, 0);
+	char where[1400];
+	snprintf(where, sizeof where, "%s:2: rating \"four\" is not a number", p);
+	assert_non_null(strstr(r.err, where));
+	snprintf(where, sizeof where, "%s:3:", p);
+	assert_non_null(strstr(r.err, where));
+	snprintf(where, sizeof where, "%s:5:", p);
+	assert_non_null(strstr(r.err, where));
+	mfs_run_free(&r);
+}
+
+static void cli__train_save_then_query_the_model(void **state)
+{
+	(void)state;
+	const char *model = mfs_test_path("m.mfs");
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--epochs", "3", "--save", model, small_stream());
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "events"), 30000, 0);
+	assert_float_equal(mfs_json_number(r.out, "steps"), 90000, 0);
+	assert_true(mfs_json_number(r.out, "users") > 250);
+	assert_true(mfs_json_number(r.out, "prequential_rmse") < 1.5);
+	assert_non_null(strstr(r.out, "\"kernel\": \""));
+	mfs_run_free(&r);
+
+	/* eval on the training data: better than the prequential score */
+	RUN(&r, "eval", "--model", model, small_stream());
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "n"), 30000, 0);
+	assert_true(mfs_json_number(r.out, "rmse") < 1.2);
+	mfs_run_free(&r);
+
+	/* pick a user and an item from the stream */
+	char *data = mfs_read_file(small_stream(), NULL);
+	char user[64], item[64];
+	assert_int_equal(sscanf(data, "%63[^\t]\t%63[^\t]", user, item), 2);
+	free(data);
+
+	RUN(&r, "recommend", "--model", model, "--user", user, "-k", "5");
+	assert_int_equal(r.status, 0);
+	int lines = 0;
+	double prev = INFINITY;
+	char top_item[64] = "";
+	double top_score = 0;
+	for (char *l = strtok(r.out, "\n"); l; l = strtok(NULL, "\n")) {
+		char it[64];
+		double sc;
+		assert_int_equal(sscanf(l, "%63[^\t]\t%lf", it, &sc), 2);
+		assert_true(it[0] == 'i'); /* real item IDs, not rows */
+		assert_true(sc <= prev && sc >= 1.0 && sc <= 5.0);
+		if (!lines) {
+			snprintf(top_item, sizeof top_item, "%s", it);
+			top_score = sc;
+		}
+		prev = sc;
+		lines++;
+	}
+	assert_int_equal(lines, 5);
+	mfs_run_free(&r);
+
+	/* predict agrees with recommend's top score */
+	char line[200];
+	snprintf(line, sizeof line, "%s %s\n", user, top_item);
+	char *pargv[] = { MFS_CLI, "predict", "--model", (char *)model, NULL };
+	assert_int_equal(mfs_run_argv(&r, pargv, line, strlen(line)), 0);
+	assert_int_equal(r.status, 0);
+	char pu[64], pi[64];
+	double ps;
+	assert_int_equal(sscanf(r.out, "%63[^\t]\t%63[^\t]\t%lf", pu, pi, &ps), 3);
+	assert_string_equal(pu, user);
+	assert_string_equal(pi, top_item);
+	assert_true(fabs(ps - top_score) < 1e-3);
+	mfs_run_free(&r);
+
+	RUN(&r, "similar", "--model", model, "--item", item, "-k", "3");
+	assert_int_equal(r.status, 0);
+	assert_null(strstr(r.out, item)); /* not itself */
+	mfs_run_free(&r);
+
+	RUN(&r, "similar", "--model", model, "--item", "no-such-item");
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "no-such-item"));
+	mfs_run_free(&r);
+
+	RUN(&r, "inspect", "--model", model, "-k", "3");
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "global mean"));
+	assert_non_null(strstr(r.out, "lowest item biases"));
+	assert_non_null(strstr(r.out, "highest item biases"));
+	mfs_run_free(&r);
+}
+
+static void cli_inspect__titles_from_movielens_u_item(void **state)
+{
+	(void)state;
+	const char *data = mfs_test_path("titles.tsv"), *items = mfs_test_path("u.item"),
+		   *model = mfs_test_path("t.mfs");
+	const char t[] = "1\t1\t5\n2\t1\t5\n3\t1\t4\n1\t2\t1\n2\t2\t1\n3\t2\t2\n";
+	const char it[] = "1|Toy Story (1995)|01-Jan-1995||http://x|0|0\n"
+			  "2|Caf\xe9 Flop (1996)|01-Jan-1996||http://y|0|0\n";
+	mfs_write_file(data, t, sizeof t - 1);
+	mfs_write_file(items, it, sizeof it - 1);
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--epochs", "30", "--save", model, data);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	RUN(&r, "inspect", "--model", model, "--titles", items, "-k", "1");
+	assert_int_equal(r.status, 0);
+	char *low = strstr(r.out, "lowest"), *high = strstr(r.out, "highest");
+	assert_non_null(low);
+	assert_non_null(high);
+	char *flop = strstr(r.out, "Caf\xc3\xa9 Flop"); /* Latin-1 turned into UTF-8 */
+	char *toy = strstr(r.out, "Toy Story");
+	assert_true(flop && flop > low && flop < high);
+	assert_true(toy && toy > high);
+	mfs_run_free(&r);
+}
+
+static void cli_train__stdin_and_zstd_give_the_same_model(void **state)
+{
+	(void)state;
+	const char *zst = mfs_test_path("small.tsv.zst");
+	struct mfs_run r;
+	RUN(&r, "gen", "--users", "300", "--items", "200", "--events", "30000", "--ids", "string",
+	    "--seed", "3", "--zstd", "3", "--frame-bytes", "50000", "--output", zst);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", small_stream());
+	double plain = mfs_json_number(r.out, "prequential_rmse");
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", zst);
+	assert_int_equal(r.status, 0);
+	assert_true(mfs_json_number(r.out, "prequential_rmse") == plain);
+	mfs_run_free(&r);
+	size_t n;
+	char *bytes = mfs_read_file(zst, &n);
+	char *argv[] = { MFS_CLI, "train", "--quiet", "-", NULL };
+	assert_int_equal(mfs_run_argv(&r, argv, bytes, n), 0);
+	assert_int_equal(r.status, 0);
+	assert_true(mfs_json_number(r.out, "prequential_rmse") == plain);
+	mfs_run_free(&r);
+	free(bytes);
+}
+
+static void cli_eval__corrupt_model_is_refused(void **state)
+{
+	(void)state;
+	const char *model = mfs_test_path("c.mfs");
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--save", model, small_stream());
+	mfs_run_free(&r);
+	size_t n;
+	char *b = mfs_read_file(model, &n);
+	b[n / 2] ^= 1;
+	mfs_write_file(model, b, n);
+	free(b);
+	RUN(&r, "eval", "--model", model, small_stream());
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "checksum"));
+	assert_non_null(strstr(r.err, model));
+	mfs_run_free(&r);
+}
+
+static void cli__model_directory_uses_newest_valid_file(void **state)
+{
+	(void)state;
+	char dir[1200];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("ckpts"));
+	char cmd[4000];
+	snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+	struct mfs_run r;
+	assert_int_equal(mfs_run_sh(&r, "%s", cmd), 0);
+	mfs_run_free(&r);
+	char a[1300], b[1300];
+	snprintf(a, sizeof a, "%s/ckpt-0001.mfs", dir);
+	snprintf(b, sizeof b, "%s/ckpt-0002.mfs", dir);
+	RUN(&r, "train", "--quiet", "--save", a, small_stream());
+	mfs_run_free(&r);
+	mfs_write_file(b, "garbage that is not a model", 27);
+	RUN(&r, "eval", "--model", dir, small_stream());
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.err, "ckpt-0002.mfs"));
+	assert_non_null(strstr(r.err, "warning"));
+	assert_true(mfs_json_number(r.out, "n") == 30000);
+	mfs_run_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(cli__help_and_version_exit_zero),
+		cmocka_unit_test(cli__usage_errors_exit_two),
+		cmocka_unit_test(cli_train__missing_file_exits_one_naming_it),
+		cmocka_unit_test(cli_train__malformed_lines_skipped_and_reported),
+		cmocka_unit_test(cli__train_save_then_query_the_model),
+		cmocka_unit_test(cli_inspect__titles_from_movielens_u_item),
+		cmocka_unit_test(cli_train__stdin_and_zstd_give_the_same_model),
+		cmocka_unit_test(cli_eval__corrupt_model_is_refused),
+		cmocka_unit_test(cli__model_directory_uses_newest_valid_file),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,361 @@
+/* test_model.c - model maths, determinism, top-K and the API's argument checks. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "support.h"
+
+static mfs_event ev(const char *u, const char *i, float r)
+{
+	mfs_event e = { u, i, (uint32_t)strlen(u), (uint32_t)strlen(i), r, 0 };
+	return e;
+}
+
+static mfs_config sgd_config(void)
+{
+	mfs_config c;
+	mfs_config_default(&c);
+	c.optimizer = MFS_OPT_SGD;
+	c.dim = 4;
+	c.max_users = 100;
+	c.max_items = 100;
+	c.kernel = "scalar";
+	return c;
+}
+
+/* With zero factors only mu and the biases move: every number below is worked by hand. */
+static void model_learn__bias_updates_match_hand_computation(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.init_std = 0.0f;
+	c.lr_bias = 0.1f;
+	c.l2_bias = 0.0f;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	mfs_learn_stats st;
+	memset(&st, 0, sizeof st);
+	mfs_event e[2] = { ev("u1", "i1", 4.0f), ev("u1", "i2", 2.0f) };
+	assert_int_equal(mfs_model_learn(m, e, 2, &st), 2);
+	/* event 1: mu = (1+5)/2 = 3 before any rating, pred 3, err 1:
+	 *   b_u1 = 0.1, b_i1 = 0.1; mu = 4
+	 * event 2: pred = 4 + 0.1 + 0 = 4.1, err -2.1:
+	 *   b_u1 = 0.1 - 0.21 = -0.11, b_i2 = -0.21; mu = 3 */
+	float b;
+	assert_int_equal(mfs_model_row(m, MFS_USERS, 0, NULL, NULL, &b), 0);
+	assert_float_equal(b, -0.11f, 1e-6);
+	assert_int_equal(mfs_model_row(m, MFS_ITEMS, 0, NULL, NULL, &b), 0);
+	assert_float_equal(b, 0.1f, 1e-6);
+	assert_int_equal(mfs_model_row(m, MFS_ITEMS, 1, NULL, NULL, &b), 0);
+	assert_float_equal(b, -0.21f, 1e-6);
+	/* prequential: errors 1 and -2.1 */
+	assert_float_equal(st.sq_err, 1.0 + 2.1 * 2.1, 1e-5);
+	assert_float_equal(st.abs_err, 3.1, 1e-5);
+	float p;
+	assert_int_equal(mfs_model_predict(m, "u1", 2, "i1", 2, &p), MFS_KNOWN_USER | MFS_KNOWN_ITEM);
+	assert_float_equal(p, 3.0f - 0.11f + 0.1f, 1e-6);
+	/* cold user: mu + b_item; cold both: mu */
+	assert_int_equal(mfs_model_predict(m, "nobody", 6, "i2", 2, &p), MFS_KNOWN_ITEM);
+	assert_float_equal(p, 3.0f - 0.21f, 1e-6);
+	assert_int_equal(mfs_model_predict(m, "x", 1, "y", 1, &p), 0);
+	assert_float_equal(p, 3.0f, 1e-6);
+	mfs_model_free(m);
+}
+
+/* The factor step of the scalar oracle, worked by hand. */
+static void sgd_step_scalar__matches_hand_computation(void **state)
+{
+	(void)state;
+	float p[2] = { 1.0f, 2.0f }, q[2] = { 0.5f, -1.0f };
+	struct mfs_step s;
+	memset(&s, 0, sizeof s);
+	s.base = 3.0f;
+	s.rating = 4.0f;
+	s.lo = 1.0f;
+	s.hi = 5.0f;
+	s.lr = 0.1f;
+	s.l2 = 0.1f;
+	mfs_kernels_scalar.sgd_step(p, q, 2, &s);
+	/* dot = 0.5 - 2 = -1.5; raw 1.5; pred 1.5; grad 2.5 */
+	assert_float_equal(s.pred, 1.5f, 1e-6);
+	assert_float_equal(s.grad, 2.5f, 1e-6);
+	/* p0 = 1 + 0.1 (2.5*0.5 - 0.1*1) = 1.115;  p1 = 2 + 0.1 (2.5*-1 - 0.1*2) = 1.73
+	 * q0 = 0.5 + 0.1 (2.5*1 - 0.1*0.5) = 0.745; q1 = -1 + 0.1 (2.5*2 + 0.1) = -0.49 */
+	assert_float_equal(p[0], 1.115f, 1e-6);
+	assert_float_equal(p[1], 1.73f, 1e-6);
+	assert_float_equal(q[0], 0.745f, 1e-6);
+	assert_float_equal(q[1], -0.49f, 1e-6);
+}
+
+static void sgd_step_scalar__clamped_prediction_stops_pushing_past_the_range(void **state)
+{
+	(void)state;
+	float p[1] = { 2.0f }, q[1] = { 2.0f };
+	struct mfs_step s;
+	memset(&s, 0, sizeof s);
+	s.base = 3.0f; /* raw 7 > hi 5 */
+	s.rating = 5.0f;
+	s.lo = 1.0f;
+	s.hi = 5.0f;
+	s.lr = 0.1f;
+	mfs_kernels_scalar.sgd_step(p, q, 1, &s);
+	assert_float_equal(s.pred, 5.0f, 0);
+	assert_float_equal(s.grad, 0.0f, 0);
+	assert_float_equal(p[0], 2.0f, 0);
+}
+
+static void adagrad_step_scalar__scales_by_accumulator(void **state)
+{
+	(void)state;
+	float p[2] = { 1.0f, 0.0f }, q[2] = { 1.0f, 0.0f }, ap = 4.0f, aq = 1.0f;
+	struct mfs_step s;
+	memset(&s, 0, sizeof s);
+	s.base = 2.0f;
+	s.rating = 4.0f; /* dot 1, raw 3, grad 1 */
+	s.lo = 1.0f;
+	s.hi = 5.0f;
+	s.lr = 0.2f;
+	s.acc_p = &ap;
+	s.acc_q = &aq;
+	mfs_kernels_scalar.adagrad_step(p, q, 2, &s);
+	/* gp = (1, 0): p0 = 1 + 0.2/2 * 1 = 1.1; q0 = 1 + 0.2/1 * 1 = 1.2; acc += 1/2 */
+	assert_float_equal(p[0], 1.1f, 1e-6);
+	assert_float_equal(q[0], 1.2f, 1e-6);
+	assert_float_equal(ap, 4.5f, 1e-6);
+	assert_float_equal(aq, 1.5f, 1e-6);
+}
+
+static void model_predict__stays_inside_rating_range(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.lr_bias = 2.0f; /* wild on purpose */
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	mfs_event e[3] = { ev("a", "x", 5.0f), ev("a", "x", 5.0f), ev("a", "x", 5.0f) };
+	mfs_model_learn(m, e, 3, NULL);
+	float p;
+	mfs_model_predict(m, "a", 1, "x", 1, &p);
+	assert_true(p <= 5.0f && p >= 1.0f);
+	mfs_model_free(m);
+}
+
+static void learn_random(mfs_model *m, uint64_t seed, int n)
+{
+	char u[16], i[16];
+	uint64_t s = seed;
+	for (int k = 0; k < n; k++) {
+		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+		snprintf(u, sizeof u, "u%llu", (unsigned long long)((s >> 33) % 50));
+		snprintf(i, sizeof i, "i%llu", (unsigned long long)((s >> 13) % 40));
+		mfs_event e = ev(u, i, 1.0f + (float)((s >> 40) % 5));
+		mfs_model_learn(m, &e, 1, NULL);
+	}
+}
+
+static void model__same_seed_same_model(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.seed = 7;
+	mfs_model *a, *b, *d;
+	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
+	assert_int_equal(mfs_model_create(&b, &c, NULL), 0);
+	c.seed = 8;
+	assert_int_equal(mfs_model_create(&d, &c, NULL), 0);
+	learn_random(a, 1, 3000);
+	learn_random(b, 1, 3000);
+	learn_random(d, 1, 3000);
+	int differs = 0;
+	for (int u = 0; u < 50; u++) {
+		char us[16];
+		snprintf(us, sizeof us, "u%d", u);
+		for (int i = 0; i < 40; i++) {
+			char is[16];
+			snprintf(is, sizeof is, "i%d", i);
+			float pa, pb, pd;
+			mfs_model_predict(a, us, strlen(us), is, strlen(is), &pa);
+			mfs_model_predict(b, us, strlen(us), is, strlen(is), &pb);
+			mfs_model_predict(d, us, strlen(us), is, strlen(is), &pd);
+			assert_memory_equal(&pa, &pb, sizeof pa);
+			differs |= pa != pd;
+		}
+	}
+	assert_true(differs); /* another seed gives another model */
+	mfs_model_free(a);
+	mfs_model_free(b);
+	mfs_model_free(d);
+}
+
+static void model_learn__batch_equals_event_by_event(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.optimizer = MFS_OPT_ADAGRAD;
+	mfs_model *a, *b;
+	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
+	assert_int_equal(mfs_model_create(&b, &c, NULL), 0);
+	enum { N = 2500 };
+	static char ids[N][2][12];
+	mfs_event e[N];
+	for (int k = 0; k < N; k++) {
+		snprintf(ids[k][0], 12, "u%d", (k * 7) % 31);
+		snprintf(ids[k][1], 12, "i%d", (k * 13) % 29);
+		e[k] = ev(ids[k][0], ids[k][1], 1.0f + (float)(k % 5));
+	}
+	mfs_learn_stats sa, sb;
+	memset(&sa, 0, sizeof sa);
+	memset(&sb, 0, sizeof sb);
+	assert_int_equal(mfs_model_learn(a, e, N, &sa), N); /* chunks of 1024 + prefetch */
+	for (int k = 0; k < N; k++)
+		mfs_model_learn(b, &e[k], 1, &sb);
+	assert_true(sa.sq_err == sb.sq_err);
+	for (int k = 0; k < N; k += 17) {
+		float pa, pb;
+		mfs_model_predict(a, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pa);
+		mfs_model_predict(b, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pb);
+		assert_memory_equal(&pa, &pb, sizeof pa);
+	}
+	mfs_model_free(a);
+	mfs_model_free(b);
+}
+
+static void model_learn__full_table_counts_unplaced_events(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.max_users = 2;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	mfs_event e[4] = { ev("a", "x", 3), ev("b", "x", 3), ev("c", "x", 3), ev("a", "y", 3) };
+	mfs_learn_stats st;
+	memset(&st, 0, sizeof st);
+	assert_int_equal(mfs_model_learn(m, e, 4, &st), 3);
+	assert_int_equal(st.unplaced, 1);
+	assert_int_equal(mfs_model_find(m, MFS_USERS, "c", 1), -MFS_E_NOTFOUND);
+	assert_int_equal(mfs_model_find(m, MFS_ITEMS, "y", 1), 1);
+	mfs_model_free(m);
+}
+
+static void model_recommend__equals_brute_force_over_all_items(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.dim = 8;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	learn_random(m, 3, 5000);
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	assert_int_equal(info.items, 40);
+	mfs_scored top[5];
+	int n = mfs_model_recommend(m, "u3", 2, 5, top);
+	assert_int_equal(n, 5);
+	for (int j = 1; j < n; j++)
+		assert_true(top[j - 1].score >= top[j].score);
+	/* Brute force: every item's prediction; none outside the top may beat the 5th. */
+	for (uint32_t r = 0; r < info.items; r++) {
+		const char *id;
+		size_t len;
+		float p;
+		mfs_model_row(m, MFS_ITEMS, r, &id, &len, NULL);
+		mfs_model_predict(m, "u3", 2, id, len, &p);
+		int in_top = 0;
+		for (int j = 0; j < n; j++)
+			if (top[j].row == r) {
+				in_top = 1;
+				assert_float_equal(top[j].score, p, 1e-5);
+			}
+		if (!in_top)
+			assert_true(p <= top[n - 1].score + 1e-6f);
+	}
+	/* k larger than the catalogue: all items */
+	mfs_scored all[64];
+	assert_int_equal(mfs_model_recommend(m, "u3", 2, 64, all), 40);
+	mfs_model_free(m);
+}
+
+static void model_similar__excludes_itself_and_ranks_by_cosine(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	learn_random(m, 5, 3000);
+	mfs_scored top[10];
+	int n = mfs_model_similar(m, "i7", 2, 10, top);
+	assert_int_equal(n, 10);
+	int64_t self = mfs_model_find(m, MFS_ITEMS, "i7", 2);
+	for (int j = 0; j < n; j++) {
+		assert_true(top[j].row != (uint32_t)self);
+		assert_true(top[j].score <= 1.0001f && top[j].score >= -1.0001f);
+		if (j)
+			assert_true(top[j - 1].score >= top[j].score);
+	}
+	assert_int_equal(mfs_model_similar(m, "nope", 4, 10, top), -MFS_E_NOTFOUND);
+	mfs_model_free(m);
+}
+
+static void model_create__rejects_bad_config(void **state)
+{
+	(void)state;
+	mfs_model *m = (mfs_model *)0x1;
+	mfs_diag d;
+	mfs_config c = sgd_config();
+	c.dim = 0;
+	assert_int_equal(mfs_model_create(&m, &c, &d), -MFS_E_INVAL);
+	assert_ptr_equal(m, (mfs_model *)0x1); /* *out untouched on failure */
+	assert_non_null(strstr(d.reason, "dim"));
+	c = sgd_config();
+	c.lo = 5.0f;
+	c.hi = 1.0f;
+	assert_int_equal(mfs_model_create(&m, &c, &d), -MFS_E_INVAL);
+	c = sgd_config();
+	c.lr = NAN;
+	assert_int_equal(mfs_model_create(&m, &c, &d), -MFS_E_INVAL);
+	c = sgd_config();
+	c.kernel = "bogus";
+	assert_int_equal(mfs_model_create(&m, &c, &d), -MFS_E_INVAL);
+	assert_non_null(strstr(d.reason, "bogus"));
+	mfs_model_free(NULL); /* no-op */
+}
+
+static void model_create__kernel_env_override(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.kernel = NULL;
+	setenv("MFS_KERNEL", "scalar", 1);
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	assert_string_equal(info.kernel, "scalar");
+	mfs_model_free(m);
+	setenv("MFS_KERNEL", "nonsense", 1);
+	mfs_diag d;
+	assert_int_equal(mfs_model_create(&m, &c, &d), -MFS_E_INVAL);
+	assert_non_null(strstr(d.reason, "MFS_KERNEL"));
+	unsetenv("MFS_KERNEL");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(model_learn__bias_updates_match_hand_computation),
+		cmocka_unit_test(sgd_step_scalar__matches_hand_computation),
+		cmocka_unit_test(sgd_step_scalar__clamped_prediction_stops_pushing_past_the_range),
+		cmocka_unit_test(adagrad_step_scalar__scales_by_accumulator),
+		cmocka_unit_test(model_predict__stays_inside_rating_range),
+		cmocka_unit_test(model__same_seed_same_model),
+		cmocka_unit_test(model_learn__batch_equals_event_by_event),
+		cmocka_unit_test(model_learn__full_table_counts_unplaced_events),
+		cmocka_unit_test(model_recommend__equals_brute_force_over_all_items),
+		cmocka_unit_test(model_similar__excludes_itself_and_ranks_by_cosine),
+		cmocka_unit_test(model_create__rejects_bad_config),
+		cmocka_unit_test(model_create__kernel_env_override),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,228 @@
+/* test_modelfile.c - save/load round trip, corruption detection, atomic writes. */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support.h"
+
+static mfs_model *trained(int optimizer)
+{
+	mfs_config c;
+	mfs_config_default(&c);
+	c.dim = 12;
+	c.max_users = 500;
+	c.max_items = 300;
+	c.optimizer = optimizer;
+	c.seed = 99;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	char u[32], i[32];
+	uint64_t s = 12345;
+	for (int k = 0; k < 20000; k++) {
+		s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+		int un = snprintf(u, sizeof u, "user:%llu", (unsigned long long)((s >> 33) % 400));
+		int in = snprintf(i, sizeof i, "item-%llu", (unsigned long long)((s >> 17) % 250));
+		mfs_event e = { u, i, (uint32_t)un, (uint32_t)in, 1.0f + (float)((s >> 45) % 9) / 2, 0 };
+		mfs_model_learn(m, &e, 1, NULL);
+	}
+	return m;
+}
+
+static void assert_same_predictions(const mfs_model *a, const mfs_model *b)
+{
+	mfs_model_info ia, ib;
+	mfs_model_info_get(a, &ia);
+	mfs_model_info_get(b, &ib);
+	assert_int_equal(ia.users, ib.users);
+	assert_int_equal(ia.items, ib.items);
+	assert_int_equal(ia.events, ib.events);
+	assert_true(ia.mu == ib.mu);
+	for (uint32_t u = 0; u < ia.users; u += 7) {
+		const char *uid;
+		size_t ul;
+		assert_int_equal(mfs_model_row(a, MFS_USERS, u, &uid, &ul, NULL), 0);
+		for (uint32_t i = 0; i < ia.items; i += 3) {
+			const char *iid;
+			size_t il;
+			mfs_model_row(a, MFS_ITEMS, i, &iid, &il, NULL);
+			float pa, pb;
+			assert_int_equal(mfs_model_predict(a, uid, ul, iid, il, &pa), 3);
+			assert_int_equal(mfs_model_predict(b, uid, ul, iid, il, &pb), 3);
+			assert_memory_equal(&pa, &pb, sizeof pa); /* bit-identical */
+		}
+	}
+}
+
+static void model_save_load__round_trip_is_bit_identical(void **state)
+{
+	(void)state;
+	for (int opt = 0; opt < 2; opt++) {
+		for (int compress = 0; compress <= 3; compress += 3) {
+			mfs_model *m = trained(opt), *l;
+			const char *path = mfs_test_path("rt.mfs");
+			mfs_save_opts so = { .compress = compress };
+			mfs_diag d;
+			assert_int_equal(mfs_model_save(m, path, &so, &d), 0);
+			assert_int_equal(mfs_model_load(&l, path, NULL, &d), 0);
+			assert_same_predictions(m, l);
+			/* Learning continues identically after a reload. */
+			mfs_event e = { "user:1", "item-2", 6, 6, 4.5f, 0 };
+			for (int k = 0; k < 10; k++) {
+				mfs_model_learn(m, &e, 1, NULL);
+				mfs_model_learn(l, &e, 1, NULL);
+			}
+			assert_same_predictions(m, l);
+			/* Saving the reloaded model gives the same bytes. */
+			const char *p2 = mfs_test_path("rt2.mfs");
+			assert_int_equal(mfs_model_save(m, path, &so, &d), 0);
+			assert_int_equal(mfs_model_save(l, p2, &so, &d), 0);
+			size_t n1, n2;
+			char *b1 = mfs_read_file(path, &n1), *b2 = mfs_read_file(p2, &n2);
+			assert_int_equal(n1, n2);
+			assert_memory_equal(b1, b2, n1);
+			free(b1);
+			free(b2);
+			mfs_model_free(m);
+			mfs_model_free(l);
+		}
+	}
+}
+
+static void model_save__compression_shrinks_and_stays_loadable(void **state)
+{
+	(void)state;
+	mfs_model *m = trained(0);
+	struct stat a, b;
+	mfs_save_opts raw = { .compress = 0 }, z = { .compress = 9 };
+	assert_int_equal(mfs_model_save(m, mfs_test_path("raw.mfs"), &raw, NULL), 0);
+	assert_int_equal(mfs_model_save(m, mfs_test_path("z.mfs"), &z, NULL), 0);
+	stat(mfs_test_path("raw.mfs"), &a);
+	stat(mfs_test_path("z.mfs"), &b);
+	assert_true(b.st_size < a.st_size);
+	mfs_model_free(m);
+}
+
+static void corrupt_and_expect(const char *name, long flip_at, long truncate_to, int want)
+{
+	mfs_model *m = trained(1), *l = NULL;
+	const char *path = mfs_test_path(name);
+	assert_int_equal(mfs_model_save(m, path, NULL, NULL), 0);
+	size_t n;
+	char *b = mfs_read_file(path, &n);
+	if (flip_at >= 0) {
+		long at = flip_at < (long)n ? flip_at : (long)n / 2;
+		b[at] ^= 0x10;
+	}
+	if (truncate_to >= 0)
+		n = (size_t)truncate_to < n ? (size_t)truncate_to : n / 2;
+	mfs_write_file(path, b, n);
+	free(b);
+	mfs_diag d;
+	memset(&d, 0, sizeof d);
+	assert_int_equal(mfs_model_load(&l, path, NULL, &d), -want);
+	assert_null(l);
+	assert_string_equal(d.path, path);
+	assert_true(d.reason[0] != 0);
+	mfs_model_free(m);
+}
+
+static void model_load__bit_flip_in_a_section_is_corrupt(void **state)
+{
+	(void)state;
+	corrupt_and_expect("flip.mfs", 1000000000L, -1, MFS_E_CORRUPT); /* middle of the file */
+}
+
+static void model_load__bit_flip_in_the_header_is_corrupt(void **state)
+{
+	(void)state;
+	corrupt_and_expect("hflip.mfs", 20, -1, MFS_E_CORRUPT);
+}
+
+static void model_load__truncated_file_is_corrupt(void **state)
+{
+	(void)state;
+	corrupt_and_expect("trunc.mfs", -1, 1000000000L, MFS_E_CORRUPT);
+	corrupt_and_expect("trunc2.mfs", -1, 100, MFS_E_CORRUPT);
+}
+
+static void model_load__wrong_magic_and_missing_file(void **state)
+{
+	(void)state;
+	const char *p = mfs_test_path("notamodel.mfs");
+	char junk[512];
+	memset(junk, 'x', sizeof junk);
+	mfs_write_file(p, junk, sizeof junk);
+	mfs_model *l = NULL;
+	mfs_diag d;
+	assert_int_equal(mfs_model_load(&l, p, NULL, &d), -MFS_E_CORRUPT);
+	assert_non_null(strstr(d.reason, "magic"));
+	assert_int_equal(mfs_model_load(&l, mfs_test_path("absent.mfs"), NULL, &d), -MFS_E_NOTFOUND);
+	assert_null(l);
+}
+
+static void model_load__future_version_is_refused(void **state)
+{
+	(void)state;
+	mfs_model *m = trained(0), *l = NULL;
+	const char *p = mfs_test_path("v.mfs");
+	assert_int_equal(mfs_model_save(m, p, NULL, NULL), 0);
+	size_t n;
+	char *b = mfs_read_file(p, &n);
+	b[8] = 99; /* version field */
+	mfs_write_file(p, b, n);
+	free(b);
+	mfs_diag d;
+	assert_int_equal(mfs_model_load(&l, p, NULL, &d), -MFS_E_VERSION);
+	mfs_model_free(m);
+}
+
+static int count_tmp_files(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	int n = 0;
+	struct dirent *e;
+	while (dp && (e = readdir(dp)) != NULL)
+		if (strstr(e->d_name, ".tmp."))
+			n++;
+	if (dp)
+		closedir(dp);
+	return n;
+}
+
+static void model_save__failure_leaves_old_file_and_no_temporary(void **state)
+{
+	(void)state;
+	mfs_model *m = trained(0);
+	mfs_diag d;
+	/* A directory in the way of the rename: the write succeeds, the rename fails. */
+	const char *blocked = mfs_test_path("blocked.mfs");
+	mkdir(blocked, 0755);
+	char inner[1300];
+	snprintf(inner, sizeof inner, "%s/keep", blocked);
+	mfs_write_file(inner, "x", 1);
+	assert_int_equal(mfs_model_save(m, blocked, NULL, &d), -MFS_E_IO);
+	assert_string_equal(d.path, blocked);
+	assert_int_equal(count_tmp_files(mfs_test_dir()), 0);
+	/* A directory that does not exist. */
+	assert_int_equal(mfs_model_save(m, mfs_test_path("no/such/dir/m.mfs"), NULL, &d), -MFS_E_IO);
+	assert_true(d.os_errno != 0);
+	mfs_model_free(m);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(model_save_load__round_trip_is_bit_identical),
+		cmocka_unit_test(model_save__compression_shrinks_and_stays_loadable),
+		cmocka_unit_test(model_load__bit_flip_in_a_section_is_corrupt),
+		cmocka_unit_test(model_load__bit_flip_in_the_header_is_corrupt),
+		cmocka_unit_test(model_load__truncated_file_is_corrupt),
+		cmocka_unit_test(model_load__wrong_magic_and_missing_file),
+		cmocka_unit_test(model_load__future_version_is_refused),
+		cmocka_unit_test(model_save__failure_leaves_old_file_and_no_temporary),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

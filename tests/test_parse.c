@@ -1,0 +1,1201 @@
+/* test_parse.c - records -> events: tsv, csv, dat, jsonl, numbers, --fields. */
+#include "support.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parse.h"
+
+/* ------------------------------------------------------------------------ */
+/* Fixtures                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* The last parsed line lives in an exact-size heap copy, so that ASan sees
+ * any read past its end, and the event's IDs can be checked to point into it. */
+static char *line_copy;
+static size_t line_len;
+static mfs_event ev;
+static char reason[256];
+
+static int parse_n(int fmt, const struct mfs_fields *f, const char *s, size_t n)
+{
+	free(line_copy);
+	line_copy = malloc(n ? n : 1);
+	assert_non_null(line_copy);
+	memcpy(line_copy, s, n);
+	line_len = n;
+	memset(&ev, 0, sizeof ev);
+	ev.rating = -12345.0f;
+	ev.time = -12345;
+	memset(reason, 0, sizeof reason);
+	return mfs_parse_line(fmt, f, line_copy, n, &ev, reason, sizeof reason);
+}
+
+static int parse(int fmt, const char *s)
+{
+	return parse_n(fmt, NULL, s, strlen(s));
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	free(line_copy);
+	line_copy = NULL;
+	return 0;
+}
+
+/* An ID equals want[0..wn) and lies inside the parsed line. */
+static void check_id(const char *p, uint32_t n, const char *want, size_t wn)
+{
+	assert_non_null(p);
+	assert_true(p >= line_copy && p + n <= line_copy + line_len);
+	assert_int_equal(n, wn);
+	assert_memory_equal(p, want, wn);
+}
+
+#define assert_user(s) check_id(ev.user, ev.user_len, (s), strlen(s))
+#define assert_item(s) check_id(ev.item, ev.item_len, (s), strlen(s))
+
+static void assert_event(const char *user, const char *item, double rating, int64_t time)
+{
+	assert_user(user);
+	assert_item(item);
+	assert_true(ev.rating == (float)rating);
+	assert_int_equal(ev.time, time);
+}
+
+static void assert_printable(const char *s)
+{
+	for (; *s; s++)
+		assert_true(*s >= 0x20 && *s < 0x7f);
+}
+
+/* Parse must fail with exactly this reason. */
+static void expect_error(int fmt, const char *line, const char *why)
+{
+	int rc = parse(fmt, line);
+	if (rc != -MFS_E_PARSE || strcmp(reason, why) != 0)
+		print_error("line \"%s\": rc %d reason \"%s\", expected \"%s\"\n", line, rc, reason, why);
+	assert_int_equal(rc, -MFS_E_PARSE);
+	assert_string_equal(reason, why);
+}
+
+/* Parse must fail with a reason containing this text. */
+static void expect_error_has(int fmt, const char *line, const char *part)
+{
+	int rc = parse(fmt, line);
+	if (rc != -MFS_E_PARSE || !strstr(reason, part))
+		print_error("line \"%s\": rc %d reason \"%s\", expected \"...%s...\"\n", line, rc,
+			    reason, part);
+	assert_int_equal(rc, -MFS_E_PARSE);
+	assert_non_null(strstr(reason, part));
+	assert_printable(reason);
+}
+
+static double num(const char *s)
+{
+	double v = -999.0;
+	assert_int_equal(mfs_parse_number(s, strlen(s), &v), 0);
+	return v;
+}
+
+static int num_fails(const char *s, size_t n)
+{
+	double v = 42.0;
+	int rc = mfs_parse_number(s, n, &v);
+	assert_true(v == 42.0); /* untouched on failure */
+	return rc;
+}
+
+/* A seeded generator (splitmix64). */
+static uint64_t rng_state = 0x9E3779B97F4A7C15u;
+static uint64_t rnd(void)
+{
+	uint64_t z = (rng_state += 0x9E3779B97F4A7C15u);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9u;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBu;
+	return z ^ (z >> 31);
+}
+
+static char *repeat(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+	assert_non_null(s);
+	memset(s, c, n);
+	s[n] = 0;
+	return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* mfs_parse_number                                                         */
+/* ------------------------------------------------------------------------ */
+
+static void parse_number__accepts_integers_and_decimals(void **state)
+{
+	(void)state;
+	assert_true(num("3") == 3.0);
+	assert_true(num("3.5") == 3.5);
+	assert_true(num("-0.25") == -0.25);
+	assert_true(num("+4") == 4.0);
+	assert_true(num("5.") == 5.0);
+	assert_true(num(".5") == 0.5);
+	assert_true(num("-.5") == -0.5);
+	assert_true(num("007") == 7.0);
+	assert_true(num("1e3") == 1000.0);
+	assert_true(num("1.5E-2") == 0.015);
+	assert_true(num("2e+2") == 200.0);
+	assert_true(num("0.1") == 0.1);
+	assert_true(num("4.35") == 4.35);
+	double z = num("-0");
+	assert_true(z == 0.0 && signbit(z));
+	assert_true(num("0e999999999999999999999") == 0.0);
+}
+
+static void parse_number__rejects_bad_grammar(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"",    "-",    "+",    ".",   "-.",  "e5",   "1e",  "1e+",  "1e-", "nan",  "NaN",
+		"inf", "-inf", "Infinity", "0x10", "0X1p3", "1 2", " 1", "1 ", "1.2.3", "1,5", "--1",
+		"+-1", "1e5.5", "1ee5", "1.e", "3a", "a3", "\t1", "1\r",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		if (num_fails(bad[i], strlen(bad[i])) != -1)
+			print_error("accepted \"%s\"\n", bad[i]);
+		assert_int_equal(num_fails(bad[i], strlen(bad[i])), -1);
+	}
+	/* an embedded NUL is junk, not an end */
+	assert_int_equal(num_fails("1\0" "5", 3), -1);
+	/* the length bounds the text: "12" is read as "1" */
+	double v = 0;
+	assert_int_equal(mfs_parse_number("12", 1, &v), 0);
+	assert_true(v == 1.0);
+	assert_int_equal(mfs_parse_number(NULL, 0, &v), -1);
+}
+
+static void parse_number__rejects_overflow_to_inf(void **state)
+{
+	(void)state;
+	assert_int_equal(num_fails("1e999", 5), -1);
+	assert_int_equal(num_fails("-1e309", 6), -1);
+	assert_int_equal(num_fails("2e308", 5), -1);
+	assert_int_equal(num_fails("1e99999999999999999999999", 25), -1);
+	char *big = repeat('9', 400);
+	assert_int_equal(num_fails(big, 400), -1);
+	free(big);
+	/* the largest double is fine, underflow is zero, not an error */
+	assert_true(num("1.7976931348623157e308") == DBL_MAX);
+	assert_true(num("1e-999") == 0.0);
+	assert_true(num("4.9406564584124654e-324") == 4.9406564584124654e-324);
+}
+
+static void parse_number__rounds_like_strtod(void **state)
+{
+	(void)state;
+	static const char *const cases[] = {
+		"9007199254740993", /* 2^53 + 1: a tie, to even */
+		"9007199254740995", "3.14159265358979323846264338327950288",
+		"123456789012345678901234567890", "2.2250738585072011e-308", "0.30000000000000004",
+		"1e22", "1e23", "8.98846567431158e307", "123456789012345678", "1234567890123456789",
+		"12345678901234567890", "0.000000000000000000000000000001", "5e-324", "2.5e-324",
+		"179769313486231580793728971405301e276", "7.038531e-26", "1.00000000000000011102230246251565404236316680908203125",
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		double want = strtod(cases[i], NULL);
+		if (num(cases[i]) != want)
+			print_error("%s: %.17g != %.17g\n", cases[i], num(cases[i]), want);
+		assert_true(num(cases[i]) == want);
+	}
+	/* seeded random decimals of every shape the fast path takes and some it does not */
+	for (int i = 0; i < 200000; i++) {
+		char s[64];
+		size_t o = 0;
+		uint64_t r = rnd();
+		if (r & 1)
+			s[o++] = '-';
+		int nint = (int)(rnd() % 12), nfrac = (int)(rnd() % 14);
+		for (int k = 0; k < nint; k++)
+			s[o++] = (char)('0' + rnd() % 10);
+		if (nfrac || !nint) {
+			s[o++] = '.';
+			if (!nint && !nfrac)
+				nfrac = 1;
+			for (int k = 0; k < nfrac; k++)
+				s[o++] = (char)('0' + rnd() % 10);
+		}
+		if (r & 2)
+			o += (size_t)snprintf(s + o, sizeof s - o, "e%d", (int)(rnd() % 61) - 30);
+		s[o] = 0;
+		double got = 0, want = strtod(s, NULL);
+		assert_int_equal(mfs_parse_number(s, o, &got), 0);
+		if (got != want || signbit(got) != signbit(want))
+			print_error("%s: %.17g != %.17g\n", s, got, want);
+		assert_true(got == want && signbit(got) == signbit(want));
+	}
+}
+
+static void parse_number__handles_very_long_digit_strings(void **state)
+{
+	(void)state;
+	size_t n = (size_t)1 << 20;
+	double v = 0;
+
+	/* 1 MiB of leading zeros, then a 1 */
+	char *s = repeat('0', n + 1);
+	s[n] = '1';
+	assert_int_equal(mfs_parse_number(s, n + 1, &v), 0);
+	assert_true(v == 1.0);
+
+	/* 0.(2000 zeros)1e2002 == 1 */
+	char *t = malloc(4100);
+	assert_non_null(t);
+	size_t o = 0;
+	t[o++] = '0';
+	t[o++] = '.';
+	memset(t + o, '0', 2000);
+	o += 2000;
+	t[o++] = '1';
+	o += (size_t)sprintf(t + o, "e2001");
+	assert_int_equal(mfs_parse_number(t, o, &v), 0);
+	assert_true(v == 1.0);
+
+	/* a tie broken by a digit 1000 places later: 2^53+1 rounds to even
+	 * (…992), but 2^53+1 plus a tiny bit must round up (…994) */
+	o = (size_t)sprintf(t, "9007199254740993.");
+	memset(t + o, '0', 1000);
+	o += 1000;
+	assert_int_equal(mfs_parse_number(t, o, &v), 0);
+	assert_true(v == 9007199254740992.0);
+	t[o++] = '1';
+	assert_int_equal(mfs_parse_number(t, o, &v), 0);
+	assert_true(v == 9007199254740994.0);
+	free(t);
+
+	/* 1 MiB of digits overflows */
+	memset(s, '7', n);
+	assert_int_equal(num_fails(s, n), -1);
+	free(s);
+}
+
+/* ------------------------------------------------------------------------ */
+/* tsv                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void parse_tsv__accepts_three_fields(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_TSV, "196\t242\t3"), 1);
+	assert_event("196", "242", 3.0, 0);
+}
+
+static void parse_tsv__accepts_four_fields_with_time(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_TSV, "196\t242\t3.5\t881250949"), 1);
+	assert_event("196", "242", 3.5, 881250949);
+	assert_int_equal(parse(MFS_FORMAT_TSV, "a\tb\t-1\t-42"), 1);
+	assert_event("a", "b", -1.0, -42);
+}
+
+static void parse_tsv__ignores_trailing_cr(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_TSV, "1\t2\t4\t5\r"), 1);
+	assert_event("1", "2", 4.0, 5);
+	assert_int_equal(parse(MFS_FORMAT_TSV, "1\t2\t4\r"), 1);
+	assert_event("1", "2", 4.0, 0);
+	/* only at the end: a CR inside an ID is a byte of the ID */
+	assert_int_equal(parse(MFS_FORMAT_TSV, "1\r\t2\t4"), 1);
+	assert_event("1\r", "2", 4.0, 0);
+}
+
+static void parse_tsv__trims_spaces_around_rating_and_time(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_TSV, "u\ti\t 4.5 \t 12 "), 1);
+	assert_event("u", "i", 4.5, 12);
+}
+
+static void parse_tsv__keeps_id_bytes_verbatim(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_TSV, " u \t\"i\"\t3"), 1);
+	assert_event(" u ", "\"i\"", 3.0, 0);
+}
+
+static void parse_tsv__accepts_nul_bytes_in_ids(void **state)
+{
+	(void)state;
+	assert_int_equal(parse_n(MFS_FORMAT_TSV, NULL, "a\0b\tc\t1", 7), 1);
+	check_id(ev.user, ev.user_len, "a\0b", 3);
+	assert_item("c");
+}
+
+static void parse_tsv__rejects_missing_fields(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_TSV, "1\t2", "expected 3 or 4 fields, found 2");
+	expect_error(MFS_FORMAT_TSV, "hello", "expected 3 or 4 fields, found 1");
+}
+
+static void parse_tsv__rejects_too_many_fields(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_TSV, "1\t2\t3\t4\t5", "expected 3 or 4 fields, found 5");
+	expect_error(MFS_FORMAT_TSV, "1\t2\t3\t4\t", "expected 3 or 4 fields, found 5");
+	expect_error(MFS_FORMAT_TSV, "1\t2\t3\t4\t5\t6\t7", "expected 3 or 4 fields, found 7");
+}
+
+static void parse_tsv__rejects_non_numeric_rating(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_TSV, "1\t2\tx", "rating \"x\" is not a number");
+	expect_error(MFS_FORMAT_TSV, "1\t2\t\t5", "rating \"\" is not a number");
+	expect_error(MFS_FORMAT_TSV, "1\t2\t0x10", "rating \"0x10\" is not a number");
+	expect_error(MFS_FORMAT_TSV, "1\t2\t3 stars", "rating \"3 stars\" is not a number");
+}
+
+static void parse_tsv__rejects_nan_rating(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_TSV, "1\t2\tnan", "rating \"nan\" is not a number");
+	expect_error(MFS_FORMAT_TSV, "1\t2\tNaN\t4", "rating \"NaN\" is not a number");
+	expect_error(MFS_FORMAT_TSV, "1\t2\tinf", "rating \"inf\" is not a number");
+	expect_error(MFS_FORMAT_TSV, "1\t2\t-Infinity", "rating \"-Infinity\" is not a number");
+}
+
+static void parse_tsv__rejects_overflowing_rating(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_TSV, "1\t2\t1e999", "rating \"1e999\" is not a number");
+	/* finite as a double, infinite as a float */
+	expect_error(MFS_FORMAT_TSV, "1\t2\t1e300", "rating \"1e300\" is out of range");
+	assert_int_equal(parse(MFS_FORMAT_TSV, "1\t2\t1e30"), 1);
+	assert_true(ev.rating == 1e30f);
+}
+
+static void parse_tsv__rejects_non_numeric_time(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_TSV, "1\t2\t3\tyesterday", "time \"yesterday\" is not a number");
+	expect_error(MFS_FORMAT_TSV, "1\t2\t3\tnan", "time \"nan\" is not a number");
+	expect_error(MFS_FORMAT_TSV, "1\t2\t3\t12:00", "time \"12:00\" is not a number");
+}
+
+static void parse_tsv__truncates_decimal_time(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_TSV, "u\ti\t3\t1.9"), 1);
+	assert_int_equal(ev.time, 1);
+	assert_int_equal(parse(MFS_FORMAT_TSV, "u\ti\t3\t-1.9"), 1);
+	assert_int_equal(ev.time, -1);
+	assert_int_equal(parse(MFS_FORMAT_TSV, "u\ti\t3\t1.5e3"), 1);
+	assert_int_equal(ev.time, 1500);
+	assert_int_equal(parse(MFS_FORMAT_TSV, "u\ti\t3\t+7"), 1);
+	assert_int_equal(ev.time, 7);
+}
+
+static void parse_tsv__rejects_int64_time_overflow(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_TSV, "u\ti\t3\t9223372036854775807"), 1);
+	assert_true(ev.time == INT64_MAX);
+	assert_int_equal(parse(MFS_FORMAT_TSV, "u\ti\t3\t-9223372036854775808"), 1);
+	assert_true(ev.time == INT64_MIN);
+	expect_error(MFS_FORMAT_TSV, "u\ti\t3\t9223372036854775808",
+		     "time \"9223372036854775808\" is out of range");
+	expect_error(MFS_FORMAT_TSV, "u\ti\t3\t-9223372036854775809",
+		     "time \"-9223372036854775809\" is out of range");
+	expect_error(MFS_FORMAT_TSV, "u\ti\t3\t99999999999999999999999",
+		     "time \"99999999999999999999999\" is out of range");
+	expect_error(MFS_FORMAT_TSV, "u\ti\t3\t1e19", "time \"1e19\" is out of range");
+	expect_error(MFS_FORMAT_TSV, "u\ti\t3\t1e999", "time \"1e999\" is not a number");
+}
+
+static void parse_tsv__treats_empty_time_as_absent(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_TSV, "u\ti\t3\t"), 1);
+	assert_event("u", "i", 3.0, 0);
+	assert_int_equal(parse(MFS_FORMAT_TSV, "u\ti\t3\t  \r"), 1);
+	assert_event("u", "i", 3.0, 0);
+}
+
+static void parse_tsv__returns_zero_for_empty_and_blank_lines(void **state)
+{
+	(void)state;
+	static const char *const blank[] = { "", " ", "\t", "\r", "  \t \r", "\t\t\t" };
+	for (size_t i = 0; i < sizeof blank / sizeof blank[0]; i++) {
+		assert_int_equal(parse(MFS_FORMAT_TSV, blank[i]), 0);
+		assert_int_equal(parse(MFS_FORMAT_CSV, blank[i]), 0);
+		assert_int_equal(parse(MFS_FORMAT_DAT, blank[i]), 0);
+		assert_int_equal(parse(MFS_FORMAT_JSONL, blank[i]), 0);
+	}
+	/* a NULL line of length 0 is an empty line */
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_TSV, NULL, NULL, 0, &ev, NULL, 0), 0);
+}
+
+static void parse_tsv__rejects_empty_ids(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_TSV, "\ti\t3", "empty user ID");
+	expect_error(MFS_FORMAT_TSV, "u\t\t3", "empty item ID");
+}
+
+static void parse_tsv__rejects_id_longer_than_max(void **state)
+{
+	(void)state;
+	char line[600];
+	memset(line, 'u', MFS_ID_MAX);
+	strcpy(line + MFS_ID_MAX, "\ti\t1");
+	assert_int_equal(parse(MFS_FORMAT_TSV, line), 1);
+	assert_int_equal(ev.user_len, MFS_ID_MAX);
+
+	memset(line, 'u', MFS_ID_MAX + 1);
+	strcpy(line + MFS_ID_MAX + 1, "\ti\t1");
+	expect_error(MFS_FORMAT_TSV, line, "user ID longer than 255 bytes");
+
+	line[0] = 'u';
+	line[1] = '\t';
+	memset(line + 2, 'i', MFS_ID_MAX + 1);
+	strcpy(line + 2 + MFS_ID_MAX + 1, "\t1");
+	expect_error(MFS_FORMAT_TSV, line, "item ID longer than 255 bytes");
+}
+
+static void parse_tsv__survives_a_1mib_line(void **state)
+{
+	(void)state;
+	size_t n = (size_t)1 << 20;
+	char *line = malloc(n + 16);
+	assert_non_null(line);
+
+	memset(line, 'u', n);
+	memcpy(line + n, "\ti\t3", 5);
+	expect_error(MFS_FORMAT_TSV, line, "user ID longer than 255 bytes");
+
+	/* a 1 MiB rating: quoted, cut to a short printable reason */
+	memcpy(line, "u\ti\t", 4);
+	memset(line + 4, 'x', n);
+	line[n + 4] = 0;
+	expect_error(MFS_FORMAT_TSV, line,
+		     "rating \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...\" is not a number");
+
+	/* a 1 MiB line of tabs: 1 MiB + 1 fields */
+	memset(line, '\t', n);
+	line[n] = 'x';
+	line[n + 1] = 0;
+	int rc = parse(MFS_FORMAT_TSV, line);
+	assert_int_equal(rc, -MFS_E_PARSE);
+	char want[64];
+	snprintf(want, sizeof want, "expected 3 or 4 fields, found %zu", n + 1);
+	assert_string_equal(reason, want);
+	free(line);
+}
+
+static void parse_tsv__quotes_unprintable_bytes_in_reason(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_TSV, "u\ti\t\x01" "a\"b\\\xc3\xa9",
+		     "rating \"\\x01a\\\"b\\\\\\xc3\\xa9\" is not a number");
+	expect_error(MFS_FORMAT_TSV, "u\ti\t3\t\x7f", "time \"\\x7f\" is not a number");
+}
+
+/* ------------------------------------------------------------------------ */
+/* mfs_parse_line in general                                                */
+/* ------------------------------------------------------------------------ */
+
+static void parse_line__never_overflows_a_small_reason(void **state)
+{
+	(void)state;
+	char small[9];
+	memset(small, '#', sizeof small);
+	char line[] = "u\ti\tnot-a-number";
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_TSV, NULL, line, strlen(line), &ev, small, 8),
+			 -MFS_E_PARSE);
+	assert_string_equal(small, "rating ");
+	assert_int_equal(small[8], '#');
+	/* no reason buffer at all */
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_TSV, NULL, line, strlen(line), &ev, NULL, 0),
+			 -MFS_E_PARSE);
+	char json[] = "{\"user\":";
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_JSONL, NULL, json, strlen(json), &ev, NULL, 0),
+			 -MFS_E_PARSE);
+}
+
+static void parse_line__rejects_unknown_format(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(99, "u\ti\t3"), -MFS_E_INVAL);
+	assert_int_equal(parse(MFS_FORMAT_AUTO, "u\ti\t3"), -MFS_E_INVAL);
+	assert_true(reason[0] != 0);
+}
+
+static void parse_line__keeps_invariants_on_random_bytes(void **state)
+{
+	(void)state;
+	static const char alphabet[] = "\t,:\"{}[]\\u0123456789.eE+-ntrfal \r\x01\xc3";
+	struct mfs_fields f;
+	assert_int_equal(mfs_fields_parse(&f, NULL, NULL, 0), 0);
+	for (int i = 0; i < 100000; i++) {
+		char s[48];
+		size_t n = rnd() % sizeof s;
+		for (size_t k = 0; k < n; k++)
+			s[k] = alphabet[rnd() % (sizeof alphabet - 1)];
+		int fmt = 1 + (int)(rnd() % 4);
+		int rc = parse_n(fmt, &f, s, n);
+		assert_true(rc == 1 || rc == 0 || rc == -MFS_E_PARSE);
+		if (rc == 1) {
+			assert_true(ev.user_len >= 1 && ev.user_len <= MFS_ID_MAX);
+			assert_true(ev.item_len >= 1 && ev.item_len <= MFS_ID_MAX);
+			assert_true(ev.user >= line_copy && ev.user + ev.user_len <= line_copy + n);
+			assert_true(ev.item >= line_copy && ev.item + ev.item_len <= line_copy + n);
+			assert_true(isfinite(ev.rating));
+		} else if (rc < 0) {
+			assert_true(reason[0] != 0);
+			assert_printable(reason);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------ */
+/* csv                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void parse_csv__accepts_movielens_lines(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_CSV, "1,31,2.5,1260759144"), 1);
+	assert_event("1", "31", 2.5, 1260759144);
+	assert_int_equal(parse(MFS_FORMAT_CSV, "1,31,2.5"), 1);
+	assert_event("1", "31", 2.5, 0);
+	assert_int_equal(parse(MFS_FORMAT_CSV, "1,31,2.5,1260759144\r"), 1);
+	assert_event("1", "31", 2.5, 1260759144);
+	assert_int_equal(parse(MFS_FORMAT_CSV, "u,i, 4 , 9 \r"), 1);
+	assert_event("u", "i", 4.0, 9);
+}
+
+static void parse_csv__accepts_quoted_fields(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_CSV, "\"a,b\",\"x\"\"y\",\"4\",\"7\""), 1);
+	assert_event("a,b", "x\"y", 4.0, 7);
+	assert_int_equal(parse(MFS_FORMAT_CSV, "\"\"\"\",i,3"), 1);
+	assert_event("\"", "i", 3.0, 0);
+	/* a quote inside an unquoted field is a byte */
+	assert_int_equal(parse(MFS_FORMAT_CSV, "a\"b,i,3"), 1);
+	assert_event("a\"b", "i", 3.0, 0);
+	/* a quoted separator does not count as a field */
+	assert_int_equal(parse(MFS_FORMAT_CSV, "\"a,b,c,d\",\"i\",1"), 1);
+	assert_event("a,b,c,d", "i", 1.0, 0);
+}
+
+static void parse_csv__rejects_malformed_quotes(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_CSV, "\"abc,i,3", "unterminated quoted field 1");
+	expect_error(MFS_FORMAT_CSV, "u,\"i,3\"\"", "unterminated quoted field 2");
+	expect_error(MFS_FORMAT_CSV, "\"a\"b,i,3",
+		     "unexpected character after the closing quote of field 1");
+	expect_error(MFS_FORMAT_CSV, "\"\",i,3", "empty user ID");
+}
+
+static void parse_csv__rejects_wrong_field_counts(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_CSV, "a,b", "expected 3 or 4 fields, found 2");
+	expect_error(MFS_FORMAT_CSV, "a,b,c,d,e", "expected 3 or 4 fields, found 5");
+	expect_error(MFS_FORMAT_CSV, "1,2,3,4,", "expected 3 or 4 fields, found 5");
+}
+
+static void parse_csv__rejects_bad_numbers(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_CSV, "1,2,NaN", "rating \"NaN\" is not a number");
+	expect_error(MFS_FORMAT_CSV, "1,2,\"inf\"", "rating \"inf\" is not a number");
+	expect_error(MFS_FORMAT_CSV, "1,2,1e999,5", "rating \"1e999\" is not a number");
+	expect_error(MFS_FORMAT_CSV, "1,2,3,soon", "time \"soon\" is not a number");
+}
+
+/* ------------------------------------------------------------------------ */
+/* dat                                                                      */
+/* ------------------------------------------------------------------------ */
+
+static void parse_dat__accepts_movielens_lines(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_DAT, "1::1193::5::978300760"), 1);
+	assert_event("1", "1193", 5.0, 978300760);
+	assert_int_equal(parse(MFS_FORMAT_DAT, "1::1193::5"), 1);
+	assert_event("1", "1193", 5.0, 0);
+	assert_int_equal(parse(MFS_FORMAT_DAT, "1::1193::5::978300760\r"), 1);
+	assert_event("1", "1193", 5.0, 978300760);
+}
+
+static void parse_dat__keeps_single_colons_in_ids(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_DAT, "a:b::c:::: 3 "), -MFS_E_PARSE);
+	assert_int_equal(parse(MFS_FORMAT_DAT, "a:b::c:d::3:"), -MFS_E_PARSE);
+	assert_string_equal(reason, "rating \"3:\" is not a number");
+	assert_int_equal(parse(MFS_FORMAT_DAT, "a:b::c:d:: 3 "), 1);
+	assert_event("a:b", "c:d", 3.0, 0);
+	/* leftmost "::" splits: "a:::b" is "a" and ":b" */
+	assert_int_equal(parse(MFS_FORMAT_DAT, "a:::b::3"), 1);
+	assert_event("a", ":b", 3.0, 0);
+}
+
+static void parse_dat__rejects_wrong_field_counts(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_DAT, "1::2", "expected 3 or 4 fields, found 2");
+	expect_error(MFS_FORMAT_DAT, "1::2::3::4::5", "expected 3 or 4 fields, found 5");
+	expect_error(MFS_FORMAT_DAT, "1\t2\t3", "expected 3 or 4 fields, found 1");
+}
+
+static void parse_dat__rejects_bad_numbers(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_DAT, "1::2::five", "rating \"five\" is not a number");
+	expect_error(MFS_FORMAT_DAT, "1::2::-inf::3", "rating \"-inf\" is not a number");
+	expect_error(MFS_FORMAT_DAT, "1::2::5::x", "time \"x\" is not a number");
+	expect_error(MFS_FORMAT_DAT, "::2::5", "empty user ID");
+}
+
+/* ------------------------------------------------------------------------ */
+/* jsonl                                                                    */
+/* ------------------------------------------------------------------------ */
+
+static void parse_jsonl__accepts_string_ids(void **state)
+{
+	(void)state;
+	assert_int_equal(
+		parse(MFS_FORMAT_JSONL, "{\"user\":\"u1\",\"item\":\"i1\",\"rating\":4.5,\"time\":100}"), 1);
+	assert_event("u1", "i1", 4.5, 100);
+}
+
+static void parse_jsonl__accepts_numeric_ids(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_JSONL, "{\"user\":196,\"item\":-1.5e3,\"rating\":3}"), 1);
+	assert_event("196", "-1.5e3", 3.0, 0);
+}
+
+static void parse_jsonl__time_is_optional(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":1}"), 1);
+	assert_event("u", "i", 1.0, 0);
+	assert_int_equal(
+		parse(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":1,\"time\":null}"), 1);
+	assert_event("u", "i", 1.0, 0);
+	assert_int_equal(
+		parse(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":1,\"time\":1.7e9}"), 1);
+	assert_event("u", "i", 1.0, 1700000000);
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":1,\"time\":true}",
+		     "time \"true\" is not a number");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":1,\"time\":1e30}",
+		     "time \"1e30\" is out of range");
+}
+
+static void parse_jsonl__decodes_escapes_in_ids(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_JSONL,
+			       "{\"user\":\"a\\\"b\\\\c\\nd\\u00e9\\ud83d\\ude00\\/\\t\\b\\f\\r\","
+			       "\"item\":\"\\u20AC\",\"rating\":1}"),
+			 1);
+	assert_user("a\"b\\c\nd\xc3\xa9\xf0\x9f\x98\x80/\t\b\f\r");
+	assert_item("\xe2\x82\xac");
+	/* the decoded ID starts where the string did */
+	assert_ptr_equal(ev.user, line_copy + 9);
+}
+
+static void parse_jsonl__accepts_nul_escape_in_id(void **state)
+{
+	(void)state;
+	assert_int_equal(
+		parse(MFS_FORMAT_JSONL, "{\"user\":\"\\u0000x\",\"item\":\"i\",\"rating\":1}"), 1);
+	check_id(ev.user, ev.user_len, "\0x", 2);
+}
+
+static void parse_jsonl__ignores_unknown_fields_and_nested_values(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_JSONL,
+			       "{\"meta\":{\"a\":[1,2,{\"b\":null}],\"c\":\"}\\\"\"},\"user\":\"u\","
+			       "\"x\":[true,false,[],{}],\"item\":\"i\",\"rating\":2,"
+			       "\"extra\":\"\\u1234\",\"n\":-0.5e-3}"),
+			 1);
+	assert_event("u", "i", 2.0, 0);
+	/* a nested "user" is not the top-level one */
+	expect_error(MFS_FORMAT_JSONL, "{\"x\":{\"user\":\"u\"},\"item\":\"i\",\"rating\":2}",
+		     "missing \"user\" field");
+}
+
+static void parse_jsonl__uses_custom_field_names(void **state)
+{
+	(void)state;
+	struct mfs_fields f;
+	assert_int_equal(
+		mfs_fields_parse(&f, "user=userId,item=movieId,rating=stars,time=ts", NULL, 0), 0);
+	const char *line = "{\"userId\":\"7\",\"movieId\":\"9\",\"stars\":\"4.5\",\"ts\":\"12\","
+			   "\"user\":\"no\",\"rating\":1}";
+	assert_int_equal(parse_n(MFS_FORMAT_JSONL, &f, line, strlen(line)), 1);
+	assert_event("7", "9", 4.5, 12);
+	line = "{\"user\":\"u\",\"movieId\":\"9\",\"stars\":1}";
+	assert_int_equal(parse_n(MFS_FORMAT_JSONL, &f, line, strlen(line)), -MFS_E_PARSE);
+	assert_string_equal(reason, "missing \"userId\" field");
+	line = "{\"userId\":\"u\",\"movieId\":\"9\",\"rating\":1}";
+	assert_int_equal(parse_n(MFS_FORMAT_JSONL, &f, line, strlen(line)), -MFS_E_PARSE);
+	assert_string_equal(reason, "missing \"stars\" field");
+}
+
+static void parse_jsonl__accepts_rating_and_time_as_strings(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_JSONL,
+			       "{\"user\":\"u\",\"item\":\"i\",\"rating\":\"4.5\",\"time\":\"123\"}"),
+			 1);
+	assert_event("u", "i", 4.5, 123);
+	assert_int_equal(parse(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":\" 4 \"}"),
+			 1);
+	assert_event("u", "i", 4.0, 0);
+	/* a string holds the lenient grammar, a bare number the JSON one */
+	assert_int_equal(parse(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":\".5\"}"),
+			 1);
+	assert_true(ev.rating == 0.5f);
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":\"abc\"}",
+		     "rating \"abc\" is not a number");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":\"NaN\"}",
+		     "rating \"NaN\" is not a number");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":\"\"}",
+		     "rating \"\" is not a number");
+}
+
+static void parse_jsonl__rejects_non_numeric_ratings(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":true}",
+		     "rating \"true\" is not a number");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":null}",
+		     "rating \"null\" is not a number");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":[1]}",
+		     "rating \"[1]\" is not a number");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":1e999}",
+		     "rating \"1e999\" is not a number");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":1e300}",
+		     "rating \"1e300\" is out of range");
+}
+
+static void parse_jsonl__names_the_missing_field(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"rating\":1}", "missing \"item\" field");
+	expect_error(MFS_FORMAT_JSONL, "{\"item\":\"i\",\"rating\":1}", "missing \"user\" field");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\"}", "missing \"rating\" field");
+	expect_error(MFS_FORMAT_JSONL, "{}", "missing \"user\" field");
+	expect_error(MFS_FORMAT_JSONL, " { } ", "missing \"user\" field");
+}
+
+static void parse_jsonl__last_duplicate_key_wins(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_JSONL, "{\"user\":\"a\",\"item\":\"i\",\"rating\":1,"
+						 "\"user\":\"b\\u0041\",\"rating\":2}"),
+			 1);
+	assert_event("bA", "i", 2.0, 0);
+}
+
+static void parse_jsonl__matches_decoded_keys(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_JSONL,
+			       "{\"us\\u0065r\":\"u\",\"\\u0069tem\":\"i\",\"rat\\u0069ng\":3}"),
+			 1);
+	assert_event("u", "i", 3.0, 0);
+	/* a key with a NUL is not "user" */
+	expect_error(MFS_FORMAT_JSONL, "{\"user\\u0000\":\"u\",\"item\":\"i\",\"rating\":3}",
+		     "missing \"user\" field");
+}
+
+static void parse_jsonl__accepts_json_whitespace(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_JSONL, " \t{ \"user\" :\t\"u\" ,\r\"item\":\"i\" , "
+						 "\"rating\" : 1 } \t\r"),
+			 1);
+	assert_event("u", "i", 1.0, 0);
+}
+
+static void parse_jsonl__checks_id_types_and_lengths(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":true,\"item\":\"i\",\"rating\":1}",
+		     "user ID \"true\" is not a string or a number");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":{\"a\":1},\"rating\":1}",
+		     "item ID \"{\\\"a\\\":1}\" is not a string or a number");
+	expect_error(MFS_FORMAT_JSONL, "{\"user\":\"\",\"item\":\"i\",\"rating\":1}", "empty user ID");
+
+	/* the limit counts decoded bytes: 127 x "\u00e9" = 254 bytes, 128 x = 256 */
+	char line[2048];
+	for (int k = 127; k <= 128; k++) {
+		size_t o = (size_t)sprintf(line, "{\"user\":\"");
+		for (int i = 0; i < k; i++)
+			o += (size_t)sprintf(line + o, "\\u00e9");
+		sprintf(line + o, "\",\"item\":\"i\",\"rating\":1}");
+		if (k == 127) {
+			assert_int_equal(parse(MFS_FORMAT_JSONL, line), 1);
+			assert_int_equal(ev.user_len, 254);
+		} else {
+			expect_error(MFS_FORMAT_JSONL, line, "user ID longer than 255 bytes");
+		}
+	}
+	/* 200 escapes "\n": 400 bytes of text, 200 of ID */
+	size_t o = (size_t)sprintf(line, "{\"user\":\"");
+	for (int i = 0; i < 200; i++)
+		o += (size_t)sprintf(line + o, "\\n");
+	sprintf(line + o, "\",\"item\":\"i\",\"rating\":1}");
+	assert_int_equal(parse(MFS_FORMAT_JSONL, line), 1);
+	assert_int_equal(ev.user_len, 200);
+	assert_int_equal(ev.user[199], '\n');
+}
+
+static void parse_jsonl__rejects_malformed_json(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *line, *why;
+	} cases[] = {
+		{ "{\"user\":\"u", "column 11: unterminated string" },
+		{ "{\"user\":\"u\\", "unterminated string" },
+		{ "{\"user\":\"u\\x\",\"item\":\"i\",\"rating\":1}", "column 11: bad escape \\x" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":1,}", "column 35: expected a string key" },
+		{ "{\"user\" \"u\",\"item\":\"i\",\"rating\":1}", "column 9: expected ':'" },
+		{ "{\"user\":\"u\" \"item\":\"i\",\"rating\":1}", "expected ',' or '}'" },
+		{ "{user:\"u\",\"item\":\"i\",\"rating\":1}", "column 2: expected a string key" },
+		{ "{'user':'u'}", "expected a string key" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":1} x", "column 36: unexpected text after the object" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":1}{}", "unexpected text after the object" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":1", "unterminated object" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":", "expected a value" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":01}", "leading zero in a number" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":-}", "bad number" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":1.}", "no digit after the decimal point" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":.5}", "unexpected character \".\"" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":+1}", "unexpected character \"+\"" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":1e}", "no digit in the exponent" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":NaN}", "unexpected character \"N\"" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":tru}", "unexpected character 't'" },
+		{ "{\"user\":\"u\",\"item\":\"i\",\"rating\":nul}", "unexpected character 'n'" },
+		{ "{\"user\":\"a\tb\",\"item\":\"i\",\"rating\":1}", "control character \\x09 in a string" },
+		{ "{\"user\":\"\\ud800\",\"item\":\"i\",\"rating\":1}", "high surrogate \\uD800 without a low one" },
+		{ "{\"user\":\"\\ud800\\u0041\",\"item\":\"i\",\"rating\":1}", "without a low one" },
+		{ "{\"user\":\"\\udc00\",\"item\":\"i\",\"rating\":1}", "lone low surrogate" },
+		{ "{\"user\":\"\\u12\",\"item\":\"i\",\"rating\":1}", "bad \\u escape" },
+		{ "{\"user\":\"\\u12G4\",\"item\":\"i\",\"rating\":1}", "bad \\u escape" },
+		{ "{\"x\":[1,],\"user\":\"u\",\"item\":\"i\",\"rating\":1}", "column 9: unexpected character \"]\"" },
+		{ "{\"x\":[1 2],\"user\":\"u\",\"item\":\"i\",\"rating\":1}", "expected ',' or ']'" },
+		{ "{\"x\":{\"a\"},\"user\":\"u\",\"item\":\"i\",\"rating\":1}", "expected ':'" },
+		{ "{\"x\":[", "expected a value" },
+		{ "[1,2]", "column 1: expected a JSON object" },
+		{ "\"user\"", "expected a JSON object" },
+		{ "user,item,rating", "expected a JSON object" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		expect_error_has(MFS_FORMAT_JSONL, cases[i].line, cases[i].why);
+	/* every grammar failure says it is JSON */
+	expect_error_has(MFS_FORMAT_JSONL, "{\"user\":01}", "malformed JSON at column 10: ");
+}
+
+static void parse_jsonl__rejects_deep_nesting(void **state)
+{
+	(void)state;
+	char line[512];
+	/* 63 arrays inside the object: depth 64, the limit */
+	size_t o = (size_t)sprintf(line, "{\"a\":");
+	for (int i = 0; i < 63; i++)
+		line[o++] = '[';
+	for (int i = 0; i < 63; i++)
+		line[o++] = ']';
+	sprintf(line + o, ",\"user\":\"u\",\"item\":\"i\",\"rating\":1}");
+	assert_int_equal(parse(MFS_FORMAT_JSONL, line), 1);
+
+	o = (size_t)sprintf(line, "{\"a\":");
+	for (int i = 0; i < 64; i++)
+		line[o++] = '[';
+	for (int i = 0; i < 64; i++)
+		line[o++] = ']';
+	sprintf(line + o, ",\"user\":\"u\",\"item\":\"i\",\"rating\":1}");
+	expect_error_has(MFS_FORMAT_JSONL, line, "nested deeper than 64 levels");
+
+	/* 10000 '[' and 10000 '{"a":': an error, not a stack overflow */
+	char *deep = malloc(60000);
+	assert_non_null(deep);
+	o = (size_t)sprintf(deep, "{\"a\":");
+	memset(deep + o, '[', 10000);
+	deep[o + 10000] = 0;
+	expect_error_has(MFS_FORMAT_JSONL, deep, "nested deeper than 64 levels");
+	o = 0;
+	for (int i = 0; i < 10000; i++)
+		o += (size_t)sprintf(deep + o, "{\"a\":");
+	expect_error_has(MFS_FORMAT_JSONL, deep, "nested deeper than 64 levels");
+	memset(deep, '[', 10000);
+	deep[10000] = 0;
+	expect_error_has(MFS_FORMAT_JSONL, deep, "expected a JSON object");
+	free(deep);
+}
+
+static void parse_jsonl__survives_a_1mib_string(void **state)
+{
+	(void)state;
+	size_t n = (size_t)1 << 20;
+	char *line = malloc(n + 64);
+	assert_non_null(line);
+	size_t o = (size_t)sprintf(line, "{\"user\":\"");
+	memset(line + o, 'u', n);
+	o += n;
+	sprintf(line + o, "\",\"item\":\"i\",\"rating\":1}");
+	expect_error(MFS_FORMAT_JSONL, line, "user ID longer than 255 bytes");
+	/* unterminated */
+	line[o] = 0;
+	expect_error_has(MFS_FORMAT_JSONL, line, "unterminated string");
+	free(line);
+}
+
+/* ------------------------------------------------------------------------ */
+/* mfs_parse_detect, mfs_parse_is_header                                    */
+/* ------------------------------------------------------------------------ */
+
+static int detect(const char *s)
+{
+	return mfs_parse_detect(s, strlen(s));
+}
+
+static void parse_detect__recognises_each_format(void **state)
+{
+	(void)state;
+	assert_int_equal(detect("{\"user\":\"a,b\\t::\"}"), MFS_FORMAT_JSONL);
+	assert_int_equal(detect("  \t{\"user\":1}"), MFS_FORMAT_JSONL);
+	assert_int_equal(detect("196\t242\t3\t881250949"), MFS_FORMAT_TSV);
+	assert_int_equal(detect("user\titem\trating"), MFS_FORMAT_TSV);
+	assert_int_equal(detect("1::1193::5::978300760"), MFS_FORMAT_DAT);
+	assert_int_equal(detect("a,b::c::3"), MFS_FORMAT_DAT);
+	assert_int_equal(detect("1,31,2.5,1260759144"), MFS_FORMAT_CSV);
+	assert_int_equal(detect("userId,movieId,rating,timestamp\r"), MFS_FORMAT_CSV);
+	assert_int_equal(detect("a:b,c,1"), MFS_FORMAT_CSV);
+}
+
+static void parse_detect__rejects_unrecognised_lines(void **state)
+{
+	(void)state;
+	assert_int_equal(detect("plain words"), -MFS_E_PARSE);
+	assert_int_equal(detect("a:b:c"), -MFS_E_PARSE);
+	assert_int_equal(detect(""), -MFS_E_PARSE);
+	assert_int_equal(detect("   "), -MFS_E_PARSE);
+	assert_int_equal(mfs_parse_detect(NULL, 0), -MFS_E_PARSE);
+	/* the length bounds the line */
+	assert_int_equal(mfs_parse_detect("ab,c", 2), -MFS_E_PARSE);
+}
+
+static int is_header(int fmt, const char *s)
+{
+	return mfs_parse_is_header(fmt, s, strlen(s));
+}
+
+static void parse_is_header__true_for_movielens_headers(void **state)
+{
+	(void)state;
+	assert_true(is_header(MFS_FORMAT_CSV, "userId,movieId,rating,timestamp"));
+	assert_true(is_header(MFS_FORMAT_CSV, "userId,movieId,rating,timestamp\r"));
+	assert_true(is_header(MFS_FORMAT_CSV, "\"userId\",\"movieId\",\"rating\""));
+	assert_true(is_header(MFS_FORMAT_TSV, "user\titem\trating"));
+	assert_true(is_header(MFS_FORMAT_DAT, "UserID::MovieID::Rating::Timestamp"));
+}
+
+static void parse_is_header__false_for_data_and_other_lines(void **state)
+{
+	(void)state;
+	assert_false(is_header(MFS_FORMAT_CSV, "1,31,2.5,1260759144"));
+	assert_false(is_header(MFS_FORMAT_CSV, "user,item, 4 "));
+	assert_false(is_header(MFS_FORMAT_CSV, "\"u\",\"i\",\"4\""));
+	assert_false(is_header(MFS_FORMAT_TSV, "196\t242\t3\t881250949"));
+	assert_false(is_header(MFS_FORMAT_DAT, "1::1193::5::978300760"));
+	/* wrong field count, blank, jsonl, unknown format */
+	assert_false(is_header(MFS_FORMAT_CSV, "userId,movieId"));
+	assert_false(is_header(MFS_FORMAT_CSV, "a,b,c,d,e"));
+	assert_false(is_header(MFS_FORMAT_CSV, ""));
+	assert_false(is_header(MFS_FORMAT_CSV, "  \r"));
+	assert_false(is_header(MFS_FORMAT_JSONL, "{\"user\":\"u\",\"item\":\"i\",\"rating\":\"x\"}"));
+	assert_false(is_header(MFS_FORMAT_AUTO, "userId,movieId,rating,timestamp"));
+	assert_false(mfs_parse_is_header(MFS_FORMAT_CSV, NULL, 0));
+}
+
+/* ------------------------------------------------------------------------ */
+/* mfs_fields_parse, format names                                           */
+/* ------------------------------------------------------------------------ */
+
+static void assert_fields(const struct mfs_fields *f, const char *u, const char *i,
+			  const char *r, const char *t)
+{
+	assert_string_equal(f->user, u);
+	assert_string_equal(f->item, i);
+	assert_string_equal(f->rating, r);
+	assert_string_equal(f->time, t);
+}
+
+static void fields_parse__keeps_defaults_for_null_and_empty(void **state)
+{
+	(void)state;
+	struct mfs_fields f;
+	memset(&f, 'z', sizeof f);
+	assert_int_equal(mfs_fields_parse(&f, NULL, NULL, 0), 0);
+	assert_fields(&f, "user", "item", "rating", "time");
+	memset(&f, 'z', sizeof f);
+	assert_int_equal(mfs_fields_parse(&f, "", NULL, 0), 0);
+	assert_fields(&f, "user", "item", "rating", "time");
+}
+
+static void fields_parse__applies_any_subset_in_any_order(void **state)
+{
+	(void)state;
+	struct mfs_fields f;
+	assert_int_equal(mfs_fields_parse(&f, "user=userId,item=movieId,rating=rating,time=timestamp",
+					  NULL, 0),
+			 0);
+	assert_fields(&f, "userId", "movieId", "rating", "timestamp");
+	assert_int_equal(mfs_fields_parse(&f, "time=ts,user=uid", NULL, 0), 0);
+	assert_fields(&f, "uid", "item", "rating", "ts");
+	/* a later entry for the same role wins; '=' may appear in a name */
+	assert_int_equal(mfs_fields_parse(&f, "item=a,item=b=c", NULL, 0), 0);
+	assert_fields(&f, "user", "b=c", "rating", "time");
+	char name63[80];
+	memset(name63, 'n', 63);
+	strcpy(name63 + 63, "");
+	char spec[100];
+	snprintf(spec, sizeof spec, "rating=%s", name63);
+	assert_int_equal(mfs_fields_parse(&f, spec, NULL, 0), 0);
+	assert_string_equal(f.rating, name63);
+}
+
+static void expect_fields_error(const char *spec, const char *why)
+{
+	struct mfs_fields f;
+	char r[256] = "";
+	assert_int_equal(mfs_fields_parse(&f, "user=keep", NULL, 0), 0);
+	assert_int_equal(mfs_fields_parse(&f, spec, r, sizeof r), -MFS_E_INVAL);
+	assert_string_equal(r, why);
+	/* untouched on failure */
+	assert_fields(&f, "keep", "item", "rating", "time");
+}
+
+static void fields_parse__rejects_bad_specs(void **state)
+{
+	(void)state;
+	expect_fields_error("usr=a", "unknown field \"usr\" in --fields (expected user, item, rating, time)");
+	expect_fields_error("user=a,score=b",
+			    "unknown field \"score\" in --fields (expected user, item, rating, time)");
+	expect_fields_error("user", "missing '=' in --fields entry \"user\" (expected role=name)");
+	expect_fields_error("user=", "empty name for user in --fields");
+	expect_fields_error("user=a,", "empty entry in --fields");
+	expect_fields_error(",user=a", "empty entry in --fields");
+	expect_fields_error("user=a,,item=b", "empty entry in --fields");
+	char spec[100];
+	snprintf(spec, sizeof spec, "time=%064d", 0);
+	expect_fields_error(spec, "name for time in --fields longer than 63 bytes");
+	/* a NULL reason is fine */
+	struct mfs_fields f;
+	assert_int_equal(mfs_fields_parse(&f, "bogus", NULL, 0), -MFS_E_INVAL);
+	assert_int_equal(mfs_fields_parse(NULL, "user=a", NULL, 0), -MFS_E_INVAL);
+}
+
+static void format_parse__maps_names_both_ways(void **state)
+{
+	(void)state;
+	static const char *const names[] = { "auto", "tsv", "csv", "dat", "jsonl" };
+	static const int values[] = { MFS_FORMAT_AUTO, MFS_FORMAT_TSV, MFS_FORMAT_CSV,
+				      MFS_FORMAT_DAT, MFS_FORMAT_JSONL };
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(mfs_format_parse(names[i]), values[i]);
+		assert_string_equal(mfs_format_name(values[i]), names[i]);
+	}
+	assert_int_equal(mfs_format_parse("TSV"), -MFS_E_INVAL);
+	assert_int_equal(mfs_format_parse("json"), -MFS_E_INVAL);
+	assert_int_equal(mfs_format_parse(""), -MFS_E_INVAL);
+	assert_int_equal(mfs_format_parse(NULL), -MFS_E_INVAL);
+	assert_string_equal(mfs_format_name(5), "unknown");
+	assert_string_equal(mfs_format_name(-1), "unknown");
+}
+
+#define T(f) cmocka_unit_test_teardown(f, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(parse_number__accepts_integers_and_decimals),
+		T(parse_number__rejects_bad_grammar),
+		T(parse_number__rejects_overflow_to_inf),
+		T(parse_number__rounds_like_strtod),
+		T(parse_number__handles_very_long_digit_strings),
+		T(parse_tsv__accepts_three_fields),
+		T(parse_tsv__accepts_four_fields_with_time),
+		T(parse_tsv__ignores_trailing_cr),
+		T(parse_tsv__trims_spaces_around_rating_and_time),
+		T(parse_tsv__keeps_id_bytes_verbatim),
+		T(parse_tsv__accepts_nul_bytes_in_ids),
+		T(parse_tsv__rejects_missing_fields),
+		T(parse_tsv__rejects_too_many_fields),
+		T(parse_tsv__rejects_non_numeric_rating),
+		T(parse_tsv__rejects_nan_rating),
+		T(parse_tsv__rejects_overflowing_rating),
+		T(parse_tsv__rejects_non_numeric_time),
+		T(parse_tsv__truncates_decimal_time),
+		T(parse_tsv__rejects_int64_time_overflow),
+		T(parse_tsv__treats_empty_time_as_absent),
+		T(parse_tsv__returns_zero_for_empty_and_blank_lines),
+		T(parse_tsv__rejects_empty_ids),
+		T(parse_tsv__rejects_id_longer_than_max),
+		T(parse_tsv__survives_a_1mib_line),
+		T(parse_tsv__quotes_unprintable_bytes_in_reason),
+		T(parse_line__never_overflows_a_small_reason),
+		T(parse_line__rejects_unknown_format),
+		T(parse_line__keeps_invariants_on_random_bytes),
+		T(parse_csv__accepts_movielens_lines),
+		T(parse_csv__accepts_quoted_fields),
+		T(parse_csv__rejects_malformed_quotes),
+		T(parse_csv__rejects_wrong_field_counts),
+		T(parse_csv__rejects_bad_numbers),
+		T(parse_dat__accepts_movielens_lines),
+		T(parse_dat__keeps_single_colons_in_ids),
+		T(parse_dat__rejects_wrong_field_counts),
+		T(parse_dat__rejects_bad_numbers),
+		T(parse_jsonl__accepts_string_ids),
+		T(parse_jsonl__accepts_numeric_ids),
+		T(parse_jsonl__time_is_optional),
+		T(parse_jsonl__decodes_escapes_in_ids),
+		T(parse_jsonl__accepts_nul_escape_in_id),
+		T(parse_jsonl__ignores_unknown_fields_and_nested_values),
+		T(parse_jsonl__uses_custom_field_names),
+		T(parse_jsonl__accepts_rating_and_time_as_strings),
+		T(parse_jsonl__rejects_non_numeric_ratings),
+		T(parse_jsonl__names_the_missing_field),
+		T(parse_jsonl__last_duplicate_key_wins),
+		T(parse_jsonl__matches_decoded_keys),
+		T(parse_jsonl__accepts_json_whitespace),
+		T(parse_jsonl__checks_id_types_and_lengths),
+		T(parse_jsonl__rejects_malformed_json),
+		T(parse_jsonl__rejects_deep_nesting),
+		T(parse_jsonl__survives_a_1mib_string),
+		T(parse_detect__recognises_each_format),
+		T(parse_detect__rejects_unrecognised_lines),
+		T(parse_is_header__true_for_movielens_headers),
+		T(parse_is_header__false_for_data_and_other_lines),
+		T(fields_parse__keeps_defaults_for_null_and_empty),
+		T(fields_parse__applies_any_subset_in_any_order),
+		T(fields_parse__rejects_bad_specs),
+		T(format_parse__maps_names_both_ways),
+	};
+	return cmocka_run_group_tests_name("parse", tests, NULL, NULL);
+}

@@ -1,0 +1,63 @@
+/* cli.h - shared pieces of the mfstream command line. */
+#ifndef MFS_CLI_H
+#define MFS_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "mfstream.h"
+
+/* Exit codes (SPEC): 0 success, 1 runtime failure, 2 usage error. */
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+/* "mfstream: <message>" on stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "mfstream: <diag as path:line: reason>" on stderr. */
+void cli_diag(const mfs_diag *d);
+/* A usage error: message, a hint to run "mfstream CMD --help"; returns EXIT_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Option value parsers: 0 on success, else print a usage error and return -1. */
+int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+int cli_float(const char *cmd, const char *opt, const char *s, float *out);
+int cli_range(const char *cmd, const char *opt, const char *s, float *lo, float *hi);
+
+double cli_now(void); /* CLOCK_MONOTONIC seconds */
+
+/*
+ * Load --model PATH: a model file, or a directory of checkpoints (the newest
+ * valid one: corrupt ones are reported and skipped). Returns 0 or EXIT_RUNTIME
+ * after printing the reason.
+ */
+int cli_load_model(const char *path, const char *kernel, mfs_model **out);
+
+/* Bad-record reporter for sources: prints the first few, counts all. */
+struct cli_bad {
+	uint64_t count;
+	uint64_t shown;
+};
+void cli_on_bad(void *ctx, const mfs_diag *d);
+void cli_bad_finish(const struct cli_bad *b);
+
+/* Score a model on rated pairs from inputs. Returns 0 or EXIT_RUNTIME. */
+struct cli_eval {
+	uint64_t n;
+	double sq, ab;
+	uint64_t skipped;
+};
+int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int format,
+		 const char *fields, struct cli_eval *ev);
+
+/* Print s as a JSON string (quoted, escaped) to f. */
+void cli_json_string(FILE *f, const char *s, size_t len);
+
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_predict(int argc, char **argv);
+int cmd_recommend(int argc, char **argv);
+int cmd_similar(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_gen(int argc, char **argv);
+
+#endif

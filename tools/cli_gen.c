@@ -1,0 +1,359 @@
+/*
+ * cli_gen.c - "mfstream gen": a synthetic rating stream from a planted model.
+ *
+ * The planted model has the shape mfstream learns: rating = mu + b_u + b_i +
+ * p_u.q_i + noise, kept inside [lo, hi]. Since the truth is known, gen reports
+ * the oracle RMSE (the truth's error on the written ratings): the noise floor
+ * no learner can beat on average. A helper program: it uses the library's
+ * internal RNG and zstd writer (src/), not the public API.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "internal.h"
+#include "zstd_stage.h"
+
+static const char gen_help[] =
+	"Usage: mfstream gen [options]\n"
+	"\n"
+	"Write a synthetic rating stream drawn from a planted biased-MF model and\n"
+	"print {\"events\":..., \"oracle_rmse\":...} (the noise floor) as JSON on\n"
+	"stderr, or on stdout when --output is given.\n"
+	"\n"
+	"  --users N         users (default 20000)\n"
+	"  --items N         items (default 3000)\n"
+	"  --events N        events (default 1000000; k/M/G suffixes)\n"
+	"  --dim K           planted factor width (default 8)\n"
+	"  --noise F         std of the Gaussian rating noise (default 0.5)\n"
+	"  --signal F        std of the planted p.q term (default 0.6)\n"
+	"  --zipf S          item popularity ~ 1/rank^S (default 1.0; 0 = uniform)\n"
+	"  --user-zipf S     user activity ~ 1/rank^S (default 0.5)\n"
+	"  --ids int|string  IDs as numbers (1, 2, ...) or opaque strings (u3f9a..., i07c2...)\n"
+	"                    (default string)\n"
+	"  --format F        tsv (default), csv (with header), dat or jsonl\n"
+	"  --rating-range LO:HI  ratings are kept inside (default 1:5)\n"
+	"  --seed N          default 1\n"
+	"  --output FILE     write the stream here (default: standard output)\n"
+	"  --holdout F       the last fraction F of the events goes to --holdout-output\n"
+	"  --holdout-output FILE\n"
+	"  --zstd N          compress the output(s) with zstd level N (1..19; default: plain)\n"
+	"  --frame-bytes N   with --zstd, end a zstd frame every N input bytes (many frames)\n"
+	"  -h, --help        this text\n";
+
+struct out {
+	int fd;
+	struct mfs_zwriter *zw;
+	char *buf;
+	size_t len, cap;
+	const char *path;
+};
+
+static int out_flush(struct out *o)
+{
+	if (o->len == 0)
+		return 0;
+	int rc = 0;
+	if (o->zw) {
+		rc = mfs_zwriter_write(o->zw, o->buf, o->len);
+	} else {
+		size_t off = 0;
+		while (off < o->len) {
+			ssize_t w = write(o->fd, o->buf + off, o->len - off);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				rc = -1;
+				break;
+			}
+			off += (size_t)w;
+		}
+	}
+	o->len = 0;
+	if (rc < 0) {
+		cli_error("%s: write failed: %s", o->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int out_open(struct out *o, const char *path, int level, size_t frame_bytes)
+{
+	memset(o, 0, sizeof *o);
+	o->path = path ? path : "<stdout>";
+	o->fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : 1;
+	if (o->fd < 0) {
+		cli_error("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	o->cap = 1 << 20;
+	o->buf = malloc(o->cap);
+	if (!o->buf || (level > 0 && mfs_zwriter_open(&o->zw, o->fd, level, frame_bytes) < 0)) {
+		cli_error("%s: cannot set up the writer", o->path);
+		return -1;
+	}
+	return 0;
+}
+
+static int out_close(struct out *o)
+{
+	int rc = out_flush(o);
+	if (o->zw && mfs_zwriter_close(o->zw) < 0 && rc == 0) {
+		cli_error("%s: write failed: %s", o->path, strerror(errno));
+		rc = -1;
+	}
+	if (o->fd > 1 && close(o->fd) < 0 && rc == 0) {
+		cli_error("%s: %s", o->path, strerror(errno));
+		rc = -1;
+	}
+	free(o->buf);
+	return rc;
+}
+
+/* Cumulative distribution of 1/rank^s over n ranks. */
+static double *zipf_cdf(uint64_t n, double s)
+{
+	double *c = malloc(n * sizeof *c);
+	if (!c)
+		return NULL;
+	double acc = 0.0;
+	for (uint64_t i = 0; i < n; i++) {
+		acc += s > 0 ? pow((double)(i + 1), -s) : 1.0;
+		c[i] = acc;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		c[i] /= acc;
+	return c;
+}
+
+static uint64_t zipf_draw(const double *c, uint64_t n, struct mfs_rng *r)
+{
+	double u = mfs_rng_uniform(r);
+	uint64_t lo = 0, hi = n - 1;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (c[mid] < u)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Write an ID: "123" or an opaque string like "u3f9a07c2". */
+static int put_id(char *b, char prefix, uint64_t idx, int strings)
+{
+	if (!strings)
+		return sprintf(b, "%llu", (unsigned long long)(idx + 1));
+	uint64_t x = (idx + 1) * 0x9E3779B97F4A7C15ULL;
+	x ^= x >> 29;
+	return sprintf(b, "%c%010llx", prefix, (unsigned long long)(x & 0xFFFFFFFFFFULL));
+}
+
+int cmd_gen(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "users", required_argument, 0, 'U' },	  { "items", required_argument, 0, 'I' },
+		{ "events", required_argument, 0, 'E' },  { "dim", required_argument, 0, 'D' },
+		{ "noise", required_argument, 0, 'N' },	  { "signal", required_argument, 0, 'S' },
+		{ "zipf", required_argument, 0, 'Z' },	  { "user-zipf", required_argument, 0, 'Y' },
+		{ "ids", required_argument, 0, 'i' },	  { "format", required_argument, 0, 'f' },
+		{ "rating-range", required_argument, 0, 'r' }, { "seed", required_argument, 0, 's' },
+		{ "output", required_argument, 0, 'o' },  { "holdout", required_argument, 0, 'H' },
+		{ "holdout-output", required_argument, 0, 'O' }, { "zstd", required_argument, 0, 'z' },
+		{ "frame-bytes", required_argument, 0, 'B' }, { "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	const char *cmd = "gen";
+	uint64_t users = 20000, items = 3000, events = 1000000, dim = 8, seed = 1, level = 0,
+		 frame_bytes = 0;
+	float noise = 0.5f, signal = 0.6f, zipf = 1.0f, uzipf = 0.5f, lo = 1.0f, hi = 5.0f,
+	      holdout = 0.0f;
+	int strings = 1, format = MFS_FORMAT_TSV, c;
+	const char *output = NULL, *houtput = NULL;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		int bad = 0;
+		switch (c) {
+		case 'h':
+			fputs(gen_help, stdout);
+			return 0;
+		case 'U': bad = cli_u64(cmd, "--users", optarg, 1, 1ULL << 32, &users); break;
+		case 'I': bad = cli_u64(cmd, "--items", optarg, 1, 1ULL << 32, &items); break;
+		case 'E': bad = cli_u64(cmd, "--events", optarg, 0, 1ULL << 40, &events); break;
+		case 'D': bad = cli_u64(cmd, "--dim", optarg, 1, 1024, &dim); break;
+		case 'N': bad = cli_float(cmd, "--noise", optarg, &noise); break;
+		case 'S': bad = cli_float(cmd, "--signal", optarg, &signal); break;
+		case 'Z': bad = cli_float(cmd, "--zipf", optarg, &zipf); break;
+		case 'Y': bad = cli_float(cmd, "--user-zipf", optarg, &uzipf); break;
+		case 'r': bad = cli_range(cmd, "--rating-range", optarg, &lo, &hi); break;
+		case 's': bad = cli_u64(cmd, "--seed", optarg, 0, UINT64_MAX, &seed); break;
+		case 'z': bad = cli_u64(cmd, "--zstd", optarg, 1, 19, &level); break;
+		case 'B': bad = cli_u64(cmd, "--frame-bytes", optarg, 1, 1ULL << 40, &frame_bytes); break;
+		case 'H':
+			bad = cli_float(cmd, "--holdout", optarg, &holdout);
+			if (!bad && (holdout < 0.0f || holdout >= 1.0f))
+				return cli_usage(cmd, "--holdout must be in [0, 1)");
+			break;
+		case 'o': output = optarg; break;
+		case 'O': houtput = optarg; break;
+		case 'i':
+			if (strcmp(optarg, "int") == 0)
+				strings = 0;
+			else if (strcmp(optarg, "string") == 0)
+				strings = 1;
+			else
+				return cli_usage(cmd, "--ids must be int or string, not \"%s\"", optarg);
+			break;
+		case 'f':
+			format = mfs_format_parse(optarg);
+			if (format <= 0)
+				return cli_usage(cmd, "--format must be tsv, csv, dat or jsonl, not \"%s\"",
+						 optarg);
+			break;
+		case ':':
+			return cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
+		default:
+			return cli_usage(cmd, "unknown option \"%s\"", argv[optind - 1]);
+		}
+		if (bad)
+			return EXIT_USAGE;
+	}
+	if (optind < argc)
+		return cli_usage(cmd, "unexpected argument \"%s\"", argv[optind]);
+	if (holdout > 0.0f && !houtput)
+		return cli_usage(cmd, "--holdout needs --holdout-output FILE");
+	if (noise < 0.0f || signal < 0.0f || zipf < 0.0f || uzipf < 0.0f)
+		return cli_usage(cmd, "--noise, --signal and --zipf must be >= 0");
+
+	/* The planted model. */
+	struct mfs_rng rng;
+	mfs_rng_seed(&rng, seed);
+	double mu = lo + 0.6 * (hi - lo);
+	double fstd = sqrt((double)signal / sqrt((double)dim));
+	float *P = malloc(users * dim * sizeof *P), *Q = malloc(items * dim * sizeof *Q);
+	float *BU = malloc(users * sizeof *BU), *BI = malloc(items * sizeof *BI);
+	double *icdf = zipf_cdf(items, zipf), *ucdf = zipf_cdf(users, uzipf);
+	uint64_t *uperm = malloc(users * sizeof *uperm), *iperm = malloc(items * sizeof *iperm);
+	if (!P || !Q || !BU || !BI || !icdf || !ucdf || !uperm || !iperm) {
+		cli_error("out of memory for %llu users and %llu items", (unsigned long long)users,
+			  (unsigned long long)items);
+		return EXIT_RUNTIME;
+	}
+	for (uint64_t i = 0; i < users * dim; i++)
+		P[i] = (float)(mfs_rng_normal(&rng) * fstd);
+	for (uint64_t i = 0; i < items * dim; i++)
+		Q[i] = (float)(mfs_rng_normal(&rng) * fstd);
+	for (uint64_t i = 0; i < users; i++)
+		BU[i] = (float)(mfs_rng_normal(&rng) * 0.1 * (hi - lo));
+	for (uint64_t i = 0; i < items; i++)
+		BI[i] = (float)(mfs_rng_normal(&rng) * 0.12 * (hi - lo));
+	/* Popularity rank -> ID: shuffled so that popular IDs are not the small ones. */
+	for (uint64_t i = 0; i < users; i++)
+		uperm[i] = i;
+	for (uint64_t i = 0; i < items; i++)
+		iperm[i] = i;
+	for (uint64_t i = users; i > 1; i--) {
+		uint64_t j = mfs_rng_below(&rng, i), t = uperm[i - 1];
+		uperm[i - 1] = uperm[j];
+		uperm[j] = t;
+	}
+	for (uint64_t i = items; i > 1; i--) {
+		uint64_t j = mfs_rng_below(&rng, i), t = iperm[i - 1];
+		iperm[i - 1] = iperm[j];
+		iperm[j] = t;
+	}
+
+	struct out o, ho;
+	int have_ho = holdout > 0.0f;
+	if (out_open(&o, output, (int)level, frame_bytes) < 0 ||
+	    (have_ho && out_open(&ho, houtput, (int)level, frame_bytes) < 0))
+		return EXIT_RUNTIME;
+	uint64_t n_train = have_ho ? events - (uint64_t)llround((double)events * holdout) : events;
+	double sq = 0.0, sq_ho = 0.0;
+	if (format == MFS_FORMAT_CSV) {
+		o.len += (size_t)sprintf(o.buf, "userId,movieId,rating,timestamp\n");
+		if (have_ho)
+			ho.len += (size_t)sprintf(ho.buf, "userId,movieId,rating,timestamp\n");
+	}
+	for (uint64_t e = 0; e < events; e++) {
+		uint64_t u = uperm[zipf_draw(ucdf, users, &rng)];
+		uint64_t it = iperm[zipf_draw(icdf, items, &rng)];
+		double dot = 0.0;
+		for (uint64_t k = 0; k < dim; k++)
+			dot += (double)P[u * dim + k] * Q[it * dim + k];
+		double truth = mu + BU[u] + BI[it] + dot;
+		double r = truth + mfs_rng_normal(&rng) * noise;
+		if (truth < lo)
+			truth = lo;
+		if (truth > hi)
+			truth = hi;
+		if (r < lo)
+			r = lo;
+		if (r > hi)
+			r = hi;
+		r = round(r * 1000.0) / 1000.0; /* as printed */
+		struct out *w = e < n_train ? &o : &ho;
+		if (e < n_train)
+			sq += (r - truth) * (r - truth);
+		else
+			sq_ho += (r - truth) * (r - truth);
+		if (w->cap - w->len < 1024 && out_flush(w) < 0)
+			return EXIT_RUNTIME;
+		char ub[32], ib[32];
+		put_id(ub, 'u', u, strings);
+		put_id(ib, 'i', it, strings);
+		long long t = 1700000000LL + (long long)e;
+		char *p = w->buf + w->len;
+		switch (format) {
+		case MFS_FORMAT_CSV:
+			w->len += (size_t)sprintf(p, "%s,%s,%.3f,%lld\n", ub, ib, r, t);
+			break;
+		case MFS_FORMAT_DAT:
+			w->len += (size_t)sprintf(p, "%s::%s::%.3f::%lld\n", ub, ib, r, t);
+			break;
+		case MFS_FORMAT_JSONL:
+			if (strings)
+				w->len += (size_t)sprintf(p,
+							  "{\"user\":\"%s\",\"item\":\"%s\",\"rating\":%.3f,\"time\":%lld}\n",
+							  ub, ib, r, t);
+			else
+				w->len += (size_t)sprintf(p,
+							  "{\"user\":%s,\"item\":%s,\"rating\":%.3f,\"time\":%lld}\n",
+							  ub, ib, r, t);
+			break;
+		default:
+			w->len += (size_t)sprintf(p, "%s\t%s\t%.3f\t%lld\n", ub, ib, r, t);
+		}
+	}
+	if (out_close(&o) < 0 || (have_ho && out_close(&ho) < 0))
+		return EXIT_RUNTIME;
+	FILE *js = output ? stdout : stderr;
+	fprintf(js, "{\"events\": %llu, \"users\": %llu, \"items\": %llu, \"dim\": %llu, "
+		    "\"noise\": %g, \"oracle_rmse\": %.6f",
+		(unsigned long long)events, (unsigned long long)users, (unsigned long long)items,
+		(unsigned long long)dim, noise,
+		events ? sqrt((sq + sq_ho) / (double)events) : 0.0);
+	if (have_ho)
+		fprintf(js, ", \"train_events\": %llu, \"holdout_events\": %llu, "
+			    "\"train_oracle_rmse\": %.6f, \"holdout_oracle_rmse\": %.6f",
+			(unsigned long long)n_train, (unsigned long long)(events - n_train),
+			n_train ? sqrt(sq / (double)n_train) : 0.0,
+			events > n_train ? sqrt(sq_ho / (double)(events - n_train)) : 0.0);
+	fprintf(js, "}\n");
+	free(P);
+	free(Q);
+	free(BU);
+	free(BI);
+	free(icdf);
+	free(ucdf);
+	free(uperm);
+	free(iperm);
+	return 0;
+}

@@ -1,0 +1,269 @@
+/* cli_util.c - messages, option values, model loading, evaluation. */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "cli.h"
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("mfstream: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void cli_diag(const mfs_diag *d)
+{
+	char buf[1024];
+	mfs_diag_format(d, buf, sizeof buf);
+	cli_error("%s", buf);
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("mfstream: ", stderr);
+	if (cmd)
+		fprintf(stderr, "%s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, "\nTry 'mfstream %s --help'.\n", cmd);
+	else
+		fprintf(stderr, "\nTry 'mfstream --help'.\n");
+	return EXIT_USAGE;
+}
+
+int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-') {
+		cli_usage(cmd, "%s needs a whole number, not \"%s\"", opt, s ? s : "");
+		return -1;
+	}
+	unsigned long long v = strtoull(s, &end, 10);
+	uint64_t mul = 1;
+	if (*end == 'k' || *end == 'K')
+		mul = 1000, end++;
+	else if (*end == 'M')
+		mul = 1000000, end++;
+	else if (*end == 'G')
+		mul = 1000000000, end++;
+	if (errno || *end || end == s) {
+		cli_usage(cmd, "%s needs a whole number, not \"%s\"", opt, s);
+		return -1;
+	}
+	if (mul > 1 && v > UINT64_MAX / mul) {
+		cli_usage(cmd, "%s %s is too large", opt, s);
+		return -1;
+	}
+	v *= mul;
+	if (v < lo || v > hi) {
+		cli_usage(cmd, "%s %s is out of range %llu..%llu", opt, s, (unsigned long long)lo,
+			  (unsigned long long)hi);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+int cli_float(const char *cmd, const char *opt, const char *s, float *out)
+{
+	char *end;
+	errno = 0;
+	double v = s ? strtod(s, &end) : 0.0;
+	if (!s || !*s || errno || *end || !isfinite(v)) {
+		cli_usage(cmd, "%s needs a number, not \"%s\"", opt, s ? s : "");
+		return -1;
+	}
+	*out = (float)v;
+	return 0;
+}
+
+int cli_range(const char *cmd, const char *opt, const char *s, float *lo, float *hi)
+{
+	const char *colon = s ? strchr(s, ':') : NULL;
+	if (!colon) {
+		cli_usage(cmd, "%s needs LO:HI, not \"%s\"", opt, s ? s : "");
+		return -1;
+	}
+	char a[64], b[64];
+	snprintf(a, sizeof a, "%.*s", (int)(colon - s), s);
+	snprintf(b, sizeof b, "%s", colon + 1);
+	char *e1, *e2;
+	double x = strtod(a, &e1), y = strtod(b, &e2);
+	if (!*a || !*b || *e1 || *e2 || !isfinite(x) || !isfinite(y) || !(x < y)) {
+		cli_usage(cmd, "%s needs LO:HI with LO < HI, not \"%s\"", opt, s);
+		return -1;
+	}
+	*lo = (float)x;
+	*hi = (float)y;
+	return 0;
+}
+
+double cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)b, *(const char *const *)a);
+}
+
+int cli_load_model(const char *path, const char *kernel, mfs_model **out)
+{
+	struct stat st;
+	mfs_diag d;
+	if (stat(path, &st) < 0) {
+		cli_error("%s: %s", path, strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		if (mfs_model_load(out, path, kernel, &d) < 0) {
+			cli_diag(&d);
+			return EXIT_RUNTIME;
+		}
+		return 0;
+	}
+	/* A checkpoint directory: the newest (by name) valid model file. */
+	DIR *dp = opendir(path);
+	if (!dp) {
+		cli_error("%s: %s", path, strerror(errno));
+		return EXIT_RUNTIME;
+	}
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *e;
+	while ((e = readdir(dp)) != NULL) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] == '.' || l < 5 || strcmp(e->d_name + l - 4, ".mfs") != 0)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 16;
+			char **nn = realloc(names, cap * sizeof *nn);
+			if (!nn)
+				break;
+			names = nn;
+		}
+		names[n] = strdup(e->d_name);
+		if (names[n])
+			n++;
+	}
+	closedir(dp);
+	qsort(names, n, sizeof *names, cmp_desc);
+	int rc = EXIT_RUNTIME;
+	for (size_t i = 0; i < n; i++) {
+		char full[4096];
+		snprintf(full, sizeof full, "%s/%s", path, names[i]);
+		if (rc != 0) {
+			if (mfs_model_load(out, full, kernel, &d) == 0)
+				rc = 0;
+			else if (d.code == MFS_E_UNSUPPORTED || d.code == MFS_E_NOMEM) {
+				cli_diag(&d);
+				break;
+			} else {
+				char buf[1024];
+				mfs_diag_format(&d, buf, sizeof buf);
+				cli_error("warning: skipping %s", buf);
+			}
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	if (rc != 0 && n == 0)
+		cli_error("%s: no model files (*.mfs) in this directory", path);
+	else if (rc != 0)
+		cli_error("%s: no valid model file in this directory", path);
+	return rc;
+}
+
+#define BAD_SHOWN 5
+
+void cli_on_bad(void *ctx, const mfs_diag *d)
+{
+	struct cli_bad *b = ctx;
+	b->count++;
+	if (b->shown < BAD_SHOWN) {
+		b->shown++;
+		cli_diag(d);
+	}
+}
+
+void cli_bad_finish(const struct cli_bad *b)
+{
+	if (b->count > b->shown)
+		cli_error("%llu more malformed records skipped",
+			  (unsigned long long)(b->count - b->shown));
+}
+
+int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int format,
+		 const char *fields, struct cli_eval *ev)
+{
+	mfs_source_config sc;
+	mfs_source_config_default(&sc);
+	struct cli_bad bad = { 0, 0 };
+	sc.format = format;
+	sc.fields = fields;
+	sc.on_bad = cli_on_bad;
+	sc.on_bad_ctx = &bad;
+	mfs_source *src;
+	mfs_diag d;
+	memset(ev, 0, sizeof *ev);
+	if (mfs_source_open(&src, inputs, n, &sc, &d) < 0) {
+		cli_diag(&d);
+		return EXIT_RUNTIME;
+	}
+	int rc = 0;
+	for (;;) {
+		const mfs_event *e;
+		int got = mfs_source_next(src, &e, &d);
+		if (got < 0) {
+			cli_diag(&d);
+			rc = EXIT_RUNTIME;
+			break;
+		}
+		if (got == 0)
+			break;
+		for (int i = 0; i < got; i++) {
+			float p;
+			mfs_model_predict(m, e[i].user, e[i].user_len, e[i].item, e[i].item_len, &p);
+			double err = (double)e[i].rating - p;
+			ev->sq += err * err;
+			ev->ab += fabs(err);
+			ev->n++;
+		}
+	}
+	cli_bad_finish(&bad);
+	ev->skipped = bad.count;
+	mfs_source_free(src);
+	return rc;
+}
+
+void cli_json_string(FILE *f, const char *s, size_t len)
+{
+	fputc('"', f);
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '"' || c == '\\')
+			fprintf(f, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(f, "\\u%04x", c);
+		else
+			fputc(c, f);
+	}
+	fputc('"', f);
+}
