@@ -67,13 +67,14 @@ static float mfs_dot_avx512(const float *a, const float *b, size_t n)
 #define REG_VECS 8
 
 static inline __attribute__((always_inline)) void
-sgd_step_regs(float *restrict p, float *restrict q, size_t n, struct mfs_step *s, const int nv)
+sgd_step_regs(float *restrict p, float *restrict q, size_t n, struct mfs_step *s, const int nv,
+	      const int masked)
 {
 	__m512 pv[REG_VECS], qv[REG_VECS];
 	const __mmask16 last = tail_mask(n - 16 * (size_t)(nv - 1));
 #pragma GCC unroll 8
 	for (int v = 0; v < nv; v++) {
-		if (v == nv - 1) {
+		if (masked && v == nv - 1) {
 			pv[v] = _mm512_maskz_loadu_ps(last, p + 16 * v);
 			qv[v] = _mm512_maskz_loadu_ps(last, q + 16 * v);
 		} else {
@@ -95,7 +96,7 @@ sgd_step_regs(float *restrict p, float *restrict q, size_t n, struct mfs_step *s
 #pragma GCC unroll 8
 	for (int v = 0; v < nv; v++) {
 		SGD_UPDATE16(pv[v], qv[v], va, vb);
-		if (v == nv - 1) {
+		if (masked && v == nv - 1) {
 			_mm512_mask_storeu_ps(p + 16 * v, last, pv[v]);
 			_mm512_mask_storeu_ps(q + 16 * v, last, qv[v]);
 		} else {
@@ -108,15 +109,29 @@ sgd_step_regs(float *restrict p, float *restrict q, size_t n, struct mfs_step *s
 static void mfs_sgd_step_avx512(float *restrict p, float *restrict q, size_t n,
 				struct mfs_step *s)
 {
-	switch ((n + 15) / 16) {
-	case 1: sgd_step_regs(p, q, n, s, 1); return;
-	case 2: sgd_step_regs(p, q, n, s, 2); return;
-	case 3: sgd_step_regs(p, q, n, s, 3); return;
-	case 4: sgd_step_regs(p, q, n, s, 4); return;
-	case 5: sgd_step_regs(p, q, n, s, 5); return;
-	case 6: sgd_step_regs(p, q, n, s, 6); return;
-	case 7: sgd_step_regs(p, q, n, s, 7); return;
-	case 8: sgd_step_regs(p, q, n, s, 8); return;
+	const size_t nv = (n + 15) / 16;
+	if (n % 16 == 0) {
+		switch (nv) {
+		case 1: sgd_step_regs(p, q, n, s, 1, 0); return;
+		case 2: sgd_step_regs(p, q, n, s, 2, 0); return;
+		case 3: sgd_step_regs(p, q, n, s, 3, 0); return;
+		case 4: sgd_step_regs(p, q, n, s, 4, 0); return;
+		case 5: sgd_step_regs(p, q, n, s, 5, 0); return;
+		case 6: sgd_step_regs(p, q, n, s, 6, 0); return;
+		case 7: sgd_step_regs(p, q, n, s, 7, 0); return;
+		case 8: sgd_step_regs(p, q, n, s, 8, 0); return;
+		default: break;
+		}
+	}
+	switch (nv) {
+	case 1: sgd_step_regs(p, q, n, s, 1, 1); return;
+	case 2: sgd_step_regs(p, q, n, s, 2, 1); return;
+	case 3: sgd_step_regs(p, q, n, s, 3, 1); return;
+	case 4: sgd_step_regs(p, q, n, s, 4, 1); return;
+	case 5: sgd_step_regs(p, q, n, s, 5, 1); return;
+	case 6: sgd_step_regs(p, q, n, s, 6, 1); return;
+	case 7: sgd_step_regs(p, q, n, s, 7, 1); return;
+	case 8: sgd_step_regs(p, q, n, s, 8, 1); return;
 	default: break;
 	}
 	mfs_step_finish(s, dot_avx512(p, q, n));

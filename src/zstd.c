@@ -151,7 +151,9 @@ int mfs_zwriter_open(struct mfs_zwriter **out, int fd, int level, size_t frame_b
 		free(w);
 		return -MFS_E_NOMEM;
 	}
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level))) {
+	/* Content checksums (as the zstd CLI writes them) make damage detectable. */
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 1))) {
 		ZSTD_freeCCtx(w->cctx);
 		free(w->out);
 		free(w);
