@@ -59,81 +59,73 @@ static float mfs_dot_avx512(const float *a, const float *b, size_t n)
 	} while (0)
 
 /*
- * Rows of at most REG_VECS vectors (n <= 128) are loaded once into registers:
- * the dot product and the update both work on them, so each row is read once
- * and written once. NV (the number of vectors) is a compile-time constant in
- * each instantiation, so the loops unroll and the arrays live in registers.
+ * Rows of at most 8 vectors (n <= 128) are loaded once into registers: the dot
+ * product and the update both work on them, so each row is read once and
+ * written once. nv (vectors per row) and masked (n not a multiple of 16) are
+ * compile-time constants in each expansion; the unused registers and branches
+ * fold away. Plain variables rather than arrays keep everything in registers.
  */
-#define REG_VECS 8
+#define REG_LOAD(k)                                                                 \
+	__m512 p##k = _mm512_setzero_ps(), q##k = _mm512_setzero_ps();              \
+	if (nv > k) {                                                                \
+		if (masked && nv == k + 1) {                                         \
+			p##k = _mm512_maskz_loadu_ps(last, p + 16 * k);             \
+			q##k = _mm512_maskz_loadu_ps(last, q + 16 * k);             \
+		} else {                                                             \
+			p##k = _mm512_loadu_ps(p + 16 * k);                          \
+			q##k = _mm512_loadu_ps(q + 16 * k);                          \
+		}                                                                    \
+	}
+#define REG_STORE(k)                                                                \
+	if (nv > k) {                                                                \
+		if (masked && nv == k + 1) {                                         \
+			_mm512_mask_storeu_ps(p + 16 * k, last, p##k);               \
+			_mm512_mask_storeu_ps(q + 16 * k, last, q##k);               \
+		} else {                                                             \
+			_mm512_storeu_ps(p + 16 * k, p##k);                          \
+			_mm512_storeu_ps(q + 16 * k, q##k);                          \
+		}                                                                    \
+	}
+#define REG_SGD(k)                                                                  \
+	if (nv > k) {                                                                \
+		SGD_UPDATE16(p##k, q##k, va, vb);                                    \
+		REG_STORE(k)                                                         \
+	}
 
 static inline __attribute__((always_inline)) void
 sgd_step_regs(float *restrict p, float *restrict q, size_t n, struct mfs_step *s, const int nv,
 	      const int masked)
 {
-	__m512 pv[REG_VECS], qv[REG_VECS];
 	const __mmask16 last = tail_mask(n - 16 * (size_t)(nv - 1));
-#pragma GCC unroll 8
-	for (int v = 0; v < nv; v++) {
-		if (masked && v == nv - 1) {
-			pv[v] = _mm512_maskz_loadu_ps(last, p + 16 * v);
-			qv[v] = _mm512_maskz_loadu_ps(last, q + 16 * v);
-		} else {
-			pv[v] = _mm512_loadu_ps(p + 16 * v);
-			qv[v] = _mm512_loadu_ps(q + 16 * v);
-		}
-	}
-	__m512 d0 = _mm512_mul_ps(pv[0], qv[0]);
-	__m512 d1 = nv > 1 ? _mm512_mul_ps(pv[1], qv[1]) : _mm512_setzero_ps();
-#pragma GCC unroll 8
-	for (int v = 2; v < nv; v += 2) {
-		d0 = _mm512_fmadd_ps(pv[v], qv[v], d0);
-		if (v + 1 < nv)
-			d1 = _mm512_fmadd_ps(pv[v + 1], qv[v + 1], d1);
-	}
-	mfs_step_finish(s, _mm512_reduce_add_ps(_mm512_add_ps(d0, d1)));
+	REG_LOAD(0) REG_LOAD(1) REG_LOAD(2) REG_LOAD(3)
+	REG_LOAD(4) REG_LOAD(5) REG_LOAD(6) REG_LOAD(7)
+	/* up to four independent products, summed as a tree */
+	__m512 d0 = _mm512_mul_ps(p0, q0);
+	__m512 d1 = _mm512_mul_ps(p1, q1);
+	__m512 d2 = _mm512_mul_ps(p2, q2);
+	__m512 d3 = _mm512_mul_ps(p3, q3);
+	if (nv > 4)
+		d0 = _mm512_fmadd_ps(p4, q4, d0);
+	if (nv > 5)
+		d1 = _mm512_fmadd_ps(p5, q5, d1);
+	if (nv > 6)
+		d2 = _mm512_fmadd_ps(p6, q6, d2);
+	if (nv > 7)
+		d3 = _mm512_fmadd_ps(p7, q7, d3);
+	__m512 d = nv > 1 ? _mm512_add_ps(d0, d1) : d0;
+	if (nv > 2)
+		d = _mm512_add_ps(d, nv > 3 ? _mm512_add_ps(d2, d3) : d2);
+	mfs_step_finish(s, _mm512_reduce_add_ps(d));
 	const __m512 va = _mm512_set1_ps(s->lr * s->grad);
 	const __m512 vb = _mm512_set1_ps(s->lr * s->l2);
-#pragma GCC unroll 8
-	for (int v = 0; v < nv; v++) {
-		SGD_UPDATE16(pv[v], qv[v], va, vb);
-		if (masked && v == nv - 1) {
-			_mm512_mask_storeu_ps(p + 16 * v, last, pv[v]);
-			_mm512_mask_storeu_ps(q + 16 * v, last, qv[v]);
-		} else {
-			_mm512_storeu_ps(p + 16 * v, pv[v]);
-			_mm512_storeu_ps(q + 16 * v, qv[v]);
-		}
-	}
+	REG_SGD(0) REG_SGD(1) REG_SGD(2) REG_SGD(3)
+	REG_SGD(4) REG_SGD(5) REG_SGD(6) REG_SGD(7)
 }
 
-static void mfs_sgd_step_avx512(float *restrict p, float *restrict q, size_t n,
-				struct mfs_step *s)
+/* Rows longer than REG_VECS vectors: dot pass, then update pass. */
+static __attribute__((noinline)) void sgd_step_long(float *restrict p, float *restrict q,
+						    size_t n, struct mfs_step *s)
 {
-	const size_t nv = (n + 15) / 16;
-	if (n % 16 == 0) {
-		switch (nv) {
-		case 1: sgd_step_regs(p, q, n, s, 1, 0); return;
-		case 2: sgd_step_regs(p, q, n, s, 2, 0); return;
-		case 3: sgd_step_regs(p, q, n, s, 3, 0); return;
-		case 4: sgd_step_regs(p, q, n, s, 4, 0); return;
-		case 5: sgd_step_regs(p, q, n, s, 5, 0); return;
-		case 6: sgd_step_regs(p, q, n, s, 6, 0); return;
-		case 7: sgd_step_regs(p, q, n, s, 7, 0); return;
-		case 8: sgd_step_regs(p, q, n, s, 8, 0); return;
-		default: break;
-		}
-	}
-	switch (nv) {
-	case 1: sgd_step_regs(p, q, n, s, 1, 1); return;
-	case 2: sgd_step_regs(p, q, n, s, 2, 1); return;
-	case 3: sgd_step_regs(p, q, n, s, 3, 1); return;
-	case 4: sgd_step_regs(p, q, n, s, 4, 1); return;
-	case 5: sgd_step_regs(p, q, n, s, 5, 1); return;
-	case 6: sgd_step_regs(p, q, n, s, 6, 1); return;
-	case 7: sgd_step_regs(p, q, n, s, 7, 1); return;
-	case 8: sgd_step_regs(p, q, n, s, 8, 1); return;
-	default: break;
-	}
 	mfs_step_finish(s, dot_avx512(p, q, n));
 	const __m512 va = _mm512_set1_ps(s->lr * s->grad);
 	const __m512 vb = _mm512_set1_ps(s->lr * s->l2);
@@ -162,6 +154,39 @@ static void mfs_sgd_step_avx512(float *restrict p, float *restrict q, size_t n,
 		_mm512_mask_storeu_ps(p + i, m, p0);
 		_mm512_mask_storeu_ps(q + i, m, q0);
 	}
+}
+
+static void mfs_sgd_step_avx512(float *restrict p, float *restrict q, size_t n,
+				struct mfs_step *s)
+{
+	/* whole vectors (the model's padded rows) without masks: masked loads do not
+	 * take forwarded store data, which matters when a row is reused at once */
+	if (n % 16 == 0) {
+		switch (n / 16) {
+		case 1: sgd_step_regs(p, q, n, s, 1, 0); return;
+		case 2: sgd_step_regs(p, q, n, s, 2, 0); return;
+		case 3: sgd_step_regs(p, q, n, s, 3, 0); return;
+		case 4: sgd_step_regs(p, q, n, s, 4, 0); return;
+		case 5: sgd_step_regs(p, q, n, s, 5, 0); return;
+		case 6: sgd_step_regs(p, q, n, s, 6, 0); return;
+		case 7: sgd_step_regs(p, q, n, s, 7, 0); return;
+		case 8: sgd_step_regs(p, q, n, s, 8, 0); return;
+		default: break;
+		}
+	} else {
+		switch ((n + 15) / 16) {
+		case 1: sgd_step_regs(p, q, n, s, 1, 1); return;
+		case 2: sgd_step_regs(p, q, n, s, 2, 1); return;
+		case 3: sgd_step_regs(p, q, n, s, 3, 1); return;
+		case 4: sgd_step_regs(p, q, n, s, 4, 1); return;
+		case 5: sgd_step_regs(p, q, n, s, 5, 1); return;
+		case 6: sgd_step_regs(p, q, n, s, 6, 1); return;
+		case 7: sgd_step_regs(p, q, n, s, 7, 1); return;
+		case 8: sgd_step_regs(p, q, n, s, 8, 1); return;
+		default: break;
+		}
+	}
+	sgd_step_long(p, q, n, s);
 }
 
 /*

@@ -5,8 +5,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "model_internal.h"
+
+#define MFS_HUGE ((size_t)2 << 20)
 
 #ifndef MFS_BIAS_ACC0
 #define MFS_BIAS_ACC0 1.0f
@@ -58,10 +61,32 @@ static int check_config(const mfs_config *c, mfs_diag *d)
 	return 0;
 }
 
+/*
+ * Row tables: anonymous mappings, so untouched rows cost no memory, asked to
+ * be backed by transparent huge pages where the kernel allows it (random rows
+ * of a large table otherwise miss the TLB on almost every event).
+ */
+static float *mfs_alloc_rows(size_t bytes)
+{
+	size_t len = (bytes + MFS_HUGE - 1) & ~(size_t)(MFS_HUGE - 1);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	madvise(p, len, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+static void mfs_free_rows(float *p, size_t bytes)
+{
+	if (p)
+		munmap(p, (bytes + MFS_HUGE - 1) & ~(size_t)(MFS_HUGE - 1));
+}
+
 static void side_free(struct mfs_table *s)
 {
-	mfs_idmap_free(&s->ids);
-	free(s->rows);
+	mfs_free_rows(s->rows, s->rows_bytes);
 	free(s->bias);
 	free(s->acc);
 	free(s->bacc);
@@ -76,7 +101,8 @@ static int side_init(struct mfs_table *s, uint64_t cap, uint32_t stride, int ada
 		return rc;
 	/* Untouched pages cost nothing: rows are written only when an ID arrives. */
 	size_t bytes = (size_t)cap * stride * sizeof(float);
-	s->rows = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+	s->rows_bytes = bytes;
+	s->rows = mfs_alloc_rows(bytes);
 	s->bias = calloc(cap, sizeof(float));
 	if (adagrad) {
 		s->acc = calloc(cap, sizeof(float));
@@ -109,7 +135,8 @@ int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_ker
 	if (rc == 0)
 		rc = side_init(&m->item, cfg->max_items, m->stride, adagrad);
 	m->scratch = malloc(2 * MFS_LEARN_CHUNK * sizeof *m->scratch);
-	if (rc == 0 && !m->scratch)
+	m->keys = malloc(2 * MFS_LEARN_CHUNK * sizeof *m->keys);
+	if (rc == 0 && (!m->scratch || !m->keys))
 		rc = -MFS_E_NOMEM;
 	if (rc < 0) {
 		mfs_model_free(m);
@@ -167,6 +194,7 @@ MFS_API void mfs_model_free(mfs_model *m)
 	side_free(&m->user);
 	side_free(&m->item);
 	free(m->scratch);
+	free(m->keys);
 	free(m->position);
 	free(m);
 }
@@ -176,8 +204,7 @@ static void init_row(mfs_model *m, struct mfs_table *s, uint64_t row)
 {
 	float *r = mfs_row(s, row, m->stride);
 	uint32_t d = m->cfg.dim;
-	for (uint32_t i = 0; i < d; i++)
-		r[i] = (float)(mfs_rng_normal(&m->rng) * m->cfg.init_std);
+	mfs_rng_normal_fill(&m->rng, r, d, m->cfg.init_std);
 	for (uint32_t i = d; i < m->stride; i++)
 		r[i] = 0.0f;
 	s->bias[row] = 0.0f;
@@ -187,9 +214,14 @@ static void init_row(mfs_model *m, struct mfs_table *s, uint64_t row)
 	}
 }
 
-static int64_t resolve(mfs_model *m, struct mfs_table *s, const char *id, uint32_t len)
+static inline uint64_t id_key(const mfs_model *m, const char *id, uint32_t len)
 {
-	uint64_t key = mfs_idmap_key(mfs_hash_id(id, len, m->hash_seed));
+	return mfs_idmap_key(mfs_hash_id(id, len, m->hash_seed));
+}
+
+static int64_t resolve(mfs_model *m, struct mfs_table *s, uint64_t key, const char *id,
+		       uint32_t len)
+{
 	int is_new;
 	int64_t row = mfs_idmap_get(&s->ids, key, id, len, &is_new);
 	if (is_new)
@@ -241,16 +273,25 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	for (size_t base = 0; base < n; base += MFS_LEARN_CHUNK) {
 		size_t cn = n - base < MFS_LEARN_CHUNK ? n - base : MFS_LEARN_CHUNK;
 		int64_t *rows = m->scratch;
-		/* Pass 1: IDs -> rows, in event order (new rows are initialised in
+		uint64_t *keys = m->keys;
+		/* Pass 1: IDs -> keys, and the index slots they probe prefetched. */
+		for (size_t j = 0; j < cn; j++) {
+			const mfs_event *e = &ev[base + j];
+			keys[2 * j] = id_key(m, e->user, e->user_len);
+			keys[2 * j + 1] = id_key(m, e->item, e->item_len);
+			mfs_idmap_prefetch(&m->user.ids, keys[2 * j]);
+			mfs_idmap_prefetch(&m->item.ids, keys[2 * j + 1]);
+		}
+		/* Pass 2: keys -> rows, in event order (new rows are initialised in
 		 * that order, so the result equals the event-by-event loop). */
 		for (size_t j = 0; j < cn; j++) {
 			const mfs_event *e = &ev[base + j];
-			rows[2 * j] = resolve(m, &m->user, e->user, e->user_len);
-			rows[2 * j + 1] = resolve(m, &m->item, e->item, e->item_len);
+			rows[2 * j] = resolve(m, &m->user, keys[2 * j], e->user, e->user_len);
+			rows[2 * j + 1] = resolve(m, &m->item, keys[2 * j + 1], e->item, e->item_len);
 		}
 		for (size_t j = 0; j < MFS_PREFETCH_AHEAD && j < cn; j++)
 			prefetch_rows(m, rows[2 * j], rows[2 * j + 1]);
-		/* Pass 2: one SGD step per event, rows of upcoming events prefetched. */
+		/* Pass 3: one SGD step per event, rows of upcoming events prefetched. */
 		for (size_t j = 0; j < cn; j++) {
 			if (j + MFS_PREFETCH_AHEAD < cn)
 				prefetch_rows(m, rows[2 * (j + MFS_PREFETCH_AHEAD)],
@@ -311,8 +352,7 @@ static int64_t find_row(const mfs_model *m, const struct mfs_table *s, const cha
 {
 	if (!id || len == 0 || len > MFS_ID_MAX)
 		return -1;
-	uint64_t key = mfs_idmap_key(mfs_hash_id(id, len, m->hash_seed));
-	return mfs_idmap_find(&s->ids, key);
+	return mfs_idmap_find(&s->ids, id_key(m, id, (uint32_t)len));
 }
 
 MFS_API int64_t mfs_model_find(const mfs_model *m, int side, const char *id, size_t len)

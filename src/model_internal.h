@@ -14,6 +14,7 @@
 struct mfs_table {
 	struct mfs_idmap ids;
 	float *rows; /* cap x stride floats, 64-byte aligned, zero padding */
+	size_t rows_bytes;
 	float *bias; /* cap */
 	float *acc;  /* cap: AdaGrad accumulators of the rows (1 for a fresh row), NULL for SGD */
 	float *bacc; /* cap: AdaGrad accumulators of the biases, NULL for SGD */
@@ -31,6 +32,7 @@ struct mfs_model {
 	uint64_t events;
 	struct mfs_table user, item;
 	int64_t *scratch; /* 2 * MFS_LEARN_CHUNK rows */
+	uint64_t *keys;   /* 2 * MFS_LEARN_CHUNK ID keys */
 	void *position;
 	size_t position_len;
 };

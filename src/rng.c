@@ -67,3 +67,21 @@ uint64_t mfs_rng_below(struct mfs_rng *r, uint64_t n)
 	}
 	return (uint64_t)(m >> 64);
 }
+
+void mfs_rng_normal_fill(struct mfs_rng *r, float *out, size_t n, float std)
+{
+	/* Marsaglia's polar method: two normals per accepted pair, no trigonometry. */
+	size_t i = 0;
+	while (i < n) {
+		double u, v, s;
+		do {
+			u = 2.0 * mfs_rng_uniform(r) - 1.0;
+			v = 2.0 * mfs_rng_uniform(r) - 1.0;
+			s = u * u + v * v;
+		} while (s >= 1.0 || s == 0.0);
+		double f = sqrt(-2.0 * log(s) / s);
+		out[i++] = (float)(u * f * std);
+		if (i < n)
+			out[i++] = (float)(v * f * std);
+	}
+}
