@@ -13,8 +13,9 @@
  * floats, kernels called with n = round_up(dim, width).
  *
  * Each figure is the median of several timed runs (CLOCK_MONOTONIC) after a
- * warm-up; kernels are interleaved run by run so that the ratio to scalar is
- * measured under the same conditions. Not part of the test run.
+ * warm-up; best= is the fastest run, a hint of how noisy the machine was.
+ * Kernels are interleaved run by run so that the ratio to scalar is measured
+ * under the same conditions. Not part of the test run.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -24,12 +25,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "kernels.h"
 
 #define MAX_KERNELS 4
-#define MAX_RUNS 15
+#define MAX_RUNS 31
 #define PF_AHEAD 8    /* events between a prefetch and the update that uses it */
 #define CACHE_ROWS 32 /* rows per table in the in-cache cases */
 #define CACHE_EVENTS 4096
@@ -41,12 +43,14 @@ static const size_t dims[] = { 8, 16, 32, 64, 128, 256 };
 
 struct opts {
 	int quick;
-	int runs;
+	int runs;        /* timed runs of the in-cache and score cases */
+	int runs_random; /* timed runs of the large-table cases */
 	double target_s;      /* length of one timed run in the calibrated cases */
 	size_t random_events; /* events per run in the random cases */
 	size_t table_bytes;   /* both random tables together */
 	size_t max_rows;      /* rows per random table, at most */
 	int no_random;
+	int no_huge; /* large tables without MADV_HUGEPAGE */
 	const char *only; /* run scalar and this kernel only */
 };
 
@@ -89,6 +93,26 @@ static void *xalloc(size_t bytes)
 	return p;
 }
 
+/*
+ * A large table as src/model.c allocates one: an anonymous mapping (page, so
+ * 64-byte, aligned) with transparent huge pages asked for unless disabled.
+ */
+static void *map_table(size_t bytes, int huge)
+{
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "bench_kernels: cannot map %zu bytes\n", bytes);
+		exit(1);
+	}
+#ifdef MADV_HUGEPAGE
+	if (huge)
+		madvise(p, bytes, MADV_HUGEPAGE);
+#else
+	(void)huge;
+#endif
+	return p;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -101,22 +125,28 @@ static double median(double *v, int n)
 	return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* "model name" from /proc/cpuinfo (aarch64 kernels print "CPU part" instead). */
 static void read_cpu_model(void)
 {
+	static const char *const keys[] = { "model name", "Hardware", "CPU part" };
 	FILE *f = fopen("/proc/cpuinfo", "r");
 	if (!f)
 		return;
 	char line[512];
-	while (fgets(line, sizeof line, f)) {
-		if (strncmp(line, "model name", 10) == 0) {
+	int found = 3; /* index of the best key seen so far */
+	while (found > 0 && fgets(line, sizeof line, f)) {
+		for (int k = 0; k < found; k++) {
+			if (strncmp(line, keys[k], strlen(keys[k])) != 0)
+				continue;
 			char *c = strchr(line, ':');
-			if (c) {
+			if (!c)
+				break;
+			c++;
+			while (*c == ' ' || *c == '\t')
 				c++;
-				while (*c == ' ' || *c == '\t')
-					c++;
-				c[strcspn(c, "\n")] = '\0';
-				snprintf(cpu_model, sizeof cpu_model, "%s", c);
-			}
+			c[strcspn(c, "\n")] = '\0';
+			snprintf(cpu_model, sizeof cpu_model, "%s%s", k == 2 ? "CPU part " : "", c);
+			found = k;
 			break;
 		}
 	}
@@ -237,13 +267,25 @@ static void tables_init(struct tables *t, size_t rows, size_t dim, float *p, flo
 
 /* ---- reporting ------------------------------------------------------------------ */
 
-static void report(const char *kernel, size_t dim, const char *cas, double ns, double scalar_ns,
-		   const char *unit)
+/* ns: median of the runs; best: the fastest run; ratio: scalar median / this median. */
+static void report(const char *kernel, size_t dim, const char *cas, double ns, double best,
+		   double scalar_ns, const char *unit)
 {
 	printf("bench_kernels kernel=%-6s dim=%-3zu case=%-17s ns/%s=%8.2f %ss/s=%8.2fM "
-	       "vs_scalar=%5.2fx cpu=\"%s\"\n",
-	       kernel, dim, cas, unit, ns, unit, 1e3 / ns, scalar_ns / ns, cpu_model);
+	       "vs_scalar=%5.2fx best=%.2f cpu=\"%s\"\n",
+	       kernel, dim, cas, unit, ns, unit, 1e3 / ns, scalar_ns / ns, best, cpu_model);
 	fflush(stdout);
+}
+
+/* Median and best of each kernel's runs, one line each. */
+static void report_all(const struct mfs_kernels *const *ks, int nk, double (*ns)[MAX_RUNS],
+		       int runs, size_t dim, const char *cas, const char *unit)
+{
+	double med[MAX_KERNELS];
+	for (int j = 0; j < nk; j++) {
+		med[j] = median(ns[j], runs); /* sorts: ns[j][0] is the best */
+		report(ks[j]->name, dim, cas, med[j], ns[j][0], med[0], unit);
+	}
 }
 
 /* ---- cases ------------------------------------------------------------------------- */
@@ -280,11 +322,7 @@ static void case_cache(const struct opts *o, const struct kset *ks, enum step_ki
 			ns[j][r] = run_steps(ks->k[j], kind, &t, &e, count[j], 0) * 1e9 /
 				   (double)count[j];
 		}
-	double med[MAX_KERNELS];
-	for (int j = 0; j < ks->n; j++) {
-		med[j] = median(ns[j], o->runs);
-		report(ks->k[j]->name, dim, name, med[j], med[0], "update");
-	}
+	report_all(ks->k, ks->n, ns, o->runs, dim, name, "update");
 	events_free(&e);
 	free(p);
 	free(q);
@@ -314,18 +352,14 @@ static void case_random(const struct opts *o, const struct kset *ks, struct big 
 	for (int pf = 0; pf < 2; pf++)
 		for (int j = 0; j < ks->n; j++) /* warm-up */
 			run_steps(ks->k[j], kind, &t, &e, e.n / 4, pf);
-	for (int r = 0; r < o->runs; r++)
+	for (int r = 0; r < o->runs_random; r++)
 		for (int pf = 0; pf < 2; pf++)
 			for (int j = 0; j < ks->n; j++)
 				ns[pf][j][r] =
 					run_steps(ks->k[j], kind, &t, &e, e.n, pf) * 1e9 / (double)e.n;
-	for (int pf = 0; pf < 2; pf++) {
-		double med[MAX_KERNELS];
-		for (int j = 0; j < ks->n; j++) {
-			med[j] = median(ns[pf][j], o->runs);
-			report(ks->k[j]->name, dim, pf ? name_pf : name, med[j], med[0], "update");
-		}
-	}
+	for (int pf = 0; pf < 2; pf++)
+		report_all(ks->k, ks->n, ns[pf], o->runs_random, dim, pf ? name_pf : name,
+			   "update");
 	events_free(&e);
 }
 
@@ -367,11 +401,7 @@ static void case_score(const struct opts *o, const struct kset *ks)
 			ns[j][r] = (now_s() - t0) * 1e9 / ((double)reps[j] * SCORE_ROWS);
 			sink = out[SCORE_ROWS / 2];
 		}
-	double med[MAX_KERNELS];
-	for (int j = 0; j < ks->n; j++) {
-		med[j] = median(ns[j], o->runs);
-		report(ks->k[j]->name, dim, "score_100k", med[j], med[0], "row");
-	}
+	report_all(ks->k, ks->n, ns, o->runs, dim, "score_100k", "row");
 	free(rows);
 	free(u);
 	free(out);
@@ -382,7 +412,7 @@ static void case_score(const struct opts *o, const struct kset *ks)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: bench_kernels [--quick] [--kernel NAME] [--no-random] [--help]\n"
+		"usage: bench_kernels [--quick] [--kernel NAME] [--no-random] [--no-hugepages] [--help]\n"
 		"  Times the SGD kernels of every ISA this CPU runs against the scalar oracle:\n"
 		"  sgd_step at dim 8..256 with rows in cache and rows drawn at random from\n"
 		"  tables larger than the last-level cache (with and without software\n"
@@ -391,13 +421,14 @@ static void usage(FILE *f)
 		"  measured in the same run (median of the runs), CPU model.\n"
 		"  --quick      short run (smaller tables, shorter runs)\n"
 		"  --kernel N   scalar and N only (avx2, avx512, neon)\n"
-		"  --no-random  skip the large-table cases (they allocate up to ~3 GiB)\n");
+		"  --no-random  skip the large-table cases (they allocate up to ~3 GiB)\n"
+		"  --no-hugepages  large tables without MADV_HUGEPAGE (more TLB misses)\n");
 }
 
 int main(int argc, char **argv)
 {
 	struct opts o = {
-		.quick = 0, .runs = 7, .target_s = 0.05, .random_events = 1000000,
+		.quick = 0, .runs = 21, .runs_random = 7, .target_s = 0.01, .random_events = 500000,
 		.table_bytes = (size_t)3 << 30, .max_rows = (size_t)4 << 20,
 	};
 	for (int a = 1; a < argc; a++) {
@@ -405,8 +436,15 @@ int main(int argc, char **argv)
 			o.quick = 1;
 		} else if (strcmp(argv[a], "--no-random") == 0) {
 			o.no_random = 1;
+		} else if (strcmp(argv[a], "--no-hugepages") == 0) {
+			o.no_huge = 1;
 		} else if (strcmp(argv[a], "--kernel") == 0 && a + 1 < argc) {
 			o.only = argv[++a];
+			if (strcmp(o.only, "avx2") != 0 && strcmp(o.only, "avx512") != 0 &&
+			    strcmp(o.only, "neon") != 0 && strcmp(o.only, "scalar") != 0) {
+				fprintf(stderr, "bench_kernels: unknown kernel '%s'\n", o.only);
+				return 2;
+			}
 		} else if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0) {
 			usage(stdout);
 			return 0;
@@ -417,9 +455,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (o.quick) {
-		o.runs = 5;
-		o.target_s = 0.01;
-		o.random_events = 200000;
+		o.runs = 11;
+		o.runs_random = 5;
+		o.target_s = 0.003;
+		o.random_events = 100000;
 		o.table_bytes = (size_t)512 << 20;
 	}
 	read_cpu_model();
@@ -436,8 +475,9 @@ int main(int argc, char **argv)
 			printf("bench_kernels kernel=%s not available on this CPU/build, skipped\n",
 			       names[i]);
 	}
-	printf("bench_kernels cpu=\"%s\" runs=%d (median) %s\n", cpu_model, o.runs,
-	       o.quick ? "quick" : "full");
+	printf("bench_kernels cpu=\"%s\" %s: median of %d runs (large tables: %d), "
+	       "kernels interleaved run by run\n",
+	       cpu_model, o.quick ? "quick" : "full", o.runs, o.runs_random);
 
 	for (size_t d = 0; d < NDIMS; d++)
 		case_cache(&o, &ks, STEP_SGD, dims[d], "sgd_cache");
@@ -448,8 +488,8 @@ int main(int argc, char **argv)
 		struct big b;
 		b.floats_per_table = o.table_bytes / 2 / sizeof(float);
 		b.max_rows = o.max_rows;
-		b.p = xalloc(b.floats_per_table * sizeof(float));
-		b.q = xalloc(b.floats_per_table * sizeof(float));
+		b.p = map_table(b.floats_per_table * sizeof(float), !o.no_huge);
+		b.q = map_table(b.floats_per_table * sizeof(float), !o.no_huge);
 		b.acc_p = xalloc(b.max_rows * sizeof(float));
 		b.acc_q = xalloc(b.max_rows * sizeof(float));
 		/* small values everywhere: whatever the dim, every row is a plausible row */
@@ -460,13 +500,14 @@ int main(int argc, char **argv)
 		}
 		for (size_t i = 0; i < b.max_rows; i++)
 			b.acc_p[i] = b.acc_q[i] = 1.0f;
-		printf("bench_kernels random tables: 2 x %.0f MiB\n",
-		       (double)b.floats_per_table * sizeof(float) / (1 << 20));
+		printf("bench_kernels random tables: 2 x %.0f MiB%s\n",
+		       (double)b.floats_per_table * sizeof(float) / (1 << 20),
+		       o.no_huge ? "" : " (MADV_HUGEPAGE, as src/model.c)");
 		for (size_t d = 0; d < NDIMS; d++)
 			case_random(&o, &ks, &b, STEP_SGD, dims[d], "sgd_random", "sgd_random_pf");
 		case_random(&o, &ks, &b, STEP_ADAGRAD, 64, "adagrad_random", "adagrad_random_pf");
-		free(b.p);
-		free(b.q);
+		munmap(b.p, b.floats_per_table * sizeof(float));
+		munmap(b.q, b.floats_per_table * sizeof(float));
 		free(b.acc_p);
 		free(b.acc_q);
 	}

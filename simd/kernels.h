@@ -40,6 +40,7 @@ struct mfs_step {
 	float l2;     /* factor L2 */
 	float *acc_p; /* AdaGrad: accumulated mean squared gradient of row p (in/out) */
 	float *acc_q; /* AdaGrad: same for row q */
+	uint32_t dim; /* the true row width (n may include zero padding); 0 means n */
 	/* out */
 	float pred; /* prediction before the update (after the link) */
 	float grad; /* d loss / d raw with the sign of the error: (rating - pred) * link'(raw) */
@@ -88,7 +89,9 @@ struct mfs_kernels {
 	 * AdaGrad step, per-row accumulator as in LIBMF. d, g as above; with the
 	 * old rows:  gp[i] = g * q[i] - l2 * p[i];  gq[i] = g * p[i] - l2 * q[i];
 	 *   p[i] += lr / sqrtf(*acc_p) * gp[i];   q[i] += lr / sqrtf(*acc_q) * gq[i]
-	 * then *acc_p += sum(gp^2) / n;  *acc_q += sum(gq^2) / n  (n > 0).
+	 * then *acc_p += sum(gp^2) / d;  *acc_q += sum(gq^2) / d  (n > 0), where
+	 * d = s->dim, or n when s->dim is 0: the mean over the real width, so that
+	 * zero padding (which adds nothing to the sums) does not change the result.
 	 * The accumulators start at 1 (set by the model).
 	 */
 	void (*adagrad_step)(float *restrict p, float *restrict q, size_t n, struct mfs_step *s);

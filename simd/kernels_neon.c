@@ -110,9 +110,12 @@ static void mfs_adagrad_step_neon(float *restrict p, float *restrict q, size_t n
 		sp += gp * gp;
 		sq += gq * gq;
 	}
-	*s->acc_p += sp / (float)n;
-	*s->acc_q += sq / (float)n;
+	*s->acc_p += sp / (float)(s->dim ? s->dim : n);
+	*s->acc_q += sq / (float)(s->dim ? s->dim : n);
 }
+
+/* Rows ahead of the current block whose cache lines are prefetched. */
+#define SCORE_AHEAD 16
 
 /* Batch score: four rows at a time share each load of u. */
 static void mfs_score_neon(const float *u, const float *rows, size_t stride, size_t n,
@@ -123,6 +126,12 @@ static void mfs_score_neon(const float *u, const float *rows, size_t stride, siz
 	for (; j + 4 <= count; j += 4) {
 		const float *r0 = rows + j * stride, *r1 = r0 + stride;
 		const float *r2 = r0 + 2 * stride, *r3 = r0 + 3 * stride;
+		if (j + 4 + SCORE_AHEAD <= count) {
+			const char *f = (const char *)(r0 + SCORE_AHEAD * stride);
+			const size_t bytes = 4 * stride * sizeof(float);
+			for (size_t b = 0; b < bytes; b += 64)
+				__builtin_prefetch(f + b, 0, 3);
+		}
 		float32x4_t a0 = vdupq_n_f32(0.0f), a1 = vdupq_n_f32(0.0f);
 		float32x4_t a2 = vdupq_n_f32(0.0f), a3 = vdupq_n_f32(0.0f);
 		for (size_t i = 0; i < nv; i += 4) {

@@ -42,8 +42,8 @@ static void mfs_adagrad_step_scalar(float *restrict p, float *restrict q, size_t
 		sp += gp * gp;
 		sq += gq * gq;
 	}
-	*s->acc_p += sp / (float)n;
-	*s->acc_q += sq / (float)n;
+	*s->acc_p += sp / (float)(s->dim ? s->dim : n);
+	*s->acc_q += sq / (float)(s->dim ? s->dim : n);
 }
 
 static void mfs_score_scalar(const float *u, const float *rows, size_t stride, size_t n,

@@ -269,6 +269,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
 	s.lr = c->lr;
 	s.l2 = c->l2;
+	s.dim = c->dim;
 
 	for (size_t base = 0; base < n; base += MFS_LEARN_CHUNK) {
 		size_t cn = n - base < MFS_LEARN_CHUNK ? n - base : MFS_LEARN_CHUNK;

@@ -29,15 +29,20 @@
 /* Floats per test vector buffer: longest length + offset + room for guards. */
 #define CAP 320
 
-static const size_t lengths[] = { 0,  1,  7,  8,  9,  15,  16,  17,  31,  32,
-				  33, 63, 64, 65, 127, 128, 129, 255, 256 };
+/* The usual edge lengths, plus a whole and a partial vector count for every
+ * count up to 8 of 16 floats (the AVX-512 sgd_step has a register-resident
+ * path per vector count, with and without a masked tail). */
+static const size_t lengths[] = { 0,  1,  7,  8,  9,   15,  16,  17,  31,  32,  33,  47,  48,
+				  63, 64, 65, 80, 81, 96, 100, 112, 127, 128, 129, 255, 256 };
 #define NLENGTHS (sizeof lengths / sizeof lengths[0])
 
 struct offsets {
 	size_t a, b;
 };
 static const struct offsets aligned_offsets[] = { { 0, 0 } };
-static const struct offsets unaligned_offsets[] = { { 1, 2 }, { 2, 3 }, { 3, 1 }, { 1, 0 }, { 0, 3 } };
+static const struct offsets unaligned_offsets[] = {
+	{ 1, 2 }, { 2, 3 }, { 3, 1 }, { 1, 0 }, { 0, 3 },
+};
 
 /* What the failing case was, printed with any failure. */
 static char ctx[256];

@@ -341,6 +341,46 @@ static void model_create__kernel_env_override(void **state)
 	unsetenv("MFS_KERNEL");
 }
 
+/* Every kernel the CPU has learns the same model as the scalar oracle (within
+ * float tolerance), also for a dim that is not a multiple of the vector width,
+ * where the kernels run over zero padding. */
+static void model_learn__every_kernel_matches_scalar(void **state)
+{
+	(void)state;
+	const char *names[] = { "avx2", "avx512", "neon" };
+	for (int opt = 0; opt < 2; opt++) {
+		mfs_config c = sgd_config();
+		c.dim = 10;
+		c.optimizer = opt;
+		c.lr = opt ? 0.1f : 0.02f;
+		mfs_model *ref;
+		assert_int_equal(mfs_model_create(&ref, &c, NULL), 0);
+		learn_random(ref, 9, 4000);
+		for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+			if (!mfs_kernels_get(names[k]))
+				continue; /* this CPU or build lacks it */
+			c.kernel = names[k];
+			mfs_model *m;
+			assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+			learn_random(m, 9, 4000);
+			for (int u = 0; u < 50; u += 3) {
+				char us[16];
+				snprintf(us, sizeof us, "u%d", u);
+				for (int i = 0; i < 40; i += 3) {
+					char is[16];
+					snprintf(is, sizeof is, "i%d", i);
+					float a, b;
+					mfs_model_predict(ref, us, strlen(us), is, strlen(is), &a);
+					mfs_model_predict(m, us, strlen(us), is, strlen(is), &b);
+					assert_float_equal(a, b, 1e-3);
+				}
+			}
+			mfs_model_free(m);
+		}
+		mfs_model_free(ref);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +396,7 @@ int main(void)
 		cmocka_unit_test(model_similar__excludes_itself_and_ranks_by_cosine),
 		cmocka_unit_test(model_create__rejects_bad_config),
 		cmocka_unit_test(model_create__kernel_env_override),
+		cmocka_unit_test(model_learn__every_kernel_matches_scalar),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
