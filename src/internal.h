@@ -37,7 +37,7 @@ void mfs_rng_seed(struct mfs_rng *r, uint64_t seed);
 uint64_t mfs_rng_next(struct mfs_rng *r);
 double mfs_rng_uniform(struct mfs_rng *r);    /* [0, 1) */
 double mfs_rng_normal(struct mfs_rng *r);     /* N(0, 1) */
-/* n values of N(0, std^2) */
+/* n values of a bounded near-normal with standard deviation std (see rng.c) */
 void mfs_rng_normal_fill(struct mfs_rng *r, float *out, size_t n, float std);
 uint64_t mfs_rng_below(struct mfs_rng *r, uint64_t n); /* [0, n) */
 uint64_t mfs_splitmix64(uint64_t *state);

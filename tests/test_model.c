@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "kernels.h"
 #include "support.h"
 
@@ -381,6 +382,25 @@ static void model_learn__every_kernel_matches_scalar(void **state)
 	}
 }
 
+static void rng_normal_fill__has_mean_zero_and_requested_std(void **state)
+{
+	(void)state;
+	static float v[200000];
+	struct mfs_rng r;
+	mfs_rng_seed(&r, 3);
+	mfs_rng_normal_fill(&r, v, 200000, 0.25f);
+	double s = 0, s2 = 0, mx = 0;
+	for (int i = 0; i < 200000; i++) {
+		s += v[i];
+		s2 += (double)v[i] * v[i];
+		mx = fmax(mx, fabs(v[i]));
+	}
+	double mean = s / 200000, sd = sqrt(s2 / 200000 - mean * mean);
+	assert_true(fabs(mean) < 0.003);
+	assert_true(fabs(sd - 0.25) < 0.003);
+	assert_true(mx < 0.25 * 3.47 && mx > 0.25 * 2.5); /* bounded, but with tails */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +417,7 @@ int main(void)
 		cmocka_unit_test(model_create__rejects_bad_config),
 		cmocka_unit_test(model_create__kernel_env_override),
 		cmocka_unit_test(model_learn__every_kernel_matches_scalar),
+		cmocka_unit_test(rng_normal_fill__has_mean_zero_and_requested_std),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
