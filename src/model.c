@@ -86,6 +86,7 @@ static void mfs_free_rows(float *p, size_t bytes)
 
 static void side_free(struct mfs_table *s)
 {
+	mfs_idmap_free(&s->ids);
 	mfs_free_rows(s->rows, s->rows_bytes);
 	free(s->bias);
 	free(s->acc);
