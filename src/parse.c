@@ -3,13 +3,15 @@
  *
  * This is the hot path of a training run: every line of input passes through
  * mfs_parse_line once. Nothing here allocates or calls into the locale:
- *   - fields are found with memchr;
- *   - a number of at most 19 significant digits whose decimal exponent fits
+ *   - separators are found 8 bytes at a time (SWAR, plain C on a uint64_t;
+ *     a byte loop on big-endian targets), and a line is read once, in order;
+ *   - a number of at most 19 digits whose decimal exponent fits
  *     the exact powers of ten (|e| <= 22) is computed as one correctly rounded
  *     double operation (m * 10^e or m / 10^e, m < 2^53); anything else is
  *     normalised into a stack buffer and handed to strtod (the C locale, as
  *     the library never calls setlocale);
- *   - times that are plain integers never touch floating point.
+ *   - times that are plain integers never touch floating point (8 digits
+ *     at a time where SWAR is available).
  * The jsonl parser checks the full JSON grammar (RFC 8259) of each line in
  * one pass, skipping unknown members, and decodes the string values it keeps
  * in place, inside the caller's mutable line buffer.
@@ -113,8 +115,11 @@ static int blank_line(const char *s, size_t n)
 	return 1;
 }
 
-static void trim(const char **s, size_t *n)
+static inline void trim(const char **s, size_t *n)
 {
+	if (MFS_LIKELY(*n == 0 || (!is_blank((unsigned char)(*s)[0]) &&
+				   !is_blank((unsigned char)(*s)[*n - 1]))))
+		return;
 	const char *p = *s, *e = p + *n;
 	while (p < e && is_blank((unsigned char)*p))
 		p++;
@@ -123,6 +128,51 @@ static void trim(const char **s, size_t *n)
 	*s = p;
 	*n = (size_t)(e - p);
 }
+
+/*
+ * Where the target allows, lines are scanned 8 bytes at a time (SWAR).
+ * eq_mask() sets the high bit of every byte of w equal to the byte in pat
+ * (pat = byte * ONES), exactly: no carry crosses a byte. digits8() tells
+ * whether 8 bytes are all ASCII digits and value8() converts them (the
+ * simdjson way). Loads are memcpy'd, so alignment never matters.
+ */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && defined(__GNUC__)
+#define MFS_SWAR 1
+#define ONES UINT64_C(0x0101010101010101)
+#define LOW7 UINT64_C(0x7f7f7f7f7f7f7f7f)
+
+static inline uint64_t load8(const void *p)
+{
+	uint64_t w;
+	memcpy(&w, p, 8);
+	return w;
+}
+
+static inline uint64_t eq_mask(uint64_t w, uint64_t pat)
+{
+	uint64_t x = w ^ pat;
+	return ~(((x & LOW7) + LOW7) | x | LOW7);
+}
+
+static inline int digits8(uint64_t w)
+{
+	return ((w & UINT64_C(0xF0F0F0F0F0F0F0F0)) |
+		(((w + UINT64_C(0x0606060606060606)) & UINT64_C(0xF0F0F0F0F0F0F0F0)) >> 4)) ==
+	       UINT64_C(0x3333333333333333);
+}
+
+static inline uint32_t value8(uint64_t w)
+{
+	const uint64_t mask = UINT64_C(0x000000FF000000FF);
+	const uint64_t mul1 = UINT64_C(0x000F424000000064); /* 100 + (1000000 << 32) */
+	const uint64_t mul2 = UINT64_C(0x0000271000000001); /* 1 + (10000 << 32) */
+	w -= UINT64_C(0x3030303030303030);
+	w = w * 10 + (w >> 8);
+	return (uint32_t)(((w & mask) * mul1 + ((w >> 16) & mask) * mul2) >> 32);
+}
+#else
+#define MFS_SWAR 0
+#endif
 
 /* ===================================================================== */
 /* Numbers                                                               */
@@ -147,6 +197,9 @@ static const double pow10_exact[23] = {
  * [-]0.DDDD[1]e<exp> with at most SLOW_DIGITS significant digits and let
  * strtod round it.
  */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static int number_slow(const unsigned char *ip, size_t nint, const unsigned char *fp,
 		       size_t nfrac, int neg, int64_t exp, double *out)
 {
@@ -197,10 +250,11 @@ static int number_slow(const unsigned char *ip, size_t nint, const unsigned char
 	return 0;
 }
 
-int mfs_parse_number(const char *s, size_t len, double *out)
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline int parse_number(const char *s, size_t len, double *out)
 {
-	if (!s || !out)
-		return -1;
 	const unsigned char *p = (const unsigned char *)s, *end = p + len;
 	int neg = 0;
 	if (p < end && (*p == '+' || *p == '-')) {
@@ -272,6 +326,13 @@ int mfs_parse_number(const char *s, size_t len, double *out)
 	return number_slow(ip, nint, fp, nfrac, neg, exp, out);
 }
 
+int mfs_parse_number(const char *s, size_t len, double *out)
+{
+	if (!s || !out)
+		return -1;
+	return parse_number(s, len, out);
+}
+
 /* ===================================================================== */
 /* Fields shared by every format                                         */
 /* ===================================================================== */
@@ -290,7 +351,7 @@ static int parse_rating(const struct err *e, const char *s, size_t n, float *out
 	char q[QUOTE_BUF];
 	double v;
 	trim(&s, &n);
-	if (MFS_UNLIKELY(mfs_parse_number(s, n, &v) != 0))
+	if (MFS_UNLIKELY(parse_number(s, n, &v) != 0))
 		return fail(e, "rating \"%s\" is not a number", quote(q, s, n));
 	float r = (float)v;
 	if (MFS_UNLIKELY(isinf(r)))
@@ -314,16 +375,24 @@ static int parse_time(const struct err *e, const char *s, size_t n, int64_t *out
 		neg = *p == '-';
 		p++;
 	}
-	/* Plain integers: exact, with an overflow check. */
-	uint64_t limit = neg ? UINT64_C(1) << 63 : (UINT64_C(1) << 63) - 1;
+	/* Plain integers: exact; 18 digits cannot overflow, past them check. */
 	uint64_t u = 0;
-	const unsigned char *d0 = p;
-	while (p < end && is_digit(*p)) {
-		unsigned dg = (unsigned)(*p - '0');
-		if (u > (limit - dg) / 10)
-			break;
-		u = u * 10 + dg;
-		p++;
+	const unsigned char *d0 = p, *safe = end - p > 18 ? p + 18 : end;
+#if MFS_SWAR
+	for (uint64_t w; safe - p >= 8 && digits8(w = load8(p)); p += 8)
+		u = u * 100000000 + value8(w);
+#endif
+	while (p < safe && is_digit(*p))
+		u = u * 10 + (unsigned)(*p++ - '0');
+	if (MFS_UNLIKELY(p == safe && p < end)) {
+		uint64_t limit = neg ? UINT64_C(1) << 63 : (UINT64_C(1) << 63) - 1;
+		while (p < end && is_digit(*p)) {
+			unsigned dg = (unsigned)(*p - '0');
+			if (u > (limit - dg) / 10)
+				break;
+			u = u * 10 + dg;
+			p++;
+		}
 	}
 	if (MFS_LIKELY(p == end && p > d0)) {
 		*out = neg ? (int64_t)(0 - u) : (int64_t)u;
@@ -378,43 +447,71 @@ static int event_from_fields(const struct err *e, const struct field *f, size_t 
 /* tsv, dat, csv: splitting                                              */
 /* ===================================================================== */
 
-/* Split on one byte. Returns the number of fields; the first NFIELDS are stored. */
-static size_t split_byte(const char *s, size_t n, char sep, struct field *f)
+#define SEP_AT(q, width)                                                            \
+	do {                                                                        \
+		if (k < NFIELDS)                                                    \
+			f[k] = (struct field){ start, (size_t)((q)-start), 0 };    \
+		k++;                                                                \
+		start = (q) + (width);                                              \
+	} while (0)
+
+/*
+ * Split on the byte sep. Returns the number of fields (the first NFIELDS are
+ * stored), or SIZE_MAX when stop_on_quote is set and the line holds a '"'.
+ */
+static inline size_t split_byte(const char *s, size_t n, char sep, int stop_on_quote,
+				struct field *f)
 {
-	const char *p = s, *end = s + n;
+	const char *p = s, *end = s + n, *start = s;
 	size_t k = 0;
-	for (;;) {
-		const char *q = memchr(p, sep, (size_t)(end - p));
-		const char *fe = q ? q : end;
-		if (k < NFIELDS)
-			f[k] = (struct field){ p, (size_t)(fe - p), 0 };
-		k++;
-		if (!q)
-			return k;
-		p = q + 1;
+#if MFS_SWAR
+	const uint64_t ps = ONES * (unsigned char)sep, pq = ONES * '"';
+	for (; end - p >= 8; p += 8) {
+		uint64_t w = load8(p);
+		if (stop_on_quote && eq_mask(w, pq))
+			return SIZE_MAX;
+		for (uint64_t m = eq_mask(w, ps); m; m &= m - 1)
+			SEP_AT(p + (__builtin_ctzll(m) >> 3), 1);
 	}
+#endif
+	for (; p < end; p++) {
+		if (stop_on_quote && *p == '"')
+			return SIZE_MAX;
+		if (*p == sep)
+			SEP_AT(p, 1);
+	}
+	if (k < NFIELDS)
+		f[k] = (struct field){ start, (size_t)(end - start), 0 };
+	return k + 1;
 }
 
-/* Split on "::" (leftmost first: "a:::b" is "a", ":b"). */
+/* Split on "::", leftmost first ("a:::b" is "a", ":b"). Returns the field count. */
 static size_t split_dat(const char *s, size_t n, struct field *f)
 {
-	const char *p = s, *end = s + n;
+	const char *p = s, *end = s + n, *start = s, *next = s; /* next: first ':' that may open a "::" */
 	size_t k = 0;
-	for (;;) {
-		const char *q = p;
-		while ((q = memchr(q, ':', (size_t)(end - q))) != NULL) {
-			if (q + 1 < end && q[1] == ':')
-				break;
-			q++;
+#if MFS_SWAR
+	const uint64_t pc = ONES * ':';
+	for (; end - p >= 8; p += 8) {
+		uint64_t w = load8(p);
+		for (uint64_t m = eq_mask(w, pc); m; m &= m - 1) {
+			const char *q = p + (__builtin_ctzll(m) >> 3);
+			if (q >= next && q + 1 < end && q[1] == ':') {
+				SEP_AT(q, 2);
+				next = q + 2;
+			}
 		}
-		const char *fe = q ? q : end;
-		if (k < NFIELDS)
-			f[k] = (struct field){ p, (size_t)(fe - p), 0 };
-		k++;
-		if (!q)
-			return k;
-		p = q + 2;
 	}
+#endif
+	for (; p < end; p++) {
+		if (*p == ':' && p >= next && p + 1 < end && p[1] == ':') {
+			SEP_AT(p, 2);
+			next = p + 2;
+		}
+	}
+	if (k < NFIELDS)
+		f[k] = (struct field){ start, (size_t)(end - start), 0 };
+	return k + 1;
 }
 
 /*
@@ -541,21 +638,50 @@ static int hex4(const char *s, unsigned *out)
  * quote and *out holds its content: decoded in place when decode is set
  * (the decoded bytes never outgrow the escaped text), the raw text otherwise.
  */
-static int json_string(struct jp *j, int decode, struct field *out)
+static int json_string_slow(struct jp *j, int decode, struct field *out, char *start, char *s);
+
+#if MFS_SWAR
+/* High bit of each byte that ends the plain part of a string: '"', '\\', < 0x20. */
+static inline uint64_t string_stops(uint64_t w)
+{
+	uint64_t ctl = ~(((w & LOW7) + ONES * 0x60) | w) & ~LOW7;
+	return eq_mask(w, ONES * '"') | eq_mask(w, ONES * '\\') | ctl;
+}
+#endif
+
+static inline int json_string(struct jp *j, int decode, struct field *out)
 {
 	char *start = j->p + 1, *s = start, *end = j->end;
-	/* Fast path: no escapes. */
-	while (s < end) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"') {
-			*out = (struct field){ start, (size_t)(s - start), 0 };
-			j->p = s + 1;
-			return 0;
+	/* Fast path: up to the first quote, backslash or control byte. */
+#if MFS_SWAR
+	for (; end - s >= 8; s += 8) {
+		uint64_t m = string_stops(load8(s));
+		if (m) {
+			s += __builtin_ctzll(m) >> 3;
+			goto stop;
 		}
-		if (c == '\\' || c < 0x20)
-			break;
-		s++;
 	}
+#endif
+	while (s < end && *s != '"' && *s != '\\' && (unsigned char)*s >= 0x20)
+		s++;
+#if MFS_SWAR
+stop:
+#endif
+	if (MFS_LIKELY(s < end && *s == '"')) {
+		*out = (struct field){ start, (size_t)(s - start), 0 };
+		j->p = s + 1;
+		return 0;
+	}
+	return json_string_slow(j, decode, out, start, s);
+}
+
+/* From the first byte that is not plain text (or the end) on: escapes, errors. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int json_string_slow(struct jp *j, int decode, struct field *out, char *start, char *s)
+{
+	char *end = j->end;
 	char *d = s; /* write position when decoding */
 	for (;;) {
 		if (s >= end) {
@@ -653,7 +779,7 @@ static int json_string(struct jp *j, int decode, struct field *out)
 }
 
 /* A number (RFC 8259 grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?). */
-static int json_number(struct jp *j, struct field *out)
+static inline int json_number(struct jp *j, struct field *out)
 {
 	char *s = j->p, *p = s, *end = j->end;
 	if (p < end && *p == '-')
@@ -797,13 +923,21 @@ enum { ROLE_USER, ROLE_ITEM, ROLE_RATING, ROLE_TIME, NROLES };
 
 static const struct mfs_fields default_fields = { "user", "item", "rating", "time" };
 
+/* Whether a decoded key is the field name (NUL-terminated, at most MFS_FIELD_MAX bytes). */
+static inline int key_is(const struct field *key, const char *name)
+{
+	if (key->n > MFS_FIELD_MAX || name[0] != (key->n ? key->p[0] : 0))
+		return 0;
+	for (size_t i = 1; i < key->n; i++)
+		if (name[i] != key->p[i] || name[i] == 0)
+			return 0;
+	return name[key->n] == 0;
+}
+
 static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *line, size_t len,
 		       mfs_event *ev)
 {
 	const char *names[NROLES] = { f->user, f->item, f->rating, f->time };
-	size_t nlen[NROLES];
-	for (int r = 0; r < NROLES; r++)
-		nlen[r] = strnlen(names[r], MFS_FIELD_MAX + 1);
 	struct {
 		enum jtype type;
 		struct field v;
@@ -829,14 +963,23 @@ static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *li
 				return rc;
 			unsigned mask = 0;
 			for (int r = 0; r < NROLES; r++)
-				if (key.n == nlen[r] && memcmp(key.p, names[r], key.n) == 0)
+				if (key_is(&key, names[r]))
 					mask |= 1u << r;
 			jws(&j);
 			if (j.p >= j.end || *j.p != ':')
 				return jfail(&j, "expected ':'");
 			j.p++;
 			jws(&j);
-			if ((rc = json_value(&j, 1, mask != 0, &t, &val)) < 0)
+			if (j.p < j.end && *j.p == '"') { /* the common cases inline */
+				t = J_STRING;
+				rc = json_string(&j, mask != 0, &val);
+			} else if (j.p < j.end && (is_digit((unsigned char)*j.p) || *j.p == '-')) {
+				t = J_NUMBER;
+				rc = json_number(&j, &val);
+			} else {
+				rc = json_value(&j, 1, mask != 0, &t, &val);
+			}
+			if (rc < 0)
 				return rc;
 			for (int r = 0; r < NROLES; r++) /* a repeated key: the last one wins */
 				if (mask & (1u << r)) {
@@ -865,7 +1008,8 @@ static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *li
 	static const char *const role_name[NROLES] = { "user", "item", "rating", "time" };
 	for (int r = 0; r < NROLES; r++) {
 		if (r != ROLE_TIME && got[r].type == J_NONE)
-			return fail(e, "missing \"%s\" field", quote(q, names[r], nlen[r]));
+			return fail(e, "missing \"%s\" field",
+				    quote(q, names[r], strnlen(names[r], MFS_FIELD_MAX + 1)));
 	}
 	for (int r = ROLE_USER; r <= ROLE_ITEM; r++) {
 		if (got[r].type != J_STRING && got[r].type != J_NUMBER)
@@ -920,20 +1064,23 @@ int mfs_parse_line(int format, const struct mfs_fields *f, char *line, size_t le
 
 	switch (format) {
 	case MFS_FORMAT_TSV:
-		k = split_byte(line, len, '\t', fl);
+		k = split_byte(line, len, '\t', 0, fl);
 		return event_from_fields(&e, fl, k, ev);
 	case MFS_FORMAT_DAT:
 		k = split_dat(line, len, fl);
 		return event_from_fields(&e, fl, k, ev);
-	case MFS_FORMAT_CSV: {
-		long n = split_csv(&e, line, len, fl);
-		if (n < 0)
-			return (int)n;
-		for (size_t i = 0; i < NFIELDS && i < (size_t)n; i++)
-			if (MFS_UNLIKELY(fl[i].esc))
-				fl[i].n = csv_unescape((char *)fl[i].p, fl[i].n);
-		return event_from_fields(&e, fl, (size_t)n, ev);
-	}
+	case MFS_FORMAT_CSV:
+		k = split_byte(line, len, ',', 1, fl);
+		if (MFS_UNLIKELY(k == SIZE_MAX)) { /* quotes: the full RFC 4180 splitter */
+			long n = split_csv(&e, line, len, fl);
+			if (n < 0)
+				return (int)n;
+			k = (size_t)n;
+			for (size_t i = 0; i < NFIELDS && i < k; i++)
+				if (fl[i].esc)
+					fl[i].n = csv_unescape((char *)fl[i].p, fl[i].n);
+		}
+		return event_from_fields(&e, fl, k, ev);
 	case MFS_FORMAT_JSONL:
 		return parse_jsonl(&e, f ? f : &default_fields, line, len, ev);
 	default:
@@ -955,7 +1102,7 @@ int mfs_parse_is_header(int format, const char *line, size_t len)
 		return 0;
 	switch (format) {
 	case MFS_FORMAT_TSV:
-		k = (long)split_byte(line, len, '\t', fl);
+		k = (long)split_byte(line, len, '\t', 0, fl);
 		break;
 	case MFS_FORMAT_DAT:
 		k = (long)split_dat(line, len, fl);

@@ -274,6 +274,15 @@ static void parse_number__handles_very_long_digit_strings(void **state)
 	assert_true(v == 9007199254740994.0);
 	free(t);
 
+	/* past the fast path: zeros stay (signed) zeros, tiny values underflow to 0 */
+	v = 1;
+	assert_int_equal(mfs_parse_number("000000000000000000000000000000", 30, &v), 0);
+	assert_true(v == 0.0 && !signbit(v));
+	assert_int_equal(mfs_parse_number("-0.0000000000000000000000000000", 31, &v), 0);
+	assert_true(v == 0.0 && signbit(v));
+	assert_int_equal(mfs_parse_number("12345678901234567890e-200000", 28, &v), 0);
+	assert_true(v == 0.0);
+
 	/* 1 MiB of digits overflows */
 	memset(s, '7', n);
 	assert_int_equal(num_fails(s, n), -1);
@@ -415,6 +424,30 @@ static void parse_tsv__rejects_int64_time_overflow(void **state)
 	expect_error(MFS_FORMAT_TSV, "u\ti\t3\t1e999", "time \"1e999\" is not a number");
 }
 
+static void parse_tsv__reads_integer_times_exactly(void **state)
+{
+	(void)state;
+	/* every length from 1 to 19 digits, both signs, against strtoll */
+	for (int i = 0; i < 20000; i++) {
+		char digits[24], line[64];
+		int nd = 1 + i % 19;
+		for (int k = 0; k < nd; k++)
+			digits[k] = (char)('0' + rnd() % 10);
+		digits[nd] = 0;
+		if (nd == 19)
+			digits[0] = (char)('0' + rnd() % 9); /* stay below 9.3e18 */
+		const char *sign = (i / 19) % 3 == 0 ? "-" : (i / 19) % 3 == 1 ? "+" : "";
+		snprintf(line, sizeof line, "u\ti\t1\t%s%s", sign, digits);
+		char num_text[32];
+		snprintf(num_text, sizeof num_text, "%s%s", sign, digits);
+		long long want = strtoll(num_text, NULL, 10);
+		assert_int_equal(parse(MFS_FORMAT_TSV, line), 1);
+		if (ev.time != want)
+			print_error("%s: %lld != %lld\n", num_text, (long long)ev.time, want);
+		assert_true(ev.time == want);
+	}
+}
+
 static void parse_tsv__treats_empty_time_as_absent(void **state)
 {
 	(void)state;
@@ -517,6 +550,9 @@ static void parse_line__never_overflows_a_small_reason(void **state)
 			 -MFS_E_PARSE);
 	assert_string_equal(small, "rating ");
 	assert_int_equal(small[8], '#');
+	/* no event to fill */
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_TSV, NULL, line, strlen(line), NULL, small, 8),
+			 -MFS_E_INVAL);
 	/* no reason buffer at all */
 	assert_int_equal(mfs_parse_line(MFS_FORMAT_TSV, NULL, line, strlen(line), &ev, NULL, 0),
 			 -MFS_E_PARSE);
@@ -557,6 +593,97 @@ static void parse_line__keeps_invariants_on_random_bytes(void **state)
 			assert_true(reason[0] != 0);
 			assert_printable(reason);
 		}
+	}
+}
+
+/* A random ID of 1..40 bytes from alphabet, with no "::" and no ':' at either end. */
+static size_t random_id(char *id, const char *alphabet)
+{
+	size_t n, al = strlen(alphabet);
+	do {
+		n = 1 + rnd() % 40;
+		for (size_t k = 0; k < n; k++)
+			id[k] = alphabet[rnd() % al];
+		id[n] = 0;
+	} while (strstr(id, "::") || id[0] == ':' || id[n - 1] == ':');
+	return n;
+}
+
+/* csv-quote s into out ("a,b" -> "\"a,b\"", quotes doubled). */
+static void csv_quote(char *out, const char *s)
+{
+	*out++ = '"';
+	for (; *s; s++) {
+		if (*s == '"')
+			*out++ = '"';
+		*out++ = *s;
+	}
+	*out++ = '"';
+	*out = 0;
+}
+
+static void parse_line__splits_random_ids_at_every_offset(void **state)
+{
+	(void)state;
+	/* IDs of every length put the separators at every offset of the 8-byte
+	 * words the splitter scans; the IDs must come back byte for byte. */
+	for (int i = 0; i < 30000; i++) {
+		char u[48], it[48], qu[300], qi[300], line[800];
+		int fmt = 1 + i % 4, with_time = (i / 4) % 2;
+		const char *alpha = fmt == MFS_FORMAT_TSV   ? "ab:, \"x\x01"
+				    : fmt == MFS_FORMAT_DAT ? "ab:,\t \"x"
+							    : "ab:,\t \"x";
+		random_id(u, alpha);
+		random_id(it, alpha);
+		switch (fmt) {
+		case MFS_FORMAT_TSV:
+			snprintf(line, sizeof line, "%s\t%s\t4.5%s", u, it, with_time ? "\t77" : "");
+			break;
+		case MFS_FORMAT_DAT:
+			snprintf(line, sizeof line, "%s::%s::4.5%s", u, it, with_time ? "::77" : "");
+			break;
+		case MFS_FORMAT_CSV: /* quoted only where needed: both splitters run */
+			if (strpbrk(u, ",\""))
+				csv_quote(qu, u);
+			else
+				strcpy(qu, u);
+			if (strpbrk(it, ",\""))
+				csv_quote(qi, it);
+			else
+				strcpy(qi, it);
+			snprintf(line, sizeof line, "%s,%s,4.5%s", qu, qi, with_time ? ",77" : "");
+			break;
+		default: {
+			/* jsonl: the same IDs, escaped where JSON needs it */
+			char *o = qu;
+			for (const char *c = u; *c; c++) {
+				if (*c == '"' || *c == '\\')
+					*o++ = '\\';
+				if ((unsigned char)*c < 0x20)
+					o += sprintf(o, "\\u%04x", *c);
+				else
+					*o++ = *c;
+			}
+			*o = 0;
+			o = qi;
+			for (const char *c = it; *c; c++) {
+				if (*c == '"' || *c == '\\')
+					*o++ = '\\';
+				if ((unsigned char)*c < 0x20)
+					o += sprintf(o, "\\u%04x", *c);
+				else
+					*o++ = *c;
+			}
+			*o = 0;
+			snprintf(line, sizeof line, "{\"user\":\"%s\",\"item\":\"%s\",\"rating\":4.5%s}",
+				 qu, qi, with_time ? ",\"time\":77" : "");
+		}
+		}
+		int rc = parse(fmt, line);
+		if (rc != 1)
+			print_error("format %d line \"%s\": %s\n", fmt, line, reason);
+		assert_int_equal(rc, 1);
+		assert_event(u, it, 4.5, with_time ? 77 : 0);
 	}
 }
 
@@ -900,6 +1027,10 @@ static void parse_jsonl__rejects_malformed_json(void **state)
 		{ "{\"x\":[1 2],\"user\":\"u\",\"item\":\"i\",\"rating\":1}", "expected ',' or ']'" },
 		{ "{\"x\":{\"a\"},\"user\":\"u\",\"item\":\"i\",\"rating\":1}", "expected ':'" },
 		{ "{\"x\":[", "expected a value" },
+		{ "{\"x\":[1", "unterminated array" },
+		{ "{\"x\":{\"a\":1", "unterminated object" },
+		{ "{\"x\":{1:2},\"user\":\"u\",\"item\":\"i\",\"rating\":1}", "column 7: expected a string key" },
+		{ "{\"x\":{\"a\\q\":2},\"user\":\"u\",\"item\":\"i\",\"rating\":1}", "bad escape \\q" },
 		{ "[1,2]", "column 1: expected a JSON object" },
 		{ "\"user\"", "expected a JSON object" },
 		{ "user,item,rating", "expected a JSON object" },
@@ -1153,6 +1284,7 @@ int main(void)
 		T(parse_tsv__rejects_non_numeric_time),
 		T(parse_tsv__truncates_decimal_time),
 		T(parse_tsv__rejects_int64_time_overflow),
+		T(parse_tsv__reads_integer_times_exactly),
 		T(parse_tsv__treats_empty_time_as_absent),
 		T(parse_tsv__returns_zero_for_empty_and_blank_lines),
 		T(parse_tsv__rejects_empty_ids),
@@ -1162,6 +1294,7 @@ int main(void)
 		T(parse_line__never_overflows_a_small_reason),
 		T(parse_line__rejects_unknown_format),
 		T(parse_line__keeps_invariants_on_random_bytes),
+		T(parse_line__splits_random_ids_at_every_offset),
 		T(parse_csv__accepts_movielens_lines),
 		T(parse_csv__accepts_quoted_fields),
 		T(parse_csv__rejects_malformed_quotes),
