@@ -126,6 +126,14 @@ typedef struct mfs_model mfs_model;
 enum mfs_optimizer { MFS_OPT_SGD = 0, MFS_OPT_ADAGRAD = 1 };
 enum mfs_range_link { MFS_RANGE_CLAMP = 0, MFS_RANGE_SIGMOID = 1 };
 
+/*
+ * How IDs find rows. EXACT: an index from the ID's key to its own row (a full
+ * table evicts the least recently seen ID, see mfs_config.evict). HASHED: the
+ * hashing trick, row = key mapped onto the table; no index, colliding IDs
+ * share a row (and its ID string is the last one seen).
+ */
+enum mfs_ids { MFS_IDS_EXACT = 0, MFS_IDS_HASHED = 1 };
+
 /* Model configuration. Start from mfs_config_default(), then change fields. */
 typedef struct mfs_config {
 	uint32_t dim;        /* embedding width (default 64) */
@@ -142,10 +150,22 @@ typedef struct mfs_config {
 	uint64_t seed;       /* all randomness (init, hash seed) comes from it */
 	const char *kernel;  /* NULL or "auto", "scalar", "avx2", "avx512", "neon";
 				the environment variable MFS_KERNEL overrides NULL/"auto" */
+	int ids;             /* enum mfs_ids: how IDs find rows (default MFS_IDS_EXACT) */
+	int evict;           /* exact mode, full table: 1 (default) a new ID takes the row of
+				the least recently seen ID; 0 the event is not learned (unplaced) */
+	uint32_t min_count;  /* admission: an ID gets a row after this many sightings
+				(default 1: at once) */
 } mfs_config;
 
 /* Fill cfg with the defaults documented in README.md. */
 MFS_API void mfs_config_default(mfs_config *cfg);
+
+/*
+ * Bytes one table row costs under cfg (factors, bias, optimizer state, index
+ * and ID bookkeeping, an ID string of 16 bytes on average): how --memory
+ * turns a budget into capacities. 0 for an invalid cfg.
+ */
+MFS_API uint64_t mfs_model_row_bytes(const mfs_config *cfg);
 
 /*
  * Create an empty model. Tables are sized here, once; learning never
@@ -160,9 +180,11 @@ MFS_API void mfs_model_free(mfs_model *m);
 /* Running totals of a sequence of learn calls (zero it before the first). */
 typedef struct mfs_learn_stats {
 	uint64_t events;     /* events learned */
-	uint64_t unplaced;   /* events dropped because a table was full */
+	uint64_t unplaced;   /* events dropped because a table was full (evict off) */
 	double sq_err;       /* sum of (rating - prediction before the step)^2 */
 	double abs_err;      /* sum of |rating - prediction before the step| */
+	uint64_t unadmitted; /* events with an ID not admitted yet (min_count): they
+				update mu and the bias of the side that has a row, no factors */
 } mfs_learn_stats;
 
 /*
@@ -226,7 +248,12 @@ MFS_API int64_t mfs_model_find(const mfs_model *m, int side, const char *id, siz
 /* A summary of a model. Strings point to static or model memory. */
 typedef struct mfs_model_info {
 	uint32_t dim;
-	uint64_t users, items;         /* rows in use */
+	uint64_t users, items;         /* IDs with a row */
+	uint64_t user_rows, item_rows; /* rows to iterate with mfs_model_row (some may be
+					  unused in hashed mode: -MFS_E_RANGE) */
+	uint64_t user_evictions, item_evictions;
+	int ids, evict;
+	uint32_t min_count;
 	uint64_t max_users, max_items; /* capacities */
 	uint64_t events;               /* events learned over the model's lifetime */
 	double mu;                     /* global mean */
@@ -336,6 +363,102 @@ typedef struct mfs_source_stats {
 MFS_API void mfs_source_stats_get(const mfs_source *s, mfs_source_stats *st);
 
 MFS_API void mfs_source_free(mfs_source *s);
+
+/* ===================================================================== */
+/* Source: I/O backends, reading ahead, follow mode, positions           */
+/* ===================================================================== */
+
+/*
+ * Backends for regular files (pipes and standard input are always read with
+ * read(2)). MFS_IO_AUTO tries io_uring and falls back to pread when the kernel
+ * refuses it (ENOSYS, EPERM from a seccomp profile, kernel.io_uring_disabled);
+ * mfs_source_io_fallback() then says why.
+ */
+enum mfs_io { MFS_IO_AUTO = 0, MFS_IO_URING = 1, MFS_IO_PREAD = 2 };
+
+/* Parse "auto", "uring", "pread"; returns the enum value or -MFS_E_INVAL. */
+MFS_API int mfs_io_parse(const char *name);
+
+/*
+ * Reader settings beyond mfs_source_config. Start from
+ * mfs_source_config2_default(); pass it to mfs_source_open2().
+ *   io       enum mfs_io (default AUTO)
+ *   follow   1: at the end of the inputs, wait for files to grow and new files to
+ *            appear (inotify, else polling every poll_ms) until mfs_source_stop().
+ *            An incomplete last line or compressed frame means "wait for more".
+ *            Within a directory, a file is complete when a newer file of the
+ *            same partition (Kafka names) or, for other names, any newer file
+ *            exists; files of other partitions are read meanwhile.
+ *   queue    batches parsed ahead by a reader thread (default 0: no thread, the
+ *            caller's thread reads). With a thread, on_bad is called from it.
+ *            The batches and their order are the same either way.
+ *   chunk    bytes per read (default 1 MiB; a test seam: any size >= 1 works)
+ *   depth    reads in flight with io_uring (default 8, at most 64)
+ *   poll_ms  follow mode: longest wait between checks (default 200)
+ */
+typedef struct mfs_source_config2 {
+	int io;
+	int follow;
+	unsigned queue;
+	size_t chunk;
+	unsigned depth;
+	unsigned poll_ms;
+} mfs_source_config2;
+
+MFS_API void mfs_source_config2_default(mfs_source_config2 *cfg);
+
+/* mfs_source_open with reader settings (cfg2 NULL: defaults). Also returns
+ * -MFS_E_UNSUPPORTED when io is MFS_IO_URING and the kernel refuses io_uring. */
+MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t n_inputs,
+			     const mfs_source_config *cfg, const mfs_source_config2 *cfg2,
+			     mfs_diag *diag);
+
+/* The backend in use: "uring" or "pread" (static string). */
+MFS_API const char *mfs_source_io(const mfs_source *s);
+
+/* 1 if io was AUTO and io_uring was refused (d, if not NULL, says why), else 0. */
+MFS_API int mfs_source_io_fallback(const mfs_source *s, mfs_diag *d);
+
+/*
+ * Ask the source to stop: the next mfs_source_next returns 0 (follow mode
+ * stops waiting). Safe to call from a signal handler or another thread; the
+ * only call on a source that is.
+ */
+MFS_API void mfs_source_stop(mfs_source *s);
+
+/*
+ * Where the next unread record is (after the last batch returned). path points
+ * into the source (valid until it is freed).
+ */
+typedef struct mfs_source_where {
+	const char *path;        /* the file, or "" when there are no inputs */
+	int done;                /* 1: every record of path has been read */
+	uint64_t offset;         /* byte offset in the decompressed stream of path */
+	uint64_t frame_offset;   /* compressed offset of the frame (member) holding it;
+				    equal to offset for plain files */
+	uint64_t line;           /* lines of path read so far */
+	uint64_t records;        /* records of path read (events + malformed) */
+	int kafka;               /* 1 if path has a Kafka-sink name */
+	uint64_t partition;      /* Kafka partition */
+	uint64_t kafka_offset;   /* next Kafka offset: start offset + records */
+} mfs_source_where;
+
+MFS_API int mfs_source_where_get(const mfs_source *s, mfs_source_where *w);
+
+/*
+ * The position as an opaque, versioned blob (store it in a checkpoint with
+ * mfs_save_opts.position). Writes up to len bytes to buf (may be NULL with len
+ * 0) and returns the size of the whole blob, as snprintf.
+ */
+MFS_API int mfs_source_position(const mfs_source *s, void *buf, size_t len);
+
+/*
+ * Continue from a position blob: files before its file are skipped, and its
+ * file is read from the record the blob names. Call before the first
+ * mfs_source_next. Returns 0, -MFS_E_CORRUPT (not a position blob),
+ * -MFS_E_NOTFOUND (its file is not among the inputs), -MFS_E_INVAL.
+ */
+MFS_API int mfs_source_seek(mfs_source *s, const void *pos, size_t len, mfs_diag *diag);
 
 #ifdef __cplusplus
 }

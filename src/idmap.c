@@ -1,29 +1,42 @@
-/* idmap.c - open-addressing index from ID keys to rows; ID strings in an arena. */
+/* idmap.c - ID keys -> rows in fixed memory: index, eviction, admission, ID strings. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "idmap.h"
 #include "internal.h"
 
-int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap)
+int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint32_t min_count)
 {
 	memset(m, 0, sizeof *m);
-	if (cap == 0 || cap > (1ULL << 40))
+	if (cap == 0 || cap > (1ULL << 40) || (mode != MFS_IDMAP_EXACT && mode != MFS_IDMAP_HASHED))
 		return -MFS_E_INVAL;
-	uint64_t slots = 16;
-	while (slots < cap * 2)
-		slots <<= 1;
 	m->cap = cap;
-	m->mask = slots - 1;
-	/* calloc: pages of the index and row arrays stay untouched (and cost no
-	 * RSS) until IDs arrive. */
-	m->slots = calloc(slots, sizeof *m->slots);
+	m->mode = mode;
+	m->evict = mode == MFS_IDMAP_EXACT && evict;
+	m->min_count = min_count > 1 ? min_count : 0;
+	/* calloc: pages stay untouched (and cost no RSS) until IDs arrive. */
+	if (mode == MFS_IDMAP_EXACT) {
+		uint64_t slots = 16;
+		while (slots < cap * 2)
+			slots <<= 1;
+		m->mask = slots - 1;
+		m->slots = calloc(slots, sizeof *m->slots);
+	}
 	m->row_key = calloc(cap, sizeof *m->row_key);
+	m->row_seen = calloc(cap, sizeof *m->row_seen);
 	m->row_off = calloc(cap, sizeof *m->row_off);
 	m->row_len = calloc(cap, sizeof *m->row_len);
 	m->arena_cap = 4096;
 	m->arena = malloc(m->arena_cap);
-	if (!m->slots || !m->row_key || !m->row_off || !m->row_len || !m->arena) {
+	if (m->min_count) {
+		uint64_t w = 1024;
+		while (w < cap && w < (1ULL << 30))
+			w <<= 1;
+		m->sketch_mask = (uint32_t)(w - 1);
+		m->sketch = calloc(MFS_SKETCH_DEPTH, w);
+	}
+	if ((mode == MFS_IDMAP_EXACT && !m->slots) || !m->row_key || !m->row_seen || !m->row_off ||
+	    !m->row_len || !m->arena || (m->min_count && !m->sketch)) {
 		mfs_idmap_free(m);
 		return -MFS_E_NOMEM;
 	}
@@ -34,25 +47,57 @@ void mfs_idmap_free(struct mfs_idmap *m)
 {
 	free(m->slots);
 	free(m->row_key);
+	free(m->row_seen);
 	free(m->row_off);
 	free(m->row_len);
 	free(m->arena);
+	free(m->sketch);
 	memset(m, 0, sizeof *m);
+}
+
+/* --- ID strings -------------------------------------------------------- */
+
+/* Rewrite the live IDs contiguously (rows 0..rows-1 that hold one). */
+static void compact(struct mfs_idmap *m, uint64_t rows)
+{
+	/* IDs are placed in row order only by chance, so copy through a fresh buffer. */
+	char *na = malloc(m->arena_cap);
+	if (!na)
+		return; /* keep the garbage; growing will be tried instead */
+	size_t o = 0;
+	for (uint64_t r = 0; r < rows; r++) {
+		if (!m->row_len[r])
+			continue;
+		memcpy(na + o, m->arena + m->row_off[r], m->row_len[r]);
+		m->row_off[r] = o;
+		o += m->row_len[r];
+	}
+	free(m->arena);
+	m->arena = na;
+	m->arena_len = o;
+	m->arena_dead = 0;
 }
 
 static int store_id(struct mfs_idmap *m, uint64_t row, const char *id, size_t len)
 {
 	if (len > MFS_ID_MAX)
 		len = MFS_ID_MAX;
+	m->arena_dead += m->row_len[row];
+	m->row_len[row] = 0;
 	if (m->arena_len + len > m->arena_cap) {
-		size_t ncap = m->arena_cap * 2;
-		while (ncap < m->arena_len + len)
-			ncap *= 2;
-		char *na = realloc(m->arena, ncap);
-		if (!na)
-			return -MFS_E_NOMEM;
-		m->arena = na;
-		m->arena_cap = ncap;
+		uint64_t rows = m->mode == MFS_IDMAP_HASHED ? m->cap : m->used;
+		if (m->arena_dead >= m->arena_len / 2)
+			compact(m, rows);
+		if (m->arena_len + len > m->arena_cap) {
+			size_t ncap = m->arena_cap * 2;
+			while (ncap < m->arena_len + len)
+				ncap *= 2;
+			char *na = realloc(m->arena, ncap);
+			if (!na)
+				return -MFS_E_NOMEM;
+			m->arena = na;
+			m->arena_cap = ncap;
+		}
 	}
 	memcpy(m->arena + m->arena_len, id, len);
 	m->row_off[row] = m->arena_len;
@@ -61,36 +106,186 @@ static int store_id(struct mfs_idmap *m, uint64_t row, const char *id, size_t le
 	return 0;
 }
 
-int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t len, int *is_new)
+/* --- admission sketch ---------------------------------------------------- */
+
+static inline uint32_t sketch_slot(const struct mfs_idmap *m, uint64_t key, int d)
+{
+	static const uint64_t mul[MFS_SKETCH_DEPTH] = { 0x9E3779B97F4A7C15ULL, 0xC2B2AE3D27D4EB4FULL,
+							0x165667B19E3779F9ULL, 0xD6E8FEB86659FD93ULL };
+	uint64_t h = (key ^ (key >> 31)) * mul[d];
+	return (uint32_t)(h >> 32) & m->sketch_mask;
+}
+
+uint32_t mfs_idmap_sketch_count(const struct mfs_idmap *m, uint64_t key)
+{
+	if (!m->sketch)
+		return 0;
+	uint32_t w = m->sketch_mask + 1u, best = 255;
+	for (int d = 0; d < MFS_SKETCH_DEPTH; d++) {
+		uint8_t c = m->sketch[(size_t)d * w + sketch_slot(m, key, d)];
+		if (c < best)
+			best = c;
+	}
+	return best;
+}
+
+/* Count one sighting (conservative update); returns the new estimate. */
+static uint32_t sketch_add(struct mfs_idmap *m, uint64_t key)
+{
+	uint32_t w = m->sketch_mask + 1u;
+	uint32_t est = mfs_idmap_sketch_count(m, key);
+	if (est < 255) {
+		for (int d = 0; d < MFS_SKETCH_DEPTH; d++) {
+			uint8_t *c = &m->sketch[(size_t)d * w + sketch_slot(m, key, d)];
+			if (*c == est)
+				(*c)++;
+		}
+		est++;
+	}
+	/* Age: halve every counter after 8 sightings per column, so that IDs
+	 * seen long ago fade (amortised O(1) per sighting). */
+	if (++m->sketch_adds >= 8ULL * w) {
+		for (size_t i = 0; i < (size_t)MFS_SKETCH_DEPTH * w; i++)
+			m->sketch[i] >>= 1;
+		m->sketch_adds = 0;
+	}
+	return est;
+}
+
+/* --- index ---------------------------------------------------------------- */
+
+int mfs_idmap_remove(struct mfs_idmap *m, uint64_t key)
+{
+	if (m->mode != MFS_IDMAP_EXACT)
+		return 0;
+	uint64_t i = key & m->mask;
+	while (m->slots[i].key != key) {
+		if (m->slots[i].key == 0)
+			return 0;
+		i = (i + 1) & m->mask;
+	}
+	/* Backward-shift deletion: pull later members of the cluster into the
+	 * hole unless their home slot lies cyclically in (hole, j]. */
+	uint64_t j = i;
+	for (;;) {
+		j = (j + 1) & m->mask;
+		uint64_t k = m->slots[j].key;
+		if (k == 0)
+			break;
+		uint64_t home = k & m->mask;
+		int stays = (i <= j) ? (i < home && home <= j) : (i < home || home <= j);
+		if (!stays) {
+			m->slots[i] = m->slots[j];
+			i = j;
+		}
+	}
+	m->slots[i].key = 0;
+	m->slots[i].row = 0;
+	return 1;
+}
+
+static void insert_slot(struct mfs_idmap *m, uint64_t key, uint64_t row)
 {
 	uint64_t i = key & m->mask;
-	*is_new = 0;
+	while (m->slots[i].key != 0)
+		i = (i + 1) & m->mask;
+	m->slots[i].key = key;
+	m->slots[i].row = row;
+}
+
+/* The least recently seen of the next MFS_EVICT_SAMPLE rows after the hand. */
+static uint64_t pick_victim(struct mfs_idmap *m, uint32_t tick)
+{
+	uint64_t best = m->hand % m->cap;
+	uint32_t best_age = 0;
+	for (int k = 0; k < MFS_EVICT_SAMPLE; k++) {
+		uint64_t r = (m->hand + (uint64_t)k) % m->cap;
+		uint32_t age = tick - m->row_seen[r];
+		if (k == 0 || age > best_age) {
+			best = r;
+			best_age = age;
+		}
+	}
+	m->hand = (m->hand + MFS_EVICT_SAMPLE) % m->cap;
+	return best;
+}
+
+int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t len,
+		      uint32_t tick, int *fresh)
+{
+	*fresh = 0;
+	if (m->mode == MFS_IDMAP_HASHED) {
+		uint64_t r = mfs_idmap_hashed_row(m, key);
+		if (m->row_key[r] != key) {
+			if (m->row_key[r] == 0) {
+				if (m->min_count && sketch_add(m, key) < m->min_count)
+					return -MFS_E_NOTFOUND;
+				*fresh = 1; /* a new row; a collision keeps the shared row */
+				m->used++;
+			}
+			if (store_id(m, r, id, len) < 0)
+				return -MFS_E_NOMEM;
+			m->row_key[r] = key;
+		}
+		m->row_seen[r] = tick;
+		return (int64_t)r;
+	}
+	uint64_t i = key & m->mask;
 	for (;;) {
 		struct mfs_idslot *s = &m->slots[i];
-		if (s->key == key)
+		if (s->key == key) {
+			m->row_seen[s->row] = tick;
 			return (int64_t)s->row;
+		}
 		if (s->key == 0)
 			break;
 		i = (i + 1) & m->mask;
 	}
-	if (m->used >= m->cap)
+	if (m->min_count && sketch_add(m, key) < m->min_count)
+		return -MFS_E_NOTFOUND;
+	uint64_t row;
+	if (m->used < m->cap) {
+		row = m->used++;
+	} else if (m->evict) {
+		row = pick_victim(m, tick);
+		mfs_idmap_remove(m, m->row_key[row]);
+		m->evictions++;
+	} else {
 		return -MFS_E_FULL;
-	uint64_t row = m->used;
+	}
 	if (store_id(m, row, id, len) < 0)
 		return -MFS_E_NOMEM;
-	m->slots[i].key = key;
-	m->slots[i].row = row;
+	insert_slot(m, key, row);
 	m->row_key[row] = key;
-	m->used++;
-	*is_new = 1;
+	m->row_seen[row] = tick;
+	*fresh = 1;
 	return (int64_t)row;
 }
 
 int mfs_idmap_append(struct mfs_idmap *m, uint64_t key, const char *id, size_t len)
 {
-	int is_new;
-	int64_t r = mfs_idmap_get(m, key, id, len, &is_new);
-	if (r < 0)
-		return (int)r;
-	return is_new ? 0 : -MFS_E_CORRUPT; /* a duplicate key in a model file */
+	if (m->mode != MFS_IDMAP_EXACT || m->used >= m->cap || key == 0)
+		return -MFS_E_CORRUPT;
+	if (mfs_idmap_find(m, key) >= 0)
+		return -MFS_E_CORRUPT; /* a duplicate key in a model file */
+	uint64_t row = m->used;
+	if (store_id(m, row, id, len) < 0)
+		return -MFS_E_NOMEM;
+	insert_slot(m, key, row);
+	m->row_key[row] = key;
+	m->used++;
+	return 0;
+}
+
+int mfs_idmap_set_row(struct mfs_idmap *m, uint64_t r, uint64_t key, const char *id, size_t len)
+{
+	if (m->mode != MFS_IDMAP_HASHED || r >= m->cap)
+		return -MFS_E_CORRUPT;
+	if (key == 0)
+		return 0; /* untouched row */
+	if (store_id(m, r, id, len) < 0)
+		return -MFS_E_NOMEM;
+	m->row_key[r] = key;
+	m->used++;
+	return 0;
 }

@@ -1,11 +1,19 @@
 /*
- * idmap.h - ID keys -> table rows. Internal.
+ * idmap.h - ID keys -> table rows, in fixed memory. Internal.
  *
- * An open-addressing index (linear probing, power-of-two slots, at most half
- * full) from a 64-bit XXH3 key to a row in [0, cap). Rows are handed out in
- * order of first sight. The ID string of every row is kept in an arena so that
- * results can print real IDs. The index and the row arrays are sized at init;
- * only the ID arena grows, bounded by cap * MFS_ID_MAX bytes.
+ * Two modes:
+ *  - exact: an open-addressing index (linear probing, power-of-two slots, at
+ *    most half full, backward-shift deletion) from a 64-bit XXH3 key to a row.
+ *    Rows are handed out in order of first sight; when all rows are in use and
+ *    eviction is on, a new ID takes the row of the least recently seen of the
+ *    next MFS_EVICT_SAMPLE rows after a moving hand (sampled LRU, O(1)).
+ *  - hashed: the hashing trick; row = key mapped onto [0, cap); no index, IDs
+ *    that collide share a row.
+ * Admission (min_count > 1): an unknown ID gets a row only once a count-min
+ * sketch has seen it min_count times.
+ * The ID string of every row is kept in an arena (so results print real IDs);
+ * evicted strings become garbage that is compacted away, so the arena stays
+ * within twice the live bytes.
  */
 #ifndef MFS_IDMAP_H
 #define MFS_IDMAP_H
@@ -13,21 +21,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define MFS_EVICT_SAMPLE 8
+#define MFS_SKETCH_DEPTH 4
+
+enum mfs_idmap_mode { MFS_IDMAP_EXACT = 0, MFS_IDMAP_HASHED = 1 };
+
 struct mfs_idslot {
 	uint64_t key; /* 0: empty */
 	uint64_t row;
 };
 
 struct mfs_idmap {
-	uint64_t cap;    /* rows at most */
-	uint64_t used;   /* rows in use: 0 .. used-1 */
-	uint64_t mask;   /* slots - 1 */
+	uint64_t cap;  /* rows */
+	uint64_t used; /* exact: rows in use (0 .. used-1); hashed: rows ever touched */
+	uint64_t mask; /* slots - 1 (exact) */
+	int mode;      /* enum mfs_idmap_mode */
+	int evict;     /* exact: reuse the least recently seen row when full */
 	struct mfs_idslot *slots;
-	uint64_t *row_key; /* key of each row */
+	uint64_t *row_key;  /* key of each row (hashed: the last key seen there; 0: untouched) */
+	uint32_t *row_seen; /* tick of the last access of each row */
+	uint64_t hand;      /* next row the eviction sampler looks at */
+	uint64_t evictions;
+	/* ID strings */
 	uint64_t *row_off; /* offset of each row's ID in arena */
 	uint8_t *row_len;  /* length of each row's ID */
 	char *arena;
-	size_t arena_len, arena_cap;
+	size_t arena_len, arena_cap, arena_dead;
+	/* admission: count-min sketch of unknown keys (min_count > 1) */
+	uint32_t min_count;
+	uint32_t sketch_mask; /* width - 1 */
+	uint8_t *sketch;      /* MFS_SKETCH_DEPTH x width saturating counters */
+	uint64_t sketch_adds; /* increments since the last halving */
 };
 
 /* A key is never 0 (0 marks an empty slot). */
@@ -36,12 +60,26 @@ static inline uint64_t mfs_idmap_key(uint64_t h)
 	return h ? h : 1;
 }
 
-int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap);
+/*
+ * cap rows; mode; evict (exact mode); min_count (<= 1: admit at once).
+ * Returns 0, -MFS_E_INVAL or -MFS_E_NOMEM.
+ */
+int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint32_t min_count);
 void mfs_idmap_free(struct mfs_idmap *m);
 
-/* The row of key, or -1. */
+/* Hashed mode: the row of a key (Lemire's multiply-shift onto [0, cap)). */
+static inline uint64_t mfs_idmap_hashed_row(const struct mfs_idmap *m, uint64_t key)
+{
+	return (uint64_t)(((unsigned __int128)key * m->cap) >> 64);
+}
+
+/* The row of key, or -1 (hashed mode: -1 only for a row never touched). */
 static inline int64_t mfs_idmap_find(const struct mfs_idmap *m, uint64_t key)
 {
+	if (m->mode == MFS_IDMAP_HASHED) {
+		uint64_t r = mfs_idmap_hashed_row(m, key);
+		return m->row_key[r] ? (int64_t)r : -1;
+	}
 	uint64_t i = key & m->mask;
 	for (;;) {
 		const struct mfs_idslot *s = &m->slots[i];
@@ -53,20 +91,41 @@ static inline int64_t mfs_idmap_find(const struct mfs_idmap *m, uint64_t key)
 	}
 }
 
-/* Prefetch the first slot key would probe. */
+/* Prefetch what looking key up will touch first. */
 static inline void mfs_idmap_prefetch(const struct mfs_idmap *m, uint64_t key)
 {
-	__builtin_prefetch(&m->slots[key & m->mask]);
+	if (m->mode == MFS_IDMAP_HASHED)
+		__builtin_prefetch(&m->row_key[mfs_idmap_hashed_row(m, key)]);
+	else
+		__builtin_prefetch(&m->slots[key & m->mask]);
 }
 
 /*
- * The row of key, inserting it (with its ID string) when new: *is_new says
- * which. Returns the row, -MFS_E_FULL when the table has no free row, or
- * -MFS_E_NOMEM when the ID arena cannot grow.
+ * The row of key at time tick, giving it a row when new: *fresh says that the
+ * row must be (re)initialised (a new ID, an evicted row, or in hashed mode a
+ * row whose last key was another). Returns the row, -MFS_E_NOTFOUND when the
+ * ID is not admitted yet (min_count), -MFS_E_FULL when all rows are in use
+ * and eviction is off, or -MFS_E_NOMEM when the ID arena cannot grow.
  */
-int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t len, int *is_new);
+int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t len,
+		      uint32_t tick, int *fresh);
 
-/* Add a row with a given key and ID (loading a model); rows must come in order. */
+/* Add a row with a given key and ID (loading a model); exact mode, rows in order. */
 int mfs_idmap_append(struct mfs_idmap *m, uint64_t key, const char *id, size_t len);
+
+/* Hashed mode, loading: set row r's key and ID. */
+int mfs_idmap_set_row(struct mfs_idmap *m, uint64_t r, uint64_t key, const char *id, size_t len);
+
+/* Remove key from the index (exact mode). Returns 1 if it was there. */
+int mfs_idmap_remove(struct mfs_idmap *m, uint64_t key);
+
+/* The sketch's estimate of how often key has been seen (admission). */
+uint32_t mfs_idmap_sketch_count(const struct mfs_idmap *m, uint64_t key);
+
+/* Bytes of the sketch (0 without admission). */
+static inline size_t mfs_idmap_sketch_bytes(const struct mfs_idmap *m)
+{
+	return m->sketch ? (size_t)MFS_SKETCH_DEPTH * (m->sketch_mask + 1u) : 0;
+}
 
 #endif

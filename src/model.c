@@ -32,6 +32,9 @@ MFS_API void mfs_config_default(mfs_config *cfg)
 	cfg->link = MFS_RANGE_CLAMP;
 	cfg->seed = 42;
 	cfg->kernel = NULL;
+	cfg->ids = MFS_IDS_EXACT;
+	cfg->evict = 1;
+	cfg->min_count = 1;
 }
 
 static int finite_nonneg(float x)
@@ -55,6 +58,10 @@ static int check_config(const mfs_config *c, mfs_diag *d)
 	    !finite_nonneg(c->l2_bias) || !finite_nonneg(c->init_std))
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "learning rates, L2 and init std must be finite and >= 0");
+	if (c->ids != MFS_IDS_EXACT && c->ids != MFS_IDS_HASHED)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "unknown ID mode %d", c->ids);
+	if (c->min_count > 255)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "min count must be 1..255");
 	if (!isfinite(c->lo) || !isfinite(c->hi) || !(c->lo < c->hi))
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "rating range %g:%g is empty (need LO < HI)", c->lo, c->hi);
@@ -84,6 +91,22 @@ static void mfs_free_rows(float *p, size_t bytes)
 		munmap(p, (bytes + MFS_HUGE - 1) & ~(size_t)(MFS_HUGE - 1));
 }
 
+MFS_API uint64_t mfs_model_row_bytes(const mfs_config *cfg)
+{
+	if (!cfg || cfg->dim == 0 || cfg->dim > 4096)
+		return 0;
+	uint64_t stride = (cfg->dim + 15u) & ~15u;
+	uint64_t b = stride * 4 + 4;                       /* factors, bias */
+	if (cfg->optimizer == MFS_OPT_ADAGRAD)
+		b += 8;                                     /* accumulators */
+	b += 8 + 4 + 8 + 1 + 16;                            /* key, seen, ID offset/len/bytes */
+	if (cfg->ids != MFS_IDS_HASHED)
+		b += 2 * sizeof(struct mfs_idslot) * 2;     /* index at most half full, pow2 */
+	if (cfg->min_count > 1)
+		b += MFS_SKETCH_DEPTH * 2;                  /* sketch */
+	return b;
+}
+
 static void side_free(struct mfs_table *s)
 {
 	mfs_idmap_free(&s->ids);
@@ -94,10 +117,13 @@ static void side_free(struct mfs_table *s)
 	memset(s, 0, sizeof *s);
 }
 
-static int side_init(struct mfs_table *s, uint64_t cap, uint32_t stride, int adagrad)
+static int side_init(struct mfs_table *s, const mfs_config *cfg, uint64_t cap, uint32_t stride)
 {
 	memset(s, 0, sizeof *s);
-	int rc = mfs_idmap_init(&s->ids, cap);
+	int adagrad = cfg->optimizer == MFS_OPT_ADAGRAD;
+	int rc = mfs_idmap_init(&s->ids, cap,
+				cfg->ids == MFS_IDS_HASHED ? MFS_IDMAP_HASHED : MFS_IDMAP_EXACT,
+				cfg->evict, cfg->min_count);
 	if (rc < 0)
 		return rc;
 	/* Untouched pages cost nothing: rows are written only when an ID arrives. */
@@ -131,10 +157,9 @@ int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_ker
 	uint64_t st = cfg->seed;
 	m->hash_seed = mfs_splitmix64(&st);
 	mfs_rng_seed(&m->rng, mfs_splitmix64(&st));
-	int adagrad = cfg->optimizer == MFS_OPT_ADAGRAD;
-	int rc = side_init(&m->user, cfg->max_users, m->stride, adagrad);
+	int rc = side_init(&m->user, cfg, cfg->max_users, m->stride);
 	if (rc == 0)
-		rc = side_init(&m->item, cfg->max_items, m->stride, adagrad);
+		rc = side_init(&m->item, cfg, cfg->max_items, m->stride);
 	m->scratch = malloc(2 * MFS_LEARN_CHUNK * sizeof *m->scratch);
 	m->keys = malloc(2 * MFS_LEARN_CHUNK * sizeof *m->keys);
 	if (rc == 0 && (!m->scratch || !m->keys))
@@ -223,9 +248,9 @@ static inline uint64_t id_key(const mfs_model *m, const char *id, uint32_t len)
 static int64_t resolve(mfs_model *m, struct mfs_table *s, uint64_t key, const char *id,
 		       uint32_t len)
 {
-	int is_new;
-	int64_t row = mfs_idmap_get(&s->ids, key, id, len, &is_new);
-	if (is_new)
+	int fresh;
+	int64_t row = mfs_idmap_get(&s->ids, key, id, len, m->tick, &fresh);
+	if (fresh)
 		init_row(m, s, (uint64_t)row);
 	return row;
 }
@@ -253,6 +278,38 @@ static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 	}
 }
 
+/*
+ * An event whose user or item is not admitted yet (min_count): predicted from
+ * mu and the bias of the side that has a row; it updates that bias and mu,
+ * and no factors (the unadmitted side has none). Scored prequentially.
+ */
+static void learn_partial(mfs_model *m, int64_t u, int64_t i, float rating, uint64_t *unadmitted,
+			  double *sq, double *ab, int64_t *learned)
+{
+	const mfs_config *c = &m->cfg;
+	float r = rating < c->lo ? c->lo : rating > c->hi ? c->hi : rating;
+	float *bu = u >= 0 ? &m->user.bias[u] : NULL, *bi = i >= 0 ? &m->item.bias[i] : NULL;
+	struct mfs_step s;
+	memset(&s, 0, sizeof s);
+	s.lo = c->lo;
+	s.hi = c->hi;
+	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
+	s.base = (float)current_mu(m) + (bu ? *bu : 0.0f) + (bi ? *bi : 0.0f);
+	s.rating = r;
+	mfs_step_finish(&s, 0.0f);
+	float err = r - s.pred;
+	*sq += (double)err * err;
+	*ab += fabs((double)err);
+	if (bu)
+		*bu += c->lr_bias * (s.grad - c->l2_bias * *bu);
+	if (bi)
+		*bi += c->lr_bias * (s.grad - c->l2_bias * *bi);
+	m->mu_sum += r;
+	m->mu_count++;
+	(*unadmitted)++;
+	(*learned)++;
+}
+
 MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st)
 {
 	if (!m || (!ev && n))
@@ -261,7 +318,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	const int adagrad = c->optimizer == MFS_OPT_ADAGRAD;
 	const float lo = c->lo, hi = c->hi, lrb = c->lr_bias, l2b = c->l2_bias;
 	int64_t learned = 0;
-	uint64_t unplaced = 0;
+	uint64_t unplaced = 0, unadmitted = 0;
 	double sq = 0.0, ab = 0.0;
 	struct mfs_step s;
 	memset(&s, 0, sizeof s);
@@ -288,6 +345,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 		 * that order, so the result equals the event-by-event loop). */
 		for (size_t j = 0; j < cn; j++) {
 			const mfs_event *e = &ev[base + j];
+			m->tick++;
 			rows[2 * j] = resolve(m, &m->user, keys[2 * j], e->user, e->user_len);
 			rows[2 * j + 1] = resolve(m, &m->item, keys[2 * j + 1], e->item, e->item_len);
 		}
@@ -300,7 +358,11 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 					      rows[2 * (j + MFS_PREFETCH_AHEAD) + 1]);
 			int64_t u = rows[2 * j], i = rows[2 * j + 1];
 			if (MFS_UNLIKELY(u < 0 || i < 0)) {
-				unplaced++;
+				if (u == -MFS_E_NOTFOUND || i == -MFS_E_NOTFOUND)
+					learn_partial(m, u, i, ev[base + j].rating, &unadmitted, &sq, &ab,
+						      &learned);
+				else
+					unplaced++;
 				continue;
 			}
 			float r = ev[base + j].rating;
@@ -344,6 +406,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	if (st) {
 		st->events += (uint64_t)learned;
 		st->unplaced += unplaced;
+		st->unadmitted += unadmitted;
 		st->sq_err += sq;
 		st->abs_err += ab;
 	}
@@ -476,9 +539,9 @@ MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t use
 {
 	if (!m || (!out && k))
 		return -MFS_E_INVAL;
-	uint64_t items = m->item.ids.used;
-	if (k > items)
-		k = items;
+	uint64_t items = table_rows(&m->item);
+	if (k > m->item.ids.used)
+		k = m->item.ids.used;
 	if (k == 0)
 		return 0;
 	struct topk t = { out, k, 0 };
@@ -493,7 +556,8 @@ MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t use
 		else
 			memset(sc, 0, cnt * sizeof *sc);
 		for (size_t j = 0; j < cnt; j++)
-			topk_offer(&t, (uint32_t)(b + j), base + m->item.bias[b + j] + sc[j]);
+			if (row_live(&m->item, b + j))
+				topk_offer(&t, (uint32_t)(b + j), base + m->item.bias[b + j] + sc[j]);
 	}
 	size_t got = topk_finish(&t);
 	for (size_t j = 0; j < got; j++)
@@ -509,9 +573,9 @@ MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_
 	int64_t it = find_row(m, &m->item, item, item_len);
 	if (it < 0)
 		return -MFS_E_NOTFOUND;
-	uint64_t items = m->item.ids.used;
-	if (k > items - 1)
-		k = items - 1;
+	uint64_t items = table_rows(&m->item);
+	if (k > m->item.ids.used - 1)
+		k = m->item.ids.used - 1;
 	if (k == 0)
 		return 0;
 	struct topk t = { out, k, 0 };
@@ -523,7 +587,7 @@ MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_
 		m->k->score(q, mfs_row(&m->item, b, m->stride), m->stride, m->klen, cnt, sc);
 		for (size_t j = 0; j < cnt; j++) {
 			uint64_t row = b + j;
-			if (row == (uint64_t)it)
+			if (row == (uint64_t)it || !row_live(&m->item, row))
 				continue;
 			const float *r = mfs_row(&m->item, row, m->stride);
 			float rn = sqrtf(m->k->dot(r, r, m->klen));
@@ -540,7 +604,7 @@ MFS_API int mfs_model_row(const mfs_model *m, int side, uint32_t row, const char
 	if (!m || (side != MFS_USERS && side != MFS_ITEMS))
 		return -MFS_E_INVAL;
 	const struct mfs_table *s = side == MFS_USERS ? &m->user : &m->item;
-	if (row >= s->ids.used)
+	if (row >= table_rows(s) || !row_live(s, row))
 		return -MFS_E_RANGE;
 	if (id)
 		*id = s->ids.arena + s->ids.row_off[row];
@@ -559,6 +623,13 @@ MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info)
 	info->dim = m->cfg.dim;
 	info->users = m->user.ids.used;
 	info->items = m->item.ids.used;
+	info->user_rows = table_rows(&m->user);
+	info->item_rows = table_rows(&m->item);
+	info->user_evictions = m->user.ids.evictions;
+	info->item_evictions = m->item.ids.evictions;
+	info->ids = m->cfg.ids;
+	info->evict = m->cfg.evict;
+	info->min_count = m->cfg.min_count;
 	info->max_users = m->cfg.max_users;
 	info->max_items = m->cfg.max_items;
 	info->events = m->events;

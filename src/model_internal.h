@@ -30,6 +30,7 @@ struct mfs_model {
 	double mu_sum;
 	uint64_t mu_count;
 	uint64_t events;
+	uint32_t tick; /* advances once per event: the clock of least-recently-seen eviction */
 	struct mfs_table user, item;
 	int64_t *scratch; /* 2 * MFS_LEARN_CHUNK rows */
 	uint64_t *keys;   /* 2 * MFS_LEARN_CHUNK ID keys */
@@ -39,6 +40,17 @@ struct mfs_model {
 
 /* Allocate an empty model for a validated config and a kernel table. */
 int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_kernels *k);
+
+/* Rows to iterate: exact mode 0..used-1 (all live); hashed mode the whole table. */
+static inline uint64_t table_rows(const struct mfs_table *s)
+{
+	return s->ids.mode == MFS_IDMAP_HASHED ? s->ids.cap : s->ids.used;
+}
+
+static inline int row_live(const struct mfs_table *s, uint64_t r)
+{
+	return s->ids.row_key[r] != 0;
+}
 
 static inline float *mfs_row(const struct mfs_table *s, uint64_t row, uint32_t stride)
 {

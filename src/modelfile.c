@@ -36,12 +36,16 @@ enum section_tag {
 	SEC_USER_ROWS = 4,
 	SEC_USER_ACC = 5,
 	SEC_USER_BACC = 6,
+	SEC_USER_SEEN = 7,
+	SEC_USER_SKETCH = 8,
 	SEC_ITEM_KEYS = 11,
 	SEC_ITEM_IDS = 12,
 	SEC_ITEM_BIAS = 13,
 	SEC_ITEM_ROWS = 14,
 	SEC_ITEM_ACC = 15,
 	SEC_ITEM_BACC = 16,
+	SEC_ITEM_SEEN = 17,
+	SEC_ITEM_SKETCH = 18,
 	SEC_POSITION = 21,
 };
 
@@ -118,8 +122,8 @@ static void encode_header(const mfs_model *m, uint32_t n_sections, uint8_t *h)
 	put32(h + 28, (uint32_t)m->cfg.link);
 	put64(h + 32, m->cfg.max_users);
 	put64(h + 40, m->cfg.max_items);
-	put64(h + 48, m->user.ids.used);
-	put64(h + 56, m->item.ids.used);
+	put64(h + 48, table_rows(&m->user));
+	put64(h + 56, table_rows(&m->item));
 	put64(h + 64, m->hash_seed);
 	put64(h + 72, m->cfg.seed);
 	put64(h + 80, m->events);
@@ -135,13 +139,23 @@ static void encode_header(const mfs_model *m, uint32_t n_sections, uint8_t *h)
 	put32(h + 132, n_sections);
 	for (int i = 0; i < 4; i++)
 		put64(h + 136 + 8 * i, m->rng.s[i]);
+	put32(h + 168, (uint32_t)m->cfg.ids);
+	put32(h + 172, (uint32_t)m->cfg.evict);
+	put32(h + 176, m->cfg.min_count);
+	put32(h + 180, m->tick);
+	put64(h + 184, m->user.ids.hand);
+	put64(h + 192, m->item.ids.hand);
+	put64(h + 200, m->user.ids.evictions);
+	put64(h + 208, m->item.ids.evictions);
+	put64(h + 216, m->user.ids.sketch_adds);
+	put64(h + 224, m->item.ids.sketch_adds);
 	put64(h + 248, mfs_checksum(h, 248));
 }
 
-/* The ID strings of a side: for each row a length byte and the bytes. */
-static int encode_ids(const struct mfs_idmap *ids, void **out, size_t *len)
+/* The ID strings of a side: for each row a length byte and the bytes (0 for unused rows). */
+static int encode_ids(const struct mfs_idmap *ids, uint64_t n, void **out, size_t *len)
 {
-	size_t n = ids->used, total = n;
+	size_t total = n;
 	for (size_t r = 0; r < n; r++)
 		total += ids->row_len[r];
 	uint8_t *b = malloc(total ? total : 1);
@@ -204,12 +218,12 @@ MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_
 	const struct mfs_table *sides[2] = { &m->user, &m->item };
 	for (int sd = 0; sd < 2; sd++) {
 		const struct mfs_table *s = sides[sd];
-		uint64_t n = s->ids.used;
+		uint64_t n = table_rows(s);
 		uint32_t t0 = sd == 0 ? SEC_USER_KEYS : SEC_ITEM_KEYS;
 		sec[ns++] = (struct section){ .tag = t0, .data = s->ids.row_key, .raw_len = n * 8 };
 		void *ids;
 		size_t idlen;
-		rc = encode_ids(&s->ids, &ids, &idlen);
+		rc = encode_ids(&s->ids, n, &ids, &idlen);
 		if (rc < 0)
 			goto out;
 		sec[ns++] = (struct section){ .tag = t0 + 1, .data = ids, .owned = ids, .raw_len = idlen };
@@ -220,6 +234,10 @@ MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_
 			sec[ns++] = (struct section){ .tag = t0 + 4, .data = s->acc, .raw_len = n * 4 };
 			sec[ns++] = (struct section){ .tag = t0 + 5, .data = s->bacc, .raw_len = n * 4 };
 		}
+		sec[ns++] = (struct section){ .tag = t0 + 6, .data = s->ids.row_seen, .raw_len = n * 4 };
+		if (s->ids.sketch)
+			sec[ns++] = (struct section){ .tag = t0 + 7, .data = s->ids.sketch,
+						      .raw_len = mfs_idmap_sketch_bytes(&s->ids) };
 	}
 	const void *pos = opts && opts->position ? opts->position : m->position;
 	size_t pos_len = opts && opts->position ? opts->position_len : m->position_len;
@@ -452,7 +470,10 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 					  "ID section ends early");
 			goto out;
 		}
-		rc = mfs_idmap_append(&s->ids, keys[r], (const char *)ids + o + 1, ids[o]);
+		if (s->ids.mode == MFS_IDMAP_HASHED)
+			rc = mfs_idmap_set_row(&s->ids, r, keys[r], (const char *)ids + o + 1, ids[o]);
+		else
+			rc = mfs_idmap_append(&s->ids, keys[r], (const char *)ids + o + 1, ids[o]);
 		if (rc < 0) {
 			rc = mfs_diag_set(L->diag, -rc, 0, L->path, 0, 0,
 					  rc == -MFS_E_NOMEM ? "out of memory" : "duplicate ID key");
@@ -471,6 +492,14 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 		if (rc < 0)
 			goto out;
 		rc = load_section(L, t0 + 5, s->bacc, n * 4, 1);
+		if (rc < 0)
+			goto out;
+	}
+	rc = load_section(L, t0 + 6, s->ids.row_seen, n * 4, 1);
+	if (rc < 0)
+		goto out;
+	if (s->ids.sketch) {
+		rc = load_section(L, t0 + 7, s->ids.sketch, mfs_idmap_sketch_bytes(&s->ids), 1);
 		if (rc < 0)
 			goto out;
 	}
@@ -551,6 +580,9 @@ MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel
 	cfg.lo = getf(h + 124);
 	cfg.hi = getf(h + 128);
 	cfg.kernel = kernel;
+	cfg.ids = (int)get32(h + 168);
+	cfg.evict = (int)get32(h + 172);
+	cfg.min_count = get32(h + 176);
 	uint64_t nu = get64(h + 48), ni = get64(h + 56);
 	mfs_diag cd;
 	rc = mfs_model_create(&m, &cfg, &cd);
@@ -562,7 +594,8 @@ MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel
 					  "header holds an invalid setting: %s", cd.reason);
 		goto out;
 	}
-	if (get32(h + 20) != m->stride || nu > cfg.max_users || ni > cfg.max_items) {
+	if (get32(h + 20) != m->stride || nu > cfg.max_users || ni > cfg.max_items ||
+	    (cfg.ids == MFS_IDS_HASHED && (nu != cfg.max_users || ni != cfg.max_items))) {
 		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "header sizes disagree");
 		goto out;
 	}
@@ -572,12 +605,24 @@ MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel
 	m->mu_sum = getd(h + 96);
 	for (int i = 0; i < 4; i++)
 		m->rng.s[i] = get64(h + 136 + 8 * i);
+	m->tick = get32(h + 180);
 	rc = load_side(&L, m, &m->user, nu, SEC_USER_KEYS);
 	if (rc < 0)
 		goto out;
 	rc = load_side(&L, m, &m->item, ni, SEC_ITEM_KEYS);
 	if (rc < 0)
 		goto out;
+	if (m->user.ids.mode == MFS_IDMAP_EXACT && (get64(h + 184) >= cfg.max_users ||
+						    get64(h + 192) >= cfg.max_items)) {
+		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "eviction state is damaged");
+		goto out;
+	}
+	m->user.ids.hand = get64(h + 184);
+	m->item.ids.hand = get64(h + 192);
+	m->user.ids.evictions = get64(h + 200);
+	m->item.ids.evictions = get64(h + 208);
+	m->user.ids.sketch_adds = get64(h + 216);
+	m->item.ids.sketch_adds = get64(h + 224);
 	uint64_t plen;
 	if (section_len(&L, SEC_POSITION, &plen)) {
 		if (plen > (1u << 24)) {

@@ -228,6 +228,7 @@ static void model_learn__full_table_counts_unplaced_events(void **state)
 	(void)state;
 	mfs_config c = sgd_config();
 	c.max_users = 2;
+	c.evict = 0;
 	mfs_model *m;
 	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
 	mfs_event e[4] = { ev("a", "x", 3), ev("b", "x", 3), ev("c", "x", 3), ev("a", "y", 3) };
@@ -401,6 +402,64 @@ static void rng_normal_fill__has_mean_zero_and_requested_std(void **state)
 	assert_true(mx < 0.25 * 3.47 && mx > 0.25 * 2.5); /* bounded, but with tails */
 }
 
+/* min_count 2: the first sighting of an ID gives it no row; the event still
+ * moves mu and the bias of the side that has a row, and is scored. */
+static void model_learn__unadmitted_ids_train_only_known_bias_and_mu(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.min_count = 2;
+	c.init_std = 0.0f;
+	c.lr_bias = 0.1f;
+	c.l2_bias = 0.0f;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	mfs_learn_stats st;
+	memset(&st, 0, sizeof st);
+	mfs_event e1[2] = { ev("u", "i", 4.0f), ev("u", "i", 4.0f) };
+	assert_int_equal(mfs_model_learn(m, e1, 2, &st), 2);
+	/* event 1: neither admitted (mu 3 -> pred 3); event 2: both admitted (second sighting) */
+	assert_int_equal(st.unadmitted, 1);
+	assert_int_equal(mfs_model_find(m, MFS_USERS, "u", 1), 0);
+	mfs_event e2 = ev("u", "new", 2.0f); /* item seen once: not admitted */
+	float bu_before, bu_after;
+	mfs_model_row(m, MFS_USERS, 0, NULL, NULL, &bu_before);
+	assert_int_equal(mfs_model_learn(m, &e2, 1, &st), 1);
+	assert_int_equal(st.unadmitted, 2);
+	assert_int_equal(mfs_model_find(m, MFS_ITEMS, "new", 3), -MFS_E_NOTFOUND);
+	mfs_model_row(m, MFS_USERS, 0, NULL, NULL, &bu_after);
+	assert_true(bu_after < bu_before); /* rating 2 below the prediction: user bias fell */
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	assert_int_equal(info.events, 3);
+	assert_float_equal(info.mu, (4.0 + 4.0 + 2.0) / 3, 1e-6);
+	mfs_model_free(m);
+}
+
+static void model_learn__hashed_mode_uses_fixed_rows_and_shares_collisions(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.ids = MFS_IDS_HASHED;
+	c.max_users = 16; /* 50 users into 16 rows: collisions certain */
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	learn_random(m, 4, 2000);
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	assert_true(info.users <= 16);
+	assert_int_equal(info.user_rows, 16);
+	assert_int_equal(info.user_evictions, 0);
+	/* every one of the 50 users resolves to one of the 16 rows */
+	for (int u = 0; u < 50; u++) {
+		char us[16];
+		snprintf(us, sizeof us, "u%d", u);
+		int64_t r = mfs_model_find(m, MFS_USERS, us, strlen(us));
+		assert_true(r >= 0 && r < 16);
+	}
+	mfs_model_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -417,6 +476,8 @@ int main(void)
 		cmocka_unit_test(model_create__rejects_bad_config),
 		cmocka_unit_test(model_create__kernel_env_override),
 		cmocka_unit_test(model_learn__every_kernel_matches_scalar),
+		cmocka_unit_test(model_learn__unadmitted_ids_train_only_known_bias_and_mu),
+		cmocka_unit_test(model_learn__hashed_mode_uses_fixed_rows_and_shares_collisions),
 		cmocka_unit_test(rng_normal_fill__has_mean_zero_and_requested_std),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,8 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 /* Option value parsers: 0 on success, else print a usage error and return -1. */
 int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 int cli_float(const char *cmd, const char *opt, const char *s, float *out);
+/* A byte size: digits with an optional K/M/G/T suffix (powers of 1024). */
+int cli_size(const char *cmd, const char *opt, const char *s, uint64_t *out);
 int cli_range(const char *cmd, const char *opt, const char *s, float *lo, float *hi);
 
 double cli_now(void); /* CLOCK_MONOTONIC seconds */

@@ -27,6 +27,9 @@ static const char gen_help[] =
 	"stderr, or on stdout when --output is given.\n"
 	"\n"
 	"  --users N         users (default 20000)\n"
+	"  --active-users N  churn: at any moment only a window of N users is active; the\n"
+	"                    window slides over all --users during the stream (new users\n"
+	"                    arrive, old ones leave). Default: all users active\n"
 	"  --items N         items (default 3000)\n"
 	"  --events N        events (default 1000000; k/M/G suffixes)\n"
 	"  --dim K           planted factor width (default 8)\n"
@@ -167,11 +170,12 @@ int cmd_gen(int argc, char **argv)
 		{ "output", required_argument, 0, 'o' },  { "holdout", required_argument, 0, 'H' },
 		{ "holdout-output", required_argument, 0, 'O' }, { "zstd", required_argument, 0, 'z' },
 		{ "frame-bytes", required_argument, 0, 'B' }, { "help", no_argument, 0, 'h' },
+		{ "active-users", required_argument, 0, 'A' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *cmd = "gen";
 	uint64_t users = 20000, items = 3000, events = 1000000, dim = 8, seed = 1, level = 0,
-		 frame_bytes = 0;
+		 frame_bytes = 0, active = 0;
 	float noise = 0.5f, signal = 0.6f, zipf = 1.0f, uzipf = 0.5f, lo = 1.0f, hi = 5.0f,
 	      holdout = 0.0f;
 	int strings = 1, format = MFS_FORMAT_TSV, c;
@@ -185,6 +189,7 @@ int cmd_gen(int argc, char **argv)
 			fputs(gen_help, stdout);
 			return 0;
 		case 'U': bad = cli_u64(cmd, "--users", optarg, 1, 1ULL << 32, &users); break;
+		case 'A': bad = cli_u64(cmd, "--active-users", optarg, 1, 1ULL << 32, &active); break;
 		case 'I': bad = cli_u64(cmd, "--items", optarg, 1, 1ULL << 32, &items); break;
 		case 'E': bad = cli_u64(cmd, "--events", optarg, 0, 1ULL << 40, &events); break;
 		case 'D': bad = cli_u64(cmd, "--dim", optarg, 1, 1024, &dim); break;
@@ -227,6 +232,8 @@ int cmd_gen(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage(cmd, "unexpected argument \"%s\"", argv[optind]);
+	if (active == 0 || active > users)
+		active = users;
 	if (holdout > 0.0f && !houtput)
 		return cli_usage(cmd, "--holdout needs --holdout-output FILE");
 	if (noise < 0.0f || signal < 0.0f || zipf < 0.0f || uzipf < 0.0f)
@@ -239,7 +246,7 @@ int cmd_gen(int argc, char **argv)
 	double fstd = sqrt((double)signal / sqrt((double)dim));
 	float *P = malloc(users * dim * sizeof *P), *Q = malloc(items * dim * sizeof *Q);
 	float *BU = malloc(users * sizeof *BU), *BI = malloc(items * sizeof *BI);
-	double *icdf = zipf_cdf(items, zipf), *ucdf = zipf_cdf(users, uzipf);
+	double *icdf = zipf_cdf(items, zipf), *ucdf = zipf_cdf(active, uzipf);
 	uint64_t *uperm = malloc(users * sizeof *uperm), *iperm = malloc(items * sizeof *iperm);
 	if (!P || !Q || !BU || !BI || !icdf || !ucdf || !uperm || !iperm) {
 		cli_error("out of memory for %llu users and %llu items", (unsigned long long)users,
@@ -283,7 +290,10 @@ int cmd_gen(int argc, char **argv)
 			ho.len += (size_t)sprintf(ho.buf, "userId,movieId,rating,timestamp\n");
 	}
 	for (uint64_t e = 0; e < events; e++) {
-		uint64_t u = uperm[zipf_draw(ucdf, users, &rng)];
+		/* the active window starts at a user that moves from 0 to users - active */
+		uint64_t start = active < users ? (uint64_t)((double)e / (double)(events ? events : 1) *
+							     (double)(users - active)) : 0;
+		uint64_t u = uperm[start + zipf_draw(ucdf, active, &rng)];
 		uint64_t it = iperm[zipf_draw(icdf, items, &rng)];
 		double dot = 0.0;
 		for (uint64_t k = 0; k < dim; k++)

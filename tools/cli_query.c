@@ -411,28 +411,33 @@ int cmd_inspect(int argc, char **argv)
 	       info.link == MFS_RANGE_SIGMOID ? "sigmoid" : "clamp", (unsigned long long)info.seed);
 	printf("events learned: %llu\n", (unsigned long long)info.events);
 	printf("global mean (mu): %.4f\n", info.mu);
-	printf("users: %llu of %llu rows\n", (unsigned long long)info.users,
-	       (unsigned long long)info.max_users);
-	printf("items: %llu of %llu rows\n", (unsigned long long)info.items,
-	       (unsigned long long)info.max_items);
-	struct biased *b = malloc((info.items ? info.items : 1) * sizeof *b);
+	printf("ids: %s%s, admission after %u sightings\n", info.ids == MFS_IDS_HASHED ? "hashed" : "exact",
+	       info.ids == MFS_IDS_HASHED ? "" : info.evict ? " (evicting the least recently seen)" : " (no eviction)",
+	       info.min_count);
+	printf("users: %llu of %llu rows, %llu evictions\n", (unsigned long long)info.users,
+	       (unsigned long long)info.max_users, (unsigned long long)info.user_evictions);
+	printf("items: %llu of %llu rows, %llu evictions\n", (unsigned long long)info.items,
+	       (unsigned long long)info.max_items, (unsigned long long)info.item_evictions);
+	struct biased *b = malloc((info.item_rows ? info.item_rows : 1) * sizeof *b);
 	if (!b) {
 		mfs_model_free(m);
 		cli_error("out of memory");
 		return EXIT_RUNTIME;
 	}
-	for (uint64_t i = 0; i < info.items; i++) {
-		b[i].row = (uint32_t)i;
-		mfs_model_row(m, MFS_ITEMS, (uint32_t)i, NULL, NULL, &b[i].bias);
+	uint64_t nb = 0;
+	for (uint64_t i = 0; i < info.item_rows; i++) {
+		b[nb].row = (uint32_t)i;
+		if (mfs_model_row(m, MFS_ITEMS, (uint32_t)i, NULL, NULL, &b[nb].bias) == 0)
+			nb++; /* hashed mode: rows never used are skipped */
 	}
-	qsort(b, info.items, sizeof *b, cmp_bias);
-	uint64_t k = q.k < info.items ? q.k : info.items;
+	qsort(b, nb, sizeof *b, cmp_bias);
+	uint64_t k = q.k < nb ? q.k : nb;
 	printf("lowest item biases (liked less than their factors explain):\n");
 	for (uint64_t i = 0; i < k; i++)
 		print_item_line(m, &t, &b[i]);
 	printf("highest item biases (liked more than their factors explain):\n");
 	for (uint64_t i = 0; i < k; i++)
-		print_item_line(m, &t, &b[info.items - 1 - i]);
+		print_item_line(m, &t, &b[nb - 1 - i]);
 	free(b);
 	for (size_t i = 0; i < t.n; i++) {
 		free(t.id[i]);

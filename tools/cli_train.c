@@ -33,6 +33,14 @@ static const char train_help[] =
 	"  --range-link L      clamp (default) or sigmoid (fastai's y_range)\n"
 	"  --max-users N       user table rows (default 1048576)\n"
 	"  --max-items N       item table rows (default 1048576)\n"
+	"  --memory SIZE       size both tables from a budget (e.g. 512M, 4G): 3/4 users, 1/4 items\n"
+	"  --ids MODE          exact (default): each ID its own row; a full table gives a new ID\n"
+	"                      the row of the least recently seen ID (evictions in the summary).\n"
+	"                      hashed: row = hash of the ID, colliding IDs share a row\n"
+	"  --no-evict          exact mode: when a table is full, do not learn events with new IDs\n"
+	"                      (counted as unplaced) instead of evicting\n"
+	"  --min-count N       admission: an ID gets a row after N sightings (default 1). Until\n"
+	"                      then its events update mu and the other side's bias only\n"
 	"  --seed N            all randomness comes from it (default 42)\n"
 	"  --kernel K          auto|scalar|avx2|avx512|neon (default auto; also MFS_KERNEL)\n"
 	"Training:\n"
@@ -53,7 +61,8 @@ static const char train_help[] =
 enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
-	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET,
+	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
+	OPT_MINCOUNT,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -147,6 +156,10 @@ int cmd_train(int argc, char **argv)
 		{ "range-link", required_argument, 0, OPT_LINK },
 		{ "max-users", required_argument, 0, OPT_MAXU },
 		{ "max-items", required_argument, 0, OPT_MAXI },
+		{ "memory", required_argument, 0, OPT_MEMORY },
+		{ "ids", required_argument, 0, OPT_IDS },
+		{ "no-evict", no_argument, 0, OPT_NOEVICT },
+		{ "min-count", required_argument, 0, OPT_MINCOUNT },
 		{ "seed", required_argument, 0, OPT_SEED },
 		{ "kernel", required_argument, 0, OPT_KERNEL },
 		{ "epochs", required_argument, 0, OPT_EPOCHS },
@@ -165,7 +178,7 @@ int cmd_train(int argc, char **argv)
 	const char *fields = NULL, *save = NULL;
 	const char **tests = calloc((size_t)argc + 1, sizeof *tests);
 	size_t ntests = 0;
-	uint64_t epochs = 1, v;
+	uint64_t epochs = 1, v, memory = 0;
 	int compress = 0;
 	int c;
 	optind = 1;
@@ -254,6 +267,28 @@ int cmd_train(int argc, char **argv)
 			if (cli_u64(cmd, "--max-items", optarg, 1, 4294967295ULL, &cfg.max_items) < 0)
 				goto usage;
 			break;
+		case OPT_MEMORY:
+			if (cli_size(cmd, "--memory", optarg, &memory) < 0)
+				goto usage;
+			break;
+		case OPT_IDS:
+			if (strcmp(optarg, "exact") == 0)
+				cfg.ids = MFS_IDS_EXACT;
+			else if (strcmp(optarg, "hashed") == 0)
+				cfg.ids = MFS_IDS_HASHED;
+			else {
+				cli_usage(cmd, "--ids must be exact or hashed, not \"%s\"", optarg);
+				goto usage;
+			}
+			break;
+		case OPT_NOEVICT:
+			cfg.evict = 0;
+			break;
+		case OPT_MINCOUNT:
+			if (cli_u64(cmd, "--min-count", optarg, 1, 255, &v) < 0)
+				goto usage;
+			cfg.min_count = (uint32_t)v;
+			break;
 		case OPT_SEED:
 			if (cli_u64(cmd, "--seed", optarg, 0, UINT64_MAX, &cfg.seed) < 0)
 				goto usage;
@@ -302,6 +337,17 @@ int cmd_train(int argc, char **argv)
 		goto usage;
 	}
 
+	if (memory) {
+		uint64_t per_row = mfs_model_row_bytes(&cfg);
+		uint64_t rows = memory / per_row;
+		if (rows < 8) {
+			cli_usage(cmd, "--memory %llu bytes holds fewer than 8 rows of dim %u",
+				  (unsigned long long)memory, cfg.dim);
+			goto usage;
+		}
+		cfg.max_users = rows - rows / 4;
+		cfg.max_items = rows / 4;
+	}
 	int rc = EXIT_RUNTIME;
 	mfs_model *m = NULL;
 	mfs_source *src = NULL;
@@ -426,6 +472,11 @@ int cmd_train(int argc, char **argv)
 	       (unsigned long long)info.users, (unsigned long long)info.items);
 	if (pre.unplaced)
 		printf(", \"unplaced\": %llu", (unsigned long long)pre.unplaced);
+	printf(", \"evictions\": %llu",
+	       (unsigned long long)(info.user_evictions + info.item_evictions));
+	if (cfg.min_count > 1)
+		printf(", \"unadmitted\": %llu", (unsigned long long)pre.unadmitted);
+	printf(", \"ids\": \"%s\"", cfg.ids == MFS_IDS_HASHED ? "hashed" : "exact");
 	if (files_failed)
 		printf(", \"files_failed\": %llu", (unsigned long long)files_failed);
 	if (pre.events)

@@ -77,6 +77,32 @@ int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64
 	return 0;
 }
 
+int cli_size(const char *cmd, const char *opt, const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!s || !*s || *s == '-') {
+		cli_usage(cmd, "%s needs a size like 512M or 4G, not \"%s\"", opt, s ? s : "");
+		return -1;
+	}
+	unsigned long long v = strtoull(s, &end, 10);
+	int shift = 0;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	case 't': case 'T': shift = 40; end++; break;
+	}
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (errno || *end || end == s || v == 0 || (shift && v > (UINT64_MAX >> shift))) {
+		cli_usage(cmd, "%s needs a size like 512M or 4G, not \"%s\"", opt, s);
+		return -1;
+	}
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
 int cli_float(const char *cmd, const char *opt, const char *s, float *out)
 {
 	char *end;
