@@ -23,7 +23,6 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 		m->slots = calloc(slots, sizeof *m->slots);
 	}
 	m->row_key = calloc(cap, sizeof *m->row_key);
-	m->row_seen = calloc(cap, sizeof *m->row_seen);
 	m->row_off = calloc(cap, sizeof *m->row_off);
 	m->row_len = calloc(cap, sizeof *m->row_len);
 	m->arena_cap = 4096;
@@ -35,7 +34,7 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 		m->sketch_mask = (uint32_t)(w - 1);
 		m->sketch = calloc(MFS_SKETCH_DEPTH, w);
 	}
-	if ((mode == MFS_IDMAP_EXACT && !m->slots) || !m->row_key || !m->row_seen || !m->row_off ||
+	if ((mode == MFS_IDMAP_EXACT && !m->slots) || !m->row_key || !m->row_off ||
 	    !m->row_len || !m->arena || (m->min_count && !m->sketch)) {
 		mfs_idmap_free(m);
 		return -MFS_E_NOMEM;
@@ -47,7 +46,6 @@ void mfs_idmap_free(struct mfs_idmap *m)
 {
 	free(m->slots);
 	free(m->row_key);
-	free(m->row_seen);
 	free(m->row_off);
 	free(m->row_len);
 	free(m->arena);
@@ -181,16 +179,48 @@ int mfs_idmap_remove(struct mfs_idmap *m, uint64_t key)
 	}
 	m->slots[i].key = 0;
 	m->slots[i].row = 0;
+	m->slots[i].seen = 0;
 	return 1;
 }
 
-static void insert_slot(struct mfs_idmap *m, uint64_t key, uint64_t row)
+static struct mfs_idslot *slot_of(const struct mfs_idmap *m, uint64_t key)
+{
+	uint64_t i = key & m->mask;
+	for (;;) {
+		struct mfs_idslot *s = &m->slots[i];
+		if (s->key == key)
+			return s;
+		if (s->key == 0)
+			return NULL;
+		i = (i + 1) & m->mask;
+	}
+}
+
+uint32_t mfs_idmap_seen(const struct mfs_idmap *m, uint64_t r)
+{
+	if (m->mode != MFS_IDMAP_EXACT || r >= m->used)
+		return 0;
+	const struct mfs_idslot *s = slot_of(m, m->row_key[r]);
+	return s ? s->seen : 0;
+}
+
+void mfs_idmap_set_seen(struct mfs_idmap *m, uint64_t r, uint32_t tick)
+{
+	if (m->mode != MFS_IDMAP_EXACT || r >= m->used)
+		return;
+	struct mfs_idslot *s = slot_of(m, m->row_key[r]);
+	if (s)
+		s->seen = tick;
+}
+
+static void insert_slot(struct mfs_idmap *m, uint64_t key, uint64_t row, uint32_t tick)
 {
 	uint64_t i = key & m->mask;
 	while (m->slots[i].key != 0)
 		i = (i + 1) & m->mask;
 	m->slots[i].key = key;
-	m->slots[i].row = row;
+	m->slots[i].row = (uint32_t)row;
+	m->slots[i].seen = tick;
 }
 
 /* The least recently seen of the next MFS_EVICT_SAMPLE rows after the hand. */
@@ -200,7 +230,7 @@ static uint64_t pick_victim(struct mfs_idmap *m, uint32_t tick)
 	uint32_t best_age = 0;
 	for (int k = 0; k < MFS_EVICT_SAMPLE; k++) {
 		uint64_t r = (m->hand + (uint64_t)k) % m->cap;
-		uint32_t age = tick - m->row_seen[r];
+		uint32_t age = tick - mfs_idmap_seen(m, r); /* a probe per sample: evictions only */
 		if (k == 0 || age > best_age) {
 			best = r;
 			best_age = age;
@@ -227,14 +257,13 @@ int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t 
 				return -MFS_E_NOMEM;
 			m->row_key[r] = key;
 		}
-		m->row_seen[r] = tick;
 		return (int64_t)r;
 	}
 	uint64_t i = key & m->mask;
 	for (;;) {
 		struct mfs_idslot *s = &m->slots[i];
 		if (s->key == key) {
-			m->row_seen[s->row] = tick;
+			s->seen = tick;
 			return (int64_t)s->row;
 		}
 		if (s->key == 0)
@@ -255,9 +284,8 @@ int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t 
 	}
 	if (store_id(m, row, id, len) < 0)
 		return -MFS_E_NOMEM;
-	insert_slot(m, key, row);
+	insert_slot(m, key, row, tick);
 	m->row_key[row] = key;
-	m->row_seen[row] = tick;
 	*fresh = 1;
 	return (int64_t)row;
 }
@@ -271,7 +299,7 @@ int mfs_idmap_append(struct mfs_idmap *m, uint64_t key, const char *id, size_t l
 	uint64_t row = m->used;
 	if (store_id(m, row, id, len) < 0)
 		return -MFS_E_NOMEM;
-	insert_slot(m, key, row);
+	insert_slot(m, key, row, 0);
 	m->row_key[row] = key;
 	m->used++;
 	return 0;

@@ -27,8 +27,9 @@
 enum mfs_idmap_mode { MFS_IDMAP_EXACT = 0, MFS_IDMAP_HASHED = 1 };
 
 struct mfs_idslot {
-	uint64_t key; /* 0: empty */
-	uint64_t row;
+	uint64_t key;  /* 0: empty */
+	uint32_t row;
+	uint32_t seen; /* tick of the last access: in the slot, so a lookup touches one line */
 };
 
 struct mfs_idmap {
@@ -39,7 +40,6 @@ struct mfs_idmap {
 	int evict;     /* exact: reuse the least recently seen row when full */
 	struct mfs_idslot *slots;
 	uint64_t *row_key;  /* key of each row (hashed: the last key seen there; 0: untouched) */
-	uint32_t *row_seen; /* tick of the last access of each row */
 	uint64_t hand;      /* next row the eviction sampler looks at */
 	uint64_t evictions;
 	/* ID strings */
@@ -115,6 +115,10 @@ int mfs_idmap_append(struct mfs_idmap *m, uint64_t key, const char *id, size_t l
 
 /* Hashed mode, loading: set row r's key and ID. */
 int mfs_idmap_set_row(struct mfs_idmap *m, uint64_t r, uint64_t key, const char *id, size_t len);
+
+/* Exact mode: the tick of the last access of row r (0 if unused); set it (loading). */
+uint32_t mfs_idmap_seen(const struct mfs_idmap *m, uint64_t r);
+void mfs_idmap_set_seen(struct mfs_idmap *m, uint64_t r, uint32_t tick);
 
 /* Remove key from the index (exact mode). Returns 1 if it was there. */
 int mfs_idmap_remove(struct mfs_idmap *m, uint64_t key);

@@ -234,7 +234,17 @@ MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_
 			sec[ns++] = (struct section){ .tag = t0 + 4, .data = s->acc, .raw_len = n * 4 };
 			sec[ns++] = (struct section){ .tag = t0 + 5, .data = s->bacc, .raw_len = n * 4 };
 		}
-		sec[ns++] = (struct section){ .tag = t0 + 6, .data = s->ids.row_seen, .raw_len = n * 4 };
+		if (s->ids.mode == MFS_IDMAP_EXACT) {
+			uint32_t *seen = malloc(n ? n * 4 : 1);
+			if (!seen) {
+				rc = -MFS_E_NOMEM;
+				goto out;
+			}
+			for (uint64_t r = 0; r < n; r++)
+				seen[r] = mfs_idmap_seen(&s->ids, r);
+			sec[ns++] = (struct section){ .tag = t0 + 6, .data = seen, .owned = seen,
+						      .raw_len = n * 4 };
+		}
 		if (s->ids.sketch)
 			sec[ns++] = (struct section){ .tag = t0 + 7, .data = s->ids.sketch,
 						      .raw_len = mfs_idmap_sketch_bytes(&s->ids) };
@@ -495,9 +505,19 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 		if (rc < 0)
 			goto out;
 	}
-	rc = load_section(L, t0 + 6, s->ids.row_seen, n * 4, 1);
-	if (rc < 0)
-		goto out;
+	if (s->ids.mode == MFS_IDMAP_EXACT) {
+		uint32_t *seen = malloc(n ? n * 4 : 1);
+		if (!seen) {
+			rc = mfs_diag_set(L->diag, MFS_E_NOMEM, 0, L->path, 0, 0, "out of memory");
+			goto out;
+		}
+		rc = load_section(L, t0 + 6, seen, n * 4, 1);
+		for (uint64_t r = 0; rc >= 0 && r < n; r++)
+			mfs_idmap_set_seen(&s->ids, r, seen[r]);
+		free(seen);
+		if (rc < 0)
+			goto out;
+	}
 	if (s->ids.sketch) {
 		rc = load_section(L, t0 + 7, s->ids.sketch, mfs_idmap_sketch_bytes(&s->ids), 1);
 		if (rc < 0)

@@ -37,7 +37,7 @@ static void idmap_get__assigns_rows_in_order_of_first_sight(void **state)
 	assert_memory_equal(m.arena + m.row_off[1], "bb", 2);
 	assert_int_equal(mfs_idmap_find(&m, 22), 1);
 	assert_int_equal(mfs_idmap_find(&m, 33), -1);
-	assert_int_equal(m.row_seen[0], 3);
+	assert_int_equal(mfs_idmap_seen(&m, 0), 3);
 	mfs_idmap_free(&m);
 }
 
