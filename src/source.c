@@ -1,56 +1,138 @@
 /*
  * source.c - event files -> batches of events.
  *
- *   inputs (files, directories, "-") -> bytes (read) -> zstd frames (zstd.c)
- *   -> lines -> records (parse.c) -> events
+ *   inputs (files, directories, "-") -> bytes (uring.c, or pread/read)
+ *   -> zstd frames (zstd.c) / gzip members (gzip.c) -> lines
+ *   -> records (parse.c) -> events
  *
  * Compression is recognised by the magic bytes at the start of each file.
  * Events point into the text buffer; a batch never spans a refill of that
- * buffer, so the pointers stay valid until the next call.
+ * buffer, so the pointers stay valid until the next call. With a reader
+ * thread (config2.queue > 0) the same batches are made on that thread and
+ * copied into queue slots, so both cores work.
+ *
+ * Positions: the text buffer's first byte has a known offset in the file's
+ * decompressed stream; the frame (member) boundaries seen recently are kept,
+ * so the next record's position is "decompress from compressed offset C,
+ * skip K bytes" - restartable exactly, whatever the codec.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "gzip.h"
 #include "internal.h"
 #include "parse.h"
+#include "uring.h"
 #include "zstd_stage.h"
 
-#define RAW_CAP (1u << 20)       /* compressed bytes per read */
-#define TEXT_CAP (4u << 20)      /* decoded text buffer */
+#define CHUNK_DEFAULT (1u << 20)  /* compressed bytes per read */
+#define TEXT_CAP (4u << 20)       /* decoded text buffer */
 #define LINE_MAX_BYTES (1u << 20) /* a longer line is skipped as malformed */
+#define NBOUND 64                 /* frame boundaries remembered */
+
+enum { CODEC_UNKNOWN = -1, CODEC_PLAIN = 0, CODEC_ZSTD = 1, CODEC_GZIP = 2 };
+enum { BE_URING = 0, BE_PREAD = 1 };
+
+/* A restart point inside one file. */
+struct fpos {
+	uint64_t coff;   /* compressed offset of a frame start (== doff for plain) */
+	uint64_t dframe; /* decompressed offset of that frame start */
+	uint64_t doff;   /* decompressed offset of the next unread record */
+	uint64_t line_no, records;
+	int codec, format, seen_record;
+};
+
+struct fent {
+	char *path;
+	int input;  /* index of the input it came from */
+	int dir;    /* came from a directory listing */
+	int done;   /* every record read */
+	int parked; /* follow mode: waiting for more at pos */
+	struct fpos pos;
+};
+
+struct bound {
+	uint64_t c, d;
+};
+
+struct slot; /* reader thread queue */
 
 struct mfs_source {
 	mfs_source_config cfg;
+	mfs_source_config2 cfg2;
 	struct mfs_fields fields;
-	char **files;
+	char **inputs;
+	size_t ninputs;
+	struct fent *files;
 	size_t nfiles, cap_files;
-	size_t cur; /* index of the open file, or nfiles when done */
+	size_t cur; /* index of the open (or next) file */
+	int need_sort;
 
-	int fd;         /* -1: no file open */
-	int compressed; /* current file is zstd */
-	int raw_eof;    /* read() returned 0 */
-	int sniffed;    /* first bytes examined */
-	uint64_t file_bytes; /* bytes read from the current file */
-	uint64_t line_no;
-	int format;       /* of the current file; AUTO until decided */
-	int seen_record;  /* a record line has been seen (header check) */
-	int discarding;   /* inside an over-long line */
+	int be;                /* BE_URING or BE_PREAD */
+	int fallback_errno;    /* io was AUTO and io_uring refused */
+	int fell_back;
+	struct mfs_uring *ring;
 
-	uint8_t *raw;
+	/* the open file */
+	int fd;          /* -1: no file open */
+	int is_reg;      /* regular file (else read(2)) */
+	int codec;
+	int eof;         /* the backend returned 0 */
+	uint64_t read_off;  /* file offset of the next read */
+	uint64_t line_no, records;
+	int format;      /* of the current file; AUTO until decided */
+	int seen_record; /* a record line has been seen (header check) */
+	int discarding;  /* inside an over-long line */
+	uint64_t skip;   /* decoded bytes still to drop (resuming mid-frame) */
+
+	const uint8_t *raw;
+	uint8_t *own_raw;
+	size_t raw_cap;
 	size_t raw_len, raw_pos;
+	uint64_t raw_off; /* file offset of raw[0] */
 	struct mfs_zstream *z;
+	struct mfs_gzstream *gz;
 
 	char *text;
 	size_t text_len, text_pos;
+	uint64_t text_doff; /* decompressed offset of text[0] */
+	struct bound bounds[NBOUND];
+	int nbounds;
 
 	mfs_event *events;
 	mfs_source_stats st;
+
+	atomic_int stop;
+	int ino_fd;
+
+	/* reader thread */
+	int threaded, started;
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct slot *slots;
+	unsigned nslots, qhead, qcount;
+	int decision; /* after an error slot: 0 waiting, 1 skip file, 2 retry */
+	int quit;
+	int prod_done;
+	struct slot *held;
+	mfs_source_stats cons_st;
+	struct mfs_source_where cons_where;
+	struct fpos cons_pos;
+	size_t cons_file;
+	int cons_valid;
 };
 
 MFS_API void mfs_source_config_default(mfs_source_config *cfg)
@@ -60,21 +142,48 @@ MFS_API void mfs_source_config_default(mfs_source_config *cfg)
 	cfg->batch = 4096;
 }
 
+MFS_API void mfs_source_config2_default(mfs_source_config2 *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->io = MFS_IO_AUTO;
+	cfg->chunk = CHUNK_DEFAULT;
+	cfg->depth = 8;
+	cfg->poll_ms = 200;
+}
+
+MFS_API int mfs_io_parse(const char *name)
+{
+	if (!name)
+		return -MFS_E_INVAL;
+	if (strcmp(name, "auto") == 0)
+		return MFS_IO_AUTO;
+	if (strcmp(name, "uring") == 0)
+		return MFS_IO_URING;
+	if (strcmp(name, "pread") == 0)
+		return MFS_IO_PREAD;
+	return -MFS_E_INVAL;
+}
+
 /* --- input listing --------------------------------------------------------- */
 
-static int add_file(struct mfs_source *s, const char *path)
+static int add_file(struct mfs_source *s, const char *path, int input, int dir)
 {
 	if (s->nfiles == s->cap_files) {
 		size_t nc = s->cap_files ? s->cap_files * 2 : 16;
-		char **nf = realloc(s->files, nc * sizeof *nf);
+		struct fent *nf = realloc(s->files, nc * sizeof *nf);
 		if (!nf)
 			return -MFS_E_NOMEM;
 		s->files = nf;
 		s->cap_files = nc;
 	}
-	s->files[s->nfiles] = strdup(path);
-	if (!s->files[s->nfiles])
+	struct fent *f = &s->files[s->nfiles];
+	memset(f, 0, sizeof *f);
+	f->path = strdup(path);
+	if (!f->path)
 		return -MFS_E_NOMEM;
+	f->input = input;
+	f->dir = dir;
+	f->pos.codec = CODEC_UNKNOWN;
 	s->nfiles++;
 	return 0;
 }
@@ -171,7 +280,54 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(na, nb);
 }
 
-static int add_dir(struct mfs_source *s, const char *dir, mfs_diag *d, int depth)
+static const char *base_name(const char *p)
+{
+	const char *b = strrchr(p, '/');
+	return b ? b + 1 : p;
+}
+
+/* Order of files in follow mode: input, directory, then name as SPEC says. */
+static int cmp_fent(const void *a, const void *b)
+{
+	const struct fent *x = a, *y = b;
+	if (x->input != y->input)
+		return x->input < y->input ? -1 : 1;
+	const char *bx = base_name(x->path), *by = base_name(y->path);
+	size_t dx = (size_t)(bx - x->path), dy = (size_t)(by - y->path);
+	size_t dl = dx < dy ? dx : dy;
+	int c = memcmp(x->path, y->path, dl);
+	if (c == 0 && dx != dy)
+		c = dx < dy ? -1 : 1;
+	if (c)
+		return c;
+	return cmp_names(&bx, &by);
+}
+
+/* Same directory and same partition (Kafka names), or both not Kafka names. */
+static int same_partition(const char *a, const char *b)
+{
+	const char *ba = base_name(a), *bb = base_name(b);
+	if (ba - a != bb - b || memcmp(a, b, (size_t)(ba - a)) != 0)
+		return 0;
+	struct kname ka = kafka_name(ba), kb = kafka_name(bb);
+	if (ka.kafka != kb.kafka)
+		return 0;
+	if (!ka.kafka)
+		return 1;
+	return ka.topic_len == kb.topic_len && memcmp(ba, bb, ka.topic_len) == 0 &&
+	       ka.partition == kb.partition;
+}
+
+static int known_file(const struct mfs_source *s, const char *path)
+{
+	for (size_t i = 0; i < s->nfiles; i++)
+		if (strcmp(s->files[i].path, path) == 0)
+			return 1;
+	return 0;
+}
+
+static int add_dir(struct mfs_source *s, const char *dir, mfs_diag *d, int depth, int input,
+		   int only_new)
 {
 	if (depth > 16)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, dir, 0, 0, "directories nested too deeply");
@@ -210,9 +366,12 @@ static int add_dir(struct mfs_source *s, const char *dir, mfs_diag *d, int depth
 		if (stat(path, &st) < 0)
 			continue; /* vanished (a sink renamed it): not an input any more */
 		if (S_ISDIR(st.st_mode))
-			rc = add_dir(s, path, d, depth + 1);
-		else if (S_ISREG(st.st_mode))
-			rc = add_file(s, path);
+			rc = add_dir(s, path, d, depth + 1, input, only_new);
+		else if (S_ISREG(st.st_mode) && !(only_new && known_file(s, path))) {
+			rc = add_file(s, path, input, 1);
+			if (only_new && rc == 0)
+				s->need_sort = 1;
+		}
 	}
 out:
 	for (size_t i = 0; i < n; i++)
@@ -224,97 +383,37 @@ out:
 	return rc;
 }
 
-MFS_API void mfs_source_free(mfs_source *s)
+/* Follow mode: look for new files in the input directories. */
+static void rescan(struct mfs_source *s)
 {
-	if (!s)
-		return;
-	if (s->fd > 0)
-		close(s->fd);
-	for (size_t i = 0; i < s->nfiles; i++)
-		free(s->files[i]);
-	free(s->files);
-	mfs_zstream_free(s->z);
-	free(s->raw);
-	free(s->text);
-	free(s->events);
-	free(s);
+	for (size_t i = 0; i < s->ninputs; i++) {
+		struct stat st;
+		if (strcmp(s->inputs[i], "-") != 0 && stat(s->inputs[i], &st) == 0 &&
+		    S_ISDIR(st.st_mode))
+			add_dir(s, s->inputs[i], NULL, 0, (int)i, 1);
+	}
 }
 
-MFS_API int mfs_source_open(mfs_source **out, const char *const *inputs, size_t n_inputs,
-			    const mfs_source_config *cfg, mfs_diag *diag)
+/* Whether the file is complete: a newer file of its partition is listed. */
+static int file_complete(const struct mfs_source *s, size_t i)
 {
-	if (!out || (!inputs && n_inputs))
-		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no inputs");
-	struct mfs_source *s = calloc(1, sizeof *s);
-	if (!s)
-		return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
-	int rc = 0;
-	s->fd = -1;
-	if (cfg)
-		s->cfg = *cfg;
-	else
-		mfs_source_config_default(&s->cfg);
-	if (s->cfg.batch == 0)
-		s->cfg.batch = 4096;
-	if (s->cfg.format < MFS_FORMAT_AUTO || s->cfg.format > MFS_FORMAT_JSONL) {
-		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "unknown format %d", s->cfg.format);
-		goto out;
-	}
-	char why[256];
-	if (mfs_fields_parse(&s->fields, s->cfg.fields, why, sizeof why) < 0) {
-		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "%s", why);
-		goto out;
-	}
-	for (size_t i = 0; i < n_inputs && rc == 0; i++) {
-		const char *in = inputs[i];
-		if (strcmp(in, "-") == 0) {
-			rc = add_file(s, "-");
-			continue;
-		}
-		struct stat st;
-		if (stat(in, &st) < 0) {
-			int e = errno;
-			rc = mfs_diag_set(diag, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, in, 0, 0,
-					  "%s", strerror(e));
-			goto out;
-		}
-		if (S_ISDIR(st.st_mode)) {
-			rc = add_dir(s, in, diag, 0);
-		} else {
-			/* Fail now, before anything is learned, if it cannot be read. */
-			int fd = open(in, O_RDONLY | O_CLOEXEC);
-			if (fd < 0) {
-				int e = errno;
-				rc = mfs_diag_set(diag, MFS_E_IO, e, in, 0, 0, "%s", strerror(e));
-				goto out;
-			}
-			close(fd);
-			rc = add_file(s, in);
-		}
-	}
-	if (rc < 0) {
-		if (rc == -MFS_E_NOMEM)
-			mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
-		goto out;
-	}
-	s->raw = malloc(RAW_CAP);
-	s->text = malloc(TEXT_CAP + 1);
-	s->events = malloc(s->cfg.batch * sizeof *s->events);
-	if (!s->raw || !s->text || !s->events || mfs_zstream_create(&s->z) < 0) {
-		rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
-		goto out;
-	}
-	s->cur = 0;
-	*out = s;
+	const struct fent *f = &s->files[i];
+	if (!s->cfg2.follow || !s->is_reg)
+		return 1;
+	if (!f->dir)
+		return 0;
+	for (size_t j = 0; j < s->nfiles; j++)
+		if (j != i && s->files[j].input == f->input && same_partition(f->path, s->files[j].path) &&
+		    cmp_fent(f, &s->files[j]) < 0)
+			return 1;
 	return 0;
-out:
-	mfs_source_free(s);
-	return rc;
 }
+
+/* --- the open file ---------------------------------------------------------- */
 
 static const char *cur_path(const struct mfs_source *s)
 {
-	return s->cur < s->nfiles ? s->files[s->cur] : "";
+	return s->cur < s->nfiles ? s->files[s->cur].path : "";
 }
 
 static void close_file(struct mfs_source *s)
@@ -322,25 +421,60 @@ static void close_file(struct mfs_source *s)
 	if (s->fd > 0)
 		close(s->fd);
 	s->fd = -1;
+	s->raw = NULL;
 	s->raw_len = s->raw_pos = 0;
 	s->text_len = s->text_pos = 0;
-	s->raw_eof = 0;
-	s->compressed = 0;
-	s->sniffed = 0;
+	s->eof = 0;
 	s->discarding = 0;
+	s->skip = 0;
+	s->nbounds = 0;
 }
 
-MFS_API void mfs_source_skip_file(mfs_source *s)
+static void push_bound(struct mfs_source *s, uint64_t c, uint64_t d)
 {
-	if (!s || s->cur >= s->nfiles)
-		return;
-	close_file(s);
-	s->cur++;
+	uint64_t now = s->text_doff + s->text_pos;
+	if (s->nbounds == NBOUND) {
+		if (s->bounds[1].d <= now) {
+			memmove(s->bounds, s->bounds + 1, (NBOUND - 1) * sizeof *s->bounds);
+			s->nbounds--;
+		} else {
+			s->nbounds--; /* drop the newest: an older restart point is still exact */
+		}
+	}
+	s->bounds[s->nbounds].c = c;
+	s->bounds[s->nbounds].d = d;
+	s->nbounds++;
+}
+
+/* The restart point of the next unread record of the open file. */
+static struct fpos file_pos(const struct mfs_source *s)
+{
+	struct fpos p = { 0 };
+	p.doff = s->text_doff + s->text_pos + s->skip;
+	p.line_no = s->line_no;
+	p.records = s->records;
+	p.codec = s->codec;
+	p.format = s->format;
+	p.seen_record = s->seen_record;
+	if (s->codec == CODEC_PLAIN || s->codec == CODEC_UNKNOWN) {
+		p.coff = p.dframe = p.doff;
+		return p;
+	}
+	for (int i = s->nbounds - 1; i >= 0; i--)
+		if (s->bounds[i].d <= p.doff) {
+			p.coff = s->bounds[i].c;
+			p.dframe = s->bounds[i].d;
+			return p;
+		}
+	p.coff = p.dframe = 0; /* the file's start is always a restart point */
+	return p;
 }
 
 static int open_file(struct mfs_source *s, mfs_diag *d)
 {
-	const char *p = s->files[s->cur];
+	struct fent *f = &s->files[s->cur];
+	const char *p = f->path;
+	struct stat st;
 	if (strcmp(p, "-") == 0) {
 		s->fd = 0;
 	} else {
@@ -351,133 +485,207 @@ static int open_file(struct mfs_source *s, mfs_diag *d)
 			return mfs_diag_set(d, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, p, 0, 0, "%s",
 					    strerror(e));
 		}
-		posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	}
+	s->is_reg = fstat(s->fd, &st) == 0 && S_ISREG(st.st_mode);
+	if (s->is_reg)
+		posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	s->st.files++;
-	s->file_bytes = 0;
-	s->line_no = 0;
-	s->format = s->cfg.format;
-	s->seen_record = 0;
+	struct fpos *r = &f->pos;
+	s->codec = r->codec;
+	s->line_no = r->line_no;
+	s->records = r->records;
+	s->format = r->codec == CODEC_UNKNOWN ? s->cfg.format : r->format;
+	s->seen_record = r->codec == CODEC_UNKNOWN ? 0 : r->seen_record;
+	if (r->codec == CODEC_UNKNOWN)
+		r->coff = r->dframe = r->doff = 0;
+	s->read_off = r->coff;
+	s->text_doff = r->dframe;
+	s->skip = r->doff - r->dframe;
+	s->nbounds = 0;
+	push_bound(s, r->coff, r->dframe);
+	if (s->read_off && !s->is_reg)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, p, 0, 0, "cannot seek in a pipe");
+	if (s->is_reg && s->be == BE_URING)
+		mfs_uring_start(s->ring, s->fd, s->read_off);
+	else if (!s->is_reg)
+		s->read_off = 0;
 	mfs_zstream_reset(s->z);
+	mfs_gzstream_reset(s->gz);
 	return 0;
 }
 
-/* Read more raw bytes into dst (cap bytes). Returns bytes, 0 at EOF, or <0. */
-static ssize_t read_some(struct mfs_source *s, void *dst, size_t cap, mfs_diag *d)
+/* Next raw bytes into raw[0..raw_len). Returns bytes, 0 at end of file, or <0. */
+static ssize_t fetch(struct mfs_source *s, mfs_diag *d)
 {
-	for (;;) {
-		ssize_t r = read(s->fd, dst, cap);
-		if (r >= 0) {
-			s->file_bytes += (uint64_t)r;
-			s->st.bytes += (uint64_t)r;
-			return r;
+	ssize_t r;
+	s->raw_pos = s->raw_len = 0;
+	s->raw_off = s->read_off;
+	if (s->is_reg && s->be == BE_URING) {
+		r = mfs_uring_next(s->ring, &s->raw);
+	} else {
+		s->raw = s->own_raw;
+		for (;;) {
+			r = s->is_reg ? pread(s->fd, s->own_raw, s->cfg2.chunk, (off_t)s->read_off)
+				      : read(s->fd, s->own_raw, s->cfg2.chunk);
+			if (r >= 0 || errno != EINTR)
+				break;
 		}
-		if (errno == EINTR)
-			continue;
-		int e = errno;
-		return mfs_diag_set(d, MFS_E_IO, e, cur_path(s), 0, s->file_bytes, "read failed: %s",
+		if (r < 0)
+			r = -errno;
+	}
+	if (r < 0) {
+		int e = (int)-r;
+		return mfs_diag_set(d, MFS_E_IO, e, cur_path(s), 0, s->read_off,
+				    "read failed at byte %llu: %s", (unsigned long long)s->read_off,
 				    strerror(e));
 	}
+	s->raw_len = (size_t)r;
+	s->read_off += (uint64_t)r;
+	s->st.bytes += (uint64_t)r;
+	return r;
+}
+
+/*
+ * Decide the codec from the first 4 bytes. Returns 1 when decided, 0 when the
+ * file has fewer bytes so far (follow mode waits), <0 on error.
+ */
+static int sniff(struct mfs_source *s, mfs_diag *d)
+{
+	uint8_t m[4];
+	size_t have = 0;
+	if (s->is_reg) {
+		ssize_t r;
+		do
+			r = pread(s->fd, m, 4, 0);
+		while (r < 0 && errno == EINTR);
+		if (r < 0)
+			return mfs_diag_set(d, MFS_E_IO, errno, cur_path(s), 0, 0, "read failed: %s",
+					    strerror(errno));
+		have = (size_t)r;
+		if (have < 4 && !file_complete(s, s->cur))
+			return 0;
+	} else {
+		/* A pipe: the first bytes read stay in raw and are decoded next. */
+		while (s->raw_len < 4) {
+			ssize_t r;
+			do
+				r = read(s->fd, s->own_raw + s->raw_len, s->raw_cap - s->raw_len);
+			while (r < 0 && errno == EINTR);
+			if (r < 0)
+				return mfs_diag_set(d, MFS_E_IO, errno, cur_path(s), 0, 0,
+						    "read failed: %s", strerror(errno));
+			if (r == 0)
+				break;
+			s->raw = s->own_raw;
+			s->raw_len += (size_t)r;
+			s->read_off += (uint64_t)r;
+			s->st.bytes += (uint64_t)r;
+		}
+		have = s->raw_len < 4 ? s->raw_len : 4;
+		memcpy(m, s->own_raw, have);
+	}
+	s->codec = mfs_zstd_magic(m, have) ? CODEC_ZSTD
+		   : mfs_gzip_magic(m, have) ? CODEC_GZIP
+					     : CODEC_PLAIN;
+	return 1;
 }
 
 /*
  * Append decoded text after text[text_len]. Returns 1 if bytes were added,
- * 0 at the end of the file, <0 on error.
+ * 0 at the end of the file as it is now, <0 on error. *truncated is set when
+ * the end falls inside a frame.
  */
-static int refill(struct mfs_source *s, mfs_diag *d)
+static int refill(struct mfs_source *s, int *truncated, mfs_diag *d)
 {
+	*truncated = 0;
 	/* Keep the unconsumed tail (a partial line) at the front. */
 	if (s->text_pos > 0) {
 		memmove(s->text, s->text + s->text_pos, s->text_len - s->text_pos);
+		s->text_doff += s->text_pos;
 		s->text_len -= s->text_pos;
 		s->text_pos = 0;
 	}
 	size_t room = TEXT_CAP - s->text_len;
 	if (room == 0)
 		return 1; /* the caller handles a line that fills the buffer */
-	if (!s->sniffed) {
-		/* Decide compression from the first bytes of the file. */
-		ssize_t r = read_some(s, s->raw, RAW_CAP, d);
-		if (r < 0)
-			return (int)r;
-		s->raw_len = (size_t)r;
-		s->raw_pos = 0;
-		s->sniffed = 1;
-		if (r == 0) {
-			s->raw_eof = 1;
-			return 0;
-		}
-		/* Short reads from a pipe: get at least 4 bytes to see the magic. */
-		while (s->raw_len < 4) {
-			r = read_some(s, s->raw + s->raw_len, RAW_CAP - s->raw_len, d);
-			if (r < 0)
-				return (int)r;
-			if (r == 0)
-				break;
-			s->raw_len += (size_t)r;
-		}
-		s->compressed = mfs_zstd_magic(s->raw, s->raw_len);
+	if (s->codec == CODEC_UNKNOWN) {
+		int rc = sniff(s, d);
+		if (rc <= 0)
+			return rc;
 	}
-	if (!s->compressed) {
-		/* Plain text: bytes go straight into the text buffer. */
-		if (s->raw_pos < s->raw_len) {
-			size_t n = s->raw_len - s->raw_pos;
-			if (n > room)
-				n = room;
-			memcpy(s->text + s->text_len, s->raw + s->raw_pos, n);
-			s->raw_pos += n;
-			s->text_len += n;
-			return 1;
-		}
-		if (s->raw_eof)
-			return 0;
-		ssize_t r = read_some(s, s->text + s->text_len, room, d);
-		if (r < 0)
-			return (int)r;
-		if (r == 0) {
-			s->raw_eof = 1;
-			return 0;
-		}
-		s->text_len += (size_t)r;
-		return 1;
-	}
-	/* zstd */
 	for (;;) {
 		size_t before = s->text_len;
-		if (s->raw_pos < s->raw_len || mfs_zstream_mid_frame(s->z)) {
-			const char *why = NULL;
-			int rc = mfs_zstream_run(s->z, s->raw, s->raw_len, &s->raw_pos, s->text,
-						 TEXT_CAP, &s->text_len, &why);
-			if (rc < 0) {
-				uint64_t off = s->file_bytes - (s->raw_len - s->raw_pos);
-				return mfs_diag_set(d, MFS_E_CORRUPT, 0, cur_path(s), 0, off,
-						    "corrupt zstd data near compressed byte %llu: %s",
-						    (unsigned long long)off, why);
+		if (s->codec == CODEC_PLAIN) {
+			if (s->raw_pos < s->raw_len) {
+				size_t n = s->raw_len - s->raw_pos;
+				if (n > room)
+					n = room;
+				memcpy(s->text + s->text_len, s->raw + s->raw_pos, n);
+				s->raw_pos += n;
+				s->text_len += n;
 			}
-			if (s->text_len > before)
-				return 1;
+		} else {
+			int mid = s->codec == CODEC_ZSTD ? mfs_zstream_mid_frame(s->z)
+							 : mfs_gzstream_mid_member(s->gz);
+			while (s->raw_pos < s->raw_len || mid) {
+				const char *why = "corrupt data";
+				size_t tl = s->text_len, rp = s->raw_pos;
+				int rc = s->codec == CODEC_ZSTD
+						 ? mfs_zstream_run(s->z, s->raw, s->raw_len, &s->raw_pos,
+								   s->text, TEXT_CAP, &s->text_len, &why)
+						 : mfs_gzstream_run(s->gz, s->raw, s->raw_len, &s->raw_pos,
+								    s->text, TEXT_CAP, &s->text_len, &why);
+				if (rc < 0) {
+					uint64_t off = s->raw_off + s->raw_pos;
+					return mfs_diag_set(d, MFS_E_CORRUPT, 0, cur_path(s), 0, off,
+							    "corrupt %s data near compressed byte %llu: %s",
+							    s->codec == CODEC_ZSTD ? "zstd" : "gzip",
+							    (unsigned long long)off, why);
+				}
+				if (rc == 1)
+					push_bound(s, s->raw_off + s->raw_pos, s->text_doff + s->text_len);
+				mid = s->codec == CODEC_ZSTD ? mfs_zstream_mid_frame(s->z)
+							     : mfs_gzstream_mid_member(s->gz);
+				if (s->text_len == TEXT_CAP || (tl == s->text_len && rp == s->raw_pos))
+					break;
+			}
 		}
-		if (s->raw_eof) {
-			if (mfs_zstream_mid_frame(s->z))
-				return mfs_diag_set(d, MFS_E_TRUNCATED, 0, cur_path(s), 0,
-						    s->file_bytes,
-						    "zstd stream is truncated at compressed byte %llu",
-						    (unsigned long long)s->file_bytes);
+		if (s->text_len > before) {
+			if (s->skip) {
+				/* resuming inside a frame: drop what was read before */
+				size_t k = s->text_len - s->text_pos;
+				if (k > s->skip)
+					k = (size_t)s->skip;
+				s->text_pos += k;
+				s->skip -= k;
+				if (s->text_pos == s->text_len) {
+					s->text_doff += s->text_len;
+					s->text_len = s->text_pos = 0;
+					continue;
+				}
+			}
+			return 1;
+		}
+		if (s->raw_pos < s->raw_len && s->text_len == TEXT_CAP)
+			return 1;
+		if (s->eof && s->raw_pos >= s->raw_len) {
+			if (s->codec == CODEC_ZSTD ? mfs_zstream_mid_frame(s->z)
+						   : s->codec == CODEC_GZIP ? mfs_gzstream_mid_member(s->gz)
+									    : 0)
+				*truncated = 1;
 			return 0;
 		}
-		ssize_t r = read_some(s, s->raw, RAW_CAP, d);
+		ssize_t r = fetch(s, d);
 		if (r < 0)
 			return (int)r;
-		s->raw_len = (size_t)r;
-		s->raw_pos = 0;
-		if (r == 0)
-			s->raw_eof = 1;
+		s->eof = r == 0;
 	}
 }
 
 static void report_bad(struct mfs_source *s, const char *reason)
 {
 	s->st.skipped++;
+	s->records++;
 	if (s->cfg.on_bad) {
 		mfs_diag d;
 		mfs_diag_set(&d, MFS_E_PARSE, 0, cur_path(s), s->line_no, 0, "%s", reason);
@@ -518,18 +726,86 @@ static int take_line(struct mfs_source *s, char *line, size_t len, mfs_event *ev
 		report_bad(s, why);
 		return 0;
 	}
+	if (r > 0)
+		s->records++;
 	return r;
 }
 
-MFS_API int mfs_source_next(mfs_source *s, const mfs_event **out, mfs_diag *diag)
+/* Follow mode: wait until something may have changed (or stop). */
+static void follow_wait(struct mfs_source *s)
 {
-	if (!s || !out)
-		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "NULL argument");
+	if (s->ino_fd >= 0) {
+		struct pollfd pf = { .fd = s->ino_fd, .events = POLLIN };
+		if (poll(&pf, 1, (int)s->cfg2.poll_ms) > 0) {
+			char buf[4096];
+			while (read(s->ino_fd, buf, sizeof buf) > 0)
+				;
+		}
+	} else {
+		usleep(s->cfg2.poll_ms * 1000u);
+	}
+}
+
+/* The file at cur reached its end for now: finish it, or park it (follow). */
+static int end_of_file(struct mfs_source *s, int truncated, mfs_diag *d)
+{
+	struct fent *f = &s->files[s->cur];
+	if (s->cfg2.follow && s->is_reg) {
+		rescan(s);
+		if (!file_complete(s, s->cur)) {
+			f->pos = file_pos(s);
+			f->parked = 1;
+			close_file(s);
+			s->cur++;
+			return 0;
+		}
+	}
+	if (truncated) {
+		uint64_t off = s->read_off;
+		return mfs_diag_set(d, MFS_E_TRUNCATED, 0, cur_path(s), 0, off,
+				    "%s stream is truncated at compressed byte %llu",
+				    s->codec == CODEC_GZIP ? "gzip" : "zstd", (unsigned long long)off);
+	}
+	return 1;
+}
+
+static void finish_file(struct mfs_source *s)
+{
+	if (s->cur < s->nfiles) {
+		s->files[s->cur].done = 1;
+		s->files[s->cur].parked = 0;
+		s->files[s->cur].pos = file_pos(s);
+	}
+	close_file(s);
+	s->cur++;
+}
+
+/* One batch, in the caller's thread. */
+static int next_sync(struct mfs_source *s, mfs_diag *diag)
+{
 	size_t n = 0;
+	int progress = 0;
 	while (n < s->cfg.batch) {
+		if (atomic_load(&s->stop))
+			break;
 		if (s->fd < 0) {
-			if (s->cur >= s->nfiles)
-				break;
+			while (s->cur < s->nfiles && s->files[s->cur].done)
+				s->cur++;
+			if (s->cur >= s->nfiles) {
+				if (!s->cfg2.follow || n > 0)
+					break;
+				/* the end of one round over the files: look again, maybe wait */
+				rescan(s);
+				if (s->need_sort) {
+					qsort(s->files, s->nfiles, sizeof *s->files, cmp_fent);
+					s->need_sort = 0;
+				}
+				if (!progress)
+					follow_wait(s);
+				progress = 0;
+				s->cur = 0;
+				continue;
+			}
 			int rc = open_file(s, diag);
 			if (rc < 0)
 				return rc;
@@ -541,6 +817,7 @@ MFS_API int mfs_source_next(mfs_source *s, const mfs_event **out, mfs_diag *diag
 		if (nl) {
 			size_t len = (size_t)(nl - base);
 			s->text_pos += len + 1;
+			progress = 1;
 			if (s->discarding) {
 				s->discarding = 0;
 				s->line_no++;
@@ -560,14 +837,19 @@ MFS_API int mfs_source_next(mfs_source *s, const mfs_event **out, mfs_diag *diag
 			s->line_no--; /* counted again when its end is reached */
 			s->discarding = 1;
 		}
-		if (s->discarding) {
+		if (s->discarding)
 			s->text_pos = s->text_len; /* drop the over-long line's bytes */
-		}
-		int rc = refill(s, diag);
+		int truncated;
+		int rc = refill(s, &truncated, diag);
 		if (rc < 0)
 			return rc;
 		if (rc == 0) {
-			/* End of file: a last line without '\n'. */
+			rc = end_of_file(s, truncated, diag);
+			if (rc < 0)
+				return rc;
+			if (rc == 0)
+				continue; /* parked: wait for more */
+			/* End of a complete file: a last line without '\n'. */
 			avail = s->text_len - s->text_pos;
 			if (avail > 0 && !s->discarding) {
 				char *line = s->text + s->text_pos;
@@ -576,17 +858,608 @@ MFS_API int mfs_source_next(mfs_source *s, const mfs_event **out, mfs_diag *diag
 				if (take_line(s, line, avail, &s->events[n]))
 					n++;
 			}
-			close_file(s);
-			s->cur++;
+			finish_file(s);
+			progress = 1;
 		}
 	}
 	s->st.events += n;
-	*out = s->events;
 	return (int)n;
+}
+
+/* Where the next unread record is, in the reading thread's view. */
+static void where_now(const struct mfs_source *s, size_t *file, struct fpos *p)
+{
+	if (s->fd >= 0) {
+		*file = s->cur;
+		*p = file_pos(s);
+		return;
+	}
+	/* the first file not done, else the last file (done) */
+	for (size_t i = 0; i < s->nfiles; i++)
+		if (!s->files[i].done) {
+			*file = i;
+			*p = s->files[i].pos;
+			if (p->codec == CODEC_UNKNOWN)
+				p->coff = p->dframe = p->doff = 0;
+			return;
+		}
+	*file = s->nfiles ? s->nfiles - 1 : 0;
+	if (s->nfiles)
+		*p = s->files[*file].pos;
+	else
+		memset(p, 0, sizeof *p);
+}
+
+/* --- positions ------------------------------------------------------------- */
+
+struct snap {
+	const char *path;
+	int done;
+	struct fpos pos;
+};
+
+static struct snap snap_now(const struct mfs_source *s)
+{
+	struct snap x = { "", 0, { 0 } };
+	size_t i;
+	where_now(s, &i, &x.pos);
+	if (i < s->nfiles) {
+		x.path = s->files[i].path;
+		x.done = s->fd < 0 && s->files[i].done;
+	}
+	return x;
+}
+
+/* --- reader thread --------------------------------------------------------- */
+
+/* Abandon the open (failed) file and go on with the next one. */
+static void skip_file_sync(struct mfs_source *s)
+{
+	if (s->cur >= s->nfiles)
+		return;
+	s->files[s->cur].done = 1;
+	s->files[s->cur].parked = 0;
+	close_file(s);
+	s->cur++;
+}
+
+struct slot {
+	mfs_event *events;
+	char *arena;
+	int n; /* events, or a negative error code */
+	mfs_diag diag;
+	struct snap where;
+	mfs_source_stats st;
+};
+
+static void *reader_main(void *arg)
+{
+	struct mfs_source *s = arg;
+	for (;;) {
+		pthread_mutex_lock(&s->mu);
+		while (s->qcount == s->nslots && !s->quit)
+			pthread_cond_wait(&s->cv, &s->mu);
+		if (s->quit) {
+			pthread_mutex_unlock(&s->mu);
+			break;
+		}
+		struct slot *sl = &s->slots[(s->qhead + s->qcount) % s->nslots];
+		pthread_mutex_unlock(&s->mu);
+
+		int n = next_sync(s, &sl->diag);
+		if (n > 0) {
+			/* copy the IDs out of the text buffer, which moves on */
+			char *a = sl->arena;
+			for (int k = 0; k < n; k++) {
+				mfs_event e = s->events[k];
+				memcpy(a, e.user, e.user_len);
+				e.user = a;
+				a += e.user_len;
+				memcpy(a, e.item, e.item_len);
+				e.item = a;
+				a += e.item_len;
+				sl->events[k] = e;
+			}
+		}
+		sl->n = n;
+		sl->where = snap_now(s);
+		sl->st = s->st;
+
+		pthread_mutex_lock(&s->mu);
+		s->qcount++;
+		pthread_cond_broadcast(&s->cv);
+		if (n < 0) {
+			/* wait for the consumer: skip the file, or try again */
+			s->decision = 0;
+			while (!s->decision && !s->quit)
+				pthread_cond_wait(&s->cv, &s->mu);
+			if (s->decision == 1 && !s->quit)
+				skip_file_sync(s);
+		}
+		int end = n == 0;
+		if (end)
+			s->prod_done = 1;
+		pthread_mutex_unlock(&s->mu);
+		if (end)
+			break;
+	}
+	return NULL;
+}
+
+static int start_thread(struct mfs_source *s)
+{
+	s->started = 1;
+	if (pthread_create(&s->th, NULL, reader_main, s) != 0) {
+		s->threaded = 0; /* read in the caller's thread instead */
+		return 0;
+	}
+	return 0;
+}
+
+static void stop_thread(struct mfs_source *s)
+{
+	if (!s->threaded || !s->started)
+		return;
+	atomic_store(&s->stop, 1);
+	pthread_mutex_lock(&s->mu);
+	s->quit = 1;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->th, NULL);
+	s->started = 0;
+}
+
+static int next_threaded(struct mfs_source *s, const mfs_event **out, mfs_diag *diag)
+{
+	pthread_mutex_lock(&s->mu);
+	if (s->held) {
+		/* the previous batch's slot is free again */
+		s->held = NULL;
+		s->qhead = (s->qhead + 1) % s->nslots;
+		s->qcount--;
+		pthread_cond_broadcast(&s->cv);
+	}
+	if (s->decision == 0 && s->qcount == 0 && s->cons_valid == 2) {
+		/* after an error without mfs_source_skip_file: try again */
+		s->decision = 2;
+		pthread_cond_broadcast(&s->cv);
+	}
+	while (s->qcount == 0 && !atomic_load(&s->stop)) {
+		/* mfs_source_stop takes no lock (signal handlers): look at the flag now and then */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	}
+	if (s->qcount == 0) {
+		pthread_mutex_unlock(&s->mu);
+		*out = NULL;
+		return 0;
+	}
+	struct slot *sl = &s->slots[s->qhead];
+	pthread_mutex_unlock(&s->mu);
+	int n = sl->n;
+	if (n < 0) {
+		if (diag)
+			*diag = sl->diag;
+		/* the error slot is consumed now; the reader waits for a decision */
+		pthread_mutex_lock(&s->mu);
+		s->qhead = (s->qhead + 1) % s->nslots;
+		s->qcount--;
+		s->cons_valid = 2;
+		pthread_mutex_unlock(&s->mu);
+		return n;
+	}
+	if (n == 0) {
+		/* the end: leave the slot in place, so later calls return 0 too */
+		s->cons_st = sl->st;
+		s->cons_st.events = s->cons_st.events;
+		s->cons_valid = 1;
+		*out = sl->events;
+		return 0;
+	}
+	s->held = sl;
+	s->cons_st = sl->st;
+	s->cons_valid = 1;
+	*out = sl->events;
+	return n;
+}
+
+/* --- public API -------------------------------------------------------------- */
+
+MFS_API void mfs_source_free(mfs_source *s)
+{
+	if (!s)
+		return;
+	stop_thread(s);
+	if (s->fd > 0)
+		close(s->fd);
+	for (size_t i = 0; i < s->nfiles; i++)
+		free(s->files[i].path);
+	free(s->files);
+	for (size_t i = 0; i < s->ninputs; i++)
+		free(s->inputs[i]);
+	free(s->inputs);
+	if (s->slots) {
+		for (unsigned i = 0; i < s->nslots; i++) {
+			free(s->slots[i].events);
+			free(s->slots[i].arena);
+		}
+		free(s->slots);
+		pthread_mutex_destroy(&s->mu);
+		pthread_cond_destroy(&s->cv);
+	}
+	if (s->ino_fd >= 0)
+		close(s->ino_fd);
+	mfs_uring_free(s->ring);
+	mfs_zstream_free(s->z);
+	mfs_gzstream_free(s->gz);
+	free(s->own_raw);
+	free(s->text);
+	free(s->events);
+	free(s);
+}
+
+MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t n_inputs,
+			     const mfs_source_config *cfg, const mfs_source_config2 *cfg2,
+			     mfs_diag *diag)
+{
+	if (!out || (!inputs && n_inputs))
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no inputs");
+	struct mfs_source *s = calloc(1, sizeof *s);
+	if (!s)
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+	int rc = 0;
+	s->fd = -1;
+	s->ino_fd = -1;
+	atomic_init(&s->stop, 0);
+	if (cfg)
+		s->cfg = *cfg;
+	else
+		mfs_source_config_default(&s->cfg);
+	if (cfg2)
+		s->cfg2 = *cfg2;
+	else
+		mfs_source_config2_default(&s->cfg2);
+	if (s->cfg.batch == 0)
+		s->cfg.batch = 4096;
+	if (s->cfg2.chunk == 0)
+		s->cfg2.chunk = CHUNK_DEFAULT;
+	if (s->cfg2.depth == 0)
+		s->cfg2.depth = 8;
+	if (s->cfg2.poll_ms == 0)
+		s->cfg2.poll_ms = 200;
+	if (s->cfg.format < MFS_FORMAT_AUTO || s->cfg.format > MFS_FORMAT_JSONL) {
+		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "unknown format %d", s->cfg.format);
+		goto out;
+	}
+	if (s->cfg2.io < MFS_IO_AUTO || s->cfg2.io > MFS_IO_PREAD || s->cfg2.depth > 64 ||
+	    s->cfg2.chunk > (1u << 30) || s->cfg2.queue > 64) {
+		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0,
+				  "bad reader settings (io, depth <= 64, chunk <= 1 GiB, queue <= 64)");
+		goto out;
+	}
+	char why[256];
+	if (mfs_fields_parse(&s->fields, s->cfg.fields, why, sizeof why) < 0) {
+		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "%s", why);
+		goto out;
+	}
+	s->inputs = calloc(n_inputs ? n_inputs : 1, sizeof *s->inputs);
+	if (!s->inputs) {
+		rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n_inputs && rc == 0; i++) {
+		const char *in = inputs[i];
+		s->inputs[i] = strdup(in);
+		if (!s->inputs[i]) {
+			rc = -MFS_E_NOMEM;
+			break;
+		}
+		s->ninputs++;
+		if (strcmp(in, "-") == 0) {
+			rc = add_file(s, "-", (int)i, 0);
+			continue;
+		}
+		struct stat st;
+		if (stat(in, &st) < 0) {
+			int e = errno;
+			rc = mfs_diag_set(diag, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, in, 0, 0,
+					  "%s", strerror(e));
+			goto out;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			rc = add_dir(s, in, diag, 0, (int)i, 0);
+		} else {
+			/* Fail now, before anything is learned, if it cannot be read. */
+			int fd = open(in, O_RDONLY | O_CLOEXEC);
+			if (fd < 0) {
+				int e = errno;
+				rc = mfs_diag_set(diag, MFS_E_IO, e, in, 0, 0, "%s", strerror(e));
+				goto out;
+			}
+			close(fd);
+			rc = add_file(s, in, (int)i, 0);
+		}
+	}
+	if (rc < 0) {
+		if (rc == -MFS_E_NOMEM)
+			mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+		goto out;
+	}
+	/* The backend. */
+	s->be = BE_PREAD;
+	if (s->cfg2.io != MFS_IO_PREAD) {
+		int e = 0;
+		rc = mfs_uring_create(&s->ring, s->cfg2.depth, s->cfg2.chunk, &e);
+		if (rc == 0) {
+			s->be = BE_URING;
+		} else if (rc == -MFS_E_UNSUPPORTED && s->cfg2.io == MFS_IO_AUTO) {
+			s->fell_back = 1;
+			s->fallback_errno = e;
+			rc = 0;
+		} else {
+			rc = mfs_diag_set(diag, -rc, e, NULL, 0, 0, "io_uring is not available: %s",
+					  strerror(e));
+			goto out;
+		}
+	}
+	s->raw_cap = s->cfg2.chunk < 64 ? 64 : s->cfg2.chunk;
+	s->own_raw = malloc(s->raw_cap);
+	s->text = malloc(TEXT_CAP + 1);
+	s->events = malloc(s->cfg.batch * sizeof *s->events);
+	if (!s->own_raw || !s->text || !s->events || mfs_zstream_create(&s->z) < 0 ||
+	    mfs_gzstream_create(&s->gz) < 0) {
+		rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+		goto out;
+	}
+	if (s->cfg2.follow) {
+		/* inotify wakes the wait early; without it, the wait is a poll interval */
+		s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		for (size_t i = 0; s->ino_fd >= 0 && i < s->ninputs; i++) {
+			char dir[4096];
+			struct stat st;
+			const char *in = s->inputs[i];
+			if (strcmp(in, "-") == 0)
+				continue;
+			snprintf(dir, sizeof dir, "%s", in);
+			if (stat(in, &st) == 0 && !S_ISDIR(st.st_mode)) {
+				char *sl = strrchr(dir, '/');
+				if (sl)
+					*sl = 0;
+				else
+					snprintf(dir, sizeof dir, ".");
+			}
+			inotify_add_watch(s->ino_fd, dir,
+					  IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE);
+		}
+	}
+	if (s->cfg2.queue > 0) {
+		s->threaded = 1;
+		s->nslots = s->cfg2.queue + 1;
+		s->slots = calloc(s->nslots, sizeof *s->slots);
+		if (!s->slots) {
+			rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+			goto out;
+		}
+		pthread_mutex_init(&s->mu, NULL);
+		pthread_cond_init(&s->cv, NULL);
+		for (unsigned i = 0; i < s->nslots; i++) {
+			s->slots[i].events = malloc(s->cfg.batch * sizeof(mfs_event));
+			s->slots[i].arena = malloc(s->cfg.batch * 2 * MFS_ID_MAX + 1);
+			if (!s->slots[i].events || !s->slots[i].arena) {
+				rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+				goto out;
+			}
+		}
+	}
+	s->cur = 0;
+	*out = s;
+	return 0;
+out:
+	mfs_source_free(s);
+	return rc;
+}
+
+MFS_API int mfs_source_open(mfs_source **out, const char *const *inputs, size_t n_inputs,
+			    const mfs_source_config *cfg, mfs_diag *diag)
+{
+	mfs_source_config2 c2;
+	mfs_source_config2_default(&c2);
+	return mfs_source_open2(out, inputs, n_inputs, cfg, &c2, diag);
+}
+
+MFS_API const char *mfs_source_io(const mfs_source *s)
+{
+	return s && s->be == BE_URING ? "uring" : "pread";
+}
+
+MFS_API int mfs_source_io_fallback(const mfs_source *s, mfs_diag *d)
+{
+	if (!s || !s->fell_back)
+		return 0;
+	if (d)
+		mfs_diag_set(d, MFS_E_UNSUPPORTED, s->fallback_errno, NULL, 0, 0,
+			     "io_uring is not available (%s); reading with pread",
+			     strerror(s->fallback_errno));
+	return 1;
+}
+
+MFS_API void mfs_source_stop(mfs_source *s)
+{
+	if (!s)
+		return;
+	atomic_store(&s->stop, 1);
+	/* the threaded consumer may sleep on the queue: it polls the flag (no locks here) */
+}
+
+MFS_API void mfs_source_skip_file(mfs_source *s)
+{
+	if (!s)
+		return;
+	if (s->threaded && s->started) {
+		pthread_mutex_lock(&s->mu);
+		s->decision = 1;
+		s->cons_valid = 1;
+		pthread_cond_broadcast(&s->cv);
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	skip_file_sync(s);
+}
+
+MFS_API int mfs_source_next(mfs_source *s, const mfs_event **out, mfs_diag *diag)
+{
+	if (!s || !out)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "NULL argument");
+	if (atomic_load(&s->stop))
+		return 0;
+	if (s->threaded) {
+		if (!s->started)
+			start_thread(s);
+		if (s->threaded)
+			return next_threaded(s, out, diag);
+	}
+	int n = next_sync(s, diag);
+	*out = s->events;
+	return n;
 }
 
 MFS_API void mfs_source_stats_get(const mfs_source *s, mfs_source_stats *st)
 {
-	if (s && st)
-		*st = s->st;
+	if (!s || !st)
+		return;
+	if (s->threaded && s->started) {
+		*st = s->cons_st;
+		return;
+	}
+	*st = s->st;
+}
+
+static struct snap cons_snap(const mfs_source *s)
+{
+	if (s->threaded && s->started && s->cons_valid) {
+		struct slot *sl = s->held ? s->held : &s->slots[s->qhead];
+		return sl->where;
+	}
+	return snap_now(s);
+}
+
+MFS_API int mfs_source_where_get(const mfs_source *s, mfs_source_where *w)
+{
+	if (!s || !w)
+		return -MFS_E_INVAL;
+	struct snap x = cons_snap(s);
+	memset(w, 0, sizeof *w);
+	w->path = x.path;
+	w->done = x.done;
+	w->offset = x.pos.doff;
+	w->frame_offset = x.pos.coff;
+	w->line = x.pos.line_no;
+	w->records = x.pos.records;
+	struct kname k = kafka_name(base_name(x.path));
+	w->kafka = k.kafka;
+	if (k.kafka) {
+		w->partition = k.partition;
+		w->kafka_offset = k.offset + x.pos.records;
+	}
+	return 0;
+}
+
+#define POS_MAGIC "MFSPOS\x01\x00"
+#define POS_FIXED (8 + 4 + 4 + 5 * 8 + 4 * 4)
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)get64((const uint8_t[8]){ p[0], p[1], p[2], p[3], 0, 0, 0, 0 });
+}
+
+MFS_API int mfs_source_position(const mfs_source *s, void *buf, size_t len)
+{
+	if (!s)
+		return -MFS_E_INVAL;
+	struct snap x = cons_snap(s);
+	size_t pl = strlen(x.path);
+	size_t need = POS_FIXED + pl;
+	if (buf && len >= need) {
+		uint8_t *p = buf;
+		memcpy(p, POS_MAGIC, 8);
+		put32(p + 8, 1);
+		put32(p + 12, (uint32_t)pl);
+		put64(p + 16, x.pos.coff);
+		put64(p + 24, x.pos.dframe);
+		put64(p + 32, x.pos.doff);
+		put64(p + 40, x.pos.line_no);
+		put64(p + 48, x.pos.records);
+		put32(p + 56, (uint32_t)(x.pos.codec + 1));
+		put32(p + 60, (uint32_t)x.pos.format);
+		put32(p + 64, (uint32_t)x.pos.seen_record);
+		put32(p + 68, (uint32_t)x.done);
+		memcpy(p + POS_FIXED, x.path, pl);
+	}
+	return (int)need;
+}
+
+MFS_API int mfs_source_seek(mfs_source *s, const void *pos, size_t len, mfs_diag *diag)
+{
+	if (!s || (!pos && len))
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "NULL argument");
+	if (s->started || s->fd >= 0)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0,
+				    "seek only before the first mfs_source_next");
+	const uint8_t *p = pos;
+	if (len < POS_FIXED || memcmp(p, POS_MAGIC, 8) != 0 || get32(p + 8) != 1 ||
+	    get32(p + 12) != len - POS_FIXED)
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, NULL, 0, 0, "not a reader position");
+	size_t pl = len - POS_FIXED;
+	struct fpos fp;
+	fp.coff = get64(p + 16);
+	fp.dframe = get64(p + 24);
+	fp.doff = get64(p + 32);
+	fp.line_no = get64(p + 40);
+	fp.records = get64(p + 48);
+	fp.codec = (int)get32(p + 56) - 1;
+	fp.format = (int)get32(p + 60);
+	fp.seen_record = (int)get32(p + 64) != 0;
+	int done = get32(p + 68) != 0;
+	if (fp.codec < CODEC_UNKNOWN || fp.codec > CODEC_GZIP || fp.format < MFS_FORMAT_AUTO ||
+	    fp.format > MFS_FORMAT_JSONL || fp.dframe > fp.doff || fp.coff > fp.doff + (1ull << 62))
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, NULL, 0, 0, "not a reader position");
+	size_t i;
+	for (i = 0; i < s->nfiles; i++)
+		if (strlen(s->files[i].path) == pl && memcmp(s->files[i].path, p + POS_FIXED, pl) == 0)
+			break;
+	if (i == s->nfiles) {
+		mfs_diag_set(diag, MFS_E_NOTFOUND, 0, NULL, 0, 0,
+			     "the position's file %.*s is not among the inputs", (int)(pl > 400 ? 400 : pl),
+			     (const char *)p + POS_FIXED);
+		return -MFS_E_NOTFOUND;
+	}
+	for (size_t j = 0; j < i; j++)
+		s->files[j].done = 1;
+	s->files[i].pos = fp;
+	s->files[i].done = done;
+	s->cur = 0;
+	return 0;
 }

@@ -56,7 +56,10 @@ int mfs_zstream_run(struct mfs_zstream *z, const void *in, size_t in_len, size_t
 {
 	ZSTD_inBuffer ib = { in, in_len, *in_pos };
 	ZSTD_outBuffer ob = { out, out_cap, *out_pos };
-	while (ib.pos < ib.size && ob.pos < ob.size) {
+	int ended = 0;
+	/* Until the output is full, the input used up, or a frame ends. */
+	while (ob.pos < ob.size && (ib.pos < ib.size || z->mid_frame)) {
+		size_t ip = ib.pos, op = ob.pos;
 		size_t r = ZSTD_decompressStream(z->dctx, &ob, &ib);
 		if (ZSTD_isError(r)) {
 			*why = ZSTD_getErrorName(r);
@@ -64,25 +67,21 @@ int mfs_zstream_run(struct mfs_zstream *z, const void *in, size_t in_len, size_t
 			*out_pos = ob.pos;
 			return -MFS_E_CORRUPT;
 		}
-		z->mid_frame = r != 0;
-	}
-	/* Flush what the decoder still holds once the input is used up. */
-	while (ib.pos == ib.size && ob.pos < ob.size && z->mid_frame) {
-		size_t before = ob.pos;
-		size_t r = ZSTD_decompressStream(z->dctx, &ob, &ib);
-		if (ZSTD_isError(r)) {
-			*why = ZSTD_getErrorName(r);
-			*in_pos = ib.pos;
-			*out_pos = ob.pos;
-			return -MFS_E_CORRUPT;
+		if (r == 0) {
+			/* a frame (or skippable frame) ended exactly at ib.pos */
+			ended = z->mid_frame || ib.pos != ip;
+			z->mid_frame = 0;
+			if (ended)
+				break;
+		} else {
+			z->mid_frame = 1;
 		}
-		z->mid_frame = r != 0;
-		if (ob.pos == before)
-			break;
+		if (ib.pos == ip && ob.pos == op)
+			break; /* needs more input */
 	}
 	*in_pos = ib.pos;
 	*out_pos = ob.pos;
-	return 0;
+	return ended;
 }
 
 int mfs_zstream_mid_frame(const struct mfs_zstream *z)

@@ -18,7 +18,10 @@ void mfs_zstream_reset(struct mfs_zstream *z);
 /*
  * Decompress from in[*in_pos..in_len) into out[*out_pos..out_cap), advancing
  * both positions. Frames may be split anywhere and concatenated; skippable
- * frames are skipped. Returns 0, or -MFS_E_CORRUPT with a static reason in *why.
+ * frames are skipped. Stops after a frame that ends (returns 1: *in_pos is then
+ * a frame boundary, a point the stream can be restarted from); otherwise
+ * returns 0 when the input is used up or the output full; or -MFS_E_CORRUPT
+ * with a static reason in *why.
  */
 int mfs_zstream_run(struct mfs_zstream *z, const void *in, size_t in_len, size_t *in_pos,
 		    void *out, size_t out_cap, size_t *out_pos, const char **why);

@@ -61,5 +61,12 @@ int cmd_recommend(int argc, char **argv);
 int cmd_similar(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
+
+/* Reader options shared by train and scan (cli_scan.c): --io, --follow, --reader-thread.
+ * 0, or a usage error printed and -1. */
+int cli_reader_option(const char *cmd, const char *opt, const char *arg, mfs_source_config2 *c);
+/* Print the io_uring fallback notice if any; SIGINT/SIGTERM stop src after its batch. */
+void cli_reader_start(mfs_source *src);
 
 #endif

@@ -11,7 +11,7 @@ static const char train_help[] =
 	"Usage: mfstream train [options] INPUT...\n"
 	"\n"
 	"Learn from rating events, one SGD step per event, in input order. INPUT is a\n"
-	"file (plain or zstd-compressed, recognised by its magic bytes), a directory\n"
+	"file (plain, zstd or gzip, recognised by its magic bytes), a directory\n"
 	"(its files in order; Kafka-sink names by partition and offset; hidden and\n"
 	"temporary files ignored) or '-' for standard input. Prints a JSON summary on\n"
 	"stdout; progress and diagnostics go to stderr.\n"
@@ -21,6 +21,10 @@ static const char train_help[] =
 	"  --fields SPEC       jsonl field names, e.g. user=userId,item=movieId,rating=rating,time=ts\n"
 	"  --on-error P        skip-file (default): report an unreadable or corrupt file and go on;\n"
 	"                      stop: exit 1 on it. Malformed records are always skipped and counted.\n"
+	"  --io B              auto (default: io_uring, else pread with a notice), uring, pread\n"
+	"  --follow            keep reading as files grow and new files appear; SIGINT/SIGTERM\n"
+	"                      finish the current batch, print the summary and exit 0\n"
+	"  --reader-thread X   on (default): read, decompress and parse on a second core; off\n"
 	"Model:\n"
 	"  --dim K             embedding width (default 64)\n"
 	"  --optimizer O       sgd (default) or adagrad (per-row AdaGrad, as LIBMF)\n"
@@ -62,7 +66,7 @@ enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT,
+	OPT_MINCOUNT, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -168,10 +172,16 @@ int cmd_train(int argc, char **argv)
 		{ "compress", required_argument, 0, OPT_COMPRESS },
 		{ "progress", no_argument, 0, OPT_PROGRESS },
 		{ "quiet", no_argument, 0, OPT_QUIET },
+		{ "io", required_argument, 0, OPT_IO },
+		{ "follow", no_argument, 0, OPT_FOLLOW },
+		{ "reader-thread", required_argument, 0, OPT_RTHREAD },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *cmd = "train";
+	mfs_source_config2 rc2;
+	mfs_source_config2_default(&rc2);
+	rc2.queue = 4; /* parse ahead on a second core */
 	mfs_config cfg;
 	mfs_config_default(&cfg);
 	int format = MFS_FORMAT_AUTO, stop_on_error = 0, progress = isatty(2);
@@ -317,6 +327,14 @@ int cmd_train(int argc, char **argv)
 		case OPT_QUIET:
 			progress = 0;
 			break;
+		case OPT_IO:
+		case OPT_FOLLOW:
+		case OPT_RTHREAD:
+			if (cli_reader_option(cmd, c == OPT_IO ? "--io" : c == OPT_FOLLOW ? "--follow"
+											     : "--reader-thread",
+					      optarg, &rc2) < 0)
+				goto usage;
+			break;
 		case ':':
 			cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
 			goto usage;
@@ -365,12 +383,13 @@ int cmd_train(int argc, char **argv)
 	sc.fields = fields;
 	sc.on_bad = cli_on_bad;
 	sc.on_bad_ctx = &bad;
-	if (mfs_source_open(&src, (const char *const *)argv + optind, (size_t)(argc - optind), &sc,
-			    &d) < 0) {
+	if (mfs_source_open2(&src, (const char *const *)argv + optind, (size_t)(argc - optind), &sc,
+			     &rc2, &d) < 0) {
 		cli_diag(&d);
 		rc = d.code == MFS_E_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
 		goto out;
 	}
+	cli_reader_start(src);
 
 	mfs_learn_stats pre;
 	memset(&pre, 0, sizeof pre);
@@ -488,8 +507,8 @@ int cmd_train(int argc, char **argv)
 			printf(", \"test_rmse\": %.6f, \"test_mae\": %.6f", sqrt(te.sq / (double)te.n),
 			       te.ab / (double)te.n);
 	}
-	printf(", \"seconds\": %.3f, \"events_per_sec\": %.4g, \"kernel\": \"%s\", \"io\": \"read\"}\n",
-	       secs, secs > 0 ? (double)steps / secs : 0.0, info.kernel);
+	printf(", \"seconds\": %.3f, \"events_per_sec\": %.4g, \"kernel\": \"%s\", \"io\": \"%s\"}\n",
+	       secs, secs > 0 ? (double)steps / secs : 0.0, info.kernel, mfs_source_io(src));
 	fflush(stdout);
 	rc = 0;
 out:

@@ -18,6 +18,7 @@ static const char usage[] =
 	"  similar --model PATH --item ID [-k N]\n"
 	"  inspect --model PATH [--titles FILE]\n"
 	"  gen [options]                write a synthetic stream from a planted model\n"
+	"  scan [options] INPUT...      read and parse without learning (validate, benchmark)\n"
 	"\n"
 	"Run 'mfstream COMMAND --help' for the options of a command.\n"
 	"Options: --help, --version.\n"
@@ -44,7 +45,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "train", cmd_train },	    { "eval", cmd_eval },	{ "predict", cmd_predict },
 		{ "recommend", cmd_recommend }, { "similar", cmd_similar }, { "inspect", cmd_inspect },
-		{ "gen", cmd_gen },
+		{ "gen", cmd_gen },	    { "scan", cmd_scan },
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
