@@ -155,6 +155,10 @@ typedef struct mfs_config {
 				the least recently seen ID; 0 the event is not learned (unplaced) */
 	uint32_t min_count;  /* admission: an ID gets a row after this many sightings
 				(default 1: at once) */
+	float replay_lr, replay_lr_bias, replay_l2, replay_l2_bias;
+			     /* the learning settings of replayed passes over events already
+				learned (mfs_model_set_replay): multi-epoch training on finite
+				input anneals with lower rates and stronger L2 */
 } mfs_config;
 
 /* Fill cfg with the defaults documented in README.md. */
@@ -196,6 +200,13 @@ typedef struct mfs_learn_stats {
  * Returns the number of events learned, or -MFS_E_INVAL.
  */
 MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st);
+
+/*
+ * Switch learning between the first-pass settings (on = 0, the default) and
+ * the replay_* settings (on = 1), for passes over events the model has
+ * already learned once. Returns 0 or -MFS_E_INVAL.
+ */
+MFS_API int mfs_model_set_replay(mfs_model *m, int on);
 
 /* Bits of the value mfs_model_predict returns. */
 #define MFS_KNOWN_USER 1

@@ -17,24 +17,30 @@
 
 MFS_API void mfs_config_default(mfs_config *cfg)
 {
+	/* Tuned on MovieLens 100K (README.md, "Defaults"): one pass in time order
+	 * and 20 epochs on the standard folds, with one set of settings. */
 	memset(cfg, 0, sizeof *cfg);
-	cfg->dim = 64;
+	cfg->dim = 256;
 	cfg->max_users = 1u << 20;
 	cfg->max_items = 1u << 20;
-	cfg->optimizer = MFS_OPT_SGD;
-	cfg->lr = 0.01f;
-	cfg->lr_bias = 0.01f;
-	cfg->l2 = 0.05f;
-	cfg->l2_bias = 0.01f;
-	cfg->init_std = 0.1f;
-	cfg->lo = 1.0f;
-	cfg->hi = 5.0f;
-	cfg->link = MFS_RANGE_CLAMP;
+	cfg->optimizer = MFS_OPT_ADAGRAD;
+	cfg->lr = 0.1f;
+	cfg->lr_bias = 0.17f;
+	cfg->l2 = 0.005f;
+	cfg->l2_bias = 0.003f;
+	cfg->init_std = 0.017f;
+	cfg->lo = 0.5f;
+	cfg->hi = 5.5f;
+	cfg->link = MFS_RANGE_SIGMOID;
 	cfg->seed = 42;
 	cfg->kernel = NULL;
 	cfg->ids = MFS_IDS_EXACT;
 	cfg->evict = 1;
 	cfg->min_count = 1;
+	cfg->replay_lr = 0.012f;
+	cfg->replay_lr_bias = 0.05f;
+	cfg->replay_l2 = 0.068f;
+	cfg->replay_l2_bias = 0.003f;
 }
 
 static int finite_nonneg(float x)
@@ -55,7 +61,9 @@ static int check_config(const mfs_config *c, mfs_diag *d)
 	if (c->link != MFS_RANGE_CLAMP && c->link != MFS_RANGE_SIGMOID)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "unknown range link %d", c->link);
 	if (!finite_nonneg(c->lr) || !finite_nonneg(c->lr_bias) || !finite_nonneg(c->l2) ||
-	    !finite_nonneg(c->l2_bias) || !finite_nonneg(c->init_std))
+	    !finite_nonneg(c->l2_bias) || !finite_nonneg(c->init_std) ||
+	    !finite_nonneg(c->replay_lr) || !finite_nonneg(c->replay_lr_bias) ||
+	    !finite_nonneg(c->replay_l2) || !finite_nonneg(c->replay_l2_bias))
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "learning rates, L2 and init std must be finite and >= 0");
 	if (c->ids != MFS_IDS_EXACT && c->ids != MFS_IDS_HASHED)
@@ -262,6 +270,25 @@ static inline double current_mu(const mfs_model *m)
 	return m->mu_sum / (double)m->mu_count;
 }
 
+/*
+ * mu where the prediction adds it: as it is for the clamp link; for the
+ * sigmoid link the logit of its place in the range, so that a model with zero
+ * biases and factors predicts mu (adding mu itself before the sigmoid would
+ * start every prediction near the top of the range).
+ */
+static inline float raw_mu(const mfs_model *m)
+{
+	double mu = current_mu(m);
+	if (m->cfg.link != MFS_RANGE_SIGMOID)
+		return (float)mu;
+	double t = (mu - m->cfg.lo) / ((double)m->cfg.hi - m->cfg.lo);
+	if (t < 1e-3)
+		t = 1e-3;
+	if (t > 1.0 - 1e-3)
+		t = 1.0 - 1e-3;
+	return (float)log(t / (1.0 - t));
+}
+
 static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 {
 	if (u >= 0) {
@@ -294,16 +321,18 @@ static void learn_partial(mfs_model *m, int64_t u, int64_t i, float rating, uint
 	s.lo = c->lo;
 	s.hi = c->hi;
 	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
-	s.base = (float)current_mu(m) + (bu ? *bu : 0.0f) + (bi ? *bi : 0.0f);
+	s.base = raw_mu(m) + (bu ? *bu : 0.0f) + (bi ? *bi : 0.0f);
 	s.rating = r;
 	mfs_step_finish(&s, 0.0f);
 	float err = r - s.pred;
 	*sq += (double)err * err;
 	*ab += fabs((double)err);
+	float lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
+	float l2b = m->replay ? c->replay_l2_bias : c->l2_bias;
 	if (bu)
-		*bu += c->lr_bias * (s.grad - c->l2_bias * *bu);
+		*bu += lrb * (s.grad - l2b * *bu);
 	if (bi)
-		*bi += c->lr_bias * (s.grad - c->l2_bias * *bi);
+		*bi += lrb * (s.grad - l2b * *bi);
 	m->mu_sum += r;
 	m->mu_count++;
 	(*unadmitted)++;
@@ -316,7 +345,9 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 		return -MFS_E_INVAL;
 	const mfs_config *c = &m->cfg;
 	const int adagrad = c->optimizer == MFS_OPT_ADAGRAD;
-	const float lo = c->lo, hi = c->hi, lrb = c->lr_bias, l2b = c->l2_bias;
+	const float lo = c->lo, hi = c->hi;
+	const float lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
+	const float l2b = m->replay ? c->replay_l2_bias : c->l2_bias;
 	int64_t learned = 0;
 	uint64_t unplaced = 0, unadmitted = 0;
 	double sq = 0.0, ab = 0.0;
@@ -325,8 +356,8 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	s.lo = lo;
 	s.hi = hi;
 	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
-	s.lr = c->lr;
-	s.l2 = c->l2;
+	s.lr = m->replay ? c->replay_lr : c->lr;
+	s.l2 = m->replay ? c->replay_l2 : c->l2;
 	s.dim = c->dim;
 
 	for (size_t base = 0; base < n; base += MFS_LEARN_CHUNK) {
@@ -373,7 +404,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 			float *p = mfs_row(&m->user, (uint64_t)u, m->stride);
 			float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
 			float *bu = &m->user.bias[u], *bi = &m->item.bias[i];
-			s.base = (float)current_mu(m) + *bu + *bi;
+			s.base = raw_mu(m) + *bu + *bi;
 			s.rating = r;
 			if (adagrad) {
 				s.acc_p = &m->user.acc[u];
@@ -447,7 +478,7 @@ MFS_API int mfs_model_predict(const mfs_model *m, const char *user, size_t user_
 		return -MFS_E_INVAL;
 	int64_t u = find_row(m, &m->user, user, user_len);
 	int64_t i = find_row(m, &m->item, item, item_len);
-	float raw = (float)current_mu(m);
+	float raw = raw_mu(m);
 	int known = 0;
 	if (u >= 0) {
 		raw += m->user.bias[u];
@@ -546,7 +577,7 @@ MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t use
 		return 0;
 	struct topk t = { out, k, 0 };
 	int64_t u = find_row(m, &m->user, user, user_len);
-	float base = (float)current_mu(m) + (u >= 0 ? m->user.bias[u] : 0.0f);
+	float base = raw_mu(m) + (u >= 0 ? m->user.bias[u] : 0.0f);
 	float sc[SCORE_BLOCK];
 	for (uint64_t b = 0; b < items; b += SCORE_BLOCK) {
 		size_t cnt = items - b < SCORE_BLOCK ? (size_t)(items - b) : SCORE_BLOCK;
@@ -640,6 +671,14 @@ MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info)
 	info->link = m->cfg.link;
 	info->seed = m->cfg.seed;
 	info->kernel = m->k->name;
+	return 0;
+}
+
+MFS_API int mfs_model_set_replay(mfs_model *m, int on)
+{
+	if (!m)
+		return -MFS_E_INVAL;
+	m->replay = on != 0;
 	return 0;
 }
 

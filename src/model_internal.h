@@ -31,6 +31,7 @@ struct mfs_model {
 	uint64_t mu_count;
 	uint64_t events;
 	uint32_t tick; /* advances once per event: the clock of least-recently-seen eviction */
+	int replay;    /* learning uses the replay_* settings (mfs_model_set_replay) */
 	struct mfs_table user, item;
 	int64_t *scratch; /* 2 * MFS_LEARN_CHUNK rows */
 	uint64_t *keys;   /* 2 * MFS_LEARN_CHUNK ID keys */

@@ -51,7 +51,7 @@ static void train__factors_beat_biases_only_on_planted_stream(void **state)
 	RUN(&r, "train", "--quiet", "--epochs", "3", "--test", test, train);
 	double full = mfs_json_number(r.out, "test_rmse");
 	mfs_run_free(&r);
-	RUN(&r, "train", "--quiet", "--epochs", "3", "--lr", "0", "--init-std", "0", "--test", test,
+	RUN(&r, "train", "--quiet", "--epochs", "3", "--lr", "0", "--replay-lr", "0", "--init-std", "0", "--test", test,
 	    train);
 	double biases = mfs_json_number(r.out, "test_rmse");
 	mfs_run_free(&r);

@@ -19,6 +19,9 @@ static mfs_config sgd_config(void)
 	mfs_config c;
 	mfs_config_default(&c);
 	c.optimizer = MFS_OPT_SGD;
+	c.link = MFS_RANGE_CLAMP;
+	c.lo = 1.0f;
+	c.hi = 5.0f;
 	c.dim = 4;
 	c.max_users = 100;
 	c.max_items = 100;
@@ -460,6 +463,25 @@ static void model_learn__hashed_mode_uses_fixed_rows_and_shares_collisions(void 
 	mfs_model_free(m);
 }
 
+/* Sigmoid link: with zero biases and factors the prediction is mu itself (mu
+ * enters as the logit of its place in the range, not added before the sigmoid). */
+static void model_predict__sigmoid_link_predicts_mu_for_cold_pairs(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.link = MFS_RANGE_SIGMOID;
+	c.lo = 0.5f;
+	c.hi = 5.5f;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	mfs_event e[3] = { ev("a", "x", 4.0f), ev("b", "y", 3.0f), ev("c", "z", 5.0f) };
+	mfs_model_learn(m, e, 3, NULL);
+	float p;
+	assert_int_equal(mfs_model_predict(m, "new", 3, "other", 5, &p), 0);
+	assert_float_equal(p, 4.0f, 1e-4); /* mu = (4 + 3 + 5) / 3 */
+	mfs_model_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -476,6 +498,7 @@ int main(void)
 		cmocka_unit_test(model_create__rejects_bad_config),
 		cmocka_unit_test(model_create__kernel_env_override),
 		cmocka_unit_test(model_learn__every_kernel_matches_scalar),
+		cmocka_unit_test(model_predict__sigmoid_link_predicts_mu_for_cold_pairs),
 		cmocka_unit_test(model_learn__unadmitted_ids_train_only_known_bias_and_mu),
 		cmocka_unit_test(model_learn__hashed_mode_uses_fixed_rows_and_shares_collisions),
 		cmocka_unit_test(rng_normal_fill__has_mean_zero_and_requested_std),

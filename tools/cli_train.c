@@ -7,66 +7,84 @@
 
 #include "cli.h"
 
-static const char train_help[] =
-	"Usage: mfstream train [options] INPUT...\n"
-	"\n"
-	"Learn from rating events, one SGD step per event, in input order. INPUT is a\n"
-	"file (plain, zstd or gzip, recognised by its magic bytes), a directory\n"
-	"(its files in order; Kafka-sink names by partition and offset; hidden and\n"
-	"temporary files ignored) or '-' for standard input. Prints a JSON summary on\n"
-	"stdout; progress and diagnostics go to stderr.\n"
-	"\n"
-	"Input:\n"
-	"  --format F          auto|tsv|csv|dat|jsonl (default auto: decided per file)\n"
-	"  --fields SPEC       jsonl field names, e.g. user=userId,item=movieId,rating=rating,time=ts\n"
-	"  --on-error P        skip-file (default): report an unreadable or corrupt file and go on;\n"
-	"                      stop: exit 1 on it. Malformed records are always skipped and counted.\n"
-	"  --io B              auto (default: io_uring, else pread with a notice), uring, pread\n"
-	"  --follow            keep reading as files grow and new files appear; SIGINT/SIGTERM\n"
-	"                      finish the current batch, print the summary and exit 0\n"
-	"  --reader-thread X   on (default): read, decompress and parse on a second core; off\n"
-	"Model:\n"
-	"  --dim K             embedding width (default 64)\n"
-	"  --optimizer O       sgd (default) or adagrad (per-row AdaGrad, as LIBMF)\n"
-	"  --lr F              factor learning rate (default 0.01; adagrad: base rate)\n"
-	"  --lr-bias F         bias learning rate (default 0.01)\n"
-	"  --l2 F              factor L2 (default 0.05)\n"
-	"  --l2-bias F         bias L2 (default 0.01)\n"
-	"  --init-std F        std of the initial factors (default 0.1)\n"
-	"  --rating-range LO:HI  predictions stay inside (default 1:5)\n"
-	"  --range-link L      clamp (default) or sigmoid (fastai's y_range)\n"
-	"  --max-users N       user table rows (default 1048576)\n"
-	"  --max-items N       item table rows (default 1048576)\n"
-	"  --memory SIZE       size both tables from a budget (e.g. 512M, 4G): 3/4 users, 1/4 items\n"
-	"  --ids MODE          exact (default): each ID its own row; a full table gives a new ID\n"
-	"                      the row of the least recently seen ID (evictions in the summary).\n"
-	"                      hashed: row = hash of the ID, colliding IDs share a row\n"
-	"  --no-evict          exact mode: when a table is full, do not learn events with new IDs\n"
-	"                      (counted as unplaced) instead of evicting\n"
-	"  --min-count N       admission: an ID gets a row after N sightings (default 1). Until\n"
-	"                      then its events update mu and the other side's bias only\n"
-	"  --seed N            all randomness comes from it (default 42)\n"
-	"  --kernel K          auto|scalar|avx2|avx512|neon (default auto; also MFS_KERNEL)\n"
-	"Training:\n"
-	"  --epochs N          passes over finite input (default 1). Pass 1 is in input order\n"
-	"                      (and scored prequentially); passes 2..N replay the events,\n"
-	"                      kept in memory, in a seeded random order\n"
-	"  --test FILE         rated pairs to score after training (repeatable)\n"
-	"  --save FILE         write the final model (atomically)\n"
-	"  --compress N        zstd level for the saved model's sections (default 0: raw)\n"
-	"  --progress, --quiet a live progress line on stderr, or none (default: when\n"
-	"                      stderr is a terminal)\n"
-	"  -h, --help          this text\n"
-	"\n"
-	"Summary fields: events (read), skipped (malformed), epochs, steps (SGD updates),\n"
-	"users, items, prequential_rmse/mae (pass 1, each event predicted before it is\n"
-	"learned), test_rmse/mae (with --test), seconds, events_per_sec, kernel, io.\n";
+/* The help text; model defaults are printed from mfs_config_default(), so they cannot drift. */
+static void train_help(void)
+{
+	mfs_config d;
+	mfs_config_default(&d);
+	printf("Usage: mfstream train [options] INPUT...\n"
+	       "\n"
+	       "Learn from rating events, one SGD step per event, in input order. INPUT is a\n"
+	       "file (plain, zstd or gzip, recognised by its magic bytes), a directory\n"
+	       "(its files in order; Kafka-sink names by partition and offset; hidden and\n"
+	       "temporary files ignored) or '-' for standard input. Prints a JSON summary on\n"
+	       "stdout; progress and diagnostics go to stderr.\n"
+	       "\n"
+	       "Input:\n"
+	       "  --format F          auto|tsv|csv|dat|jsonl (default auto: decided per file)\n"
+	       "  --fields SPEC       jsonl field names, e.g. user=userId,item=movieId,rating=rating,time=ts\n"
+	       "  --on-error P        skip-file (default): report an unreadable or corrupt file and go on;\n"
+	       "                      stop: exit 1 on it. Malformed records are always skipped and counted.\n"
+	       "  --io B              auto (default: io_uring, else pread with a notice), uring, pread\n"
+	       "  --follow            keep reading as files grow and new files appear; SIGINT/SIGTERM\n"
+	       "                      finish the current batch, print the summary and exit 0\n"
+	       "  --reader-thread X   on (default): read, decompress and parse on a second core; off\n");
+	printf("Model (defaults tuned on MovieLens 100K, see README.md):\n"
+	       "  --dim K             embedding width (default %u)\n"
+	       "  --optimizer O       adagrad (default: per-row AdaGrad for factors and biases, as\n"
+	       "                      LIBMF) or sgd (fixed rates)\n"
+	       "  --lr F              factor learning rate (default %g; adagrad: base rate)\n"
+	       "  --lr-bias F         bias learning rate (default %g)\n"
+	       "  --l2 F              factor L2, at every step (default %g)\n"
+	       "  --l2-bias F         bias L2 (default %g)\n"
+	       "  --init-std F        std of the initial factors (default %g)\n"
+	       "  --rating-range LO:HI  predictions stay inside (default %g:%g); ratings outside are\n"
+	       "                      clamped into it\n"
+	       "  --range-link L      %s (default) or %s\n",
+	       d.dim, d.lr, d.lr_bias, d.l2, d.l2_bias, d.init_std, d.lo, d.hi,
+	       d.link == MFS_RANGE_SIGMOID ? "sigmoid (fastai's y_range)" : "clamp",
+	       d.link == MFS_RANGE_SIGMOID ? "clamp" : "sigmoid (fastai's y_range)");
+	printf("  --max-users N       user table rows (default %llu)\n"
+	       "  --max-items N       item table rows (default %llu)\n"
+	       "  --memory SIZE       size both tables from a budget (e.g. 512M, 4G): 3/4 users, 1/4 items\n"
+	       "  --ids MODE          exact (default): each ID its own row; a full table gives a new ID\n"
+	       "                      the row of the least recently seen ID (evictions in the summary).\n"
+	       "                      hashed: row = hash of the ID, colliding IDs share a row\n"
+	       "  --no-evict          exact mode: when a table is full, do not learn events with new IDs\n"
+	       "                      (counted as unplaced) instead of evicting\n"
+	       "  --min-count N       admission: an ID gets a row after N sightings (default 1). Until\n"
+	       "                      then its events update mu and the other side's bias only\n"
+	       "  --seed N            all randomness comes from it (default %llu)\n"
+	       "  --kernel K          auto|scalar|avx2|avx512|neon (default auto; also MFS_KERNEL)\n",
+	       (unsigned long long)d.max_users, (unsigned long long)d.max_items,
+	       (unsigned long long)d.seed);
+	printf("Training:\n"
+	       "  --epochs N          passes over finite input (default 1). Pass 1 is in input order\n"
+	       "                      (and scored prequentially); passes 2..N replay the events,\n"
+	       "                      kept in memory, in a seeded random order, with the replay settings:\n"
+	       "  --replay-lr F       factor learning rate of passes 2..N (default %g)\n"
+	       "  --replay-lr-bias F  bias learning rate of passes 2..N (default %g)\n"
+	       "  --replay-l2 F       factor L2 of passes 2..N (default %g)\n"
+	       "  --replay-l2-bias F  bias L2 of passes 2..N (default %g)\n"
+	       "  --test FILE         rated pairs to score after training (repeatable)\n"
+	       "  --save FILE         write the final model (atomically)\n"
+	       "  --compress N        zstd level for the saved model's sections (default 0: raw)\n"
+	       "  --progress, --quiet a live progress line on stderr, or none (default: when\n"
+	       "                      stderr is a terminal)\n"
+	       "  -h, --help          this text\n"
+	       "\n"
+	       "Summary fields: events (read), skipped (malformed), epochs, steps (SGD updates),\n"
+	       "users, items, evictions, ids, prequential_rmse/mae (pass 1, each event predicted\n"
+	       "before it is learned), test_rmse/mae (with --test), seconds, events_per_sec,\n"
+	       "kernel, io.\n",
+	       d.replay_lr, d.replay_lr_bias, d.replay_l2, d.replay_l2_bias);
+}
 
 enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
+	OPT_MINCOUNT, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -164,6 +182,10 @@ int cmd_train(int argc, char **argv)
 		{ "ids", required_argument, 0, OPT_IDS },
 		{ "no-evict", no_argument, 0, OPT_NOEVICT },
 		{ "min-count", required_argument, 0, OPT_MINCOUNT },
+		{ "replay-lr", required_argument, 0, OPT_RLR },
+		{ "replay-lr-bias", required_argument, 0, OPT_RLRB },
+		{ "replay-l2", required_argument, 0, OPT_RL2 },
+		{ "replay-l2-bias", required_argument, 0, OPT_RL2B },
 		{ "seed", required_argument, 0, OPT_SEED },
 		{ "kernel", required_argument, 0, OPT_KERNEL },
 		{ "epochs", required_argument, 0, OPT_EPOCHS },
@@ -196,7 +218,7 @@ int cmd_train(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
-			fputs(train_help, stdout);
+			train_help();
 			free(tests);
 			return 0;
 		case OPT_FORMAT:
@@ -293,6 +315,22 @@ int cmd_train(int argc, char **argv)
 			break;
 		case OPT_NOEVICT:
 			cfg.evict = 0;
+			break;
+		case OPT_RLR:
+			if (cli_float(cmd, "--replay-lr", optarg, &cfg.replay_lr) < 0)
+				goto usage;
+			break;
+		case OPT_RLRB:
+			if (cli_float(cmd, "--replay-lr-bias", optarg, &cfg.replay_lr_bias) < 0)
+				goto usage;
+			break;
+		case OPT_RL2:
+			if (cli_float(cmd, "--replay-l2", optarg, &cfg.replay_l2) < 0)
+				goto usage;
+			break;
+		case OPT_RL2B:
+			if (cli_float(cmd, "--replay-l2-bias", optarg, &cfg.replay_l2_bias) < 0)
+				goto usage;
 			break;
 		case OPT_MINCOUNT:
 			if (cli_u64(cmd, "--min-count", optarg, 1, 255, &v) < 0)
@@ -436,6 +474,7 @@ int cmd_train(int argc, char **argv)
 		for (size_t i = 0; i < rp.n; i++)
 			order[i] = (uint32_t)i;
 		uint64_t rs = cfg.seed ^ 0x5eed5eed5eed5eedULL;
+		mfs_model_set_replay(m, 1); /* passes 2..N: the --replay-* settings */
 		for (uint64_t ep = 2; ep <= epochs; ep++) {
 			for (size_t i = rp.n - 1; i > 0; i--) {
 				size_t j = (size_t)(mix64(&rs) % (i + 1));
