@@ -79,6 +79,7 @@ struct mfs_source {
 	size_t nfiles, cap_files;
 	size_t cur; /* index of the open (or next) file */
 	int need_sort;
+	int growable; /* an input is a directory or a regular file: follow mode can wait on it */
 
 	int be;                /* BE_URING or BE_PREAD */
 	int fallback_errno;    /* io was AUTO and io_uring refused */
@@ -792,7 +793,7 @@ static int next_sync(struct mfs_source *s, mfs_diag *diag)
 			while (s->cur < s->nfiles && s->files[s->cur].done)
 				s->cur++;
 			if (s->cur >= s->nfiles) {
-				if (!s->cfg2.follow || n > 0)
+				if (!s->cfg2.follow || n > 0 || !s->growable)
 					break;
 				/* the end of one round over the files: look again, maybe wait */
 				rescan(s);
@@ -1172,6 +1173,8 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 					  "%s", strerror(e));
 			goto out;
 		}
+		if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
+			s->growable = 1; /* pipes and '-' end for good at their EOF */
 		if (S_ISDIR(st.st_mode)) {
 			rc = add_dir(s, in, diag, 0, (int)i, 0);
 		} else {

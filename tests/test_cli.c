@@ -1,5 +1,9 @@
 /* test_cli.c - the mfstream command line, run as a user would. */
 #include <math.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +291,62 @@ static void cli__model_directory_uses_newest_valid_file(void **state)
 	mfs_run_free(&r);
 }
 
+static void cli_train__follow_stdin_ends_at_eof(void **state)
+{
+	(void)state;
+	struct mfs_run r;
+	const char *in = "a\tb\t4\nc\td\t3\n";
+	char *argv[] = { MFS_CLI, "train", "--quiet", "--follow", "-", NULL };
+	assert_int_equal(mfs_run_argv(&r, argv, in, strlen(in)), 0);
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "events"), 2, 0);
+	mfs_run_free(&r);
+}
+
+/* --follow on a directory: files written while it runs are learned; SIGTERM
+ * ends the run with exit 0 and the summary. */
+static void cli_train__follow_directory_then_sigterm_exits_zero(void **state)
+{
+	(void)state;
+	char dir[1200];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("follow"));
+	mkdir(dir, 0755);
+	int out[2];
+	assert_int_equal(pipe(out), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		close(out[1]);
+		execl(MFS_CLI, MFS_CLI, "train", "--quiet", "--follow", dir, (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	char p[1400], tmp[1400];
+	snprintf(tmp, sizeof tmp, "%s/events+0+0000000000.tsv_tmp", dir);
+	snprintf(p, sizeof p, "%s/events+0+0000000000.tsv", dir);
+	usleep(300000);
+	mfs_write_file(tmp, "u1\ti1\t4\nu2\ti2\t5\nu3\ti1\t3\n", 24);
+	assert_int_equal(rename(tmp, p), 0); /* a sink commits its file */
+	snprintf(p, sizeof p, "%s/events+0+0000000003.tsv", dir);
+	mfs_write_file(p, "u1\ti2\t2\n", 8);
+	usleep(1500000); /* inotify wakes the reader at once; this is slack for a loaded machine */
+	kill(pid, SIGTERM);
+	char buf[4096];
+	size_t n = 0;
+	ssize_t got;
+	while ((got = read(out[0], buf + n, sizeof buf - 1 - n)) > 0)
+		n += (size_t)got;
+	buf[n] = 0;
+	close(out[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_float_equal(mfs_json_number(buf, "events"), 4, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -299,6 +359,8 @@ int main(void)
 		cmocka_unit_test(cli_train__stdin_and_zstd_give_the_same_model),
 		cmocka_unit_test(cli_eval__corrupt_model_is_refused),
 		cmocka_unit_test(cli__model_directory_uses_newest_valid_file),
+		cmocka_unit_test(cli_train__follow_stdin_ends_at_eof),
+		cmocka_unit_test(cli_train__follow_directory_then_sigterm_exits_zero),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
