@@ -147,6 +147,9 @@ typedef struct mfs_config {
 	float init_std;      /* std of the normal initial factors */
 	float lo, hi;        /* rating range: predictions stay inside */
 	int link;            /* enum mfs_range_link: how the range is kept */
+	float range_margin;  /* sigmoid link: the sigmoid spans the range widened by this
+				fraction of it on each side (as fastai's y_range=(0, 5.5)
+				for ratings 1..5); predictions are then clamped into range */
 	uint64_t seed;       /* all randomness (init, hash seed) comes from it */
 	const char *kernel;  /* NULL or "auto", "scalar", "avx2", "avx512", "neon";
 				the environment variable MFS_KERNEL overrides NULL/"auto" */

@@ -23,7 +23,8 @@
 /* How a raw score becomes a prediction inside [lo, hi]. */
 enum mfs_link {
 	MFS_LINK_CLAMP = 0,   /* pred = clamp(raw, lo, hi); gradient 1 inside */
-	MFS_LINK_SIGMOID = 1, /* pred = lo + (hi - lo) * sigmoid(raw) (fastai y_range) */
+	MFS_LINK_SIGMOID = 1, /* pred = clamp(slo + (shi - slo) * sigmoid(raw), lo, hi), with
+				 [slo, shi] a little wider than [lo, hi] (fastai's y_range) */
 };
 
 /*
@@ -34,7 +35,8 @@ struct mfs_step {
 	/* in */
 	float base;   /* mu + b_u + b_i */
 	float rating; /* observed rating */
-	float lo, hi; /* rating range */
+	float lo, hi; /* rating range: predictions are kept inside */
+	float slo, shi; /* sigmoid link: the span of the sigmoid (slo <= lo, shi >= hi) */
 	int link;     /* enum mfs_link */
 	float lr;     /* factor learning rate (AdaGrad: the base rate eta) */
 	float l2;     /* factor L2 */
@@ -54,10 +56,12 @@ static inline void mfs_step_finish(struct mfs_step *s, float dot)
 {
 	float raw = s->base + dot;
 	if (s->link == MFS_LINK_SIGMOID) {
-		float span = s->hi - s->lo;
+		float span = s->shi - s->slo;
 		float sg = 1.0f / (1.0f + expf(-raw));
-		s->pred = s->lo + span * sg;
-		s->grad = (s->rating - s->pred) * span * sg * (1.0f - sg);
+		float p = s->slo + span * sg;
+		/* learn from the sigmoid's value; predict it kept inside [lo, hi] */
+		s->grad = (s->rating - p) * span * sg * (1.0f - sg);
+		s->pred = p < s->lo ? s->lo : p > s->hi ? s->hi : p;
 	} else {
 		float pr = raw;
 		if (pr < s->lo)

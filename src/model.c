@@ -29,9 +29,10 @@ MFS_API void mfs_config_default(mfs_config *cfg)
 	cfg->l2 = 0.005f;
 	cfg->l2_bias = 0.003f;
 	cfg->init_std = 0.017f;
-	cfg->lo = 0.5f;
-	cfg->hi = 5.5f;
+	cfg->lo = 1.0f;
+	cfg->hi = 5.0f;
 	cfg->link = MFS_RANGE_SIGMOID;
+	cfg->range_margin = 0.125f;
 	cfg->seed = 42;
 	cfg->kernel = NULL;
 	cfg->ids = MFS_IDS_EXACT;
@@ -70,6 +71,8 @@ static int check_config(const mfs_config *c, mfs_diag *d)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "unknown ID mode %d", c->ids);
 	if (c->min_count > 255)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "min count must be 1..255");
+	if (!isfinite(c->range_margin) || c->range_margin < 0.0f || c->range_margin > 10.0f)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "range margin must be 0..10");
 	if (!isfinite(c->lo) || !isfinite(c->hi) || !(c->lo < c->hi))
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "rating range %g:%g is empty (need LO < HI)", c->lo, c->hi);
@@ -270,6 +273,14 @@ static inline double current_mu(const mfs_model *m)
 	return m->mu_sum / (double)m->mu_count;
 }
 
+/* The sigmoid link's span: the rating range widened by range_margin on each side. */
+static inline void sigmoid_span(const mfs_model *m, float *slo, float *shi)
+{
+	float w = (m->cfg.hi - m->cfg.lo) * m->cfg.range_margin;
+	*slo = m->cfg.lo - w;
+	*shi = m->cfg.hi + w;
+}
+
 /*
  * mu where the prediction adds it: as it is for the clamp link; for the
  * sigmoid link the logit of its place in the range, so that a model with zero
@@ -281,7 +292,9 @@ static inline float raw_mu(const mfs_model *m)
 	double mu = current_mu(m);
 	if (m->cfg.link != MFS_RANGE_SIGMOID)
 		return (float)mu;
-	double t = (mu - m->cfg.lo) / ((double)m->cfg.hi - m->cfg.lo);
+	float slo, shi;
+	sigmoid_span(m, &slo, &shi);
+	double t = (mu - slo) / ((double)shi - slo);
 	if (t < 1e-3)
 		t = 1e-3;
 	if (t > 1.0 - 1e-3)
@@ -320,6 +333,7 @@ static void learn_partial(mfs_model *m, int64_t u, int64_t i, float rating, uint
 	memset(&s, 0, sizeof s);
 	s.lo = c->lo;
 	s.hi = c->hi;
+	sigmoid_span(m, &s.slo, &s.shi);
 	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
 	s.base = raw_mu(m) + (bu ? *bu : 0.0f) + (bi ? *bi : 0.0f);
 	s.rating = r;
@@ -355,6 +369,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	memset(&s, 0, sizeof s);
 	s.lo = lo;
 	s.hi = hi;
+	sigmoid_span(m, &s.slo, &s.shi);
 	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
 	s.lr = m->replay ? c->replay_lr : c->lr;
 	s.l2 = m->replay ? c->replay_l2 : c->l2;
@@ -465,6 +480,7 @@ static float apply_link(const mfs_model *m, float raw)
 	memset(&s, 0, sizeof s);
 	s.lo = m->cfg.lo;
 	s.hi = m->cfg.hi;
+	sigmoid_span(m, &s.slo, &s.shi);
 	s.link = m->cfg.link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
 	s.base = raw;
 	mfs_step_finish(&s, 0.0f);

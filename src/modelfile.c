@@ -149,6 +149,7 @@ static void encode_header(const mfs_model *m, uint32_t n_sections, uint8_t *h)
 	put64(h + 208, m->item.ids.evictions);
 	put64(h + 216, m->user.ids.sketch_adds);
 	put64(h + 224, m->item.ids.sketch_adds);
+	putf(h + 232, m->cfg.range_margin);
 	put64(h + 248, mfs_checksum(h, 248));
 }
 
@@ -599,6 +600,7 @@ MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel
 	cfg.init_std = getf(h + 120);
 	cfg.lo = getf(h + 124);
 	cfg.hi = getf(h + 128);
+	cfg.range_margin = getf(h + 232);
 	cfg.kernel = kernel;
 	cfg.ids = (int)get32(h + 168);
 	cfg.evict = (int)get32(h + 172);

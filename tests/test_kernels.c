@@ -218,6 +218,7 @@ static void step_case(const struct mfs_kernels *k, enum op op, const struct scen
 	float kacc_p = acc_p0, kacc_q = acc_q0, sacc_p = acc_p0, sacc_q = acc_q0;
 	struct mfs_step sk = {
 		.base = sc->base, .rating = sc->rating, .lo = sc->lo, .hi = sc->hi,
+		.slo = sc->lo - 0.5f, .shi = sc->hi + 0.5f,
 		.link = sc->link, .lr = lr, .l2 = l2, .acc_p = &kacc_p, .acc_q = &kacc_q,
 		.pred = NAN, .grad = NAN,
 	};

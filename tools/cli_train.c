@@ -40,10 +40,12 @@ static void train_help(void)
 	       "  --init-std F        std of the initial factors (default %g)\n"
 	       "  --rating-range LO:HI  predictions stay inside (default %g:%g); ratings outside are\n"
 	       "                      clamped into it\n"
-	       "  --range-link L      %s (default) or %s\n",
+	       "  --range-link L      %s (default) or %s\n"
+	       "  --range-margin F    sigmoid link: the sigmoid spans the range widened by F of it on\n"
+	       "                      each side, predictions are clamped into range (default %g)\n",
 	       d.dim, d.lr, d.lr_bias, d.l2, d.l2_bias, d.init_std, d.lo, d.hi,
 	       d.link == MFS_RANGE_SIGMOID ? "sigmoid (fastai's y_range)" : "clamp",
-	       d.link == MFS_RANGE_SIGMOID ? "clamp" : "sigmoid (fastai's y_range)");
+	       d.link == MFS_RANGE_SIGMOID ? "clamp" : "sigmoid (fastai's y_range)", d.range_margin);
 	printf("  --max-users N       user table rows (default %llu)\n"
 	       "  --max-items N       item table rows (default %llu)\n"
 	       "  --memory SIZE       size both tables from a budget (e.g. 512M, 4G): 3/4 users, 1/4 items\n"
@@ -84,7 +86,7 @@ enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
+	OPT_MINCOUNT, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -182,6 +184,7 @@ int cmd_train(int argc, char **argv)
 		{ "ids", required_argument, 0, OPT_IDS },
 		{ "no-evict", no_argument, 0, OPT_NOEVICT },
 		{ "min-count", required_argument, 0, OPT_MINCOUNT },
+		{ "range-margin", required_argument, 0, OPT_MARGIN },
 		{ "replay-lr", required_argument, 0, OPT_RLR },
 		{ "replay-lr-bias", required_argument, 0, OPT_RLRB },
 		{ "replay-l2", required_argument, 0, OPT_RL2 },
@@ -315,6 +318,10 @@ int cmd_train(int argc, char **argv)
 			break;
 		case OPT_NOEVICT:
 			cfg.evict = 0;
+			break;
+		case OPT_MARGIN:
+			if (cli_float(cmd, "--range-margin", optarg, &cfg.range_margin) < 0)
+				goto usage;
 			break;
 		case OPT_RLR:
 			if (cli_float(cmd, "--replay-lr", optarg, &cfg.replay_lr) < 0)
