@@ -20,15 +20,15 @@ MFS_API void mfs_config_default(mfs_config *cfg)
 	/* Tuned on MovieLens 100K (README.md, "Defaults"): one pass in time order
 	 * and 20 epochs on the standard folds, with one set of settings. */
 	memset(cfg, 0, sizeof *cfg);
-	cfg->dim = 256;
+	cfg->dim = 384;
 	cfg->max_users = 1u << 20;
 	cfg->max_items = 1u << 20;
 	cfg->optimizer = MFS_OPT_ADAGRAD;
-	cfg->lr = 0.1f;
+	cfg->lr = 0.1034f;
 	cfg->lr_bias = 0.17f;
-	cfg->l2 = 0.005f;
-	cfg->l2_bias = 0.003f;
-	cfg->init_std = 0.017f;
+	cfg->l2 = 0.0088f;
+	cfg->l2_bias = 0.058f;
+	cfg->init_std = 0.0148f;
 	cfg->lo = 1.0f;
 	cfg->hi = 5.0f;
 	cfg->link = MFS_RANGE_SIGMOID;
@@ -38,10 +38,10 @@ MFS_API void mfs_config_default(mfs_config *cfg)
 	cfg->ids = MFS_IDS_EXACT;
 	cfg->evict = 1;
 	cfg->min_count = 1;
-	cfg->replay_lr = 0.012f;
-	cfg->replay_lr_bias = 0.05f;
-	cfg->replay_l2 = 0.068f;
-	cfg->replay_l2_bias = 0.003f;
+	cfg->replay_lr = 0.0098f;
+	cfg->replay_lr_bias = 0.065f;
+	cfg->replay_l2 = 0.073f;
+	cfg->replay_l2_bias = 0.0235f;
 }
 
 static int finite_nonneg(float x)
