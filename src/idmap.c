@@ -25,8 +25,11 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 	m->row_key = calloc(cap, sizeof *m->row_key);
 	m->row_off = calloc(cap, sizeof *m->row_off);
 	m->row_len = calloc(cap, sizeof *m->row_len);
-	m->arena_cap = 4096;
+	/* 32 bytes per row reserved up front (pages are touched as IDs arrive);
+	 * it grows only if the live IDs average more than half of that. */
+	m->arena_cap = cap * 32 > 4096 ? (size_t)cap * 32 : 4096;
 	m->arena = malloc(m->arena_cap);
+	m->order = malloc(cap * sizeof *m->order);
 	if (m->min_count) {
 		uint64_t w = 1024;
 		while (w < cap && w < (1ULL << 30))
@@ -35,7 +38,7 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 		m->sketch = calloc(MFS_SKETCH_DEPTH, w);
 	}
 	if ((mode == MFS_IDMAP_EXACT && !m->slots) || !m->row_key || !m->row_off ||
-	    !m->row_len || !m->arena || (m->min_count && !m->sketch)) {
+	    !m->row_len || !m->arena || !m->order || (m->min_count && !m->sketch)) {
 		mfs_idmap_free(m);
 		return -MFS_E_NOMEM;
 	}
@@ -49,29 +52,39 @@ void mfs_idmap_free(struct mfs_idmap *m)
 	free(m->row_off);
 	free(m->row_len);
 	free(m->arena);
+	free(m->order);
 	free(m->sketch);
 	memset(m, 0, sizeof *m);
 }
 
 /* --- ID strings -------------------------------------------------------- */
 
-/* Rewrite the live IDs contiguously (rows 0..rows-1 that hold one). */
+static int cmp_off(const void *a, const void *b, void *ctx)
+{
+	const uint64_t *off = ctx;
+	uint64_t x = off[*(const uint32_t *)a], y = off[*(const uint32_t *)b];
+	return (x > y) - (x < y);
+}
+
+/*
+ * Slide the live IDs down over the garbage, in place: rows in order of their
+ * offset (sorted in the order array allocated at init), each ID moved to the
+ * write point, which never passes the read point. No allocation.
+ */
 static void compact(struct mfs_idmap *m, uint64_t rows)
 {
-	/* IDs are placed in row order only by chance, so copy through a fresh buffer. */
-	char *na = malloc(m->arena_cap);
-	if (!na)
-		return; /* keep the garbage; growing will be tried instead */
+	size_t n = 0;
+	for (uint64_t r = 0; r < rows; r++)
+		if (m->row_len[r])
+			m->order[n++] = (uint32_t)r;
+	qsort_r(m->order, n, sizeof *m->order, cmp_off, m->row_off);
 	size_t o = 0;
-	for (uint64_t r = 0; r < rows; r++) {
-		if (!m->row_len[r])
-			continue;
-		memcpy(na + o, m->arena + m->row_off[r], m->row_len[r]);
+	for (size_t k = 0; k < n; k++) {
+		uint32_t r = m->order[k];
+		memmove(m->arena + o, m->arena + m->row_off[r], m->row_len[r]);
 		m->row_off[r] = o;
 		o += m->row_len[r];
 	}
-	free(m->arena);
-	m->arena = na;
 	m->arena_len = o;
 	m->arena_dead = 0;
 }
@@ -84,7 +97,10 @@ static int store_id(struct mfs_idmap *m, uint64_t row, const char *id, size_t le
 	m->row_len[row] = 0;
 	if (m->arena_len + len > m->arena_cap) {
 		uint64_t rows = m->mode == MFS_IDMAP_HASHED ? m->cap : m->used;
-		if (m->arena_dead >= m->arena_len / 2)
+		/* Compact while the live IDs fill at most half the arena, so that
+		 * each compaction frees at least half of it (amortised O(1) per ID);
+		 * beyond that, grow. */
+		if ((m->arena_len - m->arena_dead) + len <= m->arena_cap / 2)
 			compact(m, rows);
 		if (m->arena_len + len > m->arena_cap) {
 			size_t ncap = m->arena_cap * 2;

@@ -12,8 +12,9 @@
  * Admission (min_count > 1): an unknown ID gets a row only once a count-min
  * sketch has seen it min_count times.
  * The ID string of every row is kept in an arena (so results print real IDs);
- * evicted strings become garbage that is compacted away, so the arena stays
- * within twice the live bytes.
+ * evicted strings become garbage that is compacted away in place, so the
+ * arena stays within about twice the live bytes. The arena reserves 32 bytes
+ * per row at init and grows only if live IDs average more than 16 bytes.
  */
 #ifndef MFS_IDMAP_H
 #define MFS_IDMAP_H
@@ -47,6 +48,7 @@ struct mfs_idmap {
 	uint8_t *row_len;  /* length of each row's ID */
 	char *arena;
 	size_t arena_len, arena_cap, arena_dead;
+	uint32_t *order; /* cap entries: scratch of the in-place compaction */
 	/* admission: count-min sketch of unknown keys (min_count > 1) */
 	uint32_t min_count;
 	uint32_t sketch_mask; /* width - 1 */

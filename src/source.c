@@ -359,7 +359,8 @@ static int add_dir(struct mfs_source *s, const char *dir, mfs_diag *d, int depth
 		}
 		n++;
 	}
-	qsort(names, n, sizeof *names, cmp_names);
+	if (n > 1)
+		qsort(names, n, sizeof *names, cmp_names); /* names is NULL for an empty directory */
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		char path[4096];
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
@@ -798,7 +799,8 @@ static int next_sync(struct mfs_source *s, mfs_diag *diag)
 				/* the end of one round over the files: look again, maybe wait */
 				rescan(s);
 				if (s->need_sort) {
-					qsort(s->files, s->nfiles, sizeof *s->files, cmp_fent);
+					if (s->nfiles > 1)
+						qsort(s->files, s->nfiles, sizeof *s->files, cmp_fent);
 					s->need_sort = 0;
 				}
 				if (!progress)

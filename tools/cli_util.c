@@ -189,7 +189,8 @@ int cli_load_model(const char *path, const char *kernel, mfs_model **out)
 			n++;
 	}
 	closedir(dp);
-	qsort(names, n, sizeof *names, cmp_desc);
+	if (n > 1)
+		qsort(names, n, sizeof *names, cmp_desc);
 	int rc = EXIT_RUNTIME;
 	for (size_t i = 0; i < n; i++) {
 		char full[4096];
