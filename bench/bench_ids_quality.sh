@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Quality of the ID modes at equal memory on a churning planted stream:
-# exact with eviction, exact with admission (--min-count 2 and 3), hashed;
+# exact with eviction, exact with admission (--min-count 2 and 3), hashed with
+# one and with two hashes per user;
 # prequential RMSE of each, side by side in one run, plus peak RSS.
 #
 # Usage: bench/bench_ids_quality.sh [BUILD_DIR] [MEMORY] [EVENTS] [USERS] [ACTIVE]
@@ -30,3 +31,4 @@ run exact
 run exact-min2 --min-count 2
 run exact-min3 --min-count 3
 run hashed --ids hashed
+run hashed-2 --ids hashed --hashes 2

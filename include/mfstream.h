@@ -158,6 +158,8 @@ typedef struct mfs_config {
 				the least recently seen ID; 0 the event is not learned (unplaced) */
 	uint32_t min_count;  /* admission: an ID gets a row after this many sightings
 				(default 1: at once) */
+	uint32_t user_hashes; /* hashed mode: 2 gives every user two rows whose sum is its
+				vector (and bias), softening collisions; default 1 */
 	float replay_lr, replay_lr_bias, replay_l2, replay_l2_bias;
 			     /* the learning settings of replayed passes over events already
 				learned (mfs_model_set_replay): multi-epoch training on finite
@@ -267,7 +269,7 @@ typedef struct mfs_model_info {
 					  unused in hashed mode: -MFS_E_RANGE) */
 	uint64_t user_evictions, item_evictions;
 	int ids, evict;
-	uint32_t min_count;
+	uint32_t min_count, user_hashes;
 	uint64_t max_users, max_items; /* capacities */
 	uint64_t events;               /* events learned over the model's lifetime */
 	double mu;                     /* global mean */

@@ -38,6 +38,7 @@ MFS_API void mfs_config_default(mfs_config *cfg)
 	cfg->ids = MFS_IDS_EXACT;
 	cfg->evict = 1;
 	cfg->min_count = 1;
+	cfg->user_hashes = 1;
 	cfg->replay_lr = 0.0098f;
 	cfg->replay_lr_bias = 0.065f;
 	cfg->replay_l2 = 0.073f;
@@ -69,6 +70,11 @@ static int check_config(const mfs_config *c, mfs_diag *d)
 				    "learning rates, L2 and init std must be finite and >= 0");
 	if (c->ids != MFS_IDS_EXACT && c->ids != MFS_IDS_HASHED)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "unknown ID mode %d", c->ids);
+	if (c->user_hashes != 1 && c->user_hashes != 2)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "hashes per user must be 1 or 2");
+	if (c->user_hashes == 2 && c->ids != MFS_IDS_HASHED)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
+				    "two hashes per user need the hashed ID mode");
 	if (c->min_count > 255)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "min count must be 1..255");
 	if (!isfinite(c->range_margin) || c->range_margin < 0.0f || c->range_margin > 10.0f)
@@ -171,9 +177,10 @@ int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_ker
 	int rc = side_init(&m->user, cfg, cfg->max_users, m->stride);
 	if (rc == 0)
 		rc = side_init(&m->item, cfg, cfg->max_items, m->stride);
-	m->scratch = malloc(2 * MFS_LEARN_CHUNK * sizeof *m->scratch);
+	m->scratch = malloc(3 * MFS_LEARN_CHUNK * sizeof *m->scratch);
+	m->tmp = mfs_alloc_aligned(m->stride * sizeof(float));
 	m->keys = malloc(2 * MFS_LEARN_CHUNK * sizeof *m->keys);
-	if (rc == 0 && (!m->scratch || !m->keys))
+	if (rc == 0 && (!m->scratch || !m->keys || !m->tmp))
 		rc = -MFS_E_NOMEM;
 	if (rc < 0) {
 		mfs_model_free(m);
@@ -232,6 +239,7 @@ MFS_API void mfs_model_free(mfs_model *m)
 	side_free(&m->item);
 	free(m->scratch);
 	free(m->keys);
+	free(m->tmp);
 	free(m->position);
 	free(m);
 }
@@ -319,6 +327,64 @@ static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 }
 
 /*
+ * Hashed mode with two hashes per user: the user's vector is the sum of two
+ * rows (and its bias the sum of two biases), so that two users colliding in
+ * one row still differ in the other. The step runs on the sum (in m->tmp);
+ * each row then takes half of the change, so the sum moves as one row would.
+ * AdaGrad state is the first row's.
+ */
+static void step_two_rows(mfs_model *m, int64_t u, int64_t u2, int64_t i, float r,
+			  struct mfs_step *s, float lrb, float l2b)
+{
+	const int adagrad = m->cfg.optimizer == MFS_OPT_ADAGRAD;
+	float *p1 = mfs_row(&m->user, (uint64_t)u, m->stride);
+	float *p2 = mfs_row(&m->user, (uint64_t)u2, m->stride);
+	float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
+	float *t = m->tmp;
+	for (uint32_t d = 0; d < m->stride; d++)
+		t[d] = p1[d] + p2[d];
+	float *b1 = &m->user.bias[u], *b2 = &m->user.bias[u2], *bi = &m->item.bias[i];
+	float bu = *b1 + *b2;
+	s->base = raw_mu(m) + bu + *bi;
+	s->rating = r;
+	if (adagrad) {
+		s->acc_p = &m->user.acc[u];
+		s->acc_q = &m->item.acc[i];
+		m->k->adagrad_step(t, q, m->klen, s);
+	} else {
+		m->k->sgd_step(t, q, m->klen, s);
+	}
+	for (uint32_t d = 0; d < m->cfg.dim; d++) {
+		float half = 0.5f * (t[d] - (p1[d] + p2[d]));
+		p1[d] += half;
+		p2[d] += half;
+	}
+	float g = s->grad;
+	float gu = g - l2b * bu, gi = g - l2b * *bi, du, di;
+	if (adagrad) {
+		float *au = &m->user.bacc[u], *ai = &m->item.bacc[i];
+		du = lrb / sqrtf(*au) * gu;
+		di = lrb / sqrtf(*ai) * gi;
+		*au += gu * gu;
+		*ai += gi * gi;
+	} else {
+		du = lrb * gu;
+		di = lrb * gi;
+	}
+	*b1 += 0.5f * du;
+	*b2 += 0.5f * du;
+	*bi += di;
+}
+
+/* The second key of an ID (hashed mode, two hashes): another row of the table. */
+static inline uint64_t second_key(uint64_t key)
+{
+	uint64_t x = key ^ 0xA0761D6478BD642FULL;
+	x = (x ^ (x >> 32)) * 0xE7037ED1A0B428DBULL;
+	return mfs_idmap_key(x ^ (x >> 29));
+}
+
+/*
  * An event whose user or item is not admitted yet (min_count): predicted from
  * mu and the bias of the side that has a row; it updates that bias and mu,
  * and no factors (the unadmitted side has none). Scored prequentially.
@@ -359,6 +425,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 		return -MFS_E_INVAL;
 	const mfs_config *c = &m->cfg;
 	const int adagrad = c->optimizer == MFS_OPT_ADAGRAD;
+	const int two = c->user_hashes == 2;
 	const float lo = c->lo, hi = c->hi;
 	const float lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
 	const float l2b = m->replay ? c->replay_l2_bias : c->l2_bias;
@@ -377,7 +444,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 
 	for (size_t base = 0; base < n; base += MFS_LEARN_CHUNK) {
 		size_t cn = n - base < MFS_LEARN_CHUNK ? n - base : MFS_LEARN_CHUNK;
-		int64_t *rows = m->scratch;
+		int64_t *rows = m->scratch, *rows2 = m->scratch + 2 * MFS_LEARN_CHUNK;
 		uint64_t *keys = m->keys;
 		/* Pass 1: IDs -> keys, and the index slots they probe prefetched. */
 		for (size_t j = 0; j < cn; j++) {
@@ -394,6 +461,10 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 			m->tick++;
 			rows[2 * j] = resolve(m, &m->user, keys[2 * j], e->user, e->user_len);
 			rows[2 * j + 1] = resolve(m, &m->item, keys[2 * j + 1], e->item, e->item_len);
+			if (two)
+				rows2[j] = rows[2 * j] < 0 ? -1
+					   : resolve(m, &m->user, second_key(keys[2 * j]), e->user,
+						     e->user_len);
 		}
 		for (size_t j = 0; j < MFS_PREFETCH_AHEAD && j < cn; j++)
 			prefetch_rows(m, rows[2 * j], rows[2 * j + 1]);
@@ -416,6 +487,16 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 				r = lo;
 			if (r > hi)
 				r = hi;
+			if (two && rows2[j] >= 0 && rows2[j] != u) {
+				step_two_rows(m, u, rows2[j], i, r, &s, lrb, l2b);
+				float err = r - s.pred;
+				sq += (double)err * err;
+				ab += fabs((double)err);
+				m->mu_sum += r;
+				m->mu_count++;
+				learned++;
+				continue;
+			}
 			float *p = mfs_row(&m->user, (uint64_t)u, m->stride);
 			float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
 			float *bu = &m->user.bias[u], *bi = &m->item.bias[i];
@@ -487,6 +568,28 @@ static float apply_link(const mfs_model *m, float raw)
 	return s.pred;
 }
 
+/*
+ * The factor vector and bias of a known user: its row, or with two hashes per
+ * user the sum of its two rows (written to buf, stride floats).
+ */
+static const float *user_vector(const mfs_model *m, int64_t u, const char *id, size_t len,
+				float *buf, float *bias)
+{
+	const float *p1 = mfs_row(&m->user, (uint64_t)u, m->stride);
+	*bias = m->user.bias[u];
+	if (m->cfg.user_hashes != 2)
+		return p1;
+	int64_t u2 = mfs_idmap_find(&m->user.ids,
+				    second_key(id_key(m, id, (uint32_t)len)));
+	if (u2 < 0 || u2 == u)
+		return p1;
+	const float *p2 = mfs_row(&m->user, (uint64_t)u2, m->stride);
+	for (uint32_t d = 0; d < m->stride; d++)
+		buf[d] = p1[d] + p2[d];
+	*bias += m->user.bias[u2];
+	return buf;
+}
+
 MFS_API int mfs_model_predict(const mfs_model *m, const char *user, size_t user_len,
 			      const char *item, size_t item_len, float *out)
 {
@@ -496,8 +599,11 @@ MFS_API int mfs_model_predict(const mfs_model *m, const char *user, size_t user_
 	int64_t i = find_row(m, &m->item, item, item_len);
 	float raw = raw_mu(m);
 	int known = 0;
+	float ubuf[MFS_DIM_MAX_STRIDE] __attribute__((aligned(64)));
+	float ub;
+	const float *p = u >= 0 ? user_vector(m, u, user, user_len, ubuf, &ub) : NULL;
 	if (u >= 0) {
-		raw += m->user.bias[u];
+		raw += ub;
 		known |= MFS_KNOWN_USER;
 	}
 	if (i >= 0) {
@@ -505,8 +611,7 @@ MFS_API int mfs_model_predict(const mfs_model *m, const char *user, size_t user_
 		known |= MFS_KNOWN_ITEM;
 	}
 	if (u >= 0 && i >= 0)
-		raw += m->k->dot(mfs_row(&m->user, (uint64_t)u, m->stride),
-				 mfs_row(&m->item, (uint64_t)i, m->stride), m->klen);
+		raw += m->k->dot(p, mfs_row(&m->item, (uint64_t)i, m->stride), m->klen);
 	*out = apply_link(m, raw);
 	return known;
 }
@@ -593,13 +698,15 @@ MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t use
 		return 0;
 	struct topk t = { out, k, 0 };
 	int64_t u = find_row(m, &m->user, user, user_len);
-	float base = raw_mu(m) + (u >= 0 ? m->user.bias[u] : 0.0f);
+	float ubuf[MFS_DIM_MAX_STRIDE] __attribute__((aligned(64)));
+	float ub = 0.0f;
+	const float *p = u >= 0 ? user_vector(m, u, user, user_len, ubuf, &ub) : NULL;
+	float base = raw_mu(m) + ub;
 	float sc[SCORE_BLOCK];
 	for (uint64_t b = 0; b < items; b += SCORE_BLOCK) {
 		size_t cnt = items - b < SCORE_BLOCK ? (size_t)(items - b) : SCORE_BLOCK;
 		if (u >= 0)
-			m->k->score(mfs_row(&m->user, (uint64_t)u, m->stride),
-				    mfs_row(&m->item, b, m->stride), m->stride, m->klen, cnt, sc);
+			m->k->score(p, mfs_row(&m->item, b, m->stride), m->stride, m->klen, cnt, sc);
 		else
 			memset(sc, 0, cnt * sizeof *sc);
 		for (size_t j = 0; j < cnt; j++)
@@ -677,6 +784,7 @@ MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info)
 	info->ids = m->cfg.ids;
 	info->evict = m->cfg.evict;
 	info->min_count = m->cfg.min_count;
+	info->user_hashes = m->cfg.user_hashes;
 	info->max_users = m->cfg.max_users;
 	info->max_items = m->cfg.max_items;
 	info->events = m->events;

@@ -8,6 +8,9 @@
 
 /* Events resolved to rows per chunk of a learn call (scratch sized at create). */
 #define MFS_LEARN_CHUNK 1024
+/* Largest row stride (dim 4096 rounded up to 16 floats). */
+#define MFS_DIM_MAX_STRIDE 4096
+
 /* Events ahead whose rows are prefetched. */
 #define MFS_PREFETCH_AHEAD 4
 
@@ -33,8 +36,9 @@ struct mfs_model {
 	uint32_t tick; /* advances once per event: the clock of least-recently-seen eviction */
 	int replay;    /* learning uses the replay_* settings (mfs_model_set_replay) */
 	struct mfs_table user, item;
-	int64_t *scratch; /* 2 * MFS_LEARN_CHUNK rows */
+	int64_t *scratch; /* 3 * MFS_LEARN_CHUNK rows (users, items, users' second rows) */
 	uint64_t *keys;   /* 2 * MFS_LEARN_CHUNK ID keys */
+	float *tmp;       /* stride floats: a user's summed rows (two hashes per user) */
 	void *position;
 	size_t position_len;
 };

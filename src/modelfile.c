@@ -150,6 +150,7 @@ static void encode_header(const mfs_model *m, uint32_t n_sections, uint8_t *h)
 	put64(h + 216, m->user.ids.sketch_adds);
 	put64(h + 224, m->item.ids.sketch_adds);
 	putf(h + 232, m->cfg.range_margin);
+	put32(h + 236, m->cfg.user_hashes);
 	put64(h + 248, mfs_checksum(h, 248));
 }
 
@@ -601,6 +602,7 @@ MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel
 	cfg.lo = getf(h + 124);
 	cfg.hi = getf(h + 128);
 	cfg.range_margin = getf(h + 232);
+	cfg.user_hashes = get32(h + 236);
 	cfg.kernel = kernel;
 	cfg.ids = (int)get32(h + 168);
 	cfg.evict = (int)get32(h + 172);

@@ -19,6 +19,7 @@ static mfs_config sgd_config(void)
 	mfs_config c;
 	mfs_config_default(&c);
 	c.optimizer = MFS_OPT_SGD;
+	c.user_hashes = 1;
 	c.link = MFS_RANGE_CLAMP;
 	c.lo = 1.0f;
 	c.hi = 5.0f;
@@ -482,6 +483,48 @@ static void model_predict__sigmoid_link_predicts_mu_for_cold_pairs(void **state)
 	mfs_model_free(m);
 }
 
+/* Two hashes per user: users sharing their first row still get their own predictions. */
+static void model_learn__two_hashes_per_user_separate_colliding_users(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.ids = MFS_IDS_HASHED;
+	c.max_users = 4;
+	c.user_hashes = 2;
+	c.lr = 0.05f;
+	mfs_model *m;
+	mfs_diag d;
+	assert_int_equal(mfs_model_create(&m, &c, &d), 0);
+	/* users u0..u9 in 4 rows: some share their first row */
+	for (int k = 0; k < 4000; k++) {
+		char us[16];
+		snprintf(us, sizeof us, "u%d", k % 10);
+		mfs_event e = ev(us, "x", (k % 10) < 5 ? 5.0f : 1.0f);
+		mfs_model_learn(m, &e, 1, NULL);
+	}
+	int pairs = 0, separated = 0;
+	for (int a = 0; a < 10; a++)
+		for (int b = a + 1; b < 10; b++) {
+			char ua[16], ubs[16];
+			snprintf(ua, sizeof ua, "u%d", a);
+			snprintf(ubs, sizeof ubs, "u%d", b);
+			if (mfs_model_find(m, MFS_USERS, ua, strlen(ua)) !=
+			    mfs_model_find(m, MFS_USERS, ubs, strlen(ubs)))
+				continue;
+			float pa, pb;
+			mfs_model_predict(m, ua, strlen(ua), "x", 1, &pa);
+			mfs_model_predict(m, ubs, strlen(ubs), "x", 1, &pb);
+			pairs++;
+			separated += pa != pb;
+		}
+	assert_true(pairs > 0);        /* 10 users in 4 rows collide */
+	assert_true(separated > 0);    /* the second row tells some of them apart */
+	mfs_model_free(m);
+	/* two hashes need the hashed mode */
+	c.ids = MFS_IDS_EXACT;
+	assert_int_equal(mfs_model_create(&m, &c, &d), -MFS_E_INVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -499,6 +542,7 @@ int main(void)
 		cmocka_unit_test(model_create__kernel_env_override),
 		cmocka_unit_test(model_learn__every_kernel_matches_scalar),
 		cmocka_unit_test(model_predict__sigmoid_link_predicts_mu_for_cold_pairs),
+		cmocka_unit_test(model_learn__two_hashes_per_user_separate_colliding_users),
 		cmocka_unit_test(model_learn__unadmitted_ids_train_only_known_bias_and_mu),
 		cmocka_unit_test(model_learn__hashed_mode_uses_fixed_rows_and_shares_collisions),
 		cmocka_unit_test(rng_normal_fill__has_mean_zero_and_requested_std),

@@ -8,7 +8,8 @@
 
 #include "support.h"
 
-static mfs_model *trained_with(int optimizer, int ids, uint64_t max_users, uint32_t min_count)
+static mfs_model *trained_with2(int optimizer, int ids, uint64_t max_users, uint32_t min_count,
+				uint32_t hashes)
 {
 	mfs_config c;
 	mfs_config_default(&c);
@@ -19,6 +20,7 @@ static mfs_model *trained_with(int optimizer, int ids, uint64_t max_users, uint3
 	c.seed = 99;
 	c.ids = ids;
 	c.min_count = min_count;
+	c.user_hashes = hashes;
 	mfs_model *m;
 	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
 	char u[32], i[32];
@@ -31,6 +33,11 @@ static mfs_model *trained_with(int optimizer, int ids, uint64_t max_users, uint3
 		mfs_model_learn(m, &e, 1, NULL);
 	}
 	return m;
+}
+
+static mfs_model *trained_with(int optimizer, int ids, uint64_t max_users, uint32_t min_count)
+{
+	return trained_with2(optimizer, ids, max_users, min_count, 1);
 }
 
 static mfs_model *trained(int optimizer)
@@ -230,11 +237,14 @@ static void model_save_load__round_trip_with_evictions_admission_and_hashing(voi
 	struct {
 		int ids;
 		uint64_t users;
-		uint32_t min_count;
-	} cases[] = { { MFS_IDS_EXACT, 100, 1 }, { MFS_IDS_EXACT, 150, 3 }, { MFS_IDS_HASHED, 128, 1 },
-		      { MFS_IDS_HASHED, 97, 2 } };
+		uint32_t min_count, hashes;
+	} cases[] = { { MFS_IDS_EXACT, 100, 1, 1 }, { MFS_IDS_EXACT, 150, 3, 1 },
+		      { MFS_IDS_HASHED, 128, 1, 1 }, { MFS_IDS_HASHED, 97, 2, 1 },
+		      { MFS_IDS_HASHED, 64, 1, 2 } };
 	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-		mfs_model *m = trained_with(1, cases[k].ids, cases[k].users, cases[k].min_count), *l;
+		mfs_model *m = trained_with2(1, cases[k].ids, cases[k].users, cases[k].min_count,
+					     cases[k].hashes),
+			  *l;
 		mfs_model_info info;
 		mfs_model_info_get(m, &info);
 		if (cases[k].ids == MFS_IDS_EXACT)

@@ -52,6 +52,8 @@ static void train_help(void)
 	       "  --ids MODE          exact (default): each ID its own row; a full table gives a new ID\n"
 	       "                      the row of the least recently seen ID (evictions in the summary).\n"
 	       "                      hashed: row = hash of the ID, colliding IDs share a row\n"
+	       "  --hashes N          hashed mode: 2 gives each user two rows, summed, so users that\n"
+	       "                      collide in one row still differ in the other (default 1)\n"
 	       "  --no-evict          exact mode: when a table is full, do not learn events with new IDs\n"
 	       "                      (counted as unplaced) instead of evicting\n"
 	       "  --min-count N       admission: an ID gets a row after N sightings (default 1). Until\n"
@@ -86,7 +88,7 @@ enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
+	OPT_MINCOUNT, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -185,6 +187,7 @@ int cmd_train(int argc, char **argv)
 		{ "no-evict", no_argument, 0, OPT_NOEVICT },
 		{ "min-count", required_argument, 0, OPT_MINCOUNT },
 		{ "range-margin", required_argument, 0, OPT_MARGIN },
+		{ "hashes", required_argument, 0, OPT_HASHES },
 		{ "replay-lr", required_argument, 0, OPT_RLR },
 		{ "replay-lr-bias", required_argument, 0, OPT_RLRB },
 		{ "replay-l2", required_argument, 0, OPT_RL2 },
@@ -318,6 +321,11 @@ int cmd_train(int argc, char **argv)
 			break;
 		case OPT_NOEVICT:
 			cfg.evict = 0;
+			break;
+		case OPT_HASHES:
+			if (cli_u64(cmd, "--hashes", optarg, 1, 2, &v) < 0)
+				goto usage;
+			cfg.user_hashes = (uint32_t)v;
 			break;
 		case OPT_MARGIN:
 			if (cli_float(cmd, "--range-margin", optarg, &cfg.range_margin) < 0)
