@@ -465,6 +465,17 @@ MFS_API int mfs_source_where_get(const mfs_source *s, mfs_source_where *w);
  * The position as an opaque, versioned blob (store it in a checkpoint with
  * mfs_save_opts.position). Writes up to len bytes to buf (may be NULL with len
  * 0) and returns the size of the whole blob, as snprintf.
+ *
+ * Limit: the blob names ONE file, the one mfs_source_where_get reports (the
+ * open file, else the first file not done), and mfs_source_seek treats the
+ * files ordered before it as done and the files after it as unread. That is
+ * exact when files are read one after the other (no follow mode, or follow
+ * mode with a single partition). In follow mode with several files parked at
+ * once (several Kafka partitions, or several input directories), resuming from
+ * a blob drops the unread records of the parked files ordered before the
+ * blob's file, and reads again the records already read from the files ordered
+ * after it. Checkpoint such streams per partition (one source per partition
+ * directory), or accept at-least/at-most-once delivery for those files.
  */
 MFS_API int mfs_source_position(const mfs_source *s, void *buf, size_t len);
 
@@ -475,6 +486,38 @@ MFS_API int mfs_source_position(const mfs_source *s, void *buf, size_t len);
  * -MFS_E_NOTFOUND (its file is not among the inputs), -MFS_E_INVAL.
  */
 MFS_API int mfs_source_seek(mfs_source *s, const void *pos, size_t len, mfs_diag *diag);
+
+/* ===================================================================== */
+/* Checkpoints                                                           */
+/* ===================================================================== */
+
+/*
+ * A checkpoint directory holds model files named ckpt-<events>.mfs (the
+ * events the model has learned, 20 digits, so names sort by age), each
+ * written atomically by mfs_model_save with the reader position it continues
+ * from.
+ */
+
+/*
+ * Write m to dir/ckpt-<events>.mfs with position (may be NULL) and zstd level
+ * compress (0: raw), then delete all but the newest keep checkpoints (keep 0:
+ * delete none). On failure the directory is as it was (no partial file).
+ * Returns 0, or -MFS_E_IO (diag->os_errno: ENOSPC, EIO, ...), -MFS_E_NOMEM,
+ * -MFS_E_INVAL.
+ */
+MFS_API int mfs_checkpoint_write(const mfs_model *m, const char *dir, const void *position,
+				 size_t position_len, int compress, unsigned keep, mfs_diag *diag);
+
+/*
+ * Load the newest checkpoint of dir that is whole: damaged ones (checksum,
+ * truncation, ...) are passed to on_skip (may be NULL) and the previous one is
+ * tried. Writes the file's path to path (if not NULL). Returns 0, or
+ * -MFS_E_NOTFOUND (no checkpoint, or none valid), -MFS_E_IO, -MFS_E_NOMEM,
+ * -MFS_E_UNSUPPORTED (kernel).
+ */
+MFS_API int mfs_checkpoint_load_newest(mfs_model **out, const char *dir, const char *kernel,
+				       mfs_bad_record_fn on_skip, void *ctx, char *path,
+				       size_t path_len, mfs_diag *diag);
 
 #ifdef __cplusplus
 }

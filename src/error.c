@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -75,4 +76,27 @@ void *mfs_alloc_aligned(size_t size)
 	if (p)
 		memset(p, 0, rounded);
 	return p;
+}
+
+#define MFS_HUGE ((size_t)2 << 20)
+
+void *mfs_alloc_huge(size_t size)
+{
+	size_t len = (size + MFS_HUGE - 1) & ~(MFS_HUGE - 1);
+	if (len == 0)
+		len = MFS_HUGE;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+#ifdef MADV_HUGEPAGE
+	madvise(p, len, MADV_HUGEPAGE);
+#endif
+	return p;
+}
+
+void mfs_free_huge(void *p, size_t size)
+{
+	size_t len = (size + MFS_HUGE - 1) & ~(MFS_HUGE - 1);
+	if (p)
+		munmap(p, len ? len : MFS_HUGE);
 }

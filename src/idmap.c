@@ -20,7 +20,7 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 		while (slots < cap * 2)
 			slots <<= 1;
 		m->mask = slots - 1;
-		m->slots = calloc(slots, sizeof *m->slots);
+		m->slots = mfs_alloc_huge(slots * sizeof *m->slots);
 	}
 	m->row_key = calloc(cap, sizeof *m->row_key);
 	m->row_off = calloc(cap, sizeof *m->row_off);
@@ -47,7 +47,7 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 
 void mfs_idmap_free(struct mfs_idmap *m)
 {
-	free(m->slots);
+	mfs_free_huge(m->slots, (m->mask + 1) * sizeof *m->slots);
 	free(m->row_key);
 	free(m->row_off);
 	free(m->row_len);

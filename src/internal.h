@@ -44,5 +44,13 @@ uint64_t mfs_splitmix64(uint64_t *state);
 
 /* --- aligned allocation ----------------------------------------------- */
 void *mfs_alloc_aligned(size_t size); /* 64-byte aligned, zeroed; free with free() */
+/*
+ * A large zeroed table: an anonymous mapping (pages cost nothing until
+ * touched) asked to be backed by transparent huge pages, so that random
+ * accesses over gigabytes do not miss the TLB every time. NULL on failure;
+ * free with mfs_free_huge(p, size).
+ */
+void *mfs_alloc_huge(size_t size);
+void mfs_free_huge(void *p, size_t size);
 
 #endif

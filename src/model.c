@@ -9,8 +9,6 @@
 
 #include "model_internal.h"
 
-#define MFS_HUGE ((size_t)2 << 20)
-
 #ifndef MFS_BIAS_ACC0
 #define MFS_BIAS_ACC0 1.0f
 #endif
@@ -85,49 +83,10 @@ static int check_config(const mfs_config *c, mfs_diag *d)
 	return 0;
 }
 
-/*
- * Row tables: anonymous mappings, so untouched rows cost no memory, asked to
- * be backed by transparent huge pages where the kernel allows it (random rows
- * of a large table otherwise miss the TLB on almost every event).
- */
-static float *mfs_alloc_rows(size_t bytes)
-{
-	size_t len = (bytes + MFS_HUGE - 1) & ~(size_t)(MFS_HUGE - 1);
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-#ifdef MADV_HUGEPAGE
-	madvise(p, len, MADV_HUGEPAGE);
-#endif
-	return p;
-}
-
-static void mfs_free_rows(float *p, size_t bytes)
-{
-	if (p)
-		munmap(p, (bytes + MFS_HUGE - 1) & ~(size_t)(MFS_HUGE - 1));
-}
-
-MFS_API uint64_t mfs_model_row_bytes(const mfs_config *cfg)
-{
-	if (!cfg || cfg->dim == 0 || cfg->dim > 4096)
-		return 0;
-	uint64_t stride = (cfg->dim + 15u) & ~15u;
-	uint64_t b = stride * 4 + 4;                       /* factors, bias */
-	if (cfg->optimizer == MFS_OPT_ADAGRAD)
-		b += 8;                                     /* accumulators */
-	b += 8 + 4 + 8 + 1 + 16;                            /* key, seen, ID offset/len/bytes */
-	if (cfg->ids != MFS_IDS_HASHED)
-		b += 2 * sizeof(struct mfs_idslot) * 2;     /* index at most half full, pow2 */
-	if (cfg->min_count > 1)
-		b += MFS_SKETCH_DEPTH * 2;                  /* sketch */
-	return b;
-}
-
 static void side_free(struct mfs_table *s)
 {
 	mfs_idmap_free(&s->ids);
-	mfs_free_rows(s->rows, s->rows_bytes);
+	mfs_free_huge(s->rows, s->rows_bytes);
 	free(s->bias);
 	free(s->acc);
 	free(s->bacc);
@@ -146,7 +105,8 @@ static int side_init(struct mfs_table *s, const mfs_config *cfg, uint64_t cap, u
 	/* Untouched pages cost nothing: rows are written only when an ID arrives. */
 	size_t bytes = (size_t)cap * stride * sizeof(float);
 	s->rows_bytes = bytes;
-	s->rows = mfs_alloc_rows(bytes);
+	/* Untouched rows cost no memory; huge pages spare the TLB a miss per row. */
+	s->rows = mfs_alloc_huge(bytes);
 	s->bias = calloc(cap, sizeof(float));
 	if (adagrad) {
 		s->acc = calloc(cap, sizeof(float));

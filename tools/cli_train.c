@@ -1,8 +1,11 @@
 /* cli_train.c - "mfstream train" and "mfstream eval". */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -70,6 +73,13 @@ static void train_help(void)
 	       "  --replay-lr-bias F  bias learning rate of passes 2..N (default %g)\n"
 	       "  --replay-l2 F       factor L2 of passes 2..N (default %g)\n"
 	       "  --replay-l2-bias F  bias L2 of passes 2..N (default %g)\n"
+	       "  --checkpoint-dir DIR  write checkpoints (ckpt-<events>.mfs) here while learning, and\n"
+	       "                      one at the end; a run with checkpoints in DIR resumes from the\n"
+	       "                      newest whole one, after the last event it holds (same inputs).\n"
+	       "                      Written by a forked copy-on-write child: learning does not wait\n"
+	       "  --checkpoint-every X  30s (default), 5m, or a number of events\n"
+	       "  --keep N            checkpoints kept (default 3)\n"
+	       "  --checkpoint-compress N  zstd level of checkpoint sections (default 0: raw)\n"
 	       "  --test FILE         rated pairs to score after training (repeatable)\n"
 	       "  --save FILE         write the final model (atomically)\n"
 	       "  --compress N        zstd level for the saved model's sections (default 0: raw)\n"
@@ -78,7 +88,9 @@ static void train_help(void)
 	       "  -h, --help          this text\n"
 	       "\n"
 	       "Summary fields: events (read), skipped (malformed), epochs, steps (SGD updates),\n"
-	       "users, items, evictions, ids, prequential_rmse/mae (pass 1, each event predicted\n"
+	       "users, items, model_events (the model's lifetime), checkpoints,\n"
+	       "checkpoint_failures, checkpoint_stall_ms_max, resumed (with --checkpoint-dir),\n"
+	       "evictions, ids, prequential_rmse/mae (pass 1, each event predicted\n"
 	       "before it is learned), test_rmse/mae (with --test), seconds, events_per_sec,\n"
 	       "kernel, io.\n",
 	       d.replay_lr, d.replay_lr_bias, d.replay_l2, d.replay_l2_bias);
@@ -88,7 +100,7 @@ enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
+	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -135,6 +147,112 @@ static int replay_add(struct replay *r, const mfs_event *e, size_t n)
 		r->len += need;
 	}
 	return 0;
+}
+
+/*
+ * Periodic checkpoints that do not stall learning: the model is handed to a
+ * forked child (copy-on-write, like Redis's BGSAVE), which writes it while the
+ * parent learns on. The only pause is the fork itself.
+ */
+struct ckpt {
+	const char *dir;
+	double every_sec;      /* by time, or */
+	uint64_t every_events; /* by events */
+	unsigned keep;
+	int compress;
+	pid_t pid;           /* the child writing, or -1 */
+	double last_t;       /* when the last one started */
+	uint64_t last_events;
+	uint64_t started, failed;
+	double stall_ms_max;
+};
+
+static char *position_blob(mfs_source *src, size_t *len)
+{
+	int n = mfs_source_position(src, NULL, 0);
+	char *b = n > 0 ? malloc((size_t)n) : NULL;
+	if (!b || mfs_source_position(src, b, (size_t)n) != n) {
+		free(b);
+		*len = 0;
+		return NULL;
+	}
+	*len = (size_t)n;
+	return b;
+}
+
+/* Reap the writer if it has finished (or wait for it). */
+static void ckpt_reap(struct ckpt *ck, int wait)
+{
+	if (ck->pid <= 0)
+		return;
+	int st;
+	pid_t r;
+	while ((r = waitpid(ck->pid, &st, wait ? 0 : WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		return;
+	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		ck->failed++; /* the child said why on stderr; the previous checkpoints stand */
+	ck->pid = -1;
+}
+
+static void ckpt_write_now(struct ckpt *ck, mfs_model *m, mfs_source *src)
+{
+	size_t len;
+	char *pos = position_blob(src, &len);
+	mfs_diag d;
+	ck->started++;
+	if (mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d) < 0) {
+		cli_diag(&d);
+		ck->failed++;
+	}
+	free(pos);
+}
+
+static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t events)
+{
+	ckpt_reap(ck, 0);
+	double now = cli_now();
+	int due = ck->every_events ? events - ck->last_events >= ck->every_events
+				   : now - ck->last_t >= ck->every_sec;
+	if (!due || ck->pid > 0)
+		return; /* not yet, or the previous one is still being written */
+	size_t len;
+	char *pos = position_blob(src, &len);
+	fflush(stdout);
+	fflush(stderr);
+	pid_t pid = fork();
+	if (pid == 0) {
+		mfs_diag d;
+		int rc = mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d);
+		if (rc < 0)
+			cli_diag(&d);
+		_exit(rc < 0 ? 1 : 0);
+	}
+	free(pos);
+	double stall = (cli_now() - now) * 1000.0;
+	if (pid < 0) {
+		/* no fork (out of processes or memory): write it here, and say so */
+		cli_error("warning: fork failed (%s); writing the checkpoint in the foreground",
+			  strerror(errno));
+		ckpt_write_now(ck, m, src);
+		stall = (cli_now() - now) * 1000.0;
+	} else {
+		ck->pid = pid;
+		ck->started++;
+	}
+	if (stall > ck->stall_ms_max)
+		ck->stall_ms_max = stall;
+	ck->last_t = now;
+	ck->last_events = events;
+}
+
+static void ckpt_warn_skip(void *ctx, const mfs_diag *d)
+{
+	(void)ctx;
+	char buf[1024];
+	mfs_diag_format(d, buf, sizeof buf);
+	cli_error("warning: skipping damaged checkpoint %s", buf);
 }
 
 static uint64_t mix64(uint64_t *s)
@@ -188,6 +306,10 @@ int cmd_train(int argc, char **argv)
 		{ "min-count", required_argument, 0, OPT_MINCOUNT },
 		{ "range-margin", required_argument, 0, OPT_MARGIN },
 		{ "hashes", required_argument, 0, OPT_HASHES },
+		{ "checkpoint-dir", required_argument, 0, OPT_CKDIR },
+		{ "checkpoint-every", required_argument, 0, OPT_CKEVERY },
+		{ "keep", required_argument, 0, OPT_KEEP },
+		{ "checkpoint-compress", required_argument, 0, OPT_CKZ },
 		{ "replay-lr", required_argument, 0, OPT_RLR },
 		{ "replay-lr-bias", required_argument, 0, OPT_RLRB },
 		{ "replay-l2", required_argument, 0, OPT_RL2 },
@@ -217,6 +339,7 @@ int cmd_train(int argc, char **argv)
 	const char **tests = calloc((size_t)argc + 1, sizeof *tests);
 	size_t ntests = 0;
 	uint64_t epochs = 1, v, memory = 0;
+	struct ckpt ck = { .every_sec = 30, .keep = 3, .pid = -1 };
 	int compress = 0;
 	int c;
 	optind = 1;
@@ -322,6 +445,36 @@ int cmd_train(int argc, char **argv)
 		case OPT_NOEVICT:
 			cfg.evict = 0;
 			break;
+		case OPT_CKDIR:
+			ck.dir = optarg;
+			break;
+		case OPT_CKEVERY: {
+			size_t l = strlen(optarg);
+			if (l > 1 && (optarg[l - 1] == 's' || optarg[l - 1] == 'm')) {
+				char num[64];
+				snprintf(num, sizeof num, "%.*s", (int)(l - 1), optarg);
+				if (cli_u64(cmd, "--checkpoint-every", num, 1, 1000000000, &v) < 0)
+					goto usage;
+				ck.every_sec = (double)v * (optarg[l - 1] == 'm' ? 60 : 1);
+				ck.every_events = 0;
+			} else {
+				if (cli_u64(cmd, "--checkpoint-every", optarg, 1, UINT64_MAX, &v) < 0)
+					goto usage;
+				ck.every_events = v;
+				ck.every_sec = 0;
+			}
+			break;
+		}
+		case OPT_KEEP:
+			if (cli_u64(cmd, "--keep", optarg, 1, 1000000, &v) < 0)
+				goto usage;
+			ck.keep = (unsigned)v;
+			break;
+		case OPT_CKZ:
+			if (cli_u64(cmd, "--checkpoint-compress", optarg, 0, 19, &v) < 0)
+				goto usage;
+			ck.compress = (int)v;
+			break;
 		case OPT_HASHES:
 			if (cli_u64(cmd, "--hashes", optarg, 1, 2, &v) < 0)
 				goto usage;
@@ -408,6 +561,16 @@ int cmd_train(int argc, char **argv)
 		goto usage;
 	}
 
+	ck.last_t = cli_now();
+	if (ck.dir && epochs > 1) {
+		cli_usage(cmd, "--checkpoint-dir works with one pass over a stream (--epochs 1)");
+		goto usage;
+	}
+	if (ck.dir && mkdir(ck.dir, 0755) < 0 && errno != EEXIST) {
+		cli_error("%s: cannot create the checkpoint directory: %s", ck.dir, strerror(errno));
+		free(tests);
+		return EXIT_RUNTIME;
+	}
 	if (memory) {
 		uint64_t per_row = mfs_model_row_bytes(&cfg);
 		uint64_t rows = memory / per_row;
@@ -425,7 +588,24 @@ int cmd_train(int argc, char **argv)
 	struct replay rp;
 	memset(&rp, 0, sizeof rp);
 	mfs_diag d;
-	if (mfs_model_create(&m, &cfg, &d) < 0) {
+	int resumed = 0;
+	if (ck.dir) {
+		/* Resume from the newest whole checkpoint, if there is one. */
+		char from[4096];
+		int r = mfs_checkpoint_load_newest(&m, ck.dir, cfg.kernel, ckpt_warn_skip, NULL, from,
+						   sizeof from, &d);
+		if (r == 0) {
+			mfs_model_info mi;
+			mfs_model_info_get(m, &mi);
+			cli_error("resuming from %s (%llu events learned)", from,
+				  (unsigned long long)mi.events);
+			resumed = 1;
+		} else if (r != -MFS_E_NOTFOUND) {
+			cli_diag(&d);
+			goto out;
+		}
+	}
+	if (!m && mfs_model_create(&m, &cfg, &d) < 0) {
 		cli_diag(&d);
 		goto out;
 	}
@@ -441,6 +621,16 @@ int cmd_train(int argc, char **argv)
 		cli_diag(&d);
 		rc = d.code == MFS_E_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
 		goto out;
+	}
+	if (resumed) {
+		size_t plen;
+		const void *pos = mfs_model_position(m, &plen);
+		if (pos && mfs_source_seek(src, pos, plen, &d) < 0) {
+			cli_diag(&d);
+			cli_error("the checkpoint's position does not fit these inputs (give the same "
+				  "inputs, or another --checkpoint-dir)");
+			goto out;
+		}
 	}
 	cli_reader_start(src);
 
@@ -469,6 +659,13 @@ int cmd_train(int argc, char **argv)
 		}
 		mfs_model_learn(m, ev, (size_t)n, &pre);
 		progress_line(&pg, &pre, 1, 0);
+		if (ck.dir)
+			ckpt_maybe(&ck, m, src, pre.events + pre.unplaced);
+	}
+	if (ck.dir) {
+		/* the last period's writer, then a checkpoint of the end */
+		ckpt_reap(&ck, 1);
+		ckpt_write_now(&ck, m, src);
 	}
 	steps = pre.events;
 	progress_line(&pg, &pre, 1, 1);
@@ -528,8 +725,13 @@ int cmd_train(int argc, char **argv)
 	if (ntests && cli_evaluate(m, tests, ntests, format, fields, &te) != 0)
 		goto out;
 	if (save) {
-		mfs_save_opts so = { .compress = compress };
-		if (mfs_model_save(m, save, &so, &d) < 0) {
+		/* the saved model records where its input ended, like a checkpoint */
+		size_t plen;
+		char *pos = position_blob(src, &plen);
+		mfs_save_opts so = { .compress = compress, .position = pos, .position_len = plen };
+		int sr = mfs_model_save(m, save, &so, &d);
+		free(pos);
+		if (sr < 0) {
 			cli_diag(&d);
 			goto out;
 		}
@@ -545,6 +747,12 @@ int cmd_train(int argc, char **argv)
 	       (unsigned long long)info.users, (unsigned long long)info.items);
 	if (pre.unplaced)
 		printf(", \"unplaced\": %llu", (unsigned long long)pre.unplaced);
+	printf(", \"model_events\": %llu", (unsigned long long)info.events);
+	if (ck.dir)
+		printf(", \"checkpoints\": %llu, \"checkpoint_failures\": %llu, "
+		       "\"checkpoint_stall_ms_max\": %.3f, \"resumed\": %s",
+		       (unsigned long long)(ck.started - ck.failed), (unsigned long long)ck.failed,
+		       ck.stall_ms_max, resumed ? "true" : "false");
 	printf(", \"evictions\": %llu",
 	       (unsigned long long)(info.user_evictions + info.item_evictions));
 	if (cfg.min_count > 1)

@@ -144,9 +144,12 @@ double cli_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int cmp_desc(const void *a, const void *b)
+static void warn_skip(void *ctx, const mfs_diag *d)
 {
-	return strcmp(*(const char *const *)b, *(const char *const *)a);
+	(void)ctx;
+	char buf[1024];
+	mfs_diag_format(d, buf, sizeof buf);
+	cli_error("warning: skipping %s", buf);
 }
 
 int cli_load_model(const char *path, const char *kernel, mfs_model **out)
@@ -157,65 +160,15 @@ int cli_load_model(const char *path, const char *kernel, mfs_model **out)
 		cli_error("%s: %s", path, strerror(errno));
 		return EXIT_RUNTIME;
 	}
-	if (!S_ISDIR(st.st_mode)) {
-		if (mfs_model_load(out, path, kernel, &d) < 0) {
-			cli_diag(&d);
-			return EXIT_RUNTIME;
-		}
-		return 0;
-	}
-	/* A checkpoint directory: the newest (by name) valid model file. */
-	DIR *dp = opendir(path);
-	if (!dp) {
-		cli_error("%s: %s", path, strerror(errno));
+	int rc = S_ISDIR(st.st_mode)
+			 /* a checkpoint directory: the newest checkpoint that is whole */
+			 ? mfs_checkpoint_load_newest(out, path, kernel, warn_skip, NULL, NULL, 0, &d)
+			 : mfs_model_load(out, path, kernel, &d);
+	if (rc < 0) {
+		cli_diag(&d);
 		return EXIT_RUNTIME;
 	}
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *e;
-	while ((e = readdir(dp)) != NULL) {
-		size_t l = strlen(e->d_name);
-		if (e->d_name[0] == '.' || l < 5 || strcmp(e->d_name + l - 4, ".mfs") != 0)
-			continue;
-		if (n == cap) {
-			cap = cap ? 2 * cap : 16;
-			char **nn = realloc(names, cap * sizeof *nn);
-			if (!nn)
-				break;
-			names = nn;
-		}
-		names[n] = strdup(e->d_name);
-		if (names[n])
-			n++;
-	}
-	closedir(dp);
-	if (n > 1)
-		qsort(names, n, sizeof *names, cmp_desc);
-	int rc = EXIT_RUNTIME;
-	for (size_t i = 0; i < n; i++) {
-		char full[4096];
-		snprintf(full, sizeof full, "%s/%s", path, names[i]);
-		if (rc != 0) {
-			if (mfs_model_load(out, full, kernel, &d) == 0)
-				rc = 0;
-			else if (d.code == MFS_E_UNSUPPORTED || d.code == MFS_E_NOMEM) {
-				cli_diag(&d);
-				break;
-			} else {
-				char buf[1024];
-				mfs_diag_format(&d, buf, sizeof buf);
-				cli_error("warning: skipping %s", buf);
-			}
-		}
-	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	if (rc != 0 && n == 0)
-		cli_error("%s: no model files (*.mfs) in this directory", path);
-	else if (rc != 0)
-		cli_error("%s: no valid model file in this directory", path);
-	return rc;
+	return 0;
 }
 
 #define BAD_SHOWN 5
