@@ -83,6 +83,22 @@ static int check_config(const mfs_config *c, mfs_diag *d)
 	return 0;
 }
 
+MFS_API uint64_t mfs_model_row_bytes(const mfs_config *cfg)
+{
+	if (!cfg || cfg->dim == 0 || cfg->dim > 4096)
+		return 0;
+	uint64_t stride = (cfg->dim + 15u) & ~15u;
+	uint64_t b = stride * 4 + 4;                       /* factors, bias */
+	if (cfg->optimizer == MFS_OPT_ADAGRAD)
+		b += 8;                                     /* accumulators */
+	b += 8 + 4 + 8 + 1 + 16;                            /* key, seen, ID offset/len/bytes */
+	if (cfg->ids != MFS_IDS_HASHED)
+		b += 2 * sizeof(struct mfs_idslot) * 2;     /* index at most half full, pow2 */
+	if (cfg->min_count > 1)
+		b += MFS_SKETCH_DEPTH * 2;                  /* sketch */
+	return b;
+}
+
 static void side_free(struct mfs_table *s)
 {
 	mfs_idmap_free(&s->ids);
