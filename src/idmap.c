@@ -14,7 +14,8 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 	m->mode = mode;
 	m->evict = mode == MFS_IDMAP_EXACT && evict;
 	m->min_count = min_count > 1 ? min_count : 0;
-	/* calloc: pages stay untouched (and cost no RSS) until IDs arrive. */
+	/* Anonymous huge-page mappings: pages cost nothing until IDs arrive, and
+	 * fork (for checkpoints) copies few page-table entries. */
 	if (mode == MFS_IDMAP_EXACT) {
 		uint64_t slots = 16;
 		while (slots < cap * 2)
@@ -22,14 +23,14 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 		m->mask = slots - 1;
 		m->slots = mfs_alloc_huge(slots * sizeof *m->slots);
 	}
-	m->row_key = calloc(cap, sizeof *m->row_key);
-	m->row_off = calloc(cap, sizeof *m->row_off);
-	m->row_len = calloc(cap, sizeof *m->row_len);
+	m->row_key = mfs_alloc_huge(cap * sizeof *m->row_key);
+	m->row_off = mfs_alloc_huge(cap * sizeof *m->row_off);
+	m->row_len = mfs_alloc_huge(cap * sizeof *m->row_len);
 	/* 32 bytes per row reserved up front (pages are touched as IDs arrive);
 	 * it grows only if the live IDs average more than half of that. */
 	m->arena_cap = cap * 32 > 4096 ? (size_t)cap * 32 : 4096;
 	m->arena = malloc(m->arena_cap);
-	m->order = malloc(cap * sizeof *m->order);
+	m->order = mfs_alloc_huge(cap * sizeof *m->order);
 	if (m->min_count) {
 		uint64_t w = 1024;
 		while (w < cap && w < (1ULL << 30))
@@ -48,11 +49,11 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 void mfs_idmap_free(struct mfs_idmap *m)
 {
 	mfs_free_huge(m->slots, (m->mask + 1) * sizeof *m->slots);
-	free(m->row_key);
-	free(m->row_off);
-	free(m->row_len);
+	mfs_free_huge(m->row_key, m->cap * sizeof *m->row_key);
+	mfs_free_huge(m->row_off, m->cap * sizeof *m->row_off);
+	mfs_free_huge(m->row_len, m->cap * sizeof *m->row_len);
 	free(m->arena);
-	free(m->order);
+	mfs_free_huge(m->order, m->cap * sizeof *m->order);
 	free(m->sketch);
 	memset(m, 0, sizeof *m);
 }

@@ -103,30 +103,31 @@ static void side_free(struct mfs_table *s)
 {
 	mfs_idmap_free(&s->ids);
 	mfs_free_huge(s->rows, s->rows_bytes);
-	free(s->bias);
-	free(s->acc);
-	free(s->bacc);
+	mfs_free_huge(s->bias, s->cap * sizeof(float));
+	mfs_free_huge(s->acc, s->cap * sizeof(float));
+	mfs_free_huge(s->bacc, s->cap * sizeof(float));
 	memset(s, 0, sizeof *s);
 }
 
 static int side_init(struct mfs_table *s, const mfs_config *cfg, uint64_t cap, uint32_t stride)
 {
 	memset(s, 0, sizeof *s);
+	s->cap = cap;
 	int adagrad = cfg->optimizer == MFS_OPT_ADAGRAD;
 	int rc = mfs_idmap_init(&s->ids, cap,
 				cfg->ids == MFS_IDS_HASHED ? MFS_IDMAP_HASHED : MFS_IDMAP_EXACT,
 				cfg->evict, cfg->min_count);
 	if (rc < 0)
 		return rc;
-	/* Untouched pages cost nothing: rows are written only when an ID arrives. */
+	/* Untouched rows cost no memory; huge pages spare the TLB a miss per row
+	 * and keep fork (checkpoints) from copying millions of page-table entries. */
 	size_t bytes = (size_t)cap * stride * sizeof(float);
 	s->rows_bytes = bytes;
-	/* Untouched rows cost no memory; huge pages spare the TLB a miss per row. */
 	s->rows = mfs_alloc_huge(bytes);
-	s->bias = calloc(cap, sizeof(float));
+	s->bias = mfs_alloc_huge(cap * sizeof(float));
 	if (adagrad) {
-		s->acc = calloc(cap, sizeof(float));
-		s->bacc = calloc(cap, sizeof(float));
+		s->acc = mfs_alloc_huge(cap * sizeof(float));
+		s->bacc = mfs_alloc_huge(cap * sizeof(float));
 	}
 	if (!s->rows || !s->bias || (adagrad && (!s->acc || !s->bacc))) {
 		side_free(s);

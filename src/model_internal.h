@@ -16,6 +16,7 @@
 
 struct mfs_table {
 	struct mfs_idmap ids;
+	uint64_t cap;
 	float *rows; /* cap x stride floats, 64-byte aligned, zero padding */
 	size_t rows_bytes;
 	float *bias; /* cap */

@@ -310,6 +310,8 @@ MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_
 		}
 	}
 	fd = mkstemp(tmp);
+	if (fd >= 0)
+		fchmod(fd, 0644); /* mkstemp makes 0600; models are read by other services */
 	if (fd < 0) {
 		int e = errno;
 		tmp[0] = 0;

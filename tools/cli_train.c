@@ -165,6 +165,7 @@ struct ckpt {
 	uint64_t last_events;
 	uint64_t started, failed;
 	double stall_ms_max;
+	double final_ms; /* the end-of-run checkpoint, written in the foreground */
 };
 
 static char *position_blob(mfs_source *src, size_t *len)
@@ -665,7 +666,9 @@ int cmd_train(int argc, char **argv)
 	if (ck.dir) {
 		/* the last period's writer, then a checkpoint of the end */
 		ckpt_reap(&ck, 1);
+		double tf = cli_now();
 		ckpt_write_now(&ck, m, src);
+		ck.final_ms = (cli_now() - tf) * 1000.0;
 	}
 	steps = pre.events;
 	progress_line(&pg, &pre, 1, 1);
@@ -750,9 +753,9 @@ int cmd_train(int argc, char **argv)
 	printf(", \"model_events\": %llu", (unsigned long long)info.events);
 	if (ck.dir)
 		printf(", \"checkpoints\": %llu, \"checkpoint_failures\": %llu, "
-		       "\"checkpoint_stall_ms_max\": %.3f, \"resumed\": %s",
+		       "\"checkpoint_stall_ms_max\": %.3f, \"checkpoint_final_ms\": %.1f, \"resumed\": %s",
 		       (unsigned long long)(ck.started - ck.failed), (unsigned long long)ck.failed,
-		       ck.stall_ms_max, resumed ? "true" : "false");
+		       ck.stall_ms_max, ck.final_ms, resumed ? "true" : "false");
 	printf(", \"evictions\": %llu",
 	       (unsigned long long)(info.user_evictions + info.item_evictions));
 	if (cfg.min_count > 1)
