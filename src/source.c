@@ -16,6 +16,7 @@
  * so the next record's position is "decompress from compressed offset C,
  * skip K bytes" - restartable exactly, whatever the codec.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -41,6 +42,9 @@
 #define TEXT_CAP (4u << 20)       /* decoded text buffer */
 #define LINE_MAX_BYTES (1u << 20) /* a longer line is skipped as malformed */
 #define NBOUND 64                 /* frame boundaries remembered */
+#define NBLK 3                    /* decode stage: text blocks in the ring */
+#define BLK_HEAD LINE_MAX_BYTES   /* room before a block's text for the previous partial line */
+#define BLK_DATA (TEXT_CAP - BLK_HEAD) /* decoded bytes per block */
 
 enum { CODEC_UNKNOWN = -1, CODEC_PLAIN = 0, CODEC_ZSTD = 1, CODEC_GZIP = 2 };
 enum { BE_URING = 0, BE_PREAD = 1 };
@@ -68,6 +72,28 @@ struct bound {
 };
 
 struct slot; /* reader thread queue */
+
+/*
+ * Decode stage (with a reader thread, for compressed regular files): a second
+ * thread reads and decompresses the open file into a ring of text blocks while
+ * the reader thread splits and parses lines. Blocks are filled, taken and
+ * released strictly in order. Each block leaves BLK_HEAD bytes in front of its
+ * text, where the reader copies the partial line left over from the block
+ * before, so lines stay contiguous without moving the whole buffer.
+ */
+struct dblk {
+	char *buf;         /* BLK_HEAD + BLK_DATA + 1 */
+	size_t len;        /* decoded bytes at buf + BLK_HEAD */
+	uint64_t doff;     /* decompressed offset of buf[BLK_HEAD] */
+	struct bound b[NBOUND];
+	int nb;
+	uint64_t bytes;    /* compressed bytes read while filling it */
+	uint64_t read_off; /* file offset of the next read after it */
+	int end;           /* the end of the file as it is now */
+	int truncated;     /* ... and it falls inside a frame */
+	int err;           /* < 0: a read or decode error (diag) */
+	mfs_diag diag;
+};
 
 struct mfs_source {
 	mfs_source_config cfg;
@@ -134,6 +160,23 @@ struct mfs_source {
 	struct fpos cons_pos;
 	size_t cons_file;
 	int cons_valid;
+
+	/* decode stage (see struct dblk); d_* under dmu, dec_* reader thread only */
+	int dec_ok;          /* the stage thread runs */
+	int dec_active;      /* a session for the open file */
+	int dec_end, dec_trunc, dec_err;
+	uint64_t dec_read_off; /* read_off as of the last block taken (read_off is the stage's) */
+	mfs_diag dec_diag;
+	char *own_text;      /* text when no block is held */
+	struct dblk *text_blk; /* the block text points into, or NULL */
+	struct dblk blk[NBLK];
+	pthread_t dth;
+	pthread_mutex_t dmu;
+	pthread_cond_t dcv;
+	int d_run, d_cancel, d_quit;
+	const char *d_path;
+	uint64_t d_doff;
+	uint64_t produced, consumed, released;
 };
 
 MFS_API void mfs_source_config_default(mfs_source_config *cfg)
@@ -418,8 +461,11 @@ static const char *cur_path(const struct mfs_source *s)
 	return s->cur < s->nfiles ? s->files[s->cur].path : "";
 }
 
+static void dec_stop(struct mfs_source *s);
+
 static void close_file(struct mfs_source *s)
 {
+	dec_stop(s);
 	if (s->fd > 0)
 		close(s->fd);
 	s->fd = -1;
@@ -516,8 +562,11 @@ static int open_file(struct mfs_source *s, mfs_diag *d)
 	return 0;
 }
 
-/* Next raw bytes into raw[0..raw_len). Returns bytes, 0 at end of file, or <0. */
-static ssize_t fetch(struct mfs_source *s, mfs_diag *d)
+/*
+ * Next raw bytes into raw[0..raw_len). Returns bytes, 0 at end of file, or <0.
+ * Touches only the raw-side fields (the decode stage calls it too).
+ */
+static ssize_t fetch_raw(struct mfs_source *s, const char *path, mfs_diag *d)
 {
 	ssize_t r;
 	s->raw_pos = s->raw_len = 0;
@@ -537,13 +586,20 @@ static ssize_t fetch(struct mfs_source *s, mfs_diag *d)
 	}
 	if (r < 0) {
 		int e = (int)-r;
-		return mfs_diag_set(d, MFS_E_IO, e, cur_path(s), 0, s->read_off,
+		return mfs_diag_set(d, MFS_E_IO, e, path, 0, s->read_off,
 				    "read failed at byte %llu: %s", (unsigned long long)s->read_off,
 				    strerror(e));
 	}
 	s->raw_len = (size_t)r;
 	s->read_off += (uint64_t)r;
-	s->st.bytes += (uint64_t)r;
+	return r;
+}
+
+static ssize_t fetch(struct mfs_source *s, mfs_diag *d)
+{
+	ssize_t r = fetch_raw(s, cur_path(s), d);
+	if (r > 0)
+		s->st.bytes += (uint64_t)r;
 	return r;
 }
 
@@ -592,6 +648,230 @@ static int sniff(struct mfs_source *s, mfs_diag *d)
 	return 1;
 }
 
+/* --- decode stage ------------------------------------------------------------ */
+
+/* Decode stage thread: fill one block from the open file. Returns 1 when the session ends. */
+static int dec_fill(struct mfs_source *s, struct dblk *b, int codec)
+{
+	b->len = 0;
+	b->nb = 0;
+	b->bytes = 0;
+	b->end = b->truncated = b->err = 0;
+	b->doff = s->d_doff;
+	char *out = b->buf + BLK_HEAD;
+	while (b->len < BLK_DATA) {
+		int mid = codec == CODEC_ZSTD ? mfs_zstream_mid_frame(s->z)
+					      : mfs_gzstream_mid_member(s->gz);
+		if (s->raw_pos < s->raw_len || mid) {
+			const char *why = "corrupt data";
+			size_t ol = b->len, rp = s->raw_pos;
+			int rc = codec == CODEC_ZSTD
+					 ? mfs_zstream_run(s->z, s->raw, s->raw_len, &s->raw_pos, out,
+							   BLK_DATA, &b->len, &why)
+					 : mfs_gzstream_run(s->gz, s->raw, s->raw_len, &s->raw_pos, out,
+							    BLK_DATA, &b->len, &why);
+			if (rc < 0) {
+				uint64_t off = s->raw_off + s->raw_pos;
+				b->err = mfs_diag_set(&b->diag, MFS_E_CORRUPT, 0, s->d_path, 0, off,
+						      "corrupt %s data near compressed byte %llu: %s",
+						      codec == CODEC_ZSTD ? "zstd" : "gzip",
+						      (unsigned long long)off, why);
+				break;
+			}
+			if (rc == 1 && b->nb < NBOUND) {
+				b->b[b->nb].c = s->raw_off + s->raw_pos;
+				b->b[b->nb].d = b->doff + b->len;
+				b->nb++;
+			}
+			if (ol != b->len || rp != s->raw_pos)
+				continue;
+		}
+		if (s->eof && s->raw_pos >= s->raw_len) {
+			b->end = 1;
+			b->truncated = codec == CODEC_ZSTD ? mfs_zstream_mid_frame(s->z)
+							   : mfs_gzstream_mid_member(s->gz);
+			break;
+		}
+		ssize_t r = fetch_raw(s, s->d_path, &b->diag);
+		if (r < 0) {
+			b->err = (int)r;
+			break;
+		}
+		b->bytes += (uint64_t)r;
+		s->eof = r == 0;
+	}
+	b->read_off = s->read_off;
+	s->d_doff += b->len;
+	return b->end || b->err;
+}
+
+static void *dec_main(void *arg)
+{
+	struct mfs_source *s = arg;
+	pthread_mutex_lock(&s->dmu);
+	for (;;) {
+		while (!s->d_quit && !s->d_run)
+			pthread_cond_wait(&s->dcv, &s->dmu);
+		if (s->d_quit)
+			break;
+		int codec = s->codec; /* set before the session starts, fixed during it */
+		pthread_mutex_unlock(&s->dmu);
+		s->raw_pos = s->raw_len = 0;
+		s->eof = 0;
+		if (s->be == BE_URING)
+			mfs_uring_start(s->ring, s->fd, s->read_off);
+		mfs_zstream_reset(s->z);
+		mfs_gzstream_reset(s->gz);
+		pthread_mutex_lock(&s->dmu);
+		for (;;) {
+			while (s->produced - s->released >= NBLK && !s->d_cancel)
+				pthread_cond_wait(&s->dcv, &s->dmu);
+			if (s->d_cancel)
+				break;
+			struct dblk *b = &s->blk[s->produced % NBLK];
+			pthread_mutex_unlock(&s->dmu);
+			int last = dec_fill(s, b, codec);
+			pthread_mutex_lock(&s->dmu);
+			s->produced++;
+			pthread_cond_broadcast(&s->dcv);
+			if (last)
+				break;
+		}
+		s->d_run = 0;
+		pthread_cond_broadcast(&s->dcv);
+	}
+	pthread_mutex_unlock(&s->dmu);
+	return NULL;
+}
+
+/* Start the stage thread (once). Without it, decoding stays on the reader thread. */
+static void dec_init(struct mfs_source *s)
+{
+	for (int i = 0; i < NBLK; i++) {
+		s->blk[i].buf = malloc(BLK_HEAD + BLK_DATA + 1);
+		if (!s->blk[i].buf)
+			return;
+	}
+	pthread_mutex_init(&s->dmu, NULL);
+	pthread_cond_init(&s->dcv, NULL);
+	if (pthread_create(&s->dth, NULL, dec_main, s) != 0) {
+		pthread_mutex_destroy(&s->dmu);
+		pthread_cond_destroy(&s->dcv);
+		return;
+	}
+	s->dec_ok = 1;
+}
+
+static void dec_start(struct mfs_source *s)
+{
+	pthread_mutex_lock(&s->dmu);
+	s->produced = s->consumed = s->released = 0;
+	s->d_cancel = 0;
+	s->d_path = cur_path(s);
+	s->d_doff = s->text_doff + s->text_len;
+	s->d_run = 1;
+	pthread_cond_broadcast(&s->dcv);
+	pthread_mutex_unlock(&s->dmu);
+	s->dec_active = 1;
+	s->dec_end = s->dec_trunc = s->dec_err = 0;
+	s->text_blk = NULL;
+}
+
+/* End the session of the open file; the text goes back to own_text (emptied by the caller). */
+static void dec_stop(struct mfs_source *s)
+{
+	if (!s->dec_active)
+		return;
+	pthread_mutex_lock(&s->dmu);
+	s->d_cancel = 1;
+	pthread_cond_broadcast(&s->dcv);
+	while (s->d_run)
+		pthread_cond_wait(&s->dcv, &s->dmu);
+	pthread_mutex_unlock(&s->dmu);
+	s->dec_active = 0;
+	s->text_blk = NULL;
+	s->text = s->own_text;
+}
+
+static void dec_quit(struct mfs_source *s)
+{
+	if (!s->dec_ok)
+		return;
+	pthread_mutex_lock(&s->dmu);
+	s->d_quit = 1;
+	s->d_cancel = 1;
+	pthread_cond_broadcast(&s->dcv);
+	pthread_mutex_unlock(&s->dmu);
+	pthread_join(s->dth, NULL);
+	pthread_mutex_destroy(&s->dmu);
+	pthread_cond_destroy(&s->dcv);
+	s->dec_ok = 0;
+}
+
+/* refill() through the decode stage: take the next block, carrying the partial line over. */
+static int refill_blocks(struct mfs_source *s, int *truncated, mfs_diag *d)
+{
+	for (;;) {
+		if (s->dec_err) {
+			if (d)
+				*d = s->dec_diag;
+			return s->dec_err;
+		}
+		if (s->dec_end) {
+			*truncated = s->dec_trunc;
+			return 0;
+		}
+		pthread_mutex_lock(&s->dmu);
+		while (s->consumed == s->produced)
+			pthread_cond_wait(&s->dcv, &s->dmu);
+		struct dblk *b = &s->blk[s->consumed % NBLK];
+		s->consumed++;
+		pthread_mutex_unlock(&s->dmu);
+		s->st.bytes += b->bytes;
+		s->dec_read_off = b->read_off;
+		if (b->err) {
+			s->dec_err = b->err;
+			s->dec_diag = b->diag;
+			continue;
+		}
+		size_t tail = s->text_len - s->text_pos;
+		assert(tail < BLK_HEAD && s->text_doff + s->text_len == b->doff);
+		char *t = b->buf + BLK_HEAD - tail;
+		memcpy(t, s->text + s->text_pos, tail);
+		s->text_doff += s->text_pos;
+		if (s->text_blk) {
+			/* blocks are released in order: the previous one is free again */
+			pthread_mutex_lock(&s->dmu);
+			s->released++;
+			pthread_cond_broadcast(&s->dcv);
+			pthread_mutex_unlock(&s->dmu);
+		}
+		s->text_blk = b;
+		s->text = t;
+		s->text_pos = 0;
+		s->text_len = tail + b->len;
+		for (int i = 0; i < b->nb; i++)
+			push_bound(s, b->b[i].c, b->b[i].d);
+		if (b->end) {
+			s->dec_end = 1;
+			s->dec_trunc = b->truncated;
+		}
+		if (b->len == 0)
+			continue;
+		if (s->skip) {
+			/* resuming inside a frame: drop what was read before */
+			size_t k = s->text_len - s->text_pos;
+			if (k > s->skip)
+				k = (size_t)s->skip;
+			s->text_pos += k;
+			s->skip -= k;
+			if (s->text_pos == s->text_len)
+				continue;
+		}
+		return 1;
+	}
+}
+
 /*
  * Append decoded text after text[text_len]. Returns 1 if bytes were added,
  * 0 at the end of the file as it is now, <0 on error. *truncated is set when
@@ -600,6 +880,8 @@ static int sniff(struct mfs_source *s, mfs_diag *d)
 static int refill(struct mfs_source *s, int *truncated, mfs_diag *d)
 {
 	*truncated = 0;
+	if (s->dec_active)
+		return refill_blocks(s, truncated, d);
 	/* Keep the unconsumed tail (a partial line) at the front. */
 	if (s->text_pos > 0) {
 		memmove(s->text, s->text + s->text_pos, s->text_len - s->text_pos);
@@ -614,6 +896,14 @@ static int refill(struct mfs_source *s, int *truncated, mfs_diag *d)
 		int rc = sniff(s, d);
 		if (rc <= 0)
 			return rc;
+	}
+	if (s->threaded && s->is_reg && (s->codec == CODEC_ZSTD || s->codec == CODEC_GZIP)) {
+		if (!s->dec_ok && !s->blk[0].buf)
+			dec_init(s);
+		if (s->dec_ok) {
+			dec_start(s);
+			return refill_blocks(s, truncated, d);
+		}
 	}
 	for (;;) {
 		size_t before = s->text_len;
@@ -763,7 +1053,7 @@ static int end_of_file(struct mfs_source *s, int truncated, mfs_diag *d)
 		}
 	}
 	if (truncated) {
-		uint64_t off = s->read_off;
+		uint64_t off = s->dec_active ? s->dec_read_off : s->read_off;
 		return mfs_diag_set(d, MFS_E_TRUNCATED, 0, cur_path(s), 0, off,
 				    "%s stream is truncated at compressed byte %llu",
 				    s->codec == CODEC_GZIP ? "gzip" : "zstd", (unsigned long long)off);
@@ -1079,6 +1369,10 @@ MFS_API void mfs_source_free(mfs_source *s)
 	if (!s)
 		return;
 	stop_thread(s);
+	dec_stop(s);
+	dec_quit(s);
+	for (int i = 0; i < NBLK; i++)
+		free(s->blk[i].buf);
 	if (s->fd > 0)
 		close(s->fd);
 	for (size_t i = 0; i < s->nfiles; i++)
@@ -1102,7 +1396,7 @@ MFS_API void mfs_source_free(mfs_source *s)
 	mfs_zstream_free(s->z);
 	mfs_gzstream_free(s->gz);
 	free(s->own_raw);
-	free(s->text);
+	free(s->own_text);
 	free(s->events);
 	free(s);
 }
@@ -1215,7 +1509,7 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 	}
 	s->raw_cap = s->cfg2.chunk < 64 ? 64 : s->cfg2.chunk;
 	s->own_raw = malloc(s->raw_cap);
-	s->text = malloc(TEXT_CAP + 1);
+	s->own_text = s->text = malloc(TEXT_CAP + 1);
 	s->events = malloc(s->cfg.batch * sizeof *s->events);
 	if (!s->own_raw || !s->text || !s->events || mfs_zstream_create(&s->z) < 0 ||
 	    mfs_gzstream_create(&s->gz) < 0) {

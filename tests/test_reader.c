@@ -211,6 +211,34 @@ static void reader__plain_zstd_gzip_jsonl_identical_for_any_chunk_backend_thread
 	free(js);
 }
 
+/* Compressed files larger than a few text blocks go through the decode stage (reader thread on). */
+static void reader__decode_stage_same_events_as_caller_thread_for_large_files(void **state)
+{
+	(void)state;
+	size_t len;
+	char *tsv = make_tsv(250000, &len); /* several MiB of text */
+	const char *z = mfs_test_path("big.tsv.zst"), *g = mfs_test_path("big.tsv.gz");
+	write_zstd(z, tsv, len, 1u << 20);
+	write_gzip(g, tsv, len, 2);
+	struct opts ref = { MFS_IO_PREAD, 0, 0, NULL };
+	char *want = read_with(z, &ref);
+	const int ios[] = { MFS_IO_PREAD, MFS_IO_URING };
+	int uring = have_uring();
+	for (int ii = 0; ii < 2; ii++) {
+		if (ios[ii] == MFS_IO_URING && !uring)
+			continue;
+		struct opts o = { ios[ii], 65536, 2, NULL };
+		char *x = read_with(z, &o);
+		assert_string_equal(x, want);
+		free(x);
+		x = read_with(g, &o);
+		assert_string_equal(x, want);
+		free(x);
+	}
+	free(want);
+	free(tsv);
+}
+
 static void reader_seek__resumes_at_the_next_record_for_every_codec(void **state)
 {
 	(void)state;
@@ -521,6 +549,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(reader__plain_zstd_gzip_jsonl_identical_for_any_chunk_backend_thread),
+		cmocka_unit_test(reader__decode_stage_same_events_as_caller_thread_for_large_files),
 		cmocka_unit_test(reader_seek__resumes_at_the_next_record_for_every_codec),
 		cmocka_unit_test(reader_next__corrupt_and_truncated_gzip_name_file_and_offset),
 		cmocka_unit_test(reader_open__io_uring_refused_by_seccomp_falls_back_to_pread),
