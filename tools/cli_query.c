@@ -411,9 +411,12 @@ int cmd_inspect(int argc, char **argv)
 	       info.link == MFS_RANGE_SIGMOID ? "sigmoid" : "clamp", (unsigned long long)info.seed);
 	printf("events learned: %llu\n", (unsigned long long)info.events);
 	printf("global mean (mu): %.4f\n", info.mu);
-	printf("ids: %s%s, admission after %u sightings\n", info.ids == MFS_IDS_HASHED ? "hashed" : "exact",
-	       info.ids == MFS_IDS_HASHED ? "" : info.evict ? " (evicting the least recently seen)" : " (no eviction)",
-	       info.min_count);
+	printf("ids: %s%s", info.ids == MFS_IDS_HASHED ? "hashed" : "exact",
+	       info.ids == MFS_IDS_HASHED ? (info.user_hashes == 2 ? " (two rows per user)" : "")
+	       : info.evict ? " (evicting the least recently seen)" : " (no eviction)");
+	if (info.min_count > 1)
+		printf(", a row after %u sightings", info.min_count);
+	putchar('\n');
 	printf("users: %llu of %llu rows, %llu evictions\n", (unsigned long long)info.users,
 	       (unsigned long long)info.max_users, (unsigned long long)info.user_evictions);
 	printf("items: %llu of %llu rows, %llu evictions\n", (unsigned long long)info.items,
