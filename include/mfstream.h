@@ -407,7 +407,10 @@ MFS_API int mfs_io_parse(const char *name);
  *            exists; files of other partitions are read meanwhile.
  *   queue    batches parsed ahead by a reader thread (default 0: no thread, the
  *            caller's thread reads). With a thread, on_bad is called from it.
- *            The batches and their order are the same either way.
+ *            The batches and their order are the same either way for input
+ *            that decompresses cleanly; in a corrupt compressed file, how
+ *            many records before the damage are delivered depends on the
+ *            read size and on the thread (up to one 3 MiB decoded block).
  *   chunk    bytes per read (default 1 MiB; a test seam: any size >= 1 works)
  *   depth    reads in flight with io_uring (default 8, at most 64)
  *   poll_ms  follow mode: longest wait between checks (default 200)

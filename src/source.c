@@ -58,6 +58,13 @@ struct fpos {
 	int codec, format, seen_record;
 };
 
+/* A position as the consumer sees it (struct fpos of a file, by path). */
+struct snap {
+	const char *path;
+	int done;
+	struct fpos pos;
+};
+
 struct fent {
 	char *path;
 	int input;  /* index of the input it came from */
@@ -160,6 +167,7 @@ struct mfs_source {
 	struct fpos cons_pos;
 	size_t cons_file;
 	int cons_valid;
+	struct snap cons_at; /* consumer: where the last slot handed out ends (a copy) */
 
 	/* decode stage (see struct dblk); d_* under dmu, dec_* reader thread only */
 	int dec_ok;          /* the stage thread runs */
@@ -1185,12 +1193,6 @@ static void where_now(const struct mfs_source *s, size_t *file, struct fpos *p)
 
 /* --- positions ------------------------------------------------------------- */
 
-struct snap {
-	const char *path;
-	int done;
-	struct fpos pos;
-};
-
 static struct snap snap_now(const struct mfs_source *s)
 {
 	struct snap x = { "", 0, { 0 } };
@@ -1282,6 +1284,7 @@ static void *reader_main(void *arg)
 static int start_thread(struct mfs_source *s)
 {
 	s->started = 1;
+	s->cons_at = snap_now(s); /* before the thread: nothing handed out yet */
 	if (pthread_create(&s->th, NULL, reader_main, s) != 0) {
 		s->threaded = 0; /* read in the caller's thread instead */
 		return 0;
@@ -1336,6 +1339,7 @@ static int next_threaded(struct mfs_source *s, const mfs_event **out, mfs_diag *
 	struct slot *sl = &s->slots[s->qhead];
 	pthread_mutex_unlock(&s->mu);
 	int n = sl->n;
+	s->cons_at = sl->where;
 	if (n < 0) {
 		if (diag)
 			*diag = sl->diag;
@@ -1603,6 +1607,8 @@ MFS_API void mfs_source_skip_file(mfs_source *s)
 	if (s->threaded && s->started) {
 		pthread_mutex_lock(&s->mu);
 		s->decision = 1;
+		if (s->cons_valid == 2)
+			s->cons_at.done = 1; /* the failed file is abandoned, as skip_file_sync does */
 		s->cons_valid = 1;
 		pthread_cond_broadcast(&s->cv);
 		pthread_mutex_unlock(&s->mu);
@@ -1641,10 +1647,9 @@ MFS_API void mfs_source_stats_get(const mfs_source *s, mfs_source_stats *st)
 
 static struct snap cons_snap(const mfs_source *s)
 {
-	if (s->threaded && s->started && s->cons_valid) {
-		struct slot *sl = s->held ? s->held : &s->slots[s->qhead];
-		return sl->where;
-	}
+	/* never the reader thread's state, nor a slot it may be refilling */
+	if (s->threaded && s->started)
+		return s->cons_at;
 	return snap_now(s);
 }
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -545,6 +546,82 @@ static void reader_follow__directory_being_filled_gives_every_event_once(void **
 	free(tsv);
 }
 
+static void *stop_later(void *src)
+{
+	usleep(150000);
+	mfs_source_stop(src);
+	return NULL;
+}
+
+/*
+ * With the reader thread on, the position after a stop (from another thread,
+ * as a signal handler does, while the caller waits in mfs_source_next) and
+ * after an error counts exactly the records handed out: a checkpoint taken
+ * then resumes after the last event learned, no more, no less.
+ */
+static void reader_position__after_stop_and_error_counts_records_handed_out(void **state)
+{
+	(void)state;
+	size_t len;
+	char *tsv = make_tsv(30000, &len);
+	const char *p = mfs_test_path("pos.tsv"), *bad = mfs_test_path("pos-bad.zst");
+	mfs_write_file(p, tsv, len);
+	mfs_write_file(bad, "\x28\xb5\x2f\xfd garbage that is not a zstd frame", 40);
+	free(tsv);
+	for (int it = 0; it < 4; it++) {
+		mfs_source_config c;
+		mfs_source_config_default(&c);
+		c.batch = 512;
+		mfs_source_config2 c2;
+		mfs_source_config2_default(&c2);
+		c2.queue = 3;
+		c2.chunk = 4096;
+		c2.follow = 1;
+		c2.poll_ms = 20;
+		mfs_source *s;
+		mfs_diag d;
+		const char *in[1] = { p };
+		assert_int_equal(mfs_source_open2(&s, in, 1, &c, &c2, &d), 0);
+		pthread_t t;
+		pthread_create(&t, NULL, stop_later, s);
+		const mfs_event *e;
+		uint64_t got = 0;
+		int n;
+		while ((n = mfs_source_next(s, &e, &d)) > 0)
+			got += (uint64_t)n; /* then waits in follow mode until the stop */
+		pthread_join(t, NULL);
+		mfs_source_where w;
+		assert_int_equal(mfs_source_where_get(s, &w), 0);
+		assert_int_equal(w.records, got);
+		mfs_source_free(s);
+	}
+	/* an error on the second input: the position still names a real place */
+	mfs_source_config c;
+	mfs_source_config_default(&c);
+	mfs_source_config2 c2;
+	mfs_source_config2_default(&c2);
+	c2.queue = 3;
+	const char *in2[2] = { p, bad };
+	mfs_source *s;
+	mfs_diag d;
+	assert_int_equal(mfs_source_open2(&s, in2, 2, &c, &c2, &d), 0);
+	const mfs_event *e;
+	int n, errors = 0;
+	while ((n = mfs_source_next(s, &e, &d)) != 0) {
+		if (n < 0) {
+			errors++;
+			mfs_source_where w;
+			assert_int_equal(mfs_source_where_get(s, &w), 0);
+			assert_non_null(w.path);
+			char buf[8192];
+			assert_true(mfs_source_position(s, buf, sizeof buf) > 0);
+			mfs_source_skip_file(s);
+		}
+	}
+	assert_int_equal(errors, 1);
+	mfs_source_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -554,6 +631,7 @@ int main(void)
 		cmocka_unit_test(reader_next__corrupt_and_truncated_gzip_name_file_and_offset),
 		cmocka_unit_test(reader_open__io_uring_refused_by_seccomp_falls_back_to_pread),
 		cmocka_unit_test(reader_follow__directory_being_filled_gives_every_event_once),
+		cmocka_unit_test(reader_position__after_stop_and_error_counts_records_handed_out),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
