@@ -566,7 +566,8 @@ static void reader_position__after_stop_and_error_counts_records_handed_out(void
 	char *tsv = make_tsv(30000, &len);
 	const char *p = mfs_test_path("pos.tsv"), *bad = mfs_test_path("pos-bad.zst");
 	mfs_write_file(p, tsv, len);
-	mfs_write_file(bad, "\x28\xb5\x2f\xfd garbage that is not a zstd frame", 40);
+	static const char junk[] = "\x28\xb5\x2f\xfd garbage that is not a zstd frame";
+	mfs_write_file(bad, junk, sizeof junk - 1);
 	free(tsv);
 	for (int it = 0; it < 4; it++) {
 		mfs_source_config c;
