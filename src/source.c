@@ -817,6 +817,23 @@ static void dec_quit(struct mfs_source *s)
 }
 
 /* refill() through the decode stage: take the next block, carrying the partial line over. */
+
+/*
+ * Resuming inside a frame: drop the decoded text that comes before the
+ * position. Returns 1 when all the text in the buffer was dropped.
+ */
+static int drop_skipped(struct mfs_source *s)
+{
+	if (!s->skip)
+		return 0;
+	size_t k = s->text_len - s->text_pos;
+	if (k > s->skip)
+		k = (size_t)s->skip;
+	s->text_pos += k;
+	s->skip -= k;
+	return s->text_pos == s->text_len;
+}
+
 static int refill_blocks(struct mfs_source *s, int *truncated, mfs_diag *d)
 {
 	for (;;) {
@@ -866,16 +883,8 @@ static int refill_blocks(struct mfs_source *s, int *truncated, mfs_diag *d)
 		}
 		if (b->len == 0)
 			continue;
-		if (s->skip) {
-			/* resuming inside a frame: drop what was read before */
-			size_t k = s->text_len - s->text_pos;
-			if (k > s->skip)
-				k = (size_t)s->skip;
-			s->text_pos += k;
-			s->skip -= k;
-			if (s->text_pos == s->text_len)
-				continue;
-		}
+		if (drop_skipped(s))
+			continue;
 		return 1;
 	}
 }
@@ -951,18 +960,10 @@ static int refill(struct mfs_source *s, int *truncated, mfs_diag *d)
 			}
 		}
 		if (s->text_len > before) {
-			if (s->skip) {
-				/* resuming inside a frame: drop what was read before */
-				size_t k = s->text_len - s->text_pos;
-				if (k > s->skip)
-					k = (size_t)s->skip;
-				s->text_pos += k;
-				s->skip -= k;
-				if (s->text_pos == s->text_len) {
-					s->text_doff += s->text_len;
-					s->text_len = s->text_pos = 0;
-					continue;
-				}
+			if (drop_skipped(s)) {
+				s->text_doff += s->text_len;
+				s->text_len = s->text_pos = 0;
+				continue;
 			}
 			return 1;
 		}
