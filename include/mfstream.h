@@ -522,6 +522,81 @@ MFS_API int mfs_checkpoint_load_newest(mfs_model **out, const char *dir, const c
 				       mfs_bad_record_fn on_skip, void *ctx, char *path,
 				       size_t path_len, mfs_diag *diag);
 
+/* ===================================================================== */
+/* Serving: query the newest model while it is replaced                  */
+/* ===================================================================== */
+
+/*
+ * A server holds the model of a path (a model file, or a checkpoint directory:
+ * its newest valid checkpoint) for queries from any number of threads, and
+ * swaps in a newer one on mfs_server_refresh() without stopping them.
+ *
+ * Queries pin the current view with mfs_server_acquire(), query it
+ * (mfs_view_recommend, mfs_view_similar, and the read-only model calls on
+ * mfs_view_model()), and unpin it with mfs_server_release(). A refresh loads the
+ * newer model with no lock held and then swaps a pointer; the model it
+ * replaces stays whole until its last pin is released, then it is freed. An
+ * answer therefore always comes from one whole model.
+ */
+typedef struct mfs_server mfs_server;
+
+/*
+ * Open path for serving and load its model. kernel as in mfs_config (NULL:
+ * auto). For a directory, damaged checkpoints are passed to on_skip (may be
+ * NULL) and the previous one is used. Returns 0, or the codes of
+ * mfs_model_load / mfs_checkpoint_load_newest; diag says why.
+ */
+MFS_API int mfs_server_open(mfs_server **out, const char *path, const char *kernel,
+			    mfs_bad_record_fn on_skip, void *ctx, mfs_diag *diag);
+
+/*
+ * Look at the path again and swap in a newer model if there is one: for a
+ * directory, a checkpoint that holds more events than the model serving (a
+ * damaged newer checkpoint is reported through on_skip once and ignored); for
+ * a file, a changed file. Nothing is loaded while the path is unchanged, so
+ * it is cheap to call often. Any thread; refreshes are serialised. Returns 1
+ * (swapped), 0 (nothing newer), or a negative code (the current model keeps
+ * serving; diag says why).
+ */
+MFS_API int mfs_server_refresh(mfs_server *s, mfs_diag *diag);
+
+/*
+ * A view: one whole model and what serving built for it (a compact int8 copy
+ * of the item table that top-K scans first). Pin the current one with
+ * mfs_server_acquire() (never NULL for an open server; any thread), query it,
+ * unpin it with mfs_server_release(), which frees it if it was replaced.
+ */
+typedef struct mfs_view mfs_view;
+
+MFS_API const mfs_view *mfs_server_acquire(mfs_server *s);
+MFS_API void mfs_server_release(mfs_server *s, const mfs_view *v);
+
+/* The view's model, for the read-only model calls (predict, row, find, info). */
+MFS_API const mfs_model *mfs_view_model(const mfs_view *v);
+
+/*
+ * mfs_model_recommend and mfs_model_similar, the same results (the exact
+ * top-K: the int8 scan only discards items whose score cannot reach the k-th
+ * best, the rest are scored from the float rows), faster: the scan streams a
+ * quarter of the bytes. Same returns.
+ */
+MFS_API int mfs_view_recommend(const mfs_view *v, const char *user, size_t user_len, size_t k,
+			       mfs_scored *out);
+MFS_API int mfs_view_similar(const mfs_view *v, const char *item, size_t item_len, size_t k,
+			     mfs_scored *out);
+
+typedef struct mfs_server_info {
+	uint64_t events;         /* lifetime events of the model serving */
+	uint64_t refreshes;      /* models swapped in since open */
+	uint64_t retired_pinned; /* replaced models still pinned by queries */
+	char path[4096];         /* the file the serving model came from */
+} mfs_server_info;
+
+MFS_API int mfs_server_info_get(mfs_server *s, mfs_server_info *info);
+
+/* Free the server and its models. No model may be pinned. NULL is a no-op. */
+MFS_API void mfs_server_free(mfs_server *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -106,6 +106,15 @@ struct mfs_kernels {
 	 */
 	void (*score)(const float *u, const float *rows, size_t stride, size_t n, size_t count,
 		      float *out);
+
+	/*
+	 * Batch score of int8 rows (the compact copy of the item table that
+	 * serving scans first): out[j] = sum_i u[i] * (float)rows[j * stride + i]
+	 * for j < count. n is a multiple of 16; stride (bytes) >= n. The caller
+	 * applies each row's scale.
+	 */
+	void (*score_i8)(const float *u, const int8_t *rows, size_t stride, size_t n, size_t count,
+			 float *out);
 };
 
 extern const struct mfs_kernels mfs_kernels_scalar;

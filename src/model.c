@@ -696,6 +696,22 @@ MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t use
 	return (int)got;
 }
 
+/* serve.c: what mfs_model_recommend ranks by, for a top-K of its own. */
+const float *mfs_model_user_query(const mfs_model *m, const char *user, size_t len, float *buf,
+				  float *base)
+{
+	int64_t u = find_row(m, &m->user, user, len);
+	float ub = 0.0f;
+	const float *p = u >= 0 ? user_vector(m, u, user, len, buf, &ub) : NULL;
+	*base = raw_mu(m) + ub;
+	return p;
+}
+
+float mfs_model_link(const mfs_model *m, float raw)
+{
+	return apply_link(m, raw);
+}
+
 MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_len, size_t k,
 			      mfs_scored *out)
 {

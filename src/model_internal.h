@@ -63,4 +63,14 @@ static inline float *mfs_row(const struct mfs_table *s, uint64_t row, uint32_t s
 	return s->rows + row * (size_t)stride;
 }
 
+/*
+ * For serve.c's top-K, the terms mfs_model_recommend ranks by: *base = the raw
+ * mu + b_user; returns the user's factor vector (buf when its two rows are
+ * summed; stride floats), or NULL for a cold user. mfs_model_link turns a raw
+ * score into the prediction printed.
+ */
+const float *mfs_model_user_query(const mfs_model *m, const char *user, size_t len, float *buf,
+				  float *base);
+float mfs_model_link(const mfs_model *m, float raw);
+
 #endif

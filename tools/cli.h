@@ -34,6 +34,12 @@ double cli_now(void); /* CLOCK_MONOTONIC seconds */
  */
 int cli_load_model(const char *path, const char *kernel, mfs_model **out);
 
+/* Open --model PATH for serving (model file or checkpoint directory), as
+ * cli_load_model. Returns 0 or EXIT_RUNTIME after printing the reason. */
+int cli_open_server(const char *path, const char *kernel, mfs_server **out);
+/* "warning: skipping <diag>" on stderr: the on_skip of checkpoint loading. */
+void cli_warn_skip(void *ctx, const mfs_diag *d);
+
 /* Bad-record reporter for sources: prints the first few, counts all. */
 struct cli_bad {
 	uint64_t count;
@@ -51,6 +57,16 @@ struct cli_eval {
 int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int format,
 		 const char *fields, struct cli_eval *ev);
 
+/* Per-query latencies (--stats): add one in microseconds (0, or -1 out of
+ * memory); print {"queries", "p50_us", "p90_us", "p99_us", "max_us",
+ * "mean_us", and the model's items, dim, kernel} on stderr and free them. */
+struct cli_latency {
+	double *us;
+	size_t n, cap;
+};
+int cli_latency_add(struct cli_latency *l, double us);
+void cli_latency_print(struct cli_latency *l, const mfs_model *m);
+
 /* Print s as a JSON string (quoted, escaped) to f. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 
@@ -62,6 +78,7 @@ int cmd_similar(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* Reader options shared by train and scan (cli_scan.c): --io, --follow, --reader-thread.
  * 0, or a usage error printed and -1. */

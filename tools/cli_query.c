@@ -5,22 +5,30 @@
 #include <string.h>
 
 #include "cli.h"
+#include "internal.h"
 
 struct qopts {
 	const char *model, *user, *item, *titles, *kernel;
+	const char *users, *items, *exclude; /* --users FILE, --items FILE, --exclude FILE */
 	uint64_t k;
-	int json;
+	int stats;
 };
 
-/* Common option loop. which: bit 1 user, 2 item, 4 k, 8 titles. Returns -1 to continue, else exit code. */
+/* Options beyond --model/--kernel/--help a command takes (the `which` bits). */
+enum { Q_USER = 1, Q_ITEM = 2, Q_K = 4, Q_TITLES = 8, Q_USERS = 16, Q_ITEMS = 32, Q_EXCLUDE = 64,
+       Q_STATS = 128 };
+
+/* Common option loop. Returns -1 to continue, else an exit code. */
 static int parse_query(const char *cmd, const char *help, int argc, char **argv, struct qopts *q,
 		       int which)
 {
 	static const struct option opts[] = {
-		{ "model", required_argument, 0, 'm' }, { "user", required_argument, 0, 'u' },
-		{ "item", required_argument, 0, 'i' },	{ "k", required_argument, 0, 'k' },
-		{ "titles", required_argument, 0, 't' }, { "kernel", required_argument, 0, 'K' },
-		{ "help", no_argument, 0, 'h' },	{ 0, 0, 0, 0 },
+		{ "model", required_argument, 0, 'm' },	  { "user", required_argument, 0, 'u' },
+		{ "item", required_argument, 0, 'i' },	  { "k", required_argument, 0, 'k' },
+		{ "titles", required_argument, 0, 't' },  { "kernel", required_argument, 0, 'K' },
+		{ "users", required_argument, 0, 'U' },	  { "items", required_argument, 0, 'I' },
+		{ "exclude", required_argument, 0, 'x' }, { "stats", no_argument, 0, 'S' },
+		{ "help", no_argument, 0, 'h' },	  { 0, 0, 0, 0 },
 	};
 	memset(q, 0, sizeof *q);
 	q->k = 10;
@@ -28,6 +36,7 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hm:u:i:k:t:", opts, NULL)) != -1) {
+		int need = 0;
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
@@ -35,29 +44,42 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 		case 'm':
 			q->model = optarg;
 			break;
+		case 'K':
+			q->kernel = optarg;
+			break;
 		case 'u':
-			if (!(which & 1))
-				goto unknown;
+			need = Q_USER;
 			q->user = optarg;
 			break;
 		case 'i':
-			if (!(which & 2))
-				goto unknown;
+			need = Q_ITEM;
 			q->item = optarg;
 			break;
 		case 'k':
-			if (!(which & 4))
+			if (!(which & Q_K))
 				goto unknown;
 			if (cli_u64(cmd, "-k", optarg, 1, 1000000, &q->k) < 0)
 				return EXIT_USAGE;
 			break;
 		case 't':
-			if (!(which & 8))
-				goto unknown;
+			need = Q_TITLES;
 			q->titles = optarg;
 			break;
-		case 'K':
-			q->kernel = optarg;
+		case 'U':
+			need = Q_USERS;
+			q->users = optarg;
+			break;
+		case 'I':
+			need = Q_ITEMS;
+			q->items = optarg;
+			break;
+		case 'x':
+			need = Q_EXCLUDE;
+			q->exclude = optarg;
+			break;
+		case 'S':
+			need = Q_STATS;
+			q->stats = 1;
 			break;
 		case ':':
 			return cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
@@ -65,13 +87,15 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 		unknown:
 			return cli_usage(cmd, "unknown option \"%s\"", argv[optind - 1]);
 		}
+		if (need && !(which & need))
+			goto unknown;
 	}
 	if (!q->model)
 		return cli_usage(cmd, "--model PATH is required");
-	if ((which & 1) && !q->user)
-		return cli_usage(cmd, "--user ID is required");
-	if ((which & 2) && !q->item)
-		return cli_usage(cmd, "--item ID is required");
+	if ((which & Q_USER) && !!q->user == !!q->users)
+		return cli_usage(cmd, "give --user ID or --users FILE (one of them)");
+	if ((which & Q_ITEM) && !!q->item == !!q->items)
+		return cli_usage(cmd, "give --item ID or --items FILE (one of them)");
 	return -1;
 }
 
@@ -83,83 +107,404 @@ static void print_id(const mfs_model *m, int side, uint32_t row)
 		fwrite(id, 1, len, stdout);
 }
 
+/* --- queries from a file, one ID per line ------------------------------ */
+
+/* Open FILE ("-": standard input); prints the error. */
+static FILE *open_list(const char *path)
+{
+	FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "r");
+	if (!f)
+		cli_error("%s: %s", path, strerror(errno));
+	return f;
+}
+
+/* The next ID of a list: the line without its end, surrounding blanks trimmed.
+ * Returns its length (0 for a blank line), or -1 at the end. */
+static ssize_t next_id(FILE *f, char **line, size_t *cap, char **id)
+{
+	ssize_t n = getline(line, cap, f);
+	if (n < 0)
+		return -1;
+	char *p = *line;
+	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
+		p[--n] = 0;
+	while (*p == ' ' || *p == '\t') {
+		p++;
+		n--;
+	}
+	*id = p;
+	return n;
+}
+
+/* --- --exclude: a set of (user, item) pairs ------------------------------ */
+
+/* Open addressing over 64-bit keys of pairs (and a count per user key). */
+struct keyset {
+	uint64_t *key; /* 0 = empty */
+	uint32_t *cnt;
+	size_t cap, n;
+};
+
+static uint64_t nonzero(uint64_t k)
+{
+	return k ? k : 1;
+}
+
+/* The slot of key (its own or the empty one where it goes). */
+static size_t keyset_slot(const struct keyset *s, uint64_t key)
+{
+	size_t i = (size_t)(key * 0x9E3779B97F4A7C15ull >> 20) & (s->cap - 1);
+	while (s->key[i] && s->key[i] != key)
+		i = (i + 1) & (s->cap - 1);
+	return i;
+}
+
+static int keyset_grow(struct keyset *s)
+{
+	struct keyset g = { NULL, NULL, s->cap ? 2 * s->cap : 1024, s->n };
+	g.key = calloc(g.cap, sizeof *g.key);
+	g.cnt = calloc(g.cap, sizeof *g.cnt);
+	if (!g.key || !g.cnt) {
+		free(g.key);
+		free(g.cnt);
+		return -1;
+	}
+	for (size_t i = 0; i < s->cap; i++)
+		if (s->key[i]) {
+			size_t j = keyset_slot(&g, s->key[i]);
+			g.key[j] = s->key[i];
+			g.cnt[j] = s->cnt[i];
+		}
+	free(s->key);
+	free(s->cnt);
+	*s = g;
+	return 0;
+}
+
+/* Add key (count += 1); returns 1 if it was new, 0 if present, -1 out of memory. */
+static int keyset_add(struct keyset *s, uint64_t key)
+{
+	if (4 * (s->n + 1) > 3 * s->cap && keyset_grow(s) < 0)
+		return -1;
+	size_t i = keyset_slot(s, key);
+	int fresh = s->key[i] == 0;
+	s->key[i] = key;
+	s->cnt[i]++;
+	s->n += fresh;
+	return fresh;
+}
+
+static uint32_t keyset_count(const struct keyset *s, uint64_t key)
+{
+	if (!s->cap)
+		return 0;
+	size_t i = keyset_slot(s, key);
+	return s->key[i] ? s->cnt[i] : 0;
+}
+
+static void keyset_free(struct keyset *s)
+{
+	free(s->key);
+	free(s->cnt);
+}
+
+struct exclude {
+	struct keyset pairs, users; /* users: how many pairs each user has */
+};
+
+static uint64_t user_key(const char *u, size_t ul)
+{
+	return nonzero(mfs_hash_id(u, ul, 0x5eedu));
+}
+
+static uint64_t pair_key(const char *u, size_t ul, const char *it, size_t il)
+{
+	return nonzero(mfs_hash_id(it, il, user_key(u, ul)));
+}
+
+static int split_pair(char *line, char **u, size_t *ul, char **it, size_t *il);
+
+/* Read "user item" lines; malformed lines are reported (first five) and skipped. */
+static int exclude_load(struct exclude *x, const char *path)
+{
+	memset(x, 0, sizeof *x);
+	FILE *f = open_list(path);
+	if (!f)
+		return EXIT_RUNTIME;
+	char *line = NULL;
+	size_t cap = 0;
+	uint64_t ln = 0, bad = 0;
+	int rc = 0;
+	while (getline(&line, &cap, f) > 0) {
+		ln++;
+		char *u, *it;
+		size_t ul, il;
+		if (split_pair(line, &u, &ul, &it, &il) < 0) {
+			if (line[0] && ++bad <= 5)
+				cli_error("%s:%llu: expected \"user item\"; line skipped", path,
+					  (unsigned long long)ln);
+			continue;
+		}
+		int fresh = keyset_add(&x->pairs, pair_key(u, ul, it, il));
+		if (fresh > 0)
+			fresh = keyset_add(&x->users, user_key(u, ul));
+		if (fresh < 0) {
+			cli_error("%s: out of memory", path);
+			rc = EXIT_RUNTIME;
+			break;
+		}
+	}
+	if (bad > 5)
+		cli_error("%s: %llu malformed lines skipped", path, (unsigned long long)bad);
+	free(line);
+	if (f != stdin)
+		fclose(f);
+	return rc;
+}
+
+/* --- recommend ----------------------------------------------------------- */
+
 static const char recommend_help[] =
-	"Usage: mfstream recommend --model PATH --user ID [-k N]\n"
+	"Usage: mfstream recommend --model PATH (--user ID | --users FILE) [-k N]\n"
+	"                          [--exclude FILE] [--stats]\n"
 	"\n"
 	"The N (default 10) items with the highest predicted rating for a user, best\n"
 	"first, as \"item<TAB>score\" lines. Items are ranked by mu + b_user + b_item +\n"
-	"p_user.q_item; the score printed is that prediction kept inside the rating\n"
-	"range. An unknown user gets the items with the highest mu + b_item.\n"
+	"p_user.q_item (every item scored, the best N kept in a heap: no full sort);\n"
+	"the score printed is that prediction kept inside the rating range. An unknown\n"
+	"(cold) user gets the items with the highest mu + b_item.\n"
 	"\n"
-	"  --model PATH   a model file or a checkpoint directory (newest valid)\n"
-	"  --user ID      the user\n"
-	"  -k, --k N      how many items (default 10)\n"
-	"  --kernel K     auto|scalar|avx2|avx512|neon\n";
+	"  --model PATH    a model file or a checkpoint directory (newest valid)\n"
+	"  --user ID       the user\n"
+	"  --users FILE    many users, one ID per line ('-': standard input); prints\n"
+	"                  \"user<TAB>item<TAB>score\" lines, one block per user\n"
+	"  -k, --k N       how many items (default 10)\n"
+	"  --exclude FILE  \"user item\" lines (TAB, spaces, ',' or '::'): pairs never\n"
+	"                  recommended, e.g. the items a user has already rated\n"
+	"  --stats         print {\"queries\", \"p50_us\", \"p90_us\", \"p99_us\", \"max_us\", ...}\n"
+	"                  on stderr: the time of each query (scoring, selection, exclusion;\n"
+	"                  not the printing), measured inside the process\n"
+	"  --kernel K      auto|scalar|avx2|avx512|neon\n";
+
+/* Top-k for one user, without excluded pairs; prints it. Returns 0 or -1. */
+static int recommend_one(const mfs_view *v, const char *user, size_t ulen, size_t k,
+			 const struct exclude *x, int prefix, mfs_scored *buf, size_t buf_cap,
+			 struct cli_latency *lat)
+{
+	const mfs_model *m = mfs_view_model(v);
+	double t0 = lat ? cli_now() : 0;
+	size_t want = k, got;
+	mfs_scored *res = buf;
+	mfs_scored *grown = NULL;
+	if (x)
+		want += keyset_count(&x->users, user_key(user, ulen));
+	if (want > buf_cap && !(res = grown = malloc(want * sizeof *res)))
+		return -1;
+	int n = mfs_view_recommend(v, user, ulen, want, res);
+	if (n < 0) {
+		free(grown);
+		return -1;
+	}
+	got = 0;
+	for (int i = 0; i < n && got < k; i++) {
+		if (x) {
+			const char *id;
+			size_t il;
+			mfs_model_row(m, MFS_ITEMS, res[i].row, &id, &il, NULL);
+			if (keyset_count(&x->pairs, pair_key(user, ulen, id, il)))
+				continue;
+		}
+		res[got++] = res[i];
+	}
+	if (lat && cli_latency_add(lat, (cli_now() - t0) * 1e6) < 0) {
+		free(grown);
+		return -1;
+	}
+	for (size_t i = 0; i < got; i++) {
+		if (prefix) {
+			fwrite(user, 1, ulen, stdout);
+			putchar('\t');
+		}
+		print_id(m, MFS_ITEMS, res[i].row);
+		printf("\t%.4f\n", res[i].score);
+	}
+	free(grown);
+	return 0;
+}
 
 int cmd_recommend(int argc, char **argv)
 {
 	struct qopts q;
-	int rc = parse_query("recommend", recommend_help, argc, argv, &q, 1 | 4);
+	int rc = parse_query("recommend", recommend_help, argc, argv, &q,
+			     Q_USER | Q_K | Q_USERS | Q_EXCLUDE | Q_STATS);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
 		return cli_usage("recommend", "unexpected argument \"%s\"", argv[optind]);
-	mfs_model *m;
-	if ((rc = cli_load_model(q.model, q.kernel, &m)) != 0)
-		return rc;
-	mfs_scored *out = malloc(q.k * sizeof *out);
-	if (!out) {
-		mfs_model_free(m);
+	struct exclude x, *xp = NULL;
+	if (q.exclude) {
+		if ((rc = exclude_load(&x, q.exclude)) != 0)
+			return rc;
+		xp = &x;
+	}
+	FILE *list = NULL;
+	mfs_server *srv = NULL;
+	const mfs_view *v = NULL;
+	const mfs_model *m = NULL;
+	mfs_scored *out = NULL;
+	struct cli_latency lat = { 0 };
+	if (q.users && !(list = open_list(q.users))) {
+		rc = EXIT_RUNTIME;
+		goto done;
+	}
+	if ((rc = cli_open_server(q.model, q.kernel, &srv)) != 0)
+		goto done;
+	v = mfs_server_acquire(srv);
+	m = mfs_view_model(v);
+	if (!(out = malloc(q.k * sizeof *out))) {
 		cli_error("out of memory");
-		return EXIT_RUNTIME;
+		rc = EXIT_RUNTIME;
+		goto done;
 	}
-	if (mfs_model_find(m, MFS_USERS, q.user, strlen(q.user)) < 0)
-		cli_error("note: user \"%s\" is not in the model; recommending by item bias", q.user);
-	int n = mfs_model_recommend(m, q.user, strlen(q.user), q.k, out);
-	for (int i = 0; i < n; i++) {
-		print_id(m, MFS_ITEMS, out[i].row);
-		printf("\t%.4f\n", out[i].score);
+	if (q.user) {
+		if (mfs_model_find(m, MFS_USERS, q.user, strlen(q.user)) < 0)
+			cli_error("note: user \"%s\" is not in the model; recommending by item bias",
+				  q.user);
+		if (recommend_one(v, q.user, strlen(q.user), q.k, xp, 0, out, q.k,
+				  q.stats ? &lat : NULL) < 0)
+			rc = EXIT_RUNTIME;
+	} else {
+		char *line = NULL, *id;
+		size_t cap = 0;
+		ssize_t n;
+		uint64_t cold = 0;
+		while (rc == 0 && (n = next_id(list, &line, &cap, &id)) >= 0) {
+			if (n == 0)
+				continue;
+			cold += mfs_model_find(m, MFS_USERS, id, (size_t)n) < 0;
+			if (recommend_one(v, id, (size_t)n, q.k, xp, 1, out, q.k,
+					  q.stats ? &lat : NULL) < 0)
+				rc = EXIT_RUNTIME;
+		}
+		free(line);
+		if (cold)
+			cli_error("note: %llu users are not in the model; recommended by item bias",
+				  (unsigned long long)cold);
 	}
+	if (rc)
+		cli_error("recommend: out of memory");
+	fflush(stdout);
+	if (q.stats && m)
+		cli_latency_print(&lat, m);
+done:
 	free(out);
-	mfs_model_free(m);
-	return n < 0 ? EXIT_RUNTIME : 0;
+	mfs_server_release(srv, v);
+	mfs_server_free(srv);
+	if (list && list != stdin)
+		fclose(list);
+	if (xp) {
+		keyset_free(&x.pairs);
+		keyset_free(&x.users);
+	}
+	return rc;
 }
 
+/* --- similar -------------------------------------------------------------- */
+
 static const char similar_help[] =
-	"Usage: mfstream similar --model PATH --item ID [-k N]\n"
+	"Usage: mfstream similar --model PATH (--item ID | --items FILE) [-k N] [--stats]\n"
 	"\n"
 	"The N (default 10) items whose factor rows are closest to ID's by cosine,\n"
 	"best first, as \"item<TAB>cosine\" lines.\n"
 	"\n"
 	"  --model PATH   a model file or a checkpoint directory (newest valid)\n"
 	"  --item ID      the item\n"
+	"  --items FILE   many items, one ID per line ('-': standard input); prints\n"
+	"                 \"item<TAB>similar<TAB>cosine\" lines, one block per item\n"
 	"  -k, --k N      how many items (default 10)\n"
+	"  --stats        print {\"queries\", \"p50_us\", \"p99_us\", ...} on stderr (see recommend)\n"
 	"  --kernel K     auto|scalar|avx2|avx512|neon\n";
+
+/* Returns 0, 1 for an unknown item (reported), -1 out of memory. */
+static int similar_one(const mfs_view *v, const char *item, size_t ilen, size_t k, int prefix,
+		       mfs_scored *out, struct cli_latency *lat)
+{
+	const mfs_model *m = mfs_view_model(v);
+	double t0 = lat ? cli_now() : 0;
+	int n = mfs_view_similar(v, item, ilen, k, out);
+	if (n == -MFS_E_NOTFOUND) {
+		cli_error("item \"%.*s\" is not in the model", (int)ilen, item);
+		return 1;
+	}
+	if (n < 0)
+		return -1;
+	if (lat && cli_latency_add(lat, (cli_now() - t0) * 1e6) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		if (prefix) {
+			fwrite(item, 1, ilen, stdout);
+			putchar('\t');
+		}
+		print_id(m, MFS_ITEMS, out[i].row);
+		printf("\t%.4f\n", out[i].score);
+	}
+	return 0;
+}
 
 int cmd_similar(int argc, char **argv)
 {
 	struct qopts q;
-	int rc = parse_query("similar", similar_help, argc, argv, &q, 2 | 4);
+	int rc = parse_query("similar", similar_help, argc, argv, &q, Q_ITEM | Q_K | Q_ITEMS | Q_STATS);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
 		return cli_usage("similar", "unexpected argument \"%s\"", argv[optind]);
-	mfs_model *m;
-	if ((rc = cli_load_model(q.model, q.kernel, &m)) != 0)
-		return rc;
-	mfs_scored *out = malloc(q.k * sizeof *out);
-	int n = out ? mfs_model_similar(m, q.item, strlen(q.item), q.k, out) : -MFS_E_NOMEM;
-	if (n == -MFS_E_NOTFOUND)
-		cli_error("item \"%s\" is not in the model", q.item);
-	else if (n < 0)
-		cli_error("similar: %s", mfs_error_name(n));
-	for (int i = 0; i < n; i++) {
-		print_id(m, MFS_ITEMS, out[i].row);
-		printf("\t%.4f\n", out[i].score);
+	FILE *list = NULL;
+	mfs_server *srv = NULL;
+	const mfs_view *v = NULL;
+	const mfs_model *m = NULL;
+	mfs_scored *out = NULL;
+	struct cli_latency lat = { 0 };
+	if (q.items && !(list = open_list(q.items)))
+		return EXIT_RUNTIME;
+	if ((rc = cli_open_server(q.model, q.kernel, &srv)) != 0)
+		goto done;
+	v = mfs_server_acquire(srv);
+	m = mfs_view_model(v);
+	if (!(out = malloc(q.k * sizeof *out))) {
+		cli_error("out of memory");
+		rc = EXIT_RUNTIME;
+		goto done;
 	}
+	int r = 0;
+	if (q.item) {
+		r = similar_one(v, q.item, strlen(q.item), q.k, 0, out, q.stats ? &lat : NULL);
+	} else {
+		char *line = NULL, *id;
+		size_t cap = 0;
+		ssize_t n;
+		uint64_t unknown = 0;
+		while (r >= 0 && (n = next_id(list, &line, &cap, &id)) >= 0)
+			if (n > 0) {
+				r = similar_one(v, id, (size_t)n, q.k, 1, out, q.stats ? &lat : NULL);
+				unknown += r == 1;
+			}
+		free(line);
+		r = r < 0 ? r : unknown > 0;
+	}
+	if (r < 0)
+		cli_error("similar: out of memory");
+	rc = r != 0 ? EXIT_RUNTIME : 0;
+	fflush(stdout);
+	if (q.stats)
+		cli_latency_print(&lat, m);
+done:
 	free(out);
-	mfs_model_free(m);
-	return n < 0 ? EXIT_RUNTIME : 0;
+	mfs_server_release(srv, v);
+	mfs_server_free(srv);
+	if (list && list != stdin)
+		fclose(list);
+	return rc;
 }
 
 static const char predict_help[] =

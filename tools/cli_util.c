@@ -171,6 +171,21 @@ int cli_load_model(const char *path, const char *kernel, mfs_model **out)
 	return 0;
 }
 
+int cli_open_server(const char *path, const char *kernel, mfs_server **out)
+{
+	mfs_diag d;
+	if (mfs_server_open(out, path, kernel, warn_skip, NULL, &d) < 0) {
+		cli_diag(&d);
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+void cli_warn_skip(void *ctx, const mfs_diag *d)
+{
+	warn_skip(ctx, d);
+}
+
 #define BAD_SHOWN 5
 
 void cli_on_bad(void *ctx, const mfs_diag *d)
@@ -246,4 +261,61 @@ void cli_json_string(FILE *f, const char *s, size_t len)
 			fputc(c, f);
 	}
 	fputc('"', f);
+}
+
+/* --- per-query latency (--stats) --------------------------------------- */
+
+int cli_latency_add(struct cli_latency *l, double us)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 1024;
+		double *p = realloc(l->us, cap * sizeof *p);
+		if (!p)
+			return -1;
+		l->us = p;
+		l->cap = cap;
+	}
+	l->us[l->n++] = us;
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* The nearest-rank percentile p (0..100) of sorted v[0..n). */
+static double percentile(const double *v, size_t n, double p)
+{
+	size_t r = (size_t)(p / 100.0 * (double)n + 0.999999);
+	if (r < 1)
+		r = 1;
+	if (r > n)
+		r = n;
+	return v[r - 1];
+}
+
+void cli_latency_print(struct cli_latency *l, const mfs_model *m)
+{
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	double p50 = 0, p90 = 0, p99 = 0, mx = 0, sum = 0;
+	if (l->n) {
+		qsort(l->us, l->n, sizeof *l->us, cmp_double);
+		p50 = percentile(l->us, l->n, 50);
+		p90 = percentile(l->us, l->n, 90);
+		p99 = percentile(l->us, l->n, 99);
+		mx = l->us[l->n - 1];
+		for (size_t i = 0; i < l->n; i++)
+			sum += l->us[i];
+	}
+	fprintf(stderr,
+		"{\"queries\": %zu, \"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, "
+		"\"max_us\": %.1f, \"mean_us\": %.1f, \"items\": %llu, \"dim\": %u, \"kernel\": \"%s\"}\n",
+		l->n, p50, p90, p99, mx, l->n ? sum / (double)l->n : 0.0,
+		(unsigned long long)info.items, info.dim, info.kernel);
+	free(l->us);
+	l->us = NULL;
+	l->n = l->cap = 0;
 }

@@ -14,8 +14,9 @@ static const char usage[] =
 	"  train [options] INPUT...     learn from events; INPUT is a file, a directory or '-'\n"
 	"  eval --model PATH TEST...    RMSE/MAE of a saved model on rated pairs\n"
 	"  predict --model PATH [FILE]  read \"user item\" lines, write \"user<TAB>item<TAB>score\"\n"
-	"  recommend --model PATH --user ID [-k N]\n"
-	"  similar --model PATH --item ID [-k N]\n"
+	"  recommend --model PATH (--user ID | --users FILE) [-k N]\n"
+	"  similar --model PATH (--item ID | --items FILE) [-k N]\n"
+	"  serve --model PATH [--socket PATH]  answer queries, refreshing as checkpoints land\n"
 	"  inspect --model PATH [--titles FILE]\n"
 	"  gen [options]                write a synthetic stream from a planted model\n"
 	"  scan [options] INPUT...      read and parse without learning (validate, benchmark)\n"
@@ -45,7 +46,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{ "train", cmd_train },	    { "eval", cmd_eval },	{ "predict", cmd_predict },
 		{ "recommend", cmd_recommend }, { "similar", cmd_similar }, { "inspect", cmd_inspect },
-		{ "gen", cmd_gen },	    { "scan", cmd_scan },
+		{ "gen", cmd_gen },	    { "scan", cmd_scan },	{ "serve", cmd_serve },
 	};
 	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
 		if (strcmp(cmd, cmds[i].name) == 0)

@@ -1,0 +1,540 @@
+/*
+ * serve.c - a model held for serving, swapped for a newer one while other
+ * threads query it.
+ *
+ * Readers pin the current model (acquire), query it, and unpin it (release).
+ * A refresh loads the newer model with no lock held, then swaps the pointer
+ * under a short mutex; the model it replaces is retired and freed by whoever
+ * drops its last pin. A reader therefore always sees one whole model, and
+ * nobody waits for a load.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <float.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "model_internal.h"
+#include "topk.h"
+
+/*
+ * The compact copy of the item table that a top-K scans first: every live
+ * item row quantised to int8 with a scale of its own (a quarter of the bytes
+ * of float rows, so the scan streams 4x less memory), with a bound on the
+ * error of each row's approximate score. The scan keeps every item whose
+ * score could still reach the k-th best (upper bound >= the k-th best lower
+ * bound) and scores only those exactly from the float rows, so the result is
+ * the exact top-K of mfs_model_recommend / mfs_model_similar.
+ */
+struct qindex {
+	uint64_t n;    /* live item rows */
+	uint32_t np;   /* bytes per int8 row: dim rounded up to 16 */
+	uint32_t *row; /* n: the model row of each */
+	int8_t *q8;    /* n x np */
+	float *scale;  /* n: row ~ scale * q8 */
+	float *bias;   /* n: the item bias */
+	float *bnd;    /* n: |q - scale*q8| plus float rounding: |p.q - approx| <= |p| * bnd */
+	float *norm;   /* n: |q| as mfs_model_similar computes it */
+};
+
+/* One loaded model, its index, and the pins on it. */
+struct mfs_view {
+	mfs_model *m;
+	struct qindex ix;
+	uint64_t pins;
+	int retired; /* no longer current: freed when pins reaches 0 */
+	struct mfs_view *next;
+};
+
+static void qindex_free(struct qindex *q)
+{
+	free(q->row);
+	free(q->q8);
+	free(q->scale);
+	free(q->bias);
+	free(q->bnd);
+	free(q->norm);
+	memset(q, 0, sizeof *q);
+}
+
+static int qindex_build(struct qindex *q, const mfs_model *m)
+{
+	const struct mfs_table *t = &m->item;
+	uint64_t rows = table_rows(t), n = 0;
+	for (uint64_t r = 0; r < rows; r++)
+		n += row_live(t, r);
+	memset(q, 0, sizeof *q);
+	q->n = n;
+	q->np = (m->cfg.dim + 15u) & ~15u;
+	size_t nn = n ? (size_t)n : 1;
+	q->row = malloc(nn * sizeof *q->row);
+	q->q8 = mfs_alloc_aligned(nn * q->np);
+	q->scale = malloc(nn * sizeof(float));
+	q->bias = malloc(nn * sizeof(float));
+	q->bnd = malloc(nn * sizeof(float));
+	q->norm = malloc(nn * sizeof(float));
+	if (!q->row || !q->q8 || !q->scale || !q->bias || !q->bnd || !q->norm) {
+		qindex_free(q);
+		return -MFS_E_NOMEM;
+	}
+	/* the float rounding of an approximate score is below (np + 16) eps |p| |q| */
+	const double rnd = (double)(q->np + 16) * FLT_EPSILON;
+	uint64_t i = 0;
+	for (uint64_t r = 0; r < rows; r++) {
+		if (!row_live(t, r))
+			continue;
+		const float *v = mfs_row(t, r, m->stride);
+		int8_t *o = q->q8 + i * q->np;
+		float mx = 0.0f;
+		for (uint32_t d = 0; d < m->cfg.dim; d++)
+			mx = fmaxf(mx, fabsf(v[d]));
+		float sc = mx > 0.0f ? mx / 127.0f : 1.0f;
+		double err = 0.0, nq = 0.0;
+		for (uint32_t d = 0; d < m->cfg.dim; d++) {
+			float x = roundf(v[d] / sc);
+			x = x > 127.0f ? 127.0f : x < -127.0f ? -127.0f : x;
+			o[d] = (int8_t)x;
+			double e = (double)v[d] - (double)sc * x;
+			err += e * e;
+			nq += (double)v[d] * v[d];
+		}
+		q->row[i] = (uint32_t)r;
+		q->scale[i] = sc;
+		q->bias[i] = t->bias[r];
+		q->bnd[i] = (float)((sqrt(err) + rnd * sqrt(nq)) * (1.0 + 1e-5) + 1e-30);
+		q->norm[i] = sqrtf(m->k->dot(v, v, m->klen));
+		i++;
+	}
+	return 0;
+}
+
+/* What a path looked like when we last tried it: a refresh loads only on change. */
+struct signature {
+	char name[256]; /* newest checkpoint name ("" for a model file) */
+	uint64_t size, ino;
+	int64_t mtime_ns;
+};
+
+struct mfs_server {
+	char path[4096];
+	int is_dir;
+	char *kernel;
+	mfs_bad_record_fn on_skip;
+	void *ctx;
+	pthread_mutex_t mu;      /* guards cur, snaps and the pins */
+	pthread_mutex_t load_mu; /* one refresh at a time */
+	struct mfs_view *cur;
+	struct mfs_view *snaps; /* current and retired-but-pinned */
+	struct signature tried;
+	char loaded_from[4096];
+	uint64_t refreshes;
+};
+
+static int is_ckpt_entry(const char *n)
+{
+	return strncmp(n, "ckpt-", 5) == 0;
+}
+
+/* The signature of path now: for a directory its newest checkpoint entry. */
+static int signature_of(const struct mfs_server *s, struct signature *sig, mfs_diag *d)
+{
+	memset(sig, 0, sizeof *sig);
+	char file[4096 + 256];
+	const char *stat_path = s->path;
+	if (s->is_dir) {
+		DIR *dp = opendir(s->path);
+		if (!dp) {
+			int e = errno;
+			return mfs_diag_set(d, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, s->path, 0,
+					    0, "cannot read checkpoint directory: %s", strerror(e));
+		}
+		struct dirent *e;
+		while ((e = readdir(dp)) != NULL)
+			if (is_ckpt_entry(e->d_name) && strlen(e->d_name) < sizeof sig->name &&
+			    strcmp(e->d_name, sig->name) > 0)
+				strcpy(sig->name, e->d_name);
+		closedir(dp);
+		if (!sig->name[0])
+			return mfs_diag_set(d, MFS_E_NOTFOUND, 0, s->path, 0, 0,
+					    "no checkpoint in the directory");
+		snprintf(file, sizeof file, "%s/%s", s->path, sig->name);
+		stat_path = file;
+	}
+	struct stat st;
+	if (stat(stat_path, &st) < 0) {
+		int e = errno;
+		return mfs_diag_set(d, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, stat_path, 0, 0,
+				    "%s", strerror(e));
+	}
+	sig->size = (uint64_t)st.st_size;
+	sig->ino = (uint64_t)st.st_ino;
+	sig->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	return 0;
+}
+
+static int same_signature(const struct signature *a, const struct signature *b)
+{
+	return strcmp(a->name, b->name) == 0 && a->size == b->size && a->ino == b->ino &&
+	       a->mtime_ns == b->mtime_ns;
+}
+
+static int load(struct mfs_server *s, mfs_model **m, char *from, size_t from_len, mfs_diag *d)
+{
+	if (s->is_dir)
+		return mfs_checkpoint_load_newest(m, s->path, s->kernel, s->on_skip, s->ctx, from,
+						  from_len, d);
+	snprintf(from, from_len, "%s", s->path);
+	return mfs_model_load(m, s->path, s->kernel, d);
+}
+
+static uint64_t events_of(const mfs_model *m)
+{
+	mfs_model_info info;
+	return mfs_model_info_get(m, &info) == 0 ? info.events : 0;
+}
+
+MFS_API int mfs_server_open(mfs_server **out, const char *path, const char *kernel,
+			    mfs_bad_record_fn on_skip, void *ctx, mfs_diag *diag)
+{
+	if (!out || !path || !*path)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0, "no model path");
+	if (strlen(path) >= sizeof((struct mfs_server *)0)->path)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, "", 0, 0, "model path is too long");
+	struct stat st;
+	if (stat(path, &st) < 0) {
+		int e = errno;
+		return mfs_diag_set(diag, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, path, 0, 0,
+				    "%s", strerror(e));
+	}
+	struct mfs_server *s = calloc(1, sizeof *s);
+	struct mfs_view *sn = calloc(1, sizeof *sn);
+	if (!s || !sn || (kernel && !(s->kernel = strdup(kernel)))) {
+		free(s ? s->kernel : NULL);
+		free(s);
+		free(sn);
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, path, 0, 0, "out of memory");
+	}
+	strcpy(s->path, path);
+	s->is_dir = S_ISDIR(st.st_mode);
+	s->on_skip = on_skip;
+	s->ctx = ctx;
+	/* the signature before the load: a checkpoint landing during it is seen next time */
+	int rc = signature_of(s, &s->tried, diag);
+	if (rc >= 0)
+		rc = load(s, &sn->m, s->loaded_from, sizeof s->loaded_from, diag);
+	if (rc >= 0 && qindex_build(&sn->ix, sn->m) < 0)
+		rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, path, 0, 0, "out of memory");
+	if (rc < 0) {
+		mfs_model_free(sn->m);
+		free(s->kernel);
+		free(s);
+		free(sn);
+		return rc;
+	}
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->load_mu, NULL);
+	s->cur = s->snaps = sn;
+	*out = s;
+	return 0;
+}
+
+MFS_API int mfs_server_refresh(mfs_server *s, mfs_diag *diag)
+{
+	if (!s)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, "", 0, 0, "no server");
+	pthread_mutex_lock(&s->load_mu);
+	struct signature sig;
+	int rc = signature_of(s, &sig, diag);
+	if (rc < 0 || same_signature(&sig, &s->tried)) {
+		pthread_mutex_unlock(&s->load_mu);
+		return rc < 0 ? rc : 0;
+	}
+	s->tried = sig; /* a damaged newest file is reported once, not at every poll */
+	mfs_model *m = NULL;
+	char from[4096];
+	rc = load(s, &m, from, sizeof from, diag);
+	if (rc < 0) {
+		pthread_mutex_unlock(&s->load_mu);
+		return rc;
+	}
+	/* only a newer model replaces the one serving: the newest file may have been
+	 * damaged, and the loader then fell back to one we already have (or older) */
+	uint64_t have = events_of(s->cur->m), got = events_of(m);
+	int newer = s->is_dir ? got > have || (got == have && strcmp(from, s->loaded_from) > 0)
+			      : 1;
+	struct mfs_view *sn = newer ? calloc(1, sizeof *sn) : NULL;
+	if (sn && qindex_build(&sn->ix, m) < 0) {
+		free(sn);
+		sn = NULL;
+	}
+	if (!sn) {
+		mfs_model_free(m);
+		pthread_mutex_unlock(&s->load_mu);
+		return newer ? mfs_diag_set(diag, MFS_E_NOMEM, 0, s->path, 0, 0, "out of memory") : 0;
+	}
+	sn->m = m;
+	struct mfs_view *old_free = NULL;
+	pthread_mutex_lock(&s->mu);
+	struct mfs_view *old = s->cur;
+	old->retired = 1;
+	sn->next = s->snaps;
+	s->snaps = sn;
+	s->cur = sn;
+	if (old->pins == 0) { /* unlink and free it outside the lock */
+		for (struct mfs_view **pp = &s->snaps; *pp; pp = &(*pp)->next)
+			if (*pp == old) {
+				*pp = old->next;
+				break;
+			}
+		old_free = old;
+	}
+	s->refreshes++;
+	snprintf(s->loaded_from, sizeof s->loaded_from, "%s", from);
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->load_mu);
+	if (old_free) {
+		qindex_free(&old_free->ix);
+		mfs_model_free(old_free->m);
+		free(old_free);
+	}
+	return 1;
+}
+
+MFS_API const mfs_view *mfs_server_acquire(mfs_server *s)
+{
+	if (!s)
+		return NULL;
+	pthread_mutex_lock(&s->mu);
+	struct mfs_view *sn = s->cur;
+	sn->pins++;
+	pthread_mutex_unlock(&s->mu);
+	return sn;
+}
+
+MFS_API void mfs_server_release(mfs_server *s, const mfs_view *v)
+{
+	if (!s || !v)
+		return;
+	struct mfs_view *dead = NULL;
+	pthread_mutex_lock(&s->mu);
+	for (struct mfs_view **pp = &s->snaps; *pp; pp = &(*pp)->next) {
+		struct mfs_view *sn = *pp;
+		if (sn != v)
+			continue;
+		if (sn->pins > 0)
+			sn->pins--;
+		if (sn->pins == 0 && sn->retired) {
+			*pp = sn->next;
+			dead = sn;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&s->mu);
+	if (dead) {
+		qindex_free(&dead->ix);
+		mfs_model_free(dead->m);
+		free(dead);
+	}
+}
+
+MFS_API const mfs_model *mfs_view_model(const mfs_view *v)
+{
+	return v ? v->m : NULL;
+}
+
+/* Candidates of a scan: index entries whose upper bound reached the threshold. */
+struct cands {
+	uint32_t *idx;
+	float *hi;
+	size_t n, cap;
+};
+
+static int cands_push(struct cands *c, uint32_t i, float hi)
+{
+	if (c->n == c->cap) {
+		size_t cap = c->cap ? 2 * c->cap : 1024;
+		uint32_t *a = realloc(c->idx, cap * sizeof *a);
+		if (!a)
+			return -1;
+		c->idx = a;
+		float *b = realloc(c->hi, cap * sizeof *b);
+		if (!b)
+			return -1;
+		c->hi = b;
+		c->cap = cap;
+	}
+	c->idx[c->n] = i;
+	c->hi[c->n++] = hi;
+	return 0;
+}
+
+#define SCAN_BLOCK 1024
+
+/*
+ * The exact top-k of q's scores over the index, skip excluded (-1 for none).
+ * Recommend (cos == 0): score = base + bias + q.row. Similar (cos == 1):
+ * score = q.row / (|q| |row|) as mfs_model_similar. Returns the count or
+ * -MFS_E_NOMEM.
+ */
+static int scan(const struct mfs_view *v, const float *q, float base, int cos, int64_t skip, size_t k,
+		mfs_scored *out)
+{
+	const mfs_model *m = v->m;
+	const struct qindex *ix = &v->ix;
+	float qn = 0.0f;
+	if (q)
+		qn = sqrtf(m->k->dot(q, q, m->klen));
+	const float qinv = qn > 0.0f ? 1.0f / qn : 0.0f;
+	/* the k best lower bounds so far: h[0] is the threshold */
+	mfs_scored lbuf[64], *lh = k <= 64 ? lbuf : malloc(k * sizeof *lh);
+	struct topk lo = { lh, k, 0 };
+	struct cands c = { 0 };
+	float sc[SCAN_BLOCK], av[SCAN_BLOCK], hv[SCAN_BLOCK];
+	int rc = 0;
+	if (!lh)
+		return -MFS_E_NOMEM;
+	for (uint64_t b = 0; b < ix->n && rc == 0; b += SCAN_BLOCK) {
+		size_t cnt = ix->n - b < SCAN_BLOCK ? (size_t)(ix->n - b) : SCAN_BLOCK;
+		if (q)
+			m->k->score_i8(q, ix->q8 + b * ix->np, ix->np, ix->np, cnt, sc);
+		else
+			memset(sc, 0, cnt * sizeof *sc);
+		/* approximate scores and their error bounds, in loops that vectorise */
+		const float *bias = ix->bias + b, *scale = ix->scale + b, *bnd = ix->bnd + b;
+		const float *norm = ix->norm + b;
+		/* the threshold so far: a block none of whose rows reach it is done */
+		const float thr0 = lo.n == k ? lo.h[0].score : -INFINITY;
+		int any = 0;
+		if (!cos) {
+			for (size_t j = 0; j < cnt; j++) {
+				float a = base + bias[j] + scale[j] * sc[j];
+				float h = a + qn * bnd[j] + 4.0f * FLT_EPSILON * (fabsf(a) + fabsf(base));
+				av[j] = a;
+				hv[j] = h;
+				any |= h >= thr0;
+			}
+		} else {
+			for (size_t j = 0; j < cnt; j++) {
+				/* a zero row or query: the exact cosine is 0 */
+				float rinv = norm[j] > 0.0f ? qinv / norm[j] : 0.0f;
+				float a = scale[j] * sc[j] * rinv;
+				av[j] = a;
+				float h = a + (rinv > 0.0f ? bnd[j] * qn * rinv : 0.0f) +
+					  8.0f * FLT_EPSILON * (fabsf(a) + 1.0f);
+				hv[j] = h;
+				any |= h >= thr0;
+			}
+		}
+		float thr = thr0;
+		for (size_t j = 0; any && j < cnt; j++) {
+			if (hv[j] < thr)
+				continue;
+			uint32_t i = (uint32_t)(b + j);
+			if ((int64_t)ix->row[i] == skip)
+				continue;
+			topk_offer(&lo, i, av[j] - (hv[j] - av[j]));
+			if (lo.n == k)
+				thr = lo.h[0].score;
+			if (cands_push(&c, i, hv[j]) < 0) {
+				rc = -MFS_E_NOMEM;
+				break;
+			}
+		}
+	}
+	size_t got = 0;
+	if (rc == 0) {
+		const float thr = lo.n == k ? lo.h[0].score : -INFINITY;
+		struct topk t = { out, k, 0 };
+		for (size_t j = 0; j < c.n; j++) {
+			if (c.hi[j] < thr)
+				continue;
+			uint32_t r = ix->row[c.idx[j]];
+			const float *row = mfs_row(&m->item, r, m->stride);
+			float d = q ? m->k->dot(q, row, m->klen) : 0.0f;
+			float s;
+			if (!cos) {
+				s = base + m->item.bias[r] + d;
+			} else {
+				float rn = ix->norm[c.idx[j]];
+				s = (qn > 0.0f && rn > 0.0f) ? d / (qn * rn) : 0.0f;
+			}
+			topk_offer(&t, r, s);
+		}
+		got = topk_finish(&t);
+		if (!cos)
+			for (size_t j = 0; j < got; j++)
+				out[j].score = mfs_model_link(m, out[j].score);
+	}
+	if (lh != lbuf)
+		free(lh);
+	free(c.idx);
+	free(c.hi);
+	return rc < 0 ? rc : (int)got;
+}
+
+MFS_API int mfs_view_recommend(const mfs_view *v, const char *user, size_t user_len, size_t k,
+			       mfs_scored *out)
+{
+	if (!v || (!out && k))
+		return -MFS_E_INVAL;
+	if (k > v->ix.n)
+		k = (size_t)v->ix.n;
+	if (k == 0)
+		return 0;
+	float buf[MFS_DIM_MAX_STRIDE] __attribute__((aligned(64)));
+	float base;
+	const float *p = mfs_model_user_query(v->m, user, user_len, buf, &base);
+	return scan(v, p, base, 0, -1, k, out);
+}
+
+MFS_API int mfs_view_similar(const mfs_view *v, const char *item, size_t item_len, size_t k,
+			     mfs_scored *out)
+{
+	if (!v || (!out && k))
+		return -MFS_E_INVAL;
+	int64_t it = mfs_model_find(v->m, MFS_ITEMS, item, item_len);
+	if (it < 0)
+		return -MFS_E_NOTFOUND;
+	if (k > v->ix.n - 1)
+		k = (size_t)(v->ix.n - 1);
+	if (k == 0)
+		return 0;
+	return scan(v, mfs_row(&v->m->item, (uint64_t)it, v->m->stride), 0.0f, 1, it, k, out);
+}
+
+MFS_API int mfs_server_info_get(mfs_server *s, mfs_server_info *info)
+{
+	if (!s || !info)
+		return -MFS_E_INVAL;
+	memset(info, 0, sizeof *info);
+	pthread_mutex_lock(&s->mu);
+	info->events = events_of(s->cur->m);
+	info->refreshes = s->refreshes;
+	for (struct mfs_view *sn = s->snaps; sn; sn = sn->next)
+		info->retired_pinned += sn->retired;
+	snprintf(info->path, sizeof info->path, "%s", s->loaded_from);
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+MFS_API void mfs_server_free(mfs_server *s)
+{
+	if (!s)
+		return;
+	struct mfs_view *sn = s->snaps;
+	while (sn) {
+		struct mfs_view *next = sn->next;
+		qindex_free(&sn->ix);
+		mfs_model_free(sn->m);
+		free(sn);
+		sn = next;
+	}
+	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->load_mu);
+	free(s->kernel);
+	free(s);
+}

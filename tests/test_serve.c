@@ -1,0 +1,521 @@
+/* test_serve.c - serving: exact top-K from the int8 scan, refresh under concurrent queries,
+ * damaged checkpoints ignored, and the recommend/similar/serve commands. */
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "support.h"
+
+#define RUN(r, ...)                                                                  \
+	do {                                                                         \
+		const char *argv_[] = { MFS_CLI, __VA_ARGS__, NULL };                \
+		assert_int_equal(mfs_run_argv(r, (char *const *)argv_, NULL, 0), 0); \
+	} while (0)
+
+static uint64_t lcg(uint64_t *s)
+{
+	*s = *s * 6364136223846793005ull + 1442695040888963407ull;
+	return *s >> 33;
+}
+
+/* Learn n random events over users x items (IDs "u<k>", "i<k>") into m. */
+static void learn_random(mfs_model *m, uint64_t *seed, size_t n, unsigned users, unsigned items)
+{
+	char ub[32], ib[32];
+	for (size_t e = 0; e < n; e++) {
+		int ul = snprintf(ub, sizeof ub, "u%u", (unsigned)(lcg(seed) % users));
+		int il = snprintf(ib, sizeof ib, "i%u", (unsigned)(lcg(seed) % items));
+		mfs_event ev = { ub, ib, (uint32_t)ul, (uint32_t)il,
+				 (float)(1 + lcg(seed) % 5), 0 };
+		assert_int_equal(mfs_model_learn(m, &ev, 1, NULL), 1);
+	}
+}
+
+static mfs_model *make_model(mfs_config *cfg, uint64_t seed, size_t events, unsigned users,
+			     unsigned items)
+{
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, cfg, NULL), 0);
+	learn_random(m, &seed, events, users, items);
+	return m;
+}
+
+/* The view's top-k equals the float scan of mfs_model_recommend (same rows; a
+ * near-tie may swap, so scores are compared with a tolerance) and the best k
+ * of mfs_model_predict over every item. */
+static void check_recommend(const mfs_view *v, const char *user, size_t k)
+{
+	const mfs_model *m = mfs_view_model(v);
+	mfs_scored a[64], b[64];
+	int na = mfs_view_recommend(v, user, strlen(user), k, a);
+	int nb = mfs_model_recommend(m, user, strlen(user), k, b);
+	assert_int_equal(na, nb);
+	for (int i = 0; i < na; i++) /* rows may differ only where scores tie */
+		assert_true(fabsf(a[i].score - b[i].score) <= 1e-5f);
+	/* brute force: every item's prediction, the k largest */
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	float *all = malloc(info.item_rows * sizeof *all);
+	size_t n = 0;
+	for (uint64_t r = 0; r < info.item_rows; r++) {
+		const char *id;
+		size_t len;
+		if (mfs_model_row(m, MFS_ITEMS, (uint32_t)r, &id, &len, NULL) < 0)
+			continue;
+		assert_true(mfs_model_predict(m, user, strlen(user), id, len, &all[n]) >= 0);
+		n++;
+	}
+	for (int i = 0; i < na; i++) { /* selection of the i-th largest */
+		size_t best = (size_t)i;
+		for (size_t j = (size_t)i; j < n; j++)
+			if (all[j] > all[best])
+				best = j;
+		float t = all[i];
+		all[i] = all[best];
+		all[best] = t;
+		assert_true(fabsf(all[i] - a[i].score) <= 1e-4f);
+	}
+	free(all);
+}
+
+static void check_similar(const mfs_view *v, const char *item, size_t k)
+{
+	mfs_scored a[64], b[64];
+	int na = mfs_view_similar(v, item, strlen(item), k, a);
+	int nb = mfs_model_similar(mfs_view_model(v), item, strlen(item), k, b);
+	assert_int_equal(na, nb);
+	for (int i = 0; i < na; i++)
+		assert_true(fabsf(a[i].score - b[i].score) <= 1e-5f);
+}
+
+static void topk_cases(mfs_config *cfg, const char *name)
+{
+	mfs_model *m = make_model(cfg, 7, 60000, 300, 2500);
+	const char *path = mfs_test_path(name);
+	assert_int_equal(mfs_model_save(m, path, NULL, NULL), 0);
+	mfs_model_free(m);
+	mfs_server *s;
+	assert_int_equal(mfs_server_open(&s, path, NULL, NULL, NULL, NULL), 0);
+	const mfs_view *v = mfs_server_acquire(s);
+	char id[32];
+	for (unsigned u = 0; u < 40; u++) {
+		snprintf(id, sizeof id, "u%u", u);
+		check_recommend(v, id, u % 3 ? 10 : 50);
+		snprintf(id, sizeof id, "i%u", u * 7);
+		check_similar(v, id, 10);
+	}
+	check_recommend(v, "nobody", 10); /* cold: by bias */
+	mfs_scored one;
+	assert_int_equal(mfs_view_similar(v, "no-such-item", 12, 1, &one), -MFS_E_NOTFOUND);
+	mfs_server_release(s, v);
+	mfs_server_free(s);
+}
+
+/* The int8 scan keeps the exact top-K: dims with and without padding, both
+ * links, SGD, hashed IDs with two rows per user. */
+static void view__topk_equals_brute_force(void **state)
+{
+	(void)state;
+	mfs_config cfg;
+	mfs_config_default(&cfg);
+	cfg.dim = 24;
+	cfg.max_users = 1000;
+	cfg.max_items = 4000;
+	topk_cases(&cfg, "a.mfs");
+	cfg.dim = 64;
+	cfg.link = MFS_RANGE_CLAMP;
+	cfg.optimizer = MFS_OPT_SGD;
+	cfg.lr = 0.02f;
+	topk_cases(&cfg, "b.mfs");
+	mfs_config_default(&cfg);
+	cfg.dim = 40;
+	cfg.ids = MFS_IDS_HASHED;
+	cfg.user_hashes = 2;
+	cfg.max_users = 512;
+	cfg.max_items = 4096;
+	topk_cases(&cfg, "c.mfs");
+}
+
+/* --- refresh under concurrent queries ------------------------------------ */
+
+#define GENERATIONS 21
+#define K 10
+
+struct expect {
+	uint64_t events[GENERATIONS];
+	mfs_scored top[GENERATIONS][K];
+	int n[GENERATIONS];
+};
+
+struct hammer {
+	mfs_server *s;
+	const struct expect *x;
+	atomic_int stop;
+	uint64_t answers, wrong, newest_seen;
+};
+
+static void *hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+	mfs_scored out[K];
+	while (!atomic_load(&h->stop)) {
+		const mfs_view *v = mfs_server_acquire(h->s);
+		mfs_model_info info;
+		mfs_model_info_get(mfs_view_model(v), &info);
+		int n = mfs_view_recommend(v, "u1", 2, K, out);
+		mfs_server_release(h->s, v);
+		int g = -1;
+		for (int i = 0; i < GENERATIONS; i++)
+			if (h->x->events[i] == info.events)
+				g = i;
+		int ok = g >= 0 && n == h->x->n[g];
+		for (int i = 0; ok && i < n; i++)
+			ok = fabsf(out[i].score - h->x->top[g][i].score) <= 1e-5f;
+		h->answers++;
+		h->wrong += !ok;
+		if (info.events > h->newest_seen)
+			h->newest_seen = info.events;
+	}
+	return NULL;
+}
+
+/* Four threads query while 20 newer checkpoints land and are swapped in:
+ * every answer is the answer of one whole model (its own generation's top-K). */
+static void server__refresh_under_concurrent_queries(void **state)
+{
+	(void)state;
+	char dir[1200];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("ck"));
+	mkdir(dir, 0755);
+	mfs_config cfg;
+	mfs_config_default(&cfg);
+	cfg.dim = 16;
+	cfg.max_users = 500;
+	cfg.max_items = 3000;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &cfg, NULL), 0);
+	uint64_t seed = 3;
+	static struct expect x;
+	mfs_model *gens[GENERATIONS];
+	for (int g = 0; g < GENERATIONS; g++) {
+		learn_random(m, &seed, 3000, 200, 2000);
+		/* a copy of this generation: saved and loaded back */
+		const char *p = mfs_test_path("gen.mfs");
+		assert_int_equal(mfs_model_save(m, p, NULL, NULL), 0);
+		assert_int_equal(mfs_model_load(&gens[g], p, NULL, NULL), 0);
+		mfs_model_info info;
+		mfs_model_info_get(gens[g], &info);
+		x.events[g] = info.events;
+		x.n[g] = mfs_model_recommend(gens[g], "u1", 2, K, x.top[g]);
+		assert_int_equal(x.n[g], K);
+	}
+	mfs_model_free(m);
+	assert_int_equal(mfs_checkpoint_write(gens[0], dir, NULL, 0, 0, 3, NULL), 0);
+	mfs_server *s;
+	assert_int_equal(mfs_server_open(&s, dir, NULL, NULL, NULL, NULL), 0);
+	struct hammer h[4];
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++) {
+		h[i] = (struct hammer){ s, &x, 0, 0, 0, 0 };
+		atomic_init(&h[i].stop, 0);
+		assert_int_equal(pthread_create(&t[i], NULL, hammer_main, &h[i]), 0);
+	}
+	struct timespec pause = { 0, 5 * 1000 * 1000 };
+	for (int g = 1; g < GENERATIONS; g++) {
+		nanosleep(&pause, NULL);
+		assert_int_equal(mfs_checkpoint_write(gens[g], dir, NULL, 0, 0, 3, NULL), 0);
+		assert_int_equal(mfs_server_refresh(s, NULL), 1);
+		assert_int_equal(mfs_server_refresh(s, NULL), 0); /* nothing newer */
+	}
+	nanosleep(&pause, NULL);
+	uint64_t answers = 0;
+	for (int i = 0; i < 4; i++) {
+		atomic_store(&h[i].stop, 1);
+		pthread_join(t[i], NULL);
+		answers += h[i].answers;
+		assert_int_equal(h[i].wrong, 0);
+	}
+	assert_true(answers >= 20);
+	mfs_server_info si;
+	assert_int_equal(mfs_server_info_get(s, &si), 0);
+	assert_int_equal(si.refreshes, GENERATIONS - 1);
+	assert_int_equal(si.events, x.events[GENERATIONS - 1]);
+	assert_int_equal(si.retired_pinned, 0); /* every replaced model was freed */
+	mfs_server_free(s);
+	for (int g = 0; g < GENERATIONS; g++)
+		mfs_model_free(gens[g]);
+}
+
+static int skipped;
+
+static void count_skip(void *ctx, const mfs_diag *d)
+{
+	(void)ctx;
+	assert_true(d->path[0] != 0);
+	skipped++;
+}
+
+/* A damaged newer checkpoint is reported once and ignored: the current model
+ * keeps serving; a whole newer one after it is taken. */
+static void server__damaged_newer_checkpoint_is_ignored(void **state)
+{
+	(void)state;
+	char dir[1200];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("ck-bad"));
+	mkdir(dir, 0755);
+	mfs_config cfg;
+	mfs_config_default(&cfg);
+	cfg.dim = 8;
+	cfg.max_users = 100;
+	cfg.max_items = 100;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &cfg, NULL), 0);
+	uint64_t seed = 9;
+	learn_random(m, &seed, 1000, 50, 80);
+	assert_int_equal(mfs_checkpoint_write(m, dir, NULL, 0, 0, 0, NULL), 0);
+	mfs_server *s;
+	skipped = 0;
+	assert_int_equal(mfs_server_open(&s, dir, NULL, count_skip, NULL, NULL), 0);
+	learn_random(m, &seed, 1000, 50, 80);
+	assert_int_equal(mfs_checkpoint_write(m, dir, NULL, 0, 0, 0, NULL), 0);
+	char path[1400];
+	snprintf(path, sizeof path, "%s/ckpt-%020d.mfs", dir, 2000);
+	size_t n;
+	char *b = mfs_read_file(path, &n);
+	assert_non_null(b);
+	b[n / 2] ^= 0x10;
+	mfs_write_file(path, b, n);
+	free(b);
+	assert_int_equal(mfs_server_refresh(s, NULL), 0);
+	assert_int_equal(skipped, 1);
+	assert_int_equal(mfs_server_refresh(s, NULL), 0); /* unchanged: not reloaded */
+	assert_int_equal(skipped, 1);
+	mfs_server_info si;
+	mfs_server_info_get(s, &si);
+	assert_int_equal(si.events, 1000);
+	const mfs_view *v = mfs_server_acquire(s);
+	mfs_scored out[5];
+	assert_int_equal(mfs_view_recommend(v, "u1", 2, 5, out), 5);
+	mfs_server_release(s, v);
+	learn_random(m, &seed, 1000, 50, 80);
+	assert_int_equal(mfs_checkpoint_write(m, dir, NULL, 0, 0, 0, NULL), 0);
+	assert_int_equal(mfs_server_refresh(s, NULL), 1);
+	mfs_server_info_get(s, &si);
+	assert_int_equal(si.events, 3000);
+	mfs_server_free(s);
+	mfs_model_free(m);
+}
+
+/* --- the commands --------------------------------------------------------- */
+
+static const char *stream_and_model(void)
+{
+	static char model[1200];
+	if (model[0])
+		return model;
+	const char *stream = mfs_test_path("s.tsv");
+	snprintf(model, sizeof model, "%s", mfs_test_path("m.mfs"));
+	struct mfs_run r;
+	RUN(&r, "gen", "--events", "40000", "--users", "300", "--items", "800", "--ids", "int",
+	    "--seed", "5", "--output", stream);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", "--dim", "16", "--save", model, stream);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	return model;
+}
+
+/* --users answers each user as --user does; --exclude drops the pairs;
+ * --stats prints the latency line. */
+static void recommend__users_exclude_and_stats(void **state)
+{
+	(void)state;
+	const char *model = stream_and_model();
+	const char *users = mfs_test_path("users.txt"), *excl = mfs_test_path("excl.txt");
+	mfs_write_file(users, "1\n2\n\nnobody\n", 12);
+	struct mfs_run r, one;
+	RUN(&r, "recommend", "--model", model, "--users", users, "-k", "5", "--stats");
+	assert_int_equal(r.status, 0);
+	RUN(&one, "recommend", "--model", model, "--user", "2", "-k", "5");
+	assert_int_equal(one.status, 0);
+	/* user 2's block is --user 2's lines with "2\t" in front */
+	char *blk = strstr(r.out, "\n2\t");
+	assert_non_null(blk);
+	const char *p = one.out;
+	blk++;
+	for (int i = 0; i < 5; i++) {
+		assert_memory_equal(blk, "2\t", 2);
+		const char *e = strchr(p, '\n');
+		assert_memory_equal(blk + 2, p, (size_t)(e - p + 1));
+		blk += 2 + (e - p + 1);
+		p = e + 1;
+	}
+	assert_true(strstr(r.out, "nobody\t") != NULL);
+	assert_true(strstr(r.err, "1 users are not in the model") != NULL);
+	assert_float_equal(mfs_json_number(r.err, "queries"), 3, 0);
+	assert_true(mfs_json_number(r.err, "p99_us") > 0);
+	/* exclude user 2's first two items (and a malformed line) */
+	char first[64], second[64];
+	sscanf(one.out, "%63s %*s %63s", first, second);
+	char buf[256];
+	int n = snprintf(buf, sizeof buf, "2\t%s\nbroken\n2 %s\n", first, second);
+	mfs_write_file(excl, buf, (size_t)n);
+	mfs_run_free(&r);
+	RUN(&r, "recommend", "--model", model, "--user", "2", "-k", "3", "--exclude", excl);
+	assert_int_equal(r.status, 0);
+	assert_true(strstr(r.err, ":2: expected \"user item\"") != NULL);
+	/* the first line of the answer is the third of the unexcluded one */
+	const char *third = strchr(strchr(one.out, '\n') + 1, '\n') + 1;
+	assert_memory_equal(r.out, third, (size_t)(strchr(third, '\n') - third + 1));
+	mfs_run_free(&r);
+	mfs_run_free(&one);
+	RUN(&r, "recommend", "--model", model, "--user", "2", "--users", users);
+	assert_int_equal(r.status, 2);
+	mfs_run_free(&r);
+}
+
+/* serve on standard input: one JSON answer per line, errors named by line. */
+static void serve__answers_lines_on_stdin(void **state)
+{
+	(void)state;
+	const char *model = stream_and_model();
+	static const char q[] = "recommend 1 3\nsimilar 5 2\npredict 1 5\ninfo\n\nfly me\n"
+				"recommend 1 0\n";
+	char *argv[] = { MFS_CLI, "serve", "--model", (char *)model, NULL };
+	struct mfs_run r;
+	assert_int_equal(mfs_run_argv(&r, argv, q, sizeof q - 1), 0);
+	assert_int_equal(r.status, 0);
+	int lines = 0;
+	for (const char *p = r.out; (p = strchr(p, '\n')) != NULL; p++)
+		lines++;
+	assert_int_equal(lines, 6);
+	assert_true(strstr(r.out, "{\"op\": \"recommend\", \"user\": \"1\", \"known\": true") !=
+		    NULL);
+	assert_true(strstr(r.out, "\"op\": \"similar\"") != NULL);
+	assert_true(strstr(r.out, "\"op\": \"predict\"") != NULL);
+	assert_true(strstr(r.out, "\"op\": \"info\", \"model_events\": 40000") != NULL);
+	assert_true(strstr(r.out, "\"line\": 6}") != NULL);
+	assert_true(strstr(r.out, "\"line\": 7}") != NULL);
+	assert_float_equal(mfs_json_number(r.err, "answers"), 6, 0);
+	mfs_run_free(&r);
+}
+
+static int connect_unix(const char *path)
+{
+	struct sockaddr_un a;
+	memset(&a, 0, sizeof a);
+	a.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof a.sun_path)
+		return -1;
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	for (int i = 0; i < 500; i++) { /* the server may still be starting */
+		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		usleep(20000);
+	}
+	return -1;
+}
+
+/* One query over a connection; returns the answer line (static buffer). */
+static const char *ask(FILE *f, int fd, const char *q)
+{
+	static char line[65536];
+	ssize_t w = write(fd, q, strlen(q));
+	assert_int_equal(w, (ssize_t)strlen(q));
+	assert_non_null(fgets(line, sizeof line, f));
+	return line;
+}
+
+/* serve --socket on a checkpoint directory: answers on the socket, and a
+ * checkpoint written by train while it runs is picked up (inotify). */
+static void serve__socket_and_refresh_from_train(void **state)
+{
+	(void)state;
+	const char *stream = mfs_test_path("s2.tsv"), *more = mfs_test_path("s3.tsv");
+	char dir[1200], sock[1200];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("serve-ck"));
+	/* a socket path has at most 107 bytes: keep it short */
+	snprintf(sock, sizeof sock, "/tmp/mfs-test-serve-%d.sock", (int)getpid());
+	struct mfs_run r;
+	RUN(&r, "gen", "--events", "20000", "--users", "300", "--items", "500", "--seed", "6",
+	    "--output", stream);
+	mfs_run_free(&r);
+	RUN(&r, "gen", "--events", "20000", "--users", "300", "--items", "500", "--seed", "7",
+	    "--output", more);
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", "--dim", "8", "--checkpoint-dir", dir, "--checkpoint-every",
+	    "20000", stream);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		freopen("/dev/null", "w", stdout);
+		freopen(mfs_test_path("serve.err"), "w", stderr);
+		execl(MFS_CLI, MFS_CLI, "serve", "--model", dir, "--socket", sock, "--no-stdin",
+		      "--poll-ms", "200", (char *)NULL);
+		_exit(127);
+	}
+	int fd = connect_unix(sock);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(dup(fd), "r");
+	assert_non_null(f);
+	const char *a = ask(f, fd, "info\n");
+	assert_float_equal(mfs_json_number(a, "model_events"), 20000, 0);
+	a = ask(f, fd, "recommend\tnobody at all\t4\n");
+	assert_true(strstr(a, "\"known\": false") != NULL);
+	/* the learner resumes from the checkpoint and writes a newer one */
+	RUN(&r, "train", "--quiet", "--dim", "8", "--checkpoint-dir", dir, "--checkpoint-every",
+	    "20000", stream, more);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	double ev = 0;
+	for (int i = 0; i < 500 && ev != 40000; i++) {
+		usleep(20000);
+		ev = mfs_json_number(ask(f, fd, "info\n"), "model_events");
+	}
+	assert_float_equal(ev, 40000, 0);
+	a = ask(f, fd, "recommend 1 2\n");
+	assert_float_equal(mfs_json_number(a, "model_events"), 40000, 0);
+	fclose(f);
+	close(fd);
+	kill(pid, SIGTERM);
+	int st;
+	waitpid(pid, &st, 0);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	struct stat sb;
+	assert_true(stat(sock, &sb) < 0); /* the socket is removed */
+	char *err = mfs_read_file(mfs_test_path("serve.err"), NULL);
+	assert_non_null(err);
+	assert_true(strstr(err, "\"refresh\": 1") != NULL);
+	assert_true(strstr(err, "\"lag_ms\"") != NULL);
+	free(err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(view__topk_equals_brute_force),
+		cmocka_unit_test(server__refresh_under_concurrent_queries),
+		cmocka_unit_test(server__damaged_newer_checkpoint_is_ignored),
+		cmocka_unit_test(recommend__users_exclude_and_stats),
+		cmocka_unit_test(serve__answers_lines_on_stdin),
+		cmocka_unit_test(serve__socket_and_refresh_from_train),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
