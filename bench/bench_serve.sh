@@ -48,3 +48,23 @@ for items in $items_list; do
     done
   done
 done
+
+# recommend's top-10 against brute force: predict every item for a user, sort,
+# keep the 10 best; compare the items and the scores (printed to 4 decimals;
+# items with equal printed scores may come in either order).
+items=$(echo $items_list | awk '{print $1}'); dim=$(echo $dims | awk '{print $1}')
+m="$dir/m-$items-$dim.mfs"
+cut -f2 "$dir/s-$items.tsv" | awk '!seen[$0]++' > "$dir/all-items.txt"
+same=0; n=0
+for u in $(head -n 20 "$dir/users-$items.txt"); do
+  n=$((n + 1))
+  awk -v u="$u" '{ print u "\t" $0 }' "$dir/all-items.txt" |
+    "$bin" predict --model "$m" | sort -t"$(printf '\t')" -k3,3gr -k2,2 | head -n 10 |
+    cut -f2,3 | sort > "$dir/brute.txt"
+  "$bin" recommend --model "$m" --user "$u" -k 10 | sort > "$dir/rec.txt"
+  if cmp -s "$dir/brute.txt" "$dir/rec.txt"; then same=$((same + 1))
+  elif [ "$(cut -f2 "$dir/brute.txt" | sort)" = "$(cut -f2 "$dir/rec.txt" | sort)" ]; then
+    same=$((same + 1))   # the same scores; a tie took another item
+  fi
+done
+echo "bench_serve brute_force_check: items=$items dim=$dim users=$n recommend_equals_brute_force_top10=$same"

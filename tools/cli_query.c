@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_lines.h"
 #include "internal.h"
 
 struct qopts {
@@ -222,8 +223,6 @@ static uint64_t pair_key(const char *u, size_t ul, const char *it, size_t il)
 	return nonzero(mfs_hash_id(it, il, user_key(u, ul)));
 }
 
-static int split_pair(char *line, char **u, size_t *ul, char **it, size_t *il);
-
 /* Read "user item" lines; malformed lines are reported (first five) and skipped. */
 static int exclude_load(struct exclude *x, const char *path)
 {
@@ -239,7 +238,7 @@ static int exclude_load(struct exclude *x, const char *path)
 		ln++;
 		char *u, *it;
 		size_t ul, il;
-		if (split_pair(line, &u, &ul, &it, &il) < 0) {
+		if (cli_split_pair(line, &u, &ul, &it, &il) < 0) {
 			if (line[0] && ++bad <= 5)
 				cli_error("%s:%llu: expected \"user item\"; line skipped", path,
 					  (unsigned long long)ln);
@@ -517,34 +516,6 @@ static const char predict_help[] =
 	"  --model PATH   a model file or a checkpoint directory (newest valid)\n"
 	"  --kernel K     auto|scalar|avx2|avx512|neon\n";
 
-/* Split "user item ..." at the first separator; returns 0 or -1. */
-static int split_pair(char *line, char **u, size_t *ul, char **it, size_t *il)
-{
-	size_t len = strlen(line);
-	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-		line[--len] = 0;
-	char *p = line;
-	while (*p == ' ')
-		p++;
-	char *s = p;
-	while (*s && *s != '\t' && *s != ' ' && *s != ',' && !(s[0] == ':' && s[1] == ':'))
-		s++;
-	if (!*s || s == p)
-		return -1;
-	*u = p;
-	*ul = (size_t)(s - p);
-	s += (s[0] == ':' ? 2 : 1);
-	while (*s == ' ')
-		s++;
-	char *e = s;
-	while (*e && *e != '\t' && *e != ' ' && *e != ',' && !(e[0] == ':' && e[1] == ':'))
-		e++;
-	if (e == s)
-		return -1;
-	*it = s;
-	*il = (size_t)(e - s);
-	return 0;
-}
 
 int cmd_predict(int argc, char **argv)
 {
@@ -573,7 +544,7 @@ int cmd_predict(int argc, char **argv)
 		ln++;
 		char *u, *it;
 		size_t ul, il;
-		if (split_pair(line, &u, &ul, &it, &il) < 0) {
+		if (cli_split_pair(line, &u, &ul, &it, &il) < 0) {
 			if (line[0] && ++bad <= 5)
 				cli_error("%s:%llu: expected \"user item\"", path, (unsigned long long)ln);
 			continue;

@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_lines.h"
 
-#define K_MAX 10000
 #define MAX_CONNS 256
 
 static const char serve_help[] =
@@ -75,31 +75,6 @@ struct serve {
 	int conns;   /* open socket connections (under mu) */
 };
 
-/* Split line into fields: by TAB when it has one, else by spaces. Returns the
- * count, or max + 1 when there are more than max. */
-static int split_fields(char *line, char **f, size_t *fl, int max)
-{
-	int tab = strchr(line, '\t') != NULL, n = 0;
-	char *p = line;
-	for (;;) {
-		if (!tab)
-			while (*p == ' ')
-				p++;
-		if (!*p)
-			return n;
-		if (n == max)
-			return max + 1;
-		char *e = p;
-		while (*e && (tab ? *e != '\t' : *e != ' '))
-			e++;
-		f[n] = p;
-		fl[n++] = (size_t)(e - p);
-		if (!*e)
-			return n;
-		p = e + 1;
-	}
-}
-
 static void put_items(FILE *out, const mfs_model *m, const mfs_scored *r, int n)
 {
 	fputs(", \"items\": [", out);
@@ -114,22 +89,6 @@ static void put_items(FILE *out, const mfs_model *m, const mfs_scored *r, int n)
 	fputc(']', out);
 }
 
-static int parse_k(const char *s, size_t len, size_t *k)
-{
-	char buf[16];
-	if (len == 0 || len >= sizeof buf)
-		return -1;
-	memcpy(buf, s, len);
-	buf[len] = 0;
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(buf, &end, 10);
-	if (*end || errno || v < 1 || v > K_MAX || buf[0] == '-')
-		return -1;
-	*k = v;
-	return 0;
-}
-
 static void answer_error(FILE *out, uint64_t ln, const char *msg)
 {
 	fprintf(out, "{\"error\": ");
@@ -140,58 +99,56 @@ static void answer_error(FILE *out, uint64_t ln, const char *msg)
 /* Answer one query line on out. */
 static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scored *buf)
 {
-	size_t len = strlen(line);
-	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-		line[--len] = 0;
-	char *f[4];
-	size_t fl[4];
-	int n = split_fields(line, f, fl, 3);
-	if (n == 0)
-		return; /* a blank line */
+	struct cli_query q;
+	int op = cli_query_parse(line, &q);
+	if (op == CLI_Q_BLANK)
+		return;
+	if (op == CLI_Q_ERROR) {
+		answer_error(out, ln, q.error);
+		goto done;
+	}
 	double t0 = cli_now();
 	const mfs_view *v = mfs_server_acquire(S->srv);
 	const mfs_model *m = mfs_view_model(v);
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
-	size_t k = 10;
-#define IS(w) (fl[0] == strlen(w) && memcmp(f[0], w, fl[0]) == 0)
-	if (IS("recommend") && (n == 2 || (n == 3 && parse_k(f[2], fl[2], &k) == 0))) {
-		int got = mfs_view_recommend(v, f[1], fl[1], k, buf);
+	if (op == CLI_Q_RECOMMEND) {
+		int got = mfs_view_recommend(v, q.a, q.al, q.k, buf);
 		double us = (cli_now() - t0) * 1e6;
 		fputs("{\"op\": \"recommend\", \"user\": ", out);
-		cli_json_string(out, f[1], fl[1]);
+		cli_json_string(out, q.a, q.al);
 		fprintf(out, ", \"known\": %s, \"model_events\": %llu",
-			mfs_model_find(m, MFS_USERS, f[1], fl[1]) >= 0 ? "true" : "false",
+			mfs_model_find(m, MFS_USERS, q.a, q.al) >= 0 ? "true" : "false",
 			(unsigned long long)info.events);
 		put_items(out, m, buf, got < 0 ? 0 : got);
 		fputs("}\n", out);
 		pthread_mutex_lock(&S->mu);
 		cli_latency_add(&S->lat, us);
 		pthread_mutex_unlock(&S->mu);
-	} else if (IS("similar") && (n == 2 || (n == 3 && parse_k(f[2], fl[2], &k) == 0))) {
-		int got = mfs_view_similar(v, f[1], fl[1], k, buf);
+	} else if (op == CLI_Q_SIMILAR) {
+		int got = mfs_view_similar(v, q.a, q.al, q.k, buf);
 		fputs("{\"op\": \"similar\", \"item\": ", out);
-		cli_json_string(out, f[1], fl[1]);
+		cli_json_string(out, q.a, q.al);
 		fprintf(out, ", \"model_events\": %llu", (unsigned long long)info.events);
 		if (got == -MFS_E_NOTFOUND)
 			fputs(", \"error\": \"item not in the model\"", out);
 		else
 			put_items(out, m, buf, got < 0 ? 0 : got);
 		fputs("}\n", out);
-	} else if (IS("predict") && n == 3) {
+	} else if (op == CLI_Q_PREDICT) {
 		float p = 0.0f;
-		int known = mfs_model_predict(m, f[1], fl[1], f[2], fl[2], &p);
+		int known = mfs_model_predict(m, q.a, q.al, q.b, q.bl, &p);
 		fputs("{\"op\": \"predict\", \"user\": ", out);
-		cli_json_string(out, f[1], fl[1]);
+		cli_json_string(out, q.a, q.al);
 		fputs(", \"item\": ", out);
-		cli_json_string(out, f[2], fl[2]);
+		cli_json_string(out, q.b, q.bl);
 		fprintf(out,
 			", \"score\": %.4f, \"known_user\": %s, \"known_item\": %s, "
 			"\"model_events\": %llu}\n",
 			p, known >= 0 && (known & MFS_KNOWN_USER) ? "true" : "false",
 			known >= 0 && (known & MFS_KNOWN_ITEM) ? "true" : "false",
 			(unsigned long long)info.events);
-	} else if (IS("info") && n == 1) {
+	} else { /* CLI_Q_INFO */
 		mfs_server_info si;
 		mfs_server_info_get(S->srv, &si);
 		fprintf(out,
@@ -202,16 +159,9 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 			(unsigned long long)si.refreshes);
 		cli_json_string(out, si.path, strlen(si.path));
 		fputs("}\n", out);
-	} else if (IS("recommend") || IS("similar")) {
-		answer_error(out, ln, n < 2 ? "expected an ID" :
-				      n > 3 ? "too many fields" : "K must be a number from 1 to 10000");
-	} else if (IS("predict")) {
-		answer_error(out, ln, "expected: predict USER ITEM");
-	} else {
-		answer_error(out, ln, "unknown query (recommend, similar, predict, info)");
 	}
-#undef IS
 	mfs_server_release(S->srv, v);
+done:
 	fflush(out);
 	pthread_mutex_lock(&S->mu);
 	S->queries++;
@@ -221,7 +171,7 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 /* Answer every line of in on out until in ends or the server stops. */
 static void answer_stream(struct serve *S, FILE *in, FILE *out)
 {
-	mfs_scored *buf = malloc(K_MAX * sizeof *buf);
+	mfs_scored *buf = malloc(CLI_Q_K_MAX * sizeof *buf);
 	if (!buf) {
 		cli_error("serve: out of memory");
 		return;
