@@ -109,12 +109,14 @@ struct mfs_kernels {
 
 	/*
 	 * Batch score of int8 rows (the compact copy of the item table that
-	 * serving scans first): out[j] = sum_i u[i] * (float)rows[j * stride + i]
-	 * for j < count. n is a multiple of 16; stride (bytes) >= n. The caller
-	 * applies each row's scale.
+	 * serving scans first) against a quantised query: out[j] = sum_i u[i] *
+	 * rows[j * stride + i] for j < count, exactly (integer arithmetic, so
+	 * every kernel gives the same result). u[i] <= 127 (so that a pair of
+	 * products fits in 16 bits); rows hold -127..127. n is a multiple of 16;
+	 * stride (bytes) >= n. The caller applies the scales.
 	 */
-	void (*score_i8)(const float *u, const int8_t *rows, size_t stride, size_t n, size_t count,
-			 float *out);
+	void (*score_q8)(const uint8_t *u, const int8_t *rows, size_t stride, size_t n, size_t count,
+			 int32_t *out);
 };
 
 extern const struct mfs_kernels mfs_kernels_scalar;

@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "kernels_x86_q8.h"
 
 /* Mask with the first r (0..8) 32-bit lanes set. */
 static inline __m256i tail_mask(size_t r)
@@ -229,46 +230,10 @@ static void mfs_score_avx2(const float *u, const float *rows, size_t stride, siz
 		out[j] = dot_avx2(u, rows + j * stride, n);
 }
 
-/* 8 int8 as floats. */
-static inline __m256 i8x8(const int8_t *p)
+static void mfs_score_q8_avx2(const uint8_t *u, const int8_t *rows, size_t stride, size_t n,
+			      size_t count, int32_t *out)
 {
-	return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)p)));
-}
-
-/* int8 batch score: eight rows at a time, as mfs_score_avx2; n % 16 == 0. */
-static void mfs_score_i8_avx2(const float *u, const int8_t *rows, size_t stride, size_t n,
-			      size_t count, float *out)
-{
-	size_t j = 0;
-	for (; j + 8 <= count; j += 8) {
-		const int8_t *r = rows + j * stride;
-		__m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-		__m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-		__m256 a4 = _mm256_setzero_ps(), a5 = _mm256_setzero_ps();
-		__m256 a6 = _mm256_setzero_ps(), a7 = _mm256_setzero_ps();
-		for (size_t i = 0; i < n; i += 8) {
-			const __m256 x = _mm256_loadu_ps(u + i);
-			a0 = _mm256_fmadd_ps(x, i8x8(r + i), a0);
-			a1 = _mm256_fmadd_ps(x, i8x8(r + stride + i), a1);
-			a2 = _mm256_fmadd_ps(x, i8x8(r + 2 * stride + i), a2);
-			a3 = _mm256_fmadd_ps(x, i8x8(r + 3 * stride + i), a3);
-			a4 = _mm256_fmadd_ps(x, i8x8(r + 4 * stride + i), a4);
-			a5 = _mm256_fmadd_ps(x, i8x8(r + 5 * stride + i), a5);
-			a6 = _mm256_fmadd_ps(x, i8x8(r + 6 * stride + i), a6);
-			a7 = _mm256_fmadd_ps(x, i8x8(r + 7 * stride + i), a7);
-		}
-		_mm256_storeu_ps(out + j, hsum8x8(a0, a1, a2, a3, a4, a5, a6, a7));
-	}
-	for (; j < count; j++) {
-		const int8_t *r = rows + j * stride;
-		__m256 a = _mm256_setzero_ps();
-		for (size_t i = 0; i < n; i += 8)
-			a = _mm256_fmadd_ps(_mm256_loadu_ps(u + i), i8x8(r + i), a);
-		__m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-		s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-		s = _mm_add_ss(s, _mm_movehdup_ps(s));
-		out[j] = _mm_cvtss_f32(s);
-	}
+	mfs_score_q8_x86(u, rows, stride, n, count, out);
 }
 
 const struct mfs_kernels mfs_kernels_avx2 = {
@@ -278,5 +243,5 @@ const struct mfs_kernels mfs_kernels_avx2 = {
 	.sgd_step = mfs_sgd_step_avx2,
 	.adagrad_step = mfs_adagrad_step_avx2,
 	.score = mfs_score_avx2,
-	.score_i8 = mfs_score_i8_avx2,
+	.score_q8 = mfs_score_q8_avx2,
 };

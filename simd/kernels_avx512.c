@@ -13,6 +13,7 @@
 #include <immintrin.h>
 
 #include "kernels.h"
+#include "kernels_x86_q8.h"
 
 /* The first r (0..16) lanes. */
 static inline __mmask16 tail_mask(size_t r)
@@ -328,43 +329,12 @@ static void mfs_score_avx512(const float *u, const float *rows, size_t stride, s
 		out[j] = dot_avx512(u, rows + j * stride, n);
 }
 
-/* 16 int8 as floats. */
-static inline __m512 i8x16(const int8_t *p)
+/* The AVX2 integer form (AVX-512F implies AVX2; the 512-bit byte
+ * multiply-add needs AVX-512BW, which AVX-512F alone does not promise). */
+static void mfs_score_q8_avx512(const uint8_t *u, const int8_t *rows, size_t stride, size_t n,
+				size_t count, int32_t *out)
 {
-	return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
-}
-
-/* int8 batch score: eight rows at a time, as mfs_score_avx512; n % 16 == 0. */
-static void mfs_score_i8_avx512(const float *u, const int8_t *rows, size_t stride, size_t n,
-				size_t count, float *out)
-{
-	size_t j = 0;
-	for (; j + 8 <= count; j += 8) {
-		const int8_t *r = rows + j * stride;
-		__m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-		__m512 a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
-		__m512 a4 = _mm512_setzero_ps(), a5 = _mm512_setzero_ps();
-		__m512 a6 = _mm512_setzero_ps(), a7 = _mm512_setzero_ps();
-		for (size_t i = 0; i < n; i += 16) {
-			const __m512 x = _mm512_loadu_ps(u + i);
-			a0 = _mm512_fmadd_ps(x, i8x16(r + i), a0);
-			a1 = _mm512_fmadd_ps(x, i8x16(r + stride + i), a1);
-			a2 = _mm512_fmadd_ps(x, i8x16(r + 2 * stride + i), a2);
-			a3 = _mm512_fmadd_ps(x, i8x16(r + 3 * stride + i), a3);
-			a4 = _mm512_fmadd_ps(x, i8x16(r + 4 * stride + i), a4);
-			a5 = _mm512_fmadd_ps(x, i8x16(r + 5 * stride + i), a5);
-			a6 = _mm512_fmadd_ps(x, i8x16(r + 6 * stride + i), a6);
-			a7 = _mm512_fmadd_ps(x, i8x16(r + 7 * stride + i), a7);
-		}
-		_mm256_storeu_ps(out + j, hsum8x16(a0, a1, a2, a3, a4, a5, a6, a7));
-	}
-	for (; j < count; j++) {
-		const int8_t *r = rows + j * stride;
-		__m512 a = _mm512_setzero_ps();
-		for (size_t i = 0; i < n; i += 16)
-			a = _mm512_fmadd_ps(_mm512_loadu_ps(u + i), i8x16(r + i), a);
-		out[j] = _mm512_reduce_add_ps(a);
-	}
+	mfs_score_q8_x86(u, rows, stride, n, count, out);
 }
 
 const struct mfs_kernels mfs_kernels_avx512 = {
@@ -374,5 +344,5 @@ const struct mfs_kernels mfs_kernels_avx512 = {
 	.sgd_step = mfs_sgd_step_avx512,
 	.adagrad_step = mfs_adagrad_step_avx512,
 	.score = mfs_score_avx512,
-	.score_i8 = mfs_score_i8_avx512,
+	.score_q8 = mfs_score_q8_avx512,
 };

@@ -159,39 +159,37 @@ static void mfs_score_neon(const float *u, const float *rows, size_t stride, siz
 		out[j] = dot_neon(u, rows + j * stride, n);
 }
 
-/* a += x[0..16) * r[0..16) (int8 widened to float). */
-static inline float32x4_t fma_i8x16(float32x4_t a, const float *x, const int8_t *r)
+/* a += pairwise sums of x[0..16) * r[0..16) (u <= 127, so it is an int8 too). */
+static inline int32x4_t dot_q8x16(int32x4_t a, const uint8_t *x, const int8_t *r)
 {
-	const int8x16_t b = vld1q_s8(r);
-	const int16x8_t lo = vmovl_s8(vget_low_s8(b)), hi = vmovl_s8(vget_high_s8(b));
-	a = vfmaq_f32(a, vld1q_f32(x), vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo))));
-	a = vfmaq_f32(a, vld1q_f32(x + 4), vcvtq_f32_s32(vmovl_s16(vget_high_s16(lo))));
-	a = vfmaq_f32(a, vld1q_f32(x + 8), vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi))));
-	return vfmaq_f32(a, vld1q_f32(x + 12), vcvtq_f32_s32(vmovl_s16(vget_high_s16(hi))));
+	const int8_t *xs = (const int8_t *)x;
+	const int8x16_t xv = vld1q_s8(xs), rv = vld1q_s8(r);
+	a = vpadalq_s16(a, vmull_s8(vget_low_s8(xv), vget_low_s8(rv)));
+	return vpadalq_s16(a, vmull_high_s8(xv, rv));
 }
 
-/* int8 batch score: four rows at a time, as mfs_score_neon; n % 16 == 0. */
-static void mfs_score_i8_neon(const float *u, const int8_t *rows, size_t stride, size_t n,
-			      size_t count, float *out)
+/* Integer batch score: four rows at a time share each load of u; n % 16 == 0. */
+static void mfs_score_q8_neon(const uint8_t *u, const int8_t *rows, size_t stride, size_t n,
+			      size_t count, int32_t *out)
 {
 	size_t j = 0;
 	for (; j + 4 <= count; j += 4) {
 		const int8_t *r0 = rows + j * stride;
-		float32x4_t a0 = vdupq_n_f32(0.0f), a1 = vdupq_n_f32(0.0f);
-		float32x4_t a2 = vdupq_n_f32(0.0f), a3 = vdupq_n_f32(0.0f);
+		int32x4_t a0 = vdupq_n_s32(0), a1 = vdupq_n_s32(0);
+		int32x4_t a2 = vdupq_n_s32(0), a3 = vdupq_n_s32(0);
 		for (size_t i = 0; i < n; i += 16) {
-			a0 = fma_i8x16(a0, u + i, r0 + i);
-			a1 = fma_i8x16(a1, u + i, r0 + stride + i);
-			a2 = fma_i8x16(a2, u + i, r0 + 2 * stride + i);
-			a3 = fma_i8x16(a3, u + i, r0 + 3 * stride + i);
+			a0 = dot_q8x16(a0, u + i, r0 + i);
+			a1 = dot_q8x16(a1, u + i, r0 + stride + i);
+			a2 = dot_q8x16(a2, u + i, r0 + 2 * stride + i);
+			a3 = dot_q8x16(a3, u + i, r0 + 3 * stride + i);
 		}
-		vst1q_f32(out + j, vpaddq_f32(vpaddq_f32(a0, a1), vpaddq_f32(a2, a3)));
+		vst1q_s32(out + j, vpaddq_s32(vpaddq_s32(a0, a1), vpaddq_s32(a2, a3)));
 	}
 	for (; j < count; j++) {
-		float32x4_t a = vdupq_n_f32(0.0f);
+		int32x4_t a = vdupq_n_s32(0);
 		for (size_t i = 0; i < n; i += 16)
-			a = fma_i8x16(a, u + i, rows + j * stride + i);
-		out[j] = vaddvq_f32(a);
+			a = dot_q8x16(a, u + i, rows + j * stride + i);
+		out[j] = vaddvq_s32(a);
 	}
 }
 
@@ -202,5 +200,5 @@ const struct mfs_kernels mfs_kernels_neon = {
 	.sgd_step = mfs_sgd_step_neon,
 	.adagrad_step = mfs_adagrad_step_neon,
 	.score = mfs_score_neon,
-	.score_i8 = mfs_score_i8_neon,
+	.score_q8 = mfs_score_q8_neon,
 };

@@ -53,14 +53,14 @@ static void mfs_score_scalar(const float *u, const float *rows, size_t stride, s
 		out[j] = mfs_dot_scalar(u, rows + j * stride, n);
 }
 
-static void mfs_score_i8_scalar(const float *u, const int8_t *rows, size_t stride, size_t n,
-				size_t count, float *out)
+static void mfs_score_q8_scalar(const uint8_t *u, const int8_t *rows, size_t stride, size_t n,
+				size_t count, int32_t *out)
 {
 	for (size_t j = 0; j < count; j++) {
 		const int8_t *r = rows + j * stride;
-		float s = 0.0f;
+		int32_t s = 0;
 		for (size_t i = 0; i < n; i++)
-			s += u[i] * (float)r[i];
+			s += (int32_t)u[i] * r[i];
 		out[j] = s;
 	}
 }
@@ -72,5 +72,5 @@ const struct mfs_kernels mfs_kernels_scalar = {
 	.sgd_step = mfs_sgd_step_scalar,
 	.adagrad_step = mfs_adagrad_step_scalar,
 	.score = mfs_score_scalar,
-	.score_i8 = mfs_score_i8_scalar,
+	.score_q8 = mfs_score_q8_scalar,
 };

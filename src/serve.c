@@ -24,22 +24,30 @@
 /*
  * The compact copy of the item table that a top-K scans first: every live
  * item row quantised to int8 with a scale of its own (a quarter of the bytes
- * of float rows, so the scan streams 4x less memory), with a bound on the
- * error of each row's approximate score. The scan keeps every item whose
- * score could still reach the k-th best (upper bound >= the k-th best lower
- * bound) and scores only those exactly from the float rows, so the result is
+ * of float rows, so the scan streams 4x less memory). The query is quantised
+ * too (to -63..63, so that the kernel's byte multiply-adds cannot saturate),
+ * and the integer dot product of the two gives an approximate score whose
+ * error is bounded (Cauchy-Schwarz):
+ *   |p.q - sp*sq*(p8.q8)| <= |p - sp*p8| |q| + |sp*p8| |q - sq*q8|
+ * The scan keeps every item whose upper bound reaches the k-th best lower
+ * bound and scores only those exactly from the float rows, so the result is
  * the exact top-K of mfs_model_recommend / mfs_model_similar.
  */
 struct qindex {
 	uint64_t n;    /* live item rows */
-	uint32_t np;   /* bytes per int8 row: dim rounded up to 16 */
+	uint32_t np;   /* bytes per int8 row: dim rounded up to 16 (zero padding) */
 	uint32_t *row; /* n: the model row of each */
-	int8_t *q8;    /* n x np */
+	int8_t *q8;    /* n x np, -127..127 */
+	int32_t *rsum; /* n: the sum of a row's q8 (the query's +64 offset adds 64 * rsum) */
 	float *scale;  /* n: row ~ scale * q8 */
 	float *bias;   /* n: the item bias */
-	float *bnd;    /* n: |q - scale*q8| plus float rounding: |p.q - approx| <= |p| * bnd */
+	float *err;    /* n: |q - scale * q8|, rounded up */
 	float *norm;   /* n: |q| as mfs_model_similar computes it */
 };
+
+/* The query levels: -63..63, offset by 64 into the kernel's unsigned 1..127. */
+#define Q_LEVELS 63
+#define Q_OFFSET 64
 
 /* One loaded model, its index, and the pins on it. */
 struct mfs_view {
@@ -56,8 +64,9 @@ static void qindex_free(struct qindex *q)
 	free(q->q8);
 	free(q->scale);
 	free(q->bias);
-	free(q->bnd);
+	free(q->err);
 	free(q->norm);
+	free(q->rsum);
 	memset(q, 0, sizeof *q);
 }
 
@@ -75,14 +84,13 @@ static int qindex_build(struct qindex *q, const mfs_model *m)
 	q->q8 = mfs_alloc_aligned(nn * q->np);
 	q->scale = malloc(nn * sizeof(float));
 	q->bias = malloc(nn * sizeof(float));
-	q->bnd = malloc(nn * sizeof(float));
+	q->err = malloc(nn * sizeof(float));
 	q->norm = malloc(nn * sizeof(float));
-	if (!q->row || !q->q8 || !q->scale || !q->bias || !q->bnd || !q->norm) {
+	q->rsum = malloc(nn * sizeof(int32_t));
+	if (!q->row || !q->q8 || !q->scale || !q->bias || !q->err || !q->norm || !q->rsum) {
 		qindex_free(q);
 		return -MFS_E_NOMEM;
 	}
-	/* the float rounding of an approximate score is below (np + 16) eps |p| |q| */
-	const double rnd = (double)(q->np + 16) * FLT_EPSILON;
 	uint64_t i = 0;
 	for (uint64_t r = 0; r < rows; r++) {
 		if (!row_live(t, r))
@@ -93,19 +101,21 @@ static int qindex_build(struct qindex *q, const mfs_model *m)
 		for (uint32_t d = 0; d < m->cfg.dim; d++)
 			mx = fmaxf(mx, fabsf(v[d]));
 		float sc = mx > 0.0f ? mx / 127.0f : 1.0f;
-		double err = 0.0, nq = 0.0;
+		double err = 0.0;
+		int32_t sum = 0;
 		for (uint32_t d = 0; d < m->cfg.dim; d++) {
 			float x = roundf(v[d] / sc);
 			x = x > 127.0f ? 127.0f : x < -127.0f ? -127.0f : x;
 			o[d] = (int8_t)x;
+			sum += o[d];
 			double e = (double)v[d] - (double)sc * x;
 			err += e * e;
-			nq += (double)v[d] * v[d];
 		}
 		q->row[i] = (uint32_t)r;
+		q->rsum[i] = sum;
 		q->scale[i] = sc;
 		q->bias[i] = t->bias[r];
-		q->bnd[i] = (float)((sqrt(err) + rnd * sqrt(nq)) * (1.0 + 1e-5) + 1e-30);
+		q->err[i] = (float)(sqrt(err) * (1.0 + 1e-5));
 		q->norm[i] = sqrtf(m->k->dot(v, v, m->klen));
 		i++;
 	}
@@ -375,44 +385,83 @@ static int cands_push(struct cands *c, uint32_t i, float hi)
 #define SCAN_BLOCK 1024
 
 /*
+ * Quantise a query of dim floats into np bytes (offset, see Q_OFFSET); the
+ * padding gets the offset, which the rows' zero padding cancels. Writes the
+ * scale, |q - scale * q8| and |scale * q8| (both rounded up). Returns 0, or
+ * -1 for a zero query.
+ */
+static int quantise_query(const float *q, uint32_t dim, uint32_t np, uint8_t *u, float *scale,
+			  float *err, float *qn8)
+{
+	float mx = 0.0f;
+	for (uint32_t d = 0; d < dim; d++)
+		mx = fmaxf(mx, fabsf(q[d]));
+	if (!(mx > 0.0f))
+		return -1;
+	const float sc = mx / Q_LEVELS;
+	double e2 = 0.0, n2 = 0.0;
+	for (uint32_t d = 0; d < dim; d++) {
+		float x = roundf(q[d] / sc);
+		x = x > Q_LEVELS ? Q_LEVELS : x < -Q_LEVELS ? -Q_LEVELS : x;
+		u[d] = (uint8_t)(int)(x + Q_OFFSET);
+		double e = (double)q[d] - (double)sc * x;
+		e2 += e * e;
+		n2 += (double)sc * x * ((double)sc * x);
+	}
+	for (uint32_t d = dim; d < np; d++)
+		u[d] = Q_OFFSET;
+	*scale = sc;
+	*err = (float)(sqrt(e2) * (1.0 + 1e-5));
+	*qn8 = (float)(sqrt(n2) * (1.0 + 1e-5));
+	return 0;
+}
+
+/*
  * The exact top-k of q's scores over the index, skip excluded (-1 for none).
  * Recommend (cos == 0): score = base + bias + q.row. Similar (cos == 1):
- * score = q.row / (|q| |row|) as mfs_model_similar. Returns the count or
- * -MFS_E_NOMEM.
+ * score = q.row / (|q| |row|) as mfs_model_similar. q NULL: a cold user (the
+ * scores are base + bias). Returns the count or -MFS_E_NOMEM.
  */
 static int scan(const struct mfs_view *v, const float *q, float base, int cos, int64_t skip, size_t k,
 		mfs_scored *out)
 {
 	const mfs_model *m = v->m;
 	const struct qindex *ix = &v->ix;
-	float qn = 0.0f;
-	if (q)
-		qn = sqrtf(m->k->dot(q, q, m->klen));
+	uint8_t qu[MFS_DIM_MAX_STRIDE] __attribute__((aligned(64)));
+	float qs = 0.0f, qerr = 0.0f, qn8 = 0.0f;
+	if (q && quantise_query(q, m->cfg.dim, ix->np, qu, &qs, &qerr, &qn8) < 0)
+		q = NULL; /* a zero vector: its dot products are all 0 */
+	const float qn = q ? sqrtf(m->k->dot(q, q, m->klen)) : 0.0f;
 	const float qinv = qn > 0.0f ? 1.0f / qn : 0.0f;
 	/* the k best lower bounds so far: h[0] is the threshold */
 	mfs_scored lbuf[64], *lh = k <= 64 ? lbuf : malloc(k * sizeof *lh);
 	struct topk lo = { lh, k, 0 };
 	struct cands c = { 0 };
-	float sc[SCAN_BLOCK], av[SCAN_BLOCK], hv[SCAN_BLOCK];
+	int32_t sc[SCAN_BLOCK];
+	float av[SCAN_BLOCK], hv[SCAN_BLOCK];
 	int rc = 0;
 	if (!lh)
 		return -MFS_E_NOMEM;
+	const float rel = 1.0f + 1e-5f; /* the kernel's |q| may be a rounding below the true one */
 	for (uint64_t b = 0; b < ix->n && rc == 0; b += SCAN_BLOCK) {
 		size_t cnt = ix->n - b < SCAN_BLOCK ? (size_t)(ix->n - b) : SCAN_BLOCK;
 		if (q)
-			m->k->score_i8(q, ix->q8 + b * ix->np, ix->np, ix->np, cnt, sc);
+			m->k->score_q8(qu, ix->q8 + b * ix->np, ix->np, ix->np, cnt, sc);
 		else
 			memset(sc, 0, cnt * sizeof *sc);
 		/* approximate scores and their error bounds, in loops that vectorise */
-		const float *bias = ix->bias + b, *scale = ix->scale + b, *bnd = ix->bnd + b;
+		const float *bias = ix->bias + b, *scale = ix->scale + b, *err = ix->err + b;
 		const float *norm = ix->norm + b;
+		const int32_t *rsum = ix->rsum + b;
 		/* the threshold so far: a block none of whose rows reach it is done */
 		const float thr0 = lo.n == k ? lo.h[0].score : -INFINITY;
 		int any = 0;
 		if (!cos) {
 			for (size_t j = 0; j < cnt; j++) {
-				float a = base + bias[j] + scale[j] * sc[j];
-				float h = a + qn * bnd[j] + 4.0f * FLT_EPSILON * (fabsf(a) + fabsf(base));
+				float d = qs * scale[j] * (float)(q ? sc[j] - Q_OFFSET * rsum[j] : 0);
+				float a = base + bias[j] + d;
+				float h = a + (qerr * norm[j] * rel + qn8 * err[j]) +
+					  4.0f * FLT_EPSILON * (fabsf(a) + fabsf(base) + fabsf(d));
 				av[j] = a;
 				hv[j] = h;
 				any |= h >= thr0;
@@ -421,9 +470,10 @@ static int scan(const struct mfs_view *v, const float *q, float base, int cos, i
 			for (size_t j = 0; j < cnt; j++) {
 				/* a zero row or query: the exact cosine is 0 */
 				float rinv = norm[j] > 0.0f ? qinv / norm[j] : 0.0f;
-				float a = scale[j] * sc[j] * rinv;
+				float d = qs * scale[j] * (float)(q ? sc[j] - Q_OFFSET * rsum[j] : 0);
+				float a = d * rinv;
 				av[j] = a;
-				float h = a + (rinv > 0.0f ? bnd[j] * qn * rinv : 0.0f) +
+				float h = a + (rinv > 0.0f ? (qerr * norm[j] * rel + qn8 * err[j]) * rinv : 0.0f) +
 					  8.0f * FLT_EPSILON * (fabsf(a) + 1.0f);
 				hv[j] = h;
 				any |= h >= thr0;

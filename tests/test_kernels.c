@@ -444,17 +444,21 @@ static void test_score_matches_scalar_unaligned(void **state)
 	score_cases(kernel_or_skip(state), unaligned_offsets, COUNT(unaligned_offsets), 42);
 }
 
-/* ---- int8 score --------------------------------------------------------- */
+/* ---- integer score ----------------------------------------------------- */
 
 /* n multiples of 16 (the serving copy pads rows to 16), strides in bytes >= n,
- * rows starting at any byte; the bytes between rows are guards. */
-static void test_score_i8_matches_scalar(void **state)
+ * rows starting at any byte; u in 0..127, rows in -127..127 (the extremes
+ * included: no pair of products may saturate). Integer sums: equal exactly. */
+static void test_score_q8_matches_scalar(void **state)
 {
 	const struct mfs_kernels *k = kernel_or_skip(state);
-	const size_t ns[] = { 0, 16, 32, 48, 64, 128, 256 }, maxcount = 33;
+	const size_t ns[] = { 0, 16, 32, 48, 64, 80, 128, 256, 4096 }, maxcount = 33;
 	uint64_t seed = 43;
-	float *u = alloc_floats(CAP);
-	float *ok = alloc_floats(maxcount + 8), *os = alloc_floats(maxcount + 8);
+	uint8_t *u = malloc(4096 + 1);
+	int32_t *ok = malloc((maxcount + 8) * sizeof *ok), *os = malloc((maxcount + 8) * sizeof *os);
+	assert_non_null(u);
+	assert_non_null(ok);
+	assert_non_null(os);
 	for (size_t ni = 0; ni < COUNT(ns); ni++) {
 		const size_t n = ns[ni];
 		const size_t strides[] = { n, n + 16, n + 7 };
@@ -463,32 +467,32 @@ static void test_score_i8_matches_scalar(void **state)
 			const size_t cap = off + maxcount * stride + 16;
 			int8_t *rows = malloc(cap);
 			assert_non_null(rows);
-			memset(rows, 0x7f, cap); /* guards: reading them spoils the score */
+			memset(rows, 0x55, cap); /* guards: reading them spoils the score */
 			for (size_t i = 0; i < n; i++)
-				u[1 + i] = rng_float(&seed, -1.0f, 1.0f);
+				u[1 + i] = (uint8_t)(si == 1 ? 127 : rng_float(&seed, 0.0f, 127.99f));
 			for (size_t j = 0; j < maxcount; j++)
 				for (size_t i = 0; i < n; i++)
 					rows[off + j * stride + i] =
-						(int8_t)(rng_float(&seed, -127.0f, 127.0f));
+						(int8_t)(si == 1 ? (j % 2 ? 127 : -127)
+								 : rng_float(&seed, -127.99f, 127.99f));
 			for (size_t ci = 0; ci < COUNT(score_counts); ci++) {
 				const size_t count = score_counts[ci];
-				fill(ok, maxcount + 8, GUARD);
-				fill(os, maxcount + 8, GUARD);
-				snprintf(ctx, sizeof ctx, "%s score_i8 n=%zu stride=%zu count=%zu",
+				for (size_t j = 0; j < maxcount + 8; j++)
+					ok[j] = os[j] = 0x5eed;
+				snprintf(ctx, sizeof ctx, "%s score_q8 n=%zu stride=%zu count=%zu",
 					 k->name, n, stride, count);
-				mfs_kernels_scalar.score_i8(u + 1, rows + off, stride, n, count, os);
-				k->score_i8(u + 1, rows + off, stride, n, count, ok);
+				mfs_kernels_scalar.score_q8(u + 1, rows + off, stride, n, count, os);
+				k->score_q8(u + 1, rows + off, stride, n, count, ok);
 				for (size_t j = 0; j < count; j++) {
-					double mag = 0.0;
+					int64_t want = 0;
 					for (size_t i = 0; i < n; i++)
-						mag += fabs((double)u[1 + i] * rows[off + j * stride + i]);
-					double want = 0.0;
-					for (size_t i = 0; i < n; i++)
-						want += (double)u[1 + i] * rows[off + j * stride + i];
-					check_close(os[j], want, RTOL * mag + FLT_MIN, "scalar", j);
-					check_close(ok[j], os[j], RTOL * mag + FLT_MIN, "out", j);
+						want += (int64_t)u[1 + i] * rows[off + j * stride + i];
+					if (os[j] != want || ok[j] != want)
+						fail_msg("%s: row %zu: scalar %d, kernel %d, want %lld", ctx,
+							 j, os[j], ok[j], (long long)want);
 				}
-				check_guards(ok, maxcount + 8, 0, count, "out");
+				for (size_t j = count; j < maxcount + 8; j++)
+					assert_int_equal(ok[j], 0x5eed); /* nothing written past count */
 			}
 			free(rows);
 		}
@@ -700,7 +704,7 @@ static void test_dispatch_named_kernel_matches_get(void **state)
 		KTEST(isa, adagrad_step_matches_scalar_unaligned),                 \
 		KTEST(isa, adagrad_step_keeps_accumulators_when_n_is_0),           \
 		KTEST(isa, score_matches_scalar), KTEST(isa, score_matches_scalar_unaligned), \
-		KTEST(isa, score_i8_matches_scalar),                                \
+		KTEST(isa, score_q8_matches_scalar),                                \
 		KTEST(isa, padded_rows_match_scalar_and_padding_stays_zero)
 #define DTEST(fn) { "kernels_dispatch__" #fn, test_dispatch_##fn, NULL, NULL, NULL }
 
