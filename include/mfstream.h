@@ -300,6 +300,12 @@ MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_
 /*
  * Load a model saved by mfs_model_save. kernel as in mfs_config (NULL: auto).
  * Every section's checksum is verified; a torn or corrupt file is refused.
+ * The big tables are mapped from the file copy-on-write (private: writes
+ * never reach the file) instead of read, where the file allows it (files of
+ * this version); the model stays valid when the file is deleted or replaced
+ * (by rename; files are never rewritten in place). The first mfs_model_learn
+ * copies mapped tables into anonymous memory. A delta checkpoint is refused
+ * (-MFS_E_INVAL): load its directory with mfs_checkpoint_load_newest.
  * Returns 0, or -MFS_E_NOTFOUND, -MFS_E_IO, -MFS_E_CORRUPT, -MFS_E_VERSION,
  * -MFS_E_UNSUPPORTED, -MFS_E_NOMEM; diag says why.
  */
@@ -498,12 +504,17 @@ MFS_API int mfs_source_seek(mfs_source *s, const void *pos, size_t len, mfs_diag
  * A checkpoint directory holds model files named ckpt-<events>.mfs (the
  * events the model has learned, 20 digits, so names sort by age), each
  * written atomically by mfs_model_save with the reader position it continues
- * from.
+ * from, and deltas named ckpt-<events>.delta: only the rows changed since the
+ * previous checkpoint (whole or delta) and the learner state, naming the
+ * state they apply on (its event count and ID). The newest state of a
+ * directory is its newest whole checkpoint with its chain of deltas applied
+ * in order; the name that sorts last is always that newest state.
  */
 
 /*
  * Write m to dir/ckpt-<events>.mfs with position (may be NULL) and zstd level
- * compress (0: raw), then delete all but the newest keep checkpoints (keep 0:
+ * compress (0: raw), then delete all but the newest keep whole checkpoints and
+ * the deltas that apply on them (older deltas go with their base; keep 0:
  * delete none). On failure the directory is as it was (no partial file).
  * Returns 0, or -MFS_E_IO (diag->os_errno: ENOSPC, EIO, ...), -MFS_E_NOMEM,
  * -MFS_E_INVAL.
@@ -512,15 +523,56 @@ MFS_API int mfs_checkpoint_write(const mfs_model *m, const char *dir, const void
 				 size_t position_len, int compress, unsigned keep, mfs_diag *diag);
 
 /*
- * Load the newest checkpoint of dir that is whole: damaged ones (checksum,
- * truncation, ...) are passed to on_skip (may be NULL) and the previous one is
- * tried. Writes the file's path to path (if not NULL). Returns 0, or
+ * Write a delta of m to dir/ckpt-<events>.delta: the rows learned since the
+ * last mfs_checkpoint_mark (or since m was loaded), atomically, like
+ * mfs_checkpoint_write (same position, compress and keep). The delta applies
+ * on the checkpoint of the state m had at that mark: write that one (whole or
+ * delta) before marking. Reads m only, so a forked child may call it.
+ * Returns 0, or -MFS_E_INVAL (m was never marked nor loaded: write a whole
+ * checkpoint first), -MFS_E_IO, -MFS_E_NOMEM.
+ */
+MFS_API int mfs_checkpoint_write_delta(const mfs_model *m, const char *dir, const void *position,
+				       size_t position_len, int compress, unsigned keep,
+				       mfs_diag *diag);
+
+/*
+ * Mark m's present state as checkpointed: the next delta holds the rows
+ * learned from now on and applies on a checkpoint of this state. Call it right
+ * after writing one (or after forking the child that writes it). If that
+ * write fails, write a whole checkpoint next. Returns 0 or -MFS_E_INVAL.
+ */
+MFS_API int mfs_checkpoint_mark(mfs_model *m);
+
+/*
+ * Give m's tables their huge pages back after a forked checkpoint writer has
+ * exited. While a child shares them, the kernel splits every huge page the
+ * learner writes into 4 KiB pages, and the next fork copies one page-table
+ * entry per 4 KiB page (tens of milliseconds for a 1 GiB model) instead of
+ * one per 2 MiB. Collapses the rows in use, 2 MiB at a time (MADV_COLLAPSE):
+ * call it from another thread while m learns (a learning step touching the
+ * 2 MiB being copied waits for that copy, about 0.1 ms); not concurrently
+ * with mfs_model_free. Returns the bytes now in huge pages, or
+ * -MFS_E_UNSUPPORTED (kernel older than 6.1), -MFS_E_INVAL.
+ */
+MFS_API int64_t mfs_model_regroup_pages(mfs_model *m);
+
+/*
+ * Load the newest state of dir: its newest whole checkpoint that loads, with
+ * the deltas after it applied in order. A damaged whole checkpoint (checksum,
+ * truncation, ...) is passed to on_skip (may be NULL) and the previous one is
+ * tried. The first delta that is damaged or does not apply on the state so
+ * far (a missing link) is passed to on_skip; the chain goes on only with a
+ * later delta that applies on the state so far (a run resumed from an earlier
+ * link writes its deltas beside the stale ones), damaged ones are reported.
+ * Writes the path of the last file applied to path (if not NULL). The model
+ * is loaded as by mfs_model_load (mapped). Returns 0, or
  * -MFS_E_NOTFOUND (no checkpoint, or none valid), -MFS_E_IO, -MFS_E_NOMEM,
  * -MFS_E_UNSUPPORTED (kernel).
  */
 MFS_API int mfs_checkpoint_load_newest(mfs_model **out, const char *dir, const char *kernel,
 				       mfs_bad_record_fn on_skip, void *ctx, char *path,
 				       size_t path_len, mfs_diag *diag);
+
 
 /* ===================================================================== */
 /* Serving: query the newest model while it is replaced                  */

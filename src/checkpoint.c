@@ -1,7 +1,8 @@
 /*
  * checkpoint.c - a directory of model files named by the events they hold:
- * write one atomically (mfs_model_save), keep the newest few, and find the
- * newest that loads.
+ * write one atomically (mfs_model_save) or a delta of the rows changed since
+ * the last (mfs_model_save_delta), keep the newest few whole ones and their
+ * deltas, and find the newest state that loads: a whole one and its chain.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,11 +16,22 @@
 
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_SUFFIX ".mfs"
+#define DELTA_SUFFIX ".delta" /* sorts before ".mfs": a whole file of the same state wins */
+
+static int has_suffix(const char *n, const char *suf)
+{
+	size_t l = strlen(n), pl = strlen(CKPT_PREFIX), sl = strlen(suf);
+	return l > pl + sl && strncmp(n, CKPT_PREFIX, pl) == 0 && strcmp(n + l - sl, suf) == 0;
+}
+
+static int is_delta_name(const char *n)
+{
+	return has_suffix(n, DELTA_SUFFIX);
+}
 
 static int is_ckpt_name(const char *n)
 {
-	size_t l = strlen(n), pl = strlen(CKPT_PREFIX), sl = strlen(CKPT_SUFFIX);
-	return l > pl + sl && strncmp(n, CKPT_PREFIX, pl) == 0 && strcmp(n + l - sl, CKPT_SUFFIX) == 0;
+	return has_suffix(n, CKPT_SUFFIX) || is_delta_name(n);
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -75,31 +87,102 @@ static void free_names(char **names, size_t n)
 	free(names);
 }
 
-MFS_API int mfs_checkpoint_write(const mfs_model *m, const char *dir, const void *position,
-				 size_t position_len, int compress, unsigned keep, mfs_diag *diag)
+/* Keep the newest `keep` whole checkpoints and the deltas after the oldest of them. */
+static void prune(const char *dir, unsigned keep)
+{
+	char **names, path[4096];
+	size_t n;
+	if (keep == 0 || list_ckpts(dir, &names, &n, NULL) != 0)
+		return;
+	unsigned whole = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (whole >= keep) {
+			snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+			unlink(path);
+		} else if (!is_delta_name(names[i])) {
+			whole++;
+		}
+	}
+	free_names(names, n);
+}
+
+static int write_ckpt(const mfs_model *m, const char *dir, const void *position,
+		      size_t position_len, int compress, unsigned keep, int delta, mfs_diag *diag)
 {
 	if (!m || !dir || !*dir)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, dir, 0, 0, "no model or directory");
 	char path[4096];
-	int l = snprintf(path, sizeof path, "%s/" CKPT_PREFIX "%020llu" CKPT_SUFFIX, dir,
-			 (unsigned long long)m->events);
+	int l = snprintf(path, sizeof path, "%s/" CKPT_PREFIX "%020llu%s", dir,
+			 (unsigned long long)m->events, delta ? DELTA_SUFFIX : CKPT_SUFFIX);
 	if (l < 0 || (size_t)l >= sizeof path)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, dir, 0, 0, "path too long");
 	mfs_save_opts so = { .compress = compress, .position = position,
 			     .position_len = position_len };
-	int rc = mfs_model_save(m, path, &so, diag);
+	int rc = delta ? mfs_model_save_delta(m, path, &so, diag) : mfs_model_save(m, path, &so, diag);
 	if (rc < 0)
 		return rc;
-	/* Keep the newest `keep`; a failure to prune is not a failed checkpoint. */
-	char **names;
-	size_t n;
-	if (keep > 0 && list_ckpts(dir, &names, &n, NULL) == 0) {
-		for (size_t i = keep; i < n; i++) {
-			snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-			unlink(path);
+	/* a failure to prune is not a failed checkpoint */
+	prune(dir, keep);
+	return 0;
+}
+
+MFS_API int mfs_checkpoint_write(const mfs_model *m, const char *dir, const void *position,
+				 size_t position_len, int compress, unsigned keep, mfs_diag *diag)
+{
+	return write_ckpt(m, dir, position, position_len, compress, keep, 0, diag);
+}
+
+MFS_API int mfs_checkpoint_write_delta(const mfs_model *m, const char *dir, const void *position,
+				       size_t position_len, int compress, unsigned keep,
+				       mfs_diag *diag)
+{
+	return write_ckpt(m, dir, position, position_len, compress, keep, 1, diag);
+}
+
+/*
+ * names[full] loaded, with the deltas after it (names[full-1] down to
+ * names[stop]: newer names have lower indexes) applied in order. A delta that
+ * fails is passed to on_skip and the chain goes on only with a later delta
+ * that applies on the state so far (a run resumed from an earlier link writes
+ * deltas beside the ones it replaces); after the first report, deltas that
+ * merely name another base are skipped quietly, damaged ones are reported.
+ * Returns 0 with *applied the index of the last file applied, or < 0 when the
+ * whole one fails.
+ */
+static int load_chain(mfs_model **out, const char *dir, char **names, size_t full, size_t stop,
+		      const char *kernel, mfs_bad_record_fn on_skip, void *ctx, size_t *applied,
+		      mfs_diag *diag)
+{
+	char p[4096];
+	snprintf(p, sizeof p, "%s/%s", dir, names[full]);
+	mfs_model *m;
+	int rc = mfs_model_load(&m, p, kernel, diag);
+	if (rc < 0)
+		return rc;
+	*applied = full;
+	int reported = 0;
+	for (size_t i = full; i-- > stop;) {
+		if (!is_delta_name(names[i]))
+			continue; /* a whole one that did not load: the chain may go on past it */
+		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+		mfs_diag d;
+		int touched, other;
+		int r = mfs_model_apply_delta(m, p, &touched, &other, &d);
+		if (r == 0) {
+			*applied = i;
+			continue;
 		}
-		free_names(names, n);
+		if (on_skip && (!reported || !other))
+			on_skip(ctx, &d); /* damaged or a missing link */
+		reported = 1;
+		if (touched) {
+			/* half applied: load the chain again up to the last link that applied */
+			mfs_model_free(m);
+			return load_chain(out, dir, names, full, *applied, kernel, NULL, NULL, applied,
+					  diag);
+		}
 	}
+	*out = m;
 	return 0;
 }
 
@@ -117,13 +200,14 @@ MFS_API int mfs_checkpoint_load_newest(mfs_model **out, const char *dir, const c
 	rc = mfs_diag_set(diag, MFS_E_NOTFOUND, 0, dir, 0, 0,
 			  n ? "no valid checkpoint (all are damaged)" : "no checkpoint");
 	for (size_t i = 0; i < n; i++) {
-		char full[4096];
-		snprintf(full, sizeof full, "%s/%s", dir, names[i]);
+		if (is_delta_name(names[i]))
+			continue; /* applied on the whole checkpoint before it */
 		mfs_diag d;
-		int r = mfs_model_load(out, full, kernel, &d);
+		size_t applied;
+		int r = load_chain(out, dir, names, i, 0, kernel, on_skip, ctx, &applied, &d);
 		if (r == 0) {
 			if (path && path_len)
-				snprintf(path, path_len, "%s", full);
+				snprintf(path, path_len, "%s/%s", dir, names[applied]);
 			rc = 0;
 			break;
 		}

@@ -1,6 +1,7 @@
 /* idmap.c - ID keys -> rows in fixed memory: index, eviction, admission, ID strings. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "idmap.h"
 #include "internal.h"
@@ -29,7 +30,7 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 	/* 32 bytes per row reserved up front (pages are touched as IDs arrive);
 	 * it grows only if the live IDs average more than half of that. */
 	m->arena_cap = cap * 32 > 4096 ? (size_t)cap * 32 : 4096;
-	m->arena = malloc(m->arena_cap);
+	m->arena = mfs_alloc_huge(m->arena_cap);
 	m->order = mfs_alloc_huge(cap * sizeof *m->order);
 	if (m->min_count) {
 		uint64_t w = 1024;
@@ -52,7 +53,7 @@ void mfs_idmap_free(struct mfs_idmap *m)
 	mfs_free_huge(m->row_key, m->cap * sizeof *m->row_key);
 	mfs_free_huge(m->row_off, m->cap * sizeof *m->row_off);
 	mfs_free_huge(m->row_len, m->cap * sizeof *m->row_len);
-	free(m->arena);
+	mfs_free_huge(m->arena, m->arena_cap);
 	mfs_free_huge(m->order, m->cap * sizeof *m->order);
 	free(m->sketch);
 	memset(m, 0, sizeof *m);
@@ -90,6 +91,15 @@ static void compact(struct mfs_idmap *m, uint64_t rows)
 	m->arena_dead = 0;
 }
 
+/* The arena moved to a bigger huge-page mapping (its pages move, no copy). */
+static char *grow_arena(struct mfs_idmap *m, size_t ncap)
+{
+	const size_t huge = (size_t)2 << 20;
+	size_t o = (m->arena_cap + huge - 1) & ~(huge - 1), n = (ncap + huge - 1) & ~(huge - 1);
+	void *p = mremap(m->arena, o, n, MREMAP_MAYMOVE);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 static int store_id(struct mfs_idmap *m, uint64_t row, const char *id, size_t len)
 {
 	if (len > MFS_ID_MAX)
@@ -107,7 +117,7 @@ static int store_id(struct mfs_idmap *m, uint64_t row, const char *id, size_t le
 			size_t ncap = m->arena_cap * 2;
 			while (ncap < m->arena_len + len)
 				ncap *= 2;
-			char *na = realloc(m->arena, ncap);
+			char *na = grow_arena(m, ncap);
 			if (!na)
 				return -MFS_E_NOMEM;
 			m->arena = na;
@@ -333,4 +343,87 @@ int mfs_idmap_set_row(struct mfs_idmap *m, uint64_t r, uint64_t key, const char 
 	m->row_key[r] = key;
 	m->used++;
 	return 0;
+}
+
+int mfs_idmap_load_keys(struct mfs_idmap *m, const uint64_t *keys, const uint32_t *seen,
+			uint64_t n)
+{
+	if (n > m->cap || (m->mode == MFS_IDMAP_HASHED && n != m->cap))
+		return -MFS_E_CORRUPT;
+	if (keys != m->row_key)
+		memcpy(m->row_key, keys, n * sizeof *keys);
+	if (m->mode == MFS_IDMAP_HASHED) {
+		uint64_t used = 0;
+		for (uint64_t r = 0; r < n; r++)
+			used += m->row_key[r] != 0;
+		m->used = used;
+		return 0;
+	}
+	/* Probe slots a few keys ahead: the index is far bigger than the caches. */
+	enum { AHEAD = 8 };
+	for (uint64_t r = 0; r < n; r++) {
+		if (r + AHEAD < n)
+			__builtin_prefetch(&m->slots[m->row_key[r + AHEAD] & m->mask], 1);
+		uint64_t key = m->row_key[r];
+		if (key == 0)
+			return -MFS_E_CORRUPT;
+		uint64_t i = key & m->mask;
+		while (m->slots[i].key != 0) {
+			if (m->slots[i].key == key)
+				return -MFS_E_CORRUPT; /* a duplicate key in a model file */
+			i = (i + 1) & m->mask;
+		}
+		m->slots[i].key = key;
+		m->slots[i].row = (uint32_t)r;
+		m->slots[i].seen = seen ? seen[r] : 0;
+	}
+	m->used = n;
+	return 0;
+}
+
+int mfs_idmap_load_ids(struct mfs_idmap *m, const uint8_t *enc, size_t len, uint64_t n)
+{
+	if (len < n)
+		return -MFS_E_CORRUPT;
+	size_t bytes = len - n; /* the strings without their length bytes */
+	if (bytes > m->arena_cap) {
+		char *na = grow_arena(m, bytes);
+		if (!na)
+			return -MFS_E_NOMEM;
+		m->arena = na;
+		m->arena_cap = bytes;
+	}
+	size_t o = 0, a = 0;
+	for (uint64_t r = 0; r < n; r++) {
+		if (o >= len || len - o - 1 < enc[o])
+			return -MFS_E_CORRUPT;
+		uint8_t l = enc[o];
+		memcpy(m->arena + a, enc + o + 1, l);
+		m->row_off[r] = a;
+		m->row_len[r] = l;
+		a += l;
+		o += 1 + (size_t)l;
+	}
+	if (o != len)
+		return -MFS_E_CORRUPT;
+	m->arena_len = a;
+	m->arena_dead = 0;
+	return 0;
+}
+
+int mfs_idmap_put(struct mfs_idmap *m, uint64_t r, uint64_t key, const char *id, size_t len,
+		  uint32_t seen)
+{
+	if (r >= m->cap || key == 0)
+		return -MFS_E_CORRUPT;
+	if (m->mode == MFS_IDMAP_HASHED) {
+		if (m->row_key[r] == 0)
+			m->used++;
+	} else {
+		if (r >= m->used || mfs_idmap_find(m, key) >= 0)
+			return -MFS_E_CORRUPT;
+		insert_slot(m, key, r, seen);
+	}
+	m->row_key[r] = key;
+	return store_id(m, r, id, len) < 0 ? -MFS_E_NOMEM : 0;
 }

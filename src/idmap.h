@@ -122,6 +122,31 @@ int mfs_idmap_set_row(struct mfs_idmap *m, uint64_t r, uint64_t key, const char 
 uint32_t mfs_idmap_seen(const struct mfs_idmap *m, uint64_t r);
 void mfs_idmap_set_seen(struct mfs_idmap *m, uint64_t r, uint32_t tick);
 
+/*
+ * Loading a whole table at once (faster than a call per row): n rows of keys
+ * (may alias m->row_key) and their last-seen ticks (exact mode; NULL: 0).
+ * Exact mode: the index is built; a zero or repeated key is -MFS_E_CORRUPT.
+ * Hashed mode: n must be cap; used counts the touched rows.
+ */
+int mfs_idmap_load_keys(struct mfs_idmap *m, const uint64_t *keys, const uint32_t *seen,
+			uint64_t n);
+
+/*
+ * The ID strings of n rows from their file encoding (a length byte, then the
+ * bytes, for each row). Returns 0, -MFS_E_CORRUPT (ends early or has bytes
+ * left over), -MFS_E_NOMEM.
+ */
+int mfs_idmap_load_ids(struct mfs_idmap *m, const uint8_t *enc, size_t len, uint64_t n);
+
+/*
+ * Applying a delta: set row r (below used, which the caller has raised) to
+ * key, ID and seen tick. Exact mode: the caller has first removed the old
+ * keys of every row it will put; a key already in the index is
+ * -MFS_E_CORRUPT. Returns 0, -MFS_E_CORRUPT or -MFS_E_NOMEM.
+ */
+int mfs_idmap_put(struct mfs_idmap *m, uint64_t r, uint64_t key, const char *id, size_t len,
+		  uint32_t seen);
+
 /* Remove key from the index (exact mode). Returns 1 if it was there. */
 int mfs_idmap_remove(struct mfs_idmap *m, uint64_t key);
 

@@ -2,6 +2,7 @@
  * model.c - the biased MF model: create, learn (one SGD step per event),
  * predict, top-K.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,7 @@ static void side_free(struct mfs_table *s)
 	mfs_free_huge(s->bias, s->cap * sizeof(float));
 	mfs_free_huge(s->acc, s->cap * sizeof(float));
 	mfs_free_huge(s->bacc, s->cap * sizeof(float));
+	mfs_free_huge(s->dirty, mfs_dirty_bytes(s->cap));
 	memset(s, 0, sizeof *s);
 }
 
@@ -125,11 +127,12 @@ static int side_init(struct mfs_table *s, const mfs_config *cfg, uint64_t cap, u
 	s->rows_bytes = bytes;
 	s->rows = mfs_alloc_huge(bytes);
 	s->bias = mfs_alloc_huge(cap * sizeof(float));
+	s->dirty = mfs_alloc_huge(mfs_dirty_bytes(cap));
 	if (adagrad) {
 		s->acc = mfs_alloc_huge(cap * sizeof(float));
 		s->bacc = mfs_alloc_huge(cap * sizeof(float));
 	}
-	if (!s->rows || !s->bias || (adagrad && (!s->acc || !s->bacc))) {
+	if (!s->rows || !s->bias || !s->dirty || (adagrad && (!s->acc || !s->bacc))) {
 		side_free(s);
 		return -MFS_E_NOMEM;
 	}
@@ -208,6 +211,96 @@ MFS_API int mfs_model_create(mfs_model **out, const mfs_config *cfg, mfs_diag *d
 	return 0;
 }
 
+int mfs_model_unmap(mfs_model *m)
+{
+	while (m->n_mapped > 0) {
+		struct mfs_mapped *r = &m->mapped[m->n_mapped - 1];
+		void *t = mfs_alloc_huge(r->len);
+		if (!t)
+			return -MFS_E_NOMEM;
+		memcpy(t, r->p, r->len);
+		/* move the copy's pages over the mapping: the address stays, the file goes */
+		if (mremap(t, r->len, r->len, MREMAP_MAYMOVE | MREMAP_FIXED, r->p) == MAP_FAILED) {
+			mfs_free_huge(t, r->len);
+			return -MFS_E_NOMEM;
+		}
+		size_t alloc = (r->len + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
+		if (alloc > r->len)
+			munmap((char *)t + r->len, alloc - r->len);
+		m->n_mapped--;
+	}
+	return 0;
+}
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1; older kernels say EINVAL */
+#endif
+
+/*
+ * Collapse [p, p+len) of a table back into huge pages, 2 MiB at a time.
+ * Tables are whole 2 MiB mappings from mfs_alloc_huge: when p is aligned (the
+ * kernel aligns such mappings) the last, partly used 2 MiB is included.
+ * Counts the bytes collapsed and the refusals of the kernel (EINVAL: no
+ * MADV_COLLAPSE, or THP off).
+ */
+static void collapse(void *p, size_t len, size_t *done, int *refused)
+{
+	const uintptr_t huge = (uintptr_t)2 << 20;
+	uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+	uintptr_t end = (uintptr_t)p + len;
+	end = a == (uintptr_t)p ? (end + huge - 1) & ~(huge - 1) : end & ~(huge - 1);
+	for (; a < end; a += huge) {
+		/* one huge page per call: the learner waits at most for one 2 MiB copy */
+		if (madvise((void *)a, huge, MADV_COLLAPSE) == 0)
+			*done += huge;
+		else if (errno == EINVAL)
+			(*refused)++;
+	}
+}
+
+MFS_API int64_t mfs_model_regroup_pages(mfs_model *m)
+{
+	if (!m)
+		return -MFS_E_INVAL;
+	size_t done = 0;
+	int refused = 0;
+	struct mfs_table *sides[2] = { &m->user, &m->item };
+	for (int i = 0; i < 2; i++) {
+		struct mfs_table *s = sides[i];
+		/* the rows in use (learning touches no other; the count may grow meanwhile) */
+		uint64_t n = s->ids.mode == MFS_IDMAP_HASHED
+				     ? s->ids.cap
+				     : __atomic_load_n(&s->ids.used, __ATOMIC_RELAXED);
+		collapse(s->rows, (size_t)n * m->stride * sizeof(float), &done, &refused);
+		collapse(s->bias, (size_t)n * sizeof(float), &done, &refused);
+		if (s->acc) {
+			collapse(s->acc, (size_t)n * sizeof(float), &done, &refused);
+			collapse(s->bacc, (size_t)n * sizeof(float), &done, &refused);
+		}
+		collapse(s->dirty, mfs_dirty_bytes(n), &done, &refused);
+		collapse(s->ids.row_key, (size_t)n * 8, &done, &refused);
+		collapse(s->ids.row_off, (size_t)n * 8, &done, &refused);
+		collapse(s->ids.row_len, (size_t)n, &done, &refused);
+		if (s->ids.slots)
+			collapse(s->ids.slots, (size_t)(s->ids.mask + 1) * sizeof *s->ids.slots, &done,
+				 &refused);
+	}
+	return done == 0 && refused ? -MFS_E_UNSUPPORTED : (int64_t)done;
+}
+
+MFS_API int mfs_checkpoint_mark(mfs_model *m)
+{
+	if (!m)
+		return -MFS_E_INVAL;
+	/* only rows in use can be dirty: an untouched tail of the bitmap costs nothing */
+	memset(m->user.dirty, 0, mfs_dirty_bytes(table_rows(&m->user)));
+	memset(m->item.dirty, 0, mfs_dirty_bytes(table_rows(&m->item)));
+	m->ck_events = m->events;
+	m->ck_id = mfs_model_state_id(m);
+	m->ck_valid = 1;
+	return 0;
+}
+
 MFS_API void mfs_model_free(mfs_model *m)
 {
 	if (!m)
@@ -248,6 +341,9 @@ static int64_t resolve(mfs_model *m, struct mfs_table *s, uint64_t key, const ch
 	int64_t row = mfs_idmap_get(&s->ids, key, id, len, m->tick, &fresh);
 	if (fresh)
 		init_row(m, s, (uint64_t)row);
+	/* Every row an event changes comes through here: one bit for the next delta. */
+	if (row >= 0)
+		mfs_dirty_set(s, (uint64_t)row);
 	return row;
 }
 
@@ -400,6 +496,12 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 {
 	if (!m || (!ev && n))
 		return -MFS_E_INVAL;
+	if (MFS_UNLIKELY(m->n_mapped)) {
+		/* a model mapped from its file: learn in anonymous huge-page memory */
+		int rc = mfs_model_unmap(m);
+		if (rc < 0)
+			return rc;
+	}
 	const mfs_config *c = &m->cfg;
 	const int adagrad = c->optimizer == MFS_OPT_ADAGRAD;
 	const int two = c->user_hashes == 2;

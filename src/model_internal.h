@@ -22,7 +22,16 @@ struct mfs_table {
 	float *bias; /* cap */
 	float *acc;  /* cap: AdaGrad accumulators of the rows (1 for a fresh row), NULL for SGD */
 	float *bacc; /* cap: AdaGrad accumulators of the biases, NULL for SGD */
+	uint64_t *dirty; /* cap bits: rows learned since the last checkpoint mark (deltas) */
 };
+
+/* A table region that mfs_model_load mapped from its file (copy-on-write). */
+struct mfs_mapped {
+	void *p;
+	size_t len; /* page-rounded */
+};
+
+#define MFS_MAX_MAPPED 16
 
 struct mfs_model {
 	mfs_config cfg; /* cfg.kernel is not kept (NULL) */
@@ -42,10 +51,48 @@ struct mfs_model {
 	float *tmp;       /* stride floats: a user's summed rows (two hashes per user) */
 	void *position;
 	size_t position_len;
+	/* Deltas: the state the dirty bits are relative to (mfs_checkpoint_mark). */
+	int ck_valid;
+	uint64_t ck_events, ck_id;
+	/* Regions mapped from a model file; copied to anonymous memory before learning. */
+	struct mfs_mapped mapped[MFS_MAX_MAPPED];
+	int n_mapped;
 };
 
 /* Allocate an empty model for a validated config and a kernel table. */
 int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_kernels *k);
+
+/* Replace the mapped regions of m by anonymous (huge-page) copies. */
+int mfs_model_unmap(mfs_model *m);
+
+/* Bytes of a table's dirty bitmap. */
+static inline size_t mfs_dirty_bytes(uint64_t cap)
+{
+	return (size_t)((cap + 63) / 64) * 8;
+}
+
+static inline void mfs_dirty_set(struct mfs_table *s, uint64_t row)
+{
+	s->dirty[row >> 6] |= 1ULL << (row & 63);
+}
+
+/* --- modelfile.c ---------------------------------------------------------- */
+
+/* The ID of m's state (counters, mu, RNG, hands, ...): what a delta names as its base. */
+uint64_t mfs_model_state_id(const mfs_model *m);
+
+/* Write the rows marked dirty and the header state as a delta file (atomically). */
+int mfs_model_save_delta(const mfs_model *m, const char *path, const mfs_save_opts *opts,
+			 mfs_diag *diag);
+
+/*
+ * Apply the delta file at path onto m. Returns 0; -MFS_E_CORRUPT when the
+ * file is damaged or does not apply on m's state (*other_base set: it is
+ * whole but names another base); m is untouched then, unless *touched is set:
+ * the caller must then discard m. -MFS_E_IO, -MFS_E_NOMEM, -MFS_E_VERSION.
+ */
+int mfs_model_apply_delta(mfs_model *m, const char *path, int *touched, int *other_base,
+			  mfs_diag *diag);
 
 /* Rows to iterate: exact mode 0..used-1 (all live); hashed mode the whole table. */
 static inline uint64_t table_rows(const struct mfs_table *s)

@@ -6,8 +6,18 @@
  *               settings, RNG state; an XXH3 checksum of its first 248 bytes
  *               in its last 8 bytes
  *   table       n_sections entries of 48 bytes, then an XXH3 checksum of the table
- *   sections    each starting at a 64-byte aligned offset; stored raw or as one
- *               zstd frame; each entry carries the XXH3 of the stored bytes
+ *   sections    each starting at a 64-byte aligned offset (raw sections of 64 KiB
+ *               or more at a 4096-byte one, so that a loader can map them: files
+ *               written before have 64-byte offsets and are copied); stored raw
+ *               or as one zstd frame; each entry carries the XXH3 of the stored bytes
+ * Version 1 is a whole model. Version 2 (header kind 1 at byte 240) is a
+ * delta: the rows changed since the checkpoint it names (SEC_DELTA: that
+ * state's event count and ID) with their row numbers, and the whole header
+ * state. A state's ID is the XXH3 of its header's first 240 bytes written as
+ * a version-1 header with no sections: full file and delta of one state agree.
+ * Loading maps big raw sections copy-on-write (MAP_PRIVATE) over the tables,
+ * so it reads no more than the checksums need; a learner copies them into
+ * anonymous memory before its first step (mfs_model_unmap).
  * Written to a temporary file beside the target, fsync'd, renamed, and the
  * directory fsync'd: a reader sees the old file or the new one, never a torn one.
  */
@@ -17,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,7 +35,8 @@
 #include "zstd_stage.h"
 
 #define MAGIC "MFSMODL"
-#define FORMAT_VERSION 1u
+#define FORMAT_VERSION 1u       /* whole models */
+#define FORMAT_VERSION_DELTA 2u /* deltas (the same layout, header kind 1) */
 #define HEADER_SIZE 256u
 #define ENTRY_SIZE 48u
 #define MAX_SECTIONS 32u
@@ -47,7 +59,15 @@ enum section_tag {
 	SEC_ITEM_SEEN = 17,
 	SEC_ITEM_SKETCH = 18,
 	SEC_POSITION = 21,
+	/* deltas */
+	SEC_USER_DIRTY = 9,  /* u32 row numbers, ascending: the rows the other sections hold */
+	SEC_ITEM_DIRTY = 19,
+	SEC_DELTA = 22,      /* base events, base state ID, state ID (u64 each) */
 };
+
+/* Raw sections at least this long start at a page boundary, so that a loader can map them. */
+#define MAP_ALIGN 4096u
+#define MAP_MIN (64u << 10)
 
 #define SEC_FLAG_ZSTD 1u
 
@@ -110,11 +130,15 @@ static double getd(const uint8_t *p)
 	return f;
 }
 
-static void encode_header(const mfs_model *m, uint32_t n_sections, uint8_t *h)
+/*
+ * The header of m's state. kind 0: a whole model (version 1); 1: a delta
+ * (version 2, which older builds refuse rather than misread).
+ */
+static void encode_header(const mfs_model *m, uint32_t n_sections, uint32_t kind, uint8_t *h)
 {
 	memset(h, 0, HEADER_SIZE);
 	memcpy(h, MAGIC, 8);
-	put32(h + 8, FORMAT_VERSION);
+	put32(h + 8, kind ? FORMAT_VERSION_DELTA : FORMAT_VERSION);
 	put32(h + 12, HEADER_SIZE);
 	put32(h + 16, m->cfg.dim);
 	put32(h + 20, m->stride);
@@ -151,20 +175,33 @@ static void encode_header(const mfs_model *m, uint32_t n_sections, uint8_t *h)
 	put64(h + 224, m->item.ids.sketch_adds);
 	putf(h + 232, m->cfg.range_margin);
 	put32(h + 236, m->cfg.user_hashes);
+	put32(h + 240, kind);
 	put64(h + 248, mfs_checksum(h, 248));
 }
 
-/* The ID strings of a side: for each row a length byte and the bytes (0 for unused rows). */
-static int encode_ids(const struct mfs_idmap *ids, uint64_t n, void **out, size_t *len)
+uint64_t mfs_model_state_id(const mfs_model *m)
+{
+	uint8_t h[HEADER_SIZE];
+	encode_header(m, 0, 0, h);
+	return mfs_checksum(h, 240) | 1; /* never 0 */
+}
+
+/*
+ * The ID strings of rows (all n rows, or the n rows listed in idx): for each
+ * a length byte and the bytes (0 for unused rows).
+ */
+static int encode_ids(const struct mfs_idmap *ids, const uint32_t *idx, uint64_t n, void **out,
+		      size_t *len)
 {
 	size_t total = n;
-	for (size_t r = 0; r < n; r++)
-		total += ids->row_len[r];
+	for (size_t k = 0; k < n; k++)
+		total += ids->row_len[idx ? idx[k] : k];
 	uint8_t *b = malloc(total ? total : 1);
 	if (!b)
 		return -MFS_E_NOMEM;
 	size_t o = 0;
-	for (size_t r = 0; r < n; r++) {
+	for (size_t k = 0; k < n; k++) {
+		uint64_t r = idx ? idx[k] : k;
 		b[o++] = ids->row_len[r];
 		memcpy(b + o, ids->arena + ids->row_off[r], ids->row_len[r]);
 		o += ids->row_len[r];
@@ -204,11 +241,106 @@ static int fsync_dir_of(const char *path)
 	return rc;
 }
 
-MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_opts *opts,
-			   mfs_diag *diag)
+/* A section of n rows of elem bytes each: the whole table, or the rows listed in idx (copied). */
+static int rows_section(struct section *sec, uint32_t tag, const void *data, size_t elem,
+			const uint32_t *idx, uint64_t n)
+{
+	*sec = (struct section){ .tag = tag, .data = data, .raw_len = n * elem };
+	if (!idx)
+		return 0;
+	uint8_t *b = malloc(n ? n * elem : 1);
+	if (!b)
+		return -MFS_E_NOMEM;
+	for (uint64_t k = 0; k < n; k++)
+		memcpy(b + k * elem, (const uint8_t *)data + (size_t)idx[k] * elem, elem);
+	sec->data = b;
+	sec->owned = b;
+	return 0;
+}
+
+/* The dirty rows of a table below n, ascending (malloc'd; *nd of them). */
+static int dirty_rows(const struct mfs_table *s, uint64_t n, uint32_t **out, uint64_t *nd)
+{
+	uint64_t words = (n + 63) / 64, cnt = 0;
+	for (uint64_t w = 0; w < words; w++)
+		cnt += (uint64_t)__builtin_popcountll(s->dirty[w]);
+	uint32_t *idx = malloc(cnt ? cnt * 4 : 4);
+	if (!idx)
+		return -MFS_E_NOMEM;
+	uint64_t k = 0;
+	for (uint64_t w = 0; w < words; w++) {
+		for (uint64_t b = s->dirty[w]; b; b &= b - 1) {
+			uint64_t r = w * 64 + (uint64_t)__builtin_ctzll(b);
+			if (r < n)
+				idx[k++] = (uint32_t)r;
+		}
+	}
+	*out = idx;
+	*nd = k;
+	return 0;
+}
+
+/*
+ * The sections of m: every row of each table, or (delta) only its dirty rows
+ * with their row numbers. Appends to sec[*ns].
+ */
+static int gather(const mfs_model *m, int delta, struct section *sec, uint32_t *ns)
+{
+	const struct mfs_table *sides[2] = { &m->user, &m->item };
+	int rc;
+	for (int sd = 0; sd < 2; sd++) {
+		const struct mfs_table *s = sides[sd];
+		uint64_t n = table_rows(s);
+		uint32_t t0 = sd == 0 ? SEC_USER_KEYS : SEC_ITEM_KEYS;
+		uint32_t *idx = NULL;
+		if (delta) {
+			rc = dirty_rows(s, n, &idx, &n);
+			if (rc < 0)
+				return rc;
+			sec[(*ns)++] = (struct section){ .tag = sd == 0 ? SEC_USER_DIRTY : SEC_ITEM_DIRTY,
+							 .data = idx, .owned = idx, .raw_len = n * 4 };
+		}
+		if ((rc = rows_section(&sec[(*ns)++], t0, s->ids.row_key, 8, idx, n)) < 0)
+			return rc;
+		void *ids;
+		size_t idlen;
+		if ((rc = encode_ids(&s->ids, idx, n, &ids, &idlen)) < 0)
+			return rc;
+		sec[(*ns)++] = (struct section){ .tag = t0 + 1, .data = ids, .owned = ids, .raw_len = idlen };
+		if ((rc = rows_section(&sec[(*ns)++], t0 + 2, s->bias, 4, idx, n)) < 0 ||
+		    (rc = rows_section(&sec[(*ns)++], t0 + 3, s->rows, (size_t)m->stride * 4, idx, n)) < 0)
+			return rc;
+		if (s->acc) {
+			if ((rc = rows_section(&sec[(*ns)++], t0 + 4, s->acc, 4, idx, n)) < 0 ||
+			    (rc = rows_section(&sec[(*ns)++], t0 + 5, s->bacc, 4, idx, n)) < 0)
+				return rc;
+		}
+		if (s->ids.mode == MFS_IDMAP_EXACT) {
+			uint32_t *seen = malloc(n ? n * 4 : 1);
+			if (!seen)
+				return -MFS_E_NOMEM;
+			for (uint64_t k = 0; k < n; k++)
+				seen[k] = mfs_idmap_seen(&s->ids, idx ? idx[k] : k);
+			sec[(*ns)++] = (struct section){ .tag = t0 + 6, .data = seen, .owned = seen,
+							 .raw_len = n * 4 };
+		}
+		/* The admission sketch is not per row: a delta carries all of it
+		 * (at most 4 bytes per row of capacity). */
+		if (s->ids.sketch)
+			sec[(*ns)++] = (struct section){ .tag = t0 + 7, .data = s->ids.sketch,
+							 .raw_len = mfs_idmap_sketch_bytes(&s->ids) };
+	}
+	return 0;
+}
+
+static int save_file(const mfs_model *m, const char *path, const mfs_save_opts *opts, int delta,
+		     mfs_diag *diag)
 {
 	if (!m || !path || !*path)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0, "no model or path");
+	if (delta && !m->ck_valid)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0,
+				    "a delta needs a checkpoint to apply on (mfs_checkpoint_mark)");
 	int level = opts ? opts->compress : 0;
 	struct section sec[MAX_SECTIONS];
 	uint32_t ns = 0;
@@ -216,40 +348,16 @@ MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_
 	char tmp[4096];
 	tmp[0] = 0;
 	memset(sec, 0, sizeof sec);
+	uint8_t dsec[24];
 
-	const struct mfs_table *sides[2] = { &m->user, &m->item };
-	for (int sd = 0; sd < 2; sd++) {
-		const struct mfs_table *s = sides[sd];
-		uint64_t n = table_rows(s);
-		uint32_t t0 = sd == 0 ? SEC_USER_KEYS : SEC_ITEM_KEYS;
-		sec[ns++] = (struct section){ .tag = t0, .data = s->ids.row_key, .raw_len = n * 8 };
-		void *ids;
-		size_t idlen;
-		rc = encode_ids(&s->ids, n, &ids, &idlen);
-		if (rc < 0)
-			goto out;
-		sec[ns++] = (struct section){ .tag = t0 + 1, .data = ids, .owned = ids, .raw_len = idlen };
-		sec[ns++] = (struct section){ .tag = t0 + 2, .data = s->bias, .raw_len = n * 4 };
-		sec[ns++] = (struct section){ .tag = t0 + 3, .data = s->rows,
-					      .raw_len = n * m->stride * 4 };
-		if (s->acc) {
-			sec[ns++] = (struct section){ .tag = t0 + 4, .data = s->acc, .raw_len = n * 4 };
-			sec[ns++] = (struct section){ .tag = t0 + 5, .data = s->bacc, .raw_len = n * 4 };
-		}
-		if (s->ids.mode == MFS_IDMAP_EXACT) {
-			uint32_t *seen = malloc(n ? n * 4 : 1);
-			if (!seen) {
-				rc = -MFS_E_NOMEM;
-				goto out;
-			}
-			for (uint64_t r = 0; r < n; r++)
-				seen[r] = mfs_idmap_seen(&s->ids, r);
-			sec[ns++] = (struct section){ .tag = t0 + 6, .data = seen, .owned = seen,
-						      .raw_len = n * 4 };
-		}
-		if (s->ids.sketch)
-			sec[ns++] = (struct section){ .tag = t0 + 7, .data = s->ids.sketch,
-						      .raw_len = mfs_idmap_sketch_bytes(&s->ids) };
+	rc = gather(m, delta, sec, &ns);
+	if (rc < 0)
+		goto out;
+	if (delta) {
+		put64(dsec, m->ck_events);
+		put64(dsec + 8, m->ck_id);
+		put64(dsec + 16, mfs_model_state_id(m));
+		sec[ns++] = (struct section){ .tag = SEC_DELTA, .data = dsec, .raw_len = sizeof dsec };
 	}
 	const void *pos = opts && opts->position ? opts->position : m->position;
 	size_t pos_len = opts && opts->position ? opts->position_len : m->position_len;
@@ -276,14 +384,15 @@ MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_
 	for (uint32_t i = 0; i < ns; i++) {
 		if (!(sec[i].flags & SEC_FLAG_ZSTD))
 			sec[i].stored_len = sec[i].raw_len;
-		off = (off + 63) & ~(uint64_t)63;
+		uint64_t align = !(sec[i].flags & SEC_FLAG_ZSTD) && sec[i].raw_len >= MAP_MIN ? MAP_ALIGN : 64;
+		off = (off + align - 1) & ~(align - 1);
 		sec[i].offset = off;
 		sec[i].checksum = mfs_checksum(sec[i].data, sec[i].stored_len);
 		off += sec[i].stored_len;
 	}
 
 	uint8_t head[HEADER_SIZE + MAX_SECTIONS * ENTRY_SIZE + 8];
-	encode_header(m, ns, head);
+	encode_header(m, ns, delta ? 1 : 0, head);
 	uint8_t *t = head + HEADER_SIZE;
 	memset(t, 0, (size_t)ns * ENTRY_SIZE);
 	for (uint32_t i = 0; i < ns; i++) {
@@ -360,255 +469,341 @@ out:
 	return rc;
 }
 
-/* --- load ---------------------------------------------------------------- */
-
-static int read_all(int fd, void *buf, size_t len, uint64_t off)
+MFS_API int mfs_model_save(const mfs_model *m, const char *path, const mfs_save_opts *opts,
+			   mfs_diag *diag)
 {
-	uint8_t *p = buf;
-	while (len) {
-		ssize_t r = pread(fd, p, len, (off_t)off);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			return -EPIPE; /* short file */
-		p += r;
-		off += (uint64_t)r;
-		len -= (size_t)r;
-	}
-	return 0;
+	return save_file(m, path, opts, 0, diag);
 }
 
+int mfs_model_save_delta(const mfs_model *m, const char *path, const mfs_save_opts *opts,
+			 mfs_diag *diag)
+{
+	return save_file(m, path, opts, 1, diag);
+}
+
+/* --- load ---------------------------------------------------------------- */
+
+/*
+ * An open model file: the whole file mapped read-only (sections are read in
+ * place: no copy), its header and section table checked.
+ */
 struct loader {
 	int fd;
 	const char *path;
 	uint64_t size;
-	uint8_t table[MAX_SECTIONS * ENTRY_SIZE];
+	const uint8_t *base; /* the file, mapped */
+	const uint8_t *h;    /* header */
+	const uint8_t *table;
 	uint32_t ns;
 	mfs_diag *diag;
 };
 
-/* Read section tag into dst (exactly want bytes raw). Missing: -MFS_E_NOTFOUND if required. */
-static int load_section(struct loader *L, uint32_t tag, void *dst, uint64_t want, int required)
+static void loader_close(struct loader *L)
+{
+	if (L->base)
+		munmap((void *)L->base, L->size);
+	if (L->fd >= 0)
+		close(L->fd);
+	L->base = NULL;
+	L->fd = -1;
+}
+
+/* Open path and check its header and table; returns the format version or < 0. */
+static int loader_open(struct loader *L, const char *path, mfs_diag *diag)
+{
+	memset(L, 0, sizeof *L);
+	L->fd = -1;
+	L->path = path;
+	L->diag = diag;
+	L->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (L->fd < 0) {
+		int e = errno;
+		return mfs_diag_set(diag, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, path, 0, 0,
+				    "cannot open model: %s", strerror(e));
+	}
+	struct stat st;
+	if (fstat(L->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return mfs_diag_set(diag, MFS_E_IO, errno, path, 0, 0, "not a regular file");
+	L->size = (uint64_t)st.st_size;
+	if (L->size < HEADER_SIZE)
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
+				    "not an mfstream model (file too short)");
+	void *b = mmap(NULL, L->size, PROT_READ, MAP_PRIVATE, L->fd, 0);
+	if (b == MAP_FAILED) {
+		int e = errno;
+		return mfs_diag_set(diag, e == ENOMEM ? MFS_E_NOMEM : MFS_E_IO, e, path, 0, 0,
+				    "cannot map model: %s", strerror(e));
+	}
+	L->base = b;
+	const uint8_t *h = L->h = L->base;
+	if (memcmp(h, MAGIC, 8) != 0)
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
+				    "not an mfstream model (bad magic)");
+	uint32_t version = get32(h + 8);
+	if (version != FORMAT_VERSION && version != FORMAT_VERSION_DELTA)
+		return mfs_diag_set(diag, MFS_E_VERSION, 0, path, 0, 0,
+				    "model format version %u is not supported (this build reads %u and %u)",
+				    version, FORMAT_VERSION, FORMAT_VERSION_DELTA);
+	if (get64(h + 248) != mfs_checksum(h, 248))
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "header checksum mismatch");
+	L->ns = get32(h + 132);
+	if (L->ns > MAX_SECTIONS || L->size < HEADER_SIZE + (uint64_t)L->ns * ENTRY_SIZE + 8)
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "section table is damaged");
+	L->table = L->base + HEADER_SIZE;
+	if (get64(L->table + (size_t)L->ns * ENTRY_SIZE) !=
+	    mfs_checksum(L->table, (size_t)L->ns * ENTRY_SIZE))
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, HEADER_SIZE,
+				    "section table checksum mismatch");
+	return (int)version;
+}
+
+static const uint8_t *find_entry(const struct loader *L, uint32_t tag)
 {
 	for (uint32_t i = 0; i < L->ns; i++) {
 		const uint8_t *e = L->table + (size_t)i * ENTRY_SIZE;
-		if (get32(e) != tag)
-			continue;
-		uint32_t flags = get32(e + 4);
-		uint64_t off = get64(e + 8), stored = get64(e + 16), raw = get64(e + 24);
-		uint64_t sum = get64(e + 32);
-		if (raw != want || off > L->size || stored > L->size - off ||
-		    (!(flags & SEC_FLAG_ZSTD) && stored != raw))
-			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
-					    "section %u has an impossible size", tag);
-		void *buf = dst;
-		void *tmp = NULL;
-		if (flags & SEC_FLAG_ZSTD) {
-			tmp = malloc(stored ? stored : 1);
-			if (!tmp)
-				return mfs_diag_set(L->diag, MFS_E_NOMEM, 0, L->path, 0, 0,
-						    "out of memory");
-			buf = tmp;
-		}
-		int r = read_all(L->fd, buf, stored, off);
-		if (r < 0) {
-			free(tmp);
-			if (r == -EPIPE)
-				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
-						    "file is truncated");
-			return mfs_diag_set(L->diag, MFS_E_IO, -r, L->path, 0, off, "cannot read: %s",
-					    strerror(-r));
-		}
-		if (mfs_checksum(buf, stored) != sum) {
-			free(tmp);
-			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
-					    "checksum mismatch in section %u", tag);
-		}
-		if (tmp) {
-			r = mfs_zstd_decompress(tmp, stored, dst, raw);
-			free(tmp);
-			if (r < 0)
-				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
-						    "section %u does not decompress", tag);
-		}
-		return 1;
+		if (get32(e) == tag)
+			return e;
 	}
-	if (required)
-		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0, "section %u is missing",
-				    tag);
-	return 0;
+	return NULL;
 }
 
 static int section_len(struct loader *L, uint32_t tag, uint64_t *raw)
 {
-	for (uint32_t i = 0; i < L->ns; i++) {
-		const uint8_t *e = L->table + (size_t)i * ENTRY_SIZE;
-		if (get32(e) == tag) {
-			*raw = get64(e + 24);
-			return 1;
+	const uint8_t *e = find_entry(L, tag);
+	if (e)
+		*raw = get64(e + 24);
+	return e != NULL;
+}
+
+/*
+ * The checked bytes of section tag (exactly want raw bytes): *data points
+ * into the file, or for a compressed section into *owned (malloc'd, the
+ * caller frees). Returns 1, 0 when missing and not required, or < 0.
+ */
+static int get_section(struct loader *L, uint32_t tag, uint64_t want, int required,
+		       const void **data, void **owned)
+{
+	*data = NULL;
+	*owned = NULL;
+	const uint8_t *e = find_entry(L, tag);
+	if (!e) {
+		if (required)
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+					    "section %u is missing", tag);
+		return 0;
+	}
+	uint32_t flags = get32(e + 4);
+	uint64_t off = get64(e + 8), stored = get64(e + 16), raw = get64(e + 24);
+	uint64_t sum = get64(e + 32);
+	if (raw != want || off > L->size || stored > L->size - off ||
+	    (!(flags & SEC_FLAG_ZSTD) && stored != raw)) {
+		if (raw == want && off <= L->size && stored > L->size - off)
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
+					    "file is truncated");
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
+				    "section %u has an impossible size", tag);
+	}
+	if (mfs_checksum(L->base + off, stored) != sum)
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
+				    "checksum mismatch in section %u", tag);
+	if (!(flags & SEC_FLAG_ZSTD)) {
+		*data = L->base + off;
+		return 1;
+	}
+	void *buf = malloc(raw ? raw : 1);
+	if (!buf)
+		return mfs_diag_set(L->diag, MFS_E_NOMEM, 0, L->path, 0, 0, "out of memory");
+	if (mfs_zstd_decompress(L->base + off, stored, buf, raw) < 0) {
+		free(buf);
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
+				    "section %u does not decompress", tag);
+	}
+	*data = *owned = buf;
+	return 1;
+}
+
+/*
+ * Section tag (want raw bytes) into a table at dst (page-aligned, with room
+ * for want rounded up to a page). A raw, page-aligned section is mapped there
+ * copy-on-write instead of copied (recorded in m->mapped); its checksum is
+ * still verified.
+ */
+static int load_table(struct loader *L, mfs_model *m, uint32_t tag, void *dst, uint64_t want)
+{
+	const uint8_t *e = find_entry(L, tag);
+	if (e && want >= MAP_MIN && m->n_mapped < MFS_MAX_MAPPED && !(get32(e + 4) & SEC_FLAG_ZSTD)) {
+		uint64_t off = get64(e + 8), stored = get64(e + 16);
+		size_t page = (size_t)sysconf(_SC_PAGESIZE);
+		if (get64(e + 24) == want && stored == want && off % page == 0 && off <= L->size &&
+		    stored <= L->size - off && (uintptr_t)dst % page == 0) {
+			size_t plen = (want + page - 1) & ~(uint64_t)(page - 1);
+			void *p = mmap(dst, plen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, L->fd,
+				       (off_t)off);
+			if (p != MAP_FAILED) {
+				m->mapped[m->n_mapped++] = (struct mfs_mapped){ p, plen };
+				/* the page's bytes past the section belong to the next one */
+				memset((uint8_t *)p + want, 0, plen - want);
+				if (mfs_checksum(p, want) != get64(e + 32))
+					return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
+							    "checksum mismatch in section %u", tag);
+				return 1;
+			}
+			/* not mappable here: copy */
 		}
 	}
-	return 0;
+	const void *data;
+	void *owned;
+	int rc = get_section(L, tag, want, 1, &data, &owned);
+	if (rc < 0)
+		return rc;
+	memcpy(dst, data, want);
+	free(owned);
+	return 1;
 }
 
 static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64_t n, uint32_t t0)
 {
 	int rc;
-	uint64_t *keys = malloc(n ? n * 8 : 1);
-	uint8_t *ids = NULL;
-	if (!keys)
-		return mfs_diag_set(L->diag, MFS_E_NOMEM, 0, L->path, 0, 0, "out of memory");
-	rc = load_section(L, t0, keys, n * 8, 1);
-	if (rc < 0)
+	const void *seen = NULL, *ids = NULL;
+	void *seen_owned = NULL, *ids_owned = NULL;
+	if ((rc = load_table(L, m, t0, s->ids.row_key, n * 8)) < 0)
 		goto out;
+	if (s->ids.mode == MFS_IDMAP_EXACT &&
+	    (rc = get_section(L, t0 + 6, n * 4, 1, &seen, &seen_owned)) < 0)
+		goto out;
+	rc = mfs_idmap_load_keys(&s->ids, s->ids.row_key, seen, n);
+	if (rc < 0) {
+		rc = mfs_diag_set(L->diag, -rc, 0, L->path, 0, 0, "duplicate ID key");
+		goto out;
+	}
 	uint64_t idlen = 0;
 	if (!section_len(L, t0 + 1, &idlen) || idlen > (1ULL << 40)) {
 		rc = mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0, "ID section is missing");
 		goto out;
 	}
-	ids = malloc(idlen ? idlen : 1);
-	if (!ids) {
-		rc = mfs_diag_set(L->diag, MFS_E_NOMEM, 0, L->path, 0, 0, "out of memory");
+	if ((rc = get_section(L, t0 + 1, idlen, 1, &ids, &ids_owned)) < 0)
+		goto out;
+	rc = mfs_idmap_load_ids(&s->ids, ids, idlen, n);
+	if (rc < 0) {
+		rc = mfs_diag_set(L->diag, -rc, 0, L->path, 0, 0,
+				  rc == -MFS_E_NOMEM ? "out of memory" : "ID section is damaged");
 		goto out;
 	}
-	rc = load_section(L, t0 + 1, ids, idlen, 1);
-	if (rc < 0)
-		goto out;
-	uint64_t o = 0;
-	for (uint64_t r = 0; r < n; r++) {
-		if (o >= idlen || o + 1 + ids[o] > idlen) {
-			rc = mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
-					  "ID section ends early");
-			goto out;
-		}
-		if (s->ids.mode == MFS_IDMAP_HASHED)
-			rc = mfs_idmap_set_row(&s->ids, r, keys[r], (const char *)ids + o + 1, ids[o]);
-		else
-			rc = mfs_idmap_append(&s->ids, keys[r], (const char *)ids + o + 1, ids[o]);
-		if (rc < 0) {
-			rc = mfs_diag_set(L->diag, -rc, 0, L->path, 0, 0,
-					  rc == -MFS_E_NOMEM ? "out of memory" : "duplicate ID key");
-			goto out;
-		}
-		o += 1 + (uint64_t)ids[o];
-	}
-	rc = load_section(L, t0 + 2, s->bias, n * 4, 1);
-	if (rc < 0)
-		goto out;
-	rc = load_section(L, t0 + 3, s->rows, n * m->stride * 4, 1);
-	if (rc < 0)
+	if ((rc = load_table(L, m, t0 + 2, s->bias, n * 4)) < 0 ||
+	    (rc = load_table(L, m, t0 + 3, s->rows, n * m->stride * 4)) < 0)
 		goto out;
 	if (s->acc) {
-		rc = load_section(L, t0 + 4, s->acc, n * 4, 1);
-		if (rc < 0)
-			goto out;
-		rc = load_section(L, t0 + 5, s->bacc, n * 4, 1);
-		if (rc < 0)
-			goto out;
-	}
-	if (s->ids.mode == MFS_IDMAP_EXACT) {
-		uint32_t *seen = malloc(n ? n * 4 : 1);
-		if (!seen) {
-			rc = mfs_diag_set(L->diag, MFS_E_NOMEM, 0, L->path, 0, 0, "out of memory");
-			goto out;
-		}
-		rc = load_section(L, t0 + 6, seen, n * 4, 1);
-		for (uint64_t r = 0; rc >= 0 && r < n; r++)
-			mfs_idmap_set_seen(&s->ids, r, seen[r]);
-		free(seen);
-		if (rc < 0)
+		if ((rc = load_table(L, m, t0 + 4, s->acc, n * 4)) < 0 ||
+		    (rc = load_table(L, m, t0 + 5, s->bacc, n * 4)) < 0)
 			goto out;
 	}
 	if (s->ids.sketch) {
-		rc = load_section(L, t0 + 7, s->ids.sketch, mfs_idmap_sketch_bytes(&s->ids), 1);
+		const void *sk;
+		void *sk_owned;
+		rc = get_section(L, t0 + 7, mfs_idmap_sketch_bytes(&s->ids), 1, &sk, &sk_owned);
 		if (rc < 0)
 			goto out;
+		memcpy(s->ids.sketch, sk, mfs_idmap_sketch_bytes(&s->ids));
+		free(sk_owned);
 	}
 	rc = 0;
 out:
-	free(keys);
-	free(ids);
+	free(seen_owned);
+	free(ids_owned);
 	return rc;
+}
+
+/* The settings of header h (the fields that fix the tables' shape and the learning). */
+static void decode_config(const uint8_t *h, const char *kernel, mfs_config *cfg)
+{
+	mfs_config_default(cfg);
+	cfg->dim = get32(h + 16);
+	cfg->optimizer = (int)get32(h + 24);
+	cfg->link = (int)get32(h + 28);
+	cfg->max_users = get64(h + 32);
+	cfg->max_items = get64(h + 40);
+	cfg->seed = get64(h + 72);
+	cfg->lr = getf(h + 104);
+	cfg->lr_bias = getf(h + 108);
+	cfg->l2 = getf(h + 112);
+	cfg->l2_bias = getf(h + 116);
+	cfg->init_std = getf(h + 120);
+	cfg->lo = getf(h + 124);
+	cfg->hi = getf(h + 128);
+	cfg->range_margin = getf(h + 232);
+	cfg->user_hashes = get32(h + 236);
+	cfg->kernel = kernel;
+	cfg->ids = (int)get32(h + 168);
+	cfg->evict = (int)get32(h + 172);
+	cfg->min_count = get32(h + 176);
+}
+
+/* The learner state of header h into m (after the tables: the hands are checked against them). */
+static int decode_state(struct loader *L, mfs_model *m)
+{
+	const uint8_t *h = L->h;
+	if (m->user.ids.mode == MFS_IDMAP_EXACT &&
+	    (get64(h + 184) >= m->cfg.max_users || get64(h + 192) >= m->cfg.max_items))
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+				    "eviction state is damaged");
+	m->events = get64(h + 80);
+	m->mu_count = get64(h + 88);
+	m->mu_sum = getd(h + 96);
+	for (int i = 0; i < 4; i++)
+		m->rng.s[i] = get64(h + 136 + 8 * i);
+	m->tick = get32(h + 180);
+	m->user.ids.hand = get64(h + 184);
+	m->item.ids.hand = get64(h + 192);
+	m->user.ids.evictions = get64(h + 200);
+	m->item.ids.evictions = get64(h + 208);
+	m->user.ids.sketch_adds = get64(h + 216);
+	m->item.ids.sketch_adds = get64(h + 224);
+	return 0;
+}
+
+/* The position section into m (replacing the one it has). */
+static int load_position(struct loader *L, mfs_model *m)
+{
+	uint64_t plen;
+	if (!section_len(L, SEC_POSITION, &plen))
+		return 0;
+	if (plen > (1u << 24))
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0, "position is too large");
+	const void *data;
+	void *owned;
+	int rc = get_section(L, SEC_POSITION, plen, 1, &data, &owned);
+	if (rc < 0)
+		return rc;
+	void *p = malloc(plen ? plen : 1);
+	if (!p) {
+		free(owned);
+		return mfs_diag_set(L->diag, MFS_E_NOMEM, 0, L->path, 0, 0, "out of memory");
+	}
+	memcpy(p, data, plen);
+	free(owned);
+	free(m->position);
+	m->position = p;
+	m->position_len = plen;
+	return 0;
 }
 
 MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel, mfs_diag *diag)
 {
 	if (!out || !path)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0, "no path");
-	struct loader L = { .fd = -1, .path = path, .diag = diag };
+	struct loader L;
 	mfs_model *m = NULL;
-	int rc;
-	L.fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (L.fd < 0) {
-		int e = errno;
-		return mfs_diag_set(diag, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, path, 0, 0,
-				    "cannot open model: %s", strerror(e));
-	}
-	struct stat st;
-	if (fstat(L.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		rc = mfs_diag_set(diag, MFS_E_IO, errno, path, 0, 0, "not a regular file");
+	int rc = loader_open(&L, path, diag);
+	if (rc < 0)
+		goto out;
+	const uint8_t *h = L.h;
+	if (get32(h + 240) != 0) {
+		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0,
+				  "a delta checkpoint, not a whole model: load its directory");
 		goto out;
 	}
-	L.size = (uint64_t)st.st_size;
-	uint8_t h[HEADER_SIZE];
-	if (L.size < HEADER_SIZE || read_all(L.fd, h, HEADER_SIZE, 0) < 0) {
-		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
-				  "not an mfstream model (file too short)");
-		goto out;
-	}
-	if (memcmp(h, MAGIC, 8) != 0) {
-		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
-				  "not an mfstream model (bad magic)");
-		goto out;
-	}
-	if (get32(h + 8) != FORMAT_VERSION) {
-		rc = mfs_diag_set(diag, MFS_E_VERSION, 0, path, 0, 0,
-				  "model format version %u is not supported (this build reads %u)",
-				  get32(h + 8), FORMAT_VERSION);
-		goto out;
-	}
-	if (get64(h + 248) != mfs_checksum(h, 248)) {
-		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "header checksum mismatch");
-		goto out;
-	}
-	L.ns = get32(h + 132);
-	if (L.ns > MAX_SECTIONS || L.size < HEADER_SIZE + (uint64_t)L.ns * ENTRY_SIZE + 8) {
-		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "section table is damaged");
-		goto out;
-	}
-	uint8_t tsum[8];
-	if (read_all(L.fd, L.table, (size_t)L.ns * ENTRY_SIZE, HEADER_SIZE) < 0 ||
-	    read_all(L.fd, tsum, 8, HEADER_SIZE + (uint64_t)L.ns * ENTRY_SIZE) < 0 ||
-	    get64(tsum) != mfs_checksum(L.table, (size_t)L.ns * ENTRY_SIZE)) {
-		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, HEADER_SIZE,
-				  "section table checksum mismatch");
-		goto out;
-	}
-
 	mfs_config cfg;
-	mfs_config_default(&cfg);
-	cfg.dim = get32(h + 16);
-	cfg.optimizer = (int)get32(h + 24);
-	cfg.link = (int)get32(h + 28);
-	cfg.max_users = get64(h + 32);
-	cfg.max_items = get64(h + 40);
-	cfg.seed = get64(h + 72);
-	cfg.lr = getf(h + 104);
-	cfg.lr_bias = getf(h + 108);
-	cfg.l2 = getf(h + 112);
-	cfg.l2_bias = getf(h + 116);
-	cfg.init_std = getf(h + 120);
-	cfg.lo = getf(h + 124);
-	cfg.hi = getf(h + 128);
-	cfg.range_margin = getf(h + 232);
-	cfg.user_hashes = get32(h + 236);
-	cfg.kernel = kernel;
-	cfg.ids = (int)get32(h + 168);
-	cfg.evict = (int)get32(h + 172);
-	cfg.min_count = get32(h + 176);
+	decode_config(h, kernel, &cfg);
 	uint64_t nu = get64(h + 48), ni = get64(h + 56);
 	mfs_diag cd;
 	rc = mfs_model_create(&m, &cfg, &cd);
@@ -626,51 +821,247 @@ MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel
 		goto out;
 	}
 	m->hash_seed = get64(h + 64);
-	m->events = get64(h + 80);
-	m->mu_count = get64(h + 88);
-	m->mu_sum = getd(h + 96);
-	for (int i = 0; i < 4; i++)
-		m->rng.s[i] = get64(h + 136 + 8 * i);
-	m->tick = get32(h + 180);
-	rc = load_side(&L, m, &m->user, nu, SEC_USER_KEYS);
-	if (rc < 0)
+	if ((rc = load_side(&L, m, &m->user, nu, SEC_USER_KEYS)) < 0 ||
+	    (rc = load_side(&L, m, &m->item, ni, SEC_ITEM_KEYS)) < 0 ||
+	    (rc = decode_state(&L, m)) < 0 || (rc = load_position(&L, m)) < 0)
 		goto out;
-	rc = load_side(&L, m, &m->item, ni, SEC_ITEM_KEYS);
-	if (rc < 0)
-		goto out;
-	if (m->user.ids.mode == MFS_IDMAP_EXACT && (get64(h + 184) >= cfg.max_users ||
-						    get64(h + 192) >= cfg.max_items)) {
-		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "eviction state is damaged");
-		goto out;
-	}
-	m->user.ids.hand = get64(h + 184);
-	m->item.ids.hand = get64(h + 192);
-	m->user.ids.evictions = get64(h + 200);
-	m->item.ids.evictions = get64(h + 208);
-	m->user.ids.sketch_adds = get64(h + 216);
-	m->item.ids.sketch_adds = get64(h + 224);
-	uint64_t plen;
-	if (section_len(&L, SEC_POSITION, &plen)) {
-		if (plen > (1u << 24)) {
-			rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "position is too large");
-			goto out;
-		}
-		m->position = malloc(plen ? plen : 1);
-		if (!m->position) {
-			rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, path, 0, 0, "out of memory");
-			goto out;
-		}
-		m->position_len = plen;
-		rc = load_section(&L, SEC_POSITION, m->position, plen, 1);
-		if (rc < 0)
-			goto out;
-	}
+	/* a delta written next applies on this state */
+	m->ck_valid = 1;
+	m->ck_events = m->events;
+	m->ck_id = mfs_model_state_id(m);
 	*out = m;
 	m = NULL;
 	rc = 0;
 out:
 	mfs_model_free(m);
-	if (L.fd >= 0)
-		close(L.fd);
+	loader_close(&L);
+	return rc;
+}
+
+/* --- deltas ---------------------------------------------------------------- */
+
+/* A delta's rows of one table, checked, before any is applied. */
+struct delta_side {
+	uint64_t n, nd; /* table rows after the delta; rows in the delta */
+	const uint32_t *idx;
+	const uint64_t *keys;
+	const uint8_t *ids;
+	uint64_t idlen;
+	const float *bias, *rows, *acc, *bacc;
+	const uint32_t *seen;
+	const uint8_t *sketch;
+	void *owned[10];
+	int n_owned;
+};
+
+static int delta_get(struct loader *L, struct delta_side *d, uint32_t tag, uint64_t want,
+		     const void **out)
+{
+	void *owned;
+	int rc = get_section(L, tag, want, 1, out, &owned);
+	if (owned)
+		d->owned[d->n_owned++] = owned;
+	return rc;
+}
+
+static int delta_read_side(struct loader *L, const mfs_model *m, const struct mfs_table *s,
+			   uint64_t n, uint32_t tdirty, uint32_t t0, struct delta_side *d)
+{
+	int rc;
+	const void *p;
+	uint64_t len;
+	d->n = n;
+	if (!section_len(L, tdirty, &len) || len % 4 != 0 || len / 4 > n)
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+				    "the delta's row list is missing or too long");
+	d->nd = len / 4;
+	uint64_t nd = d->nd;
+	if ((rc = delta_get(L, d, tdirty, len, &p)) < 0)
+		return rc;
+	d->idx = p;
+	/* rows ascending, inside the table; a table that grew lists every new row */
+	uint64_t old = table_rows(s), fresh = 0;
+	for (uint64_t k = 0; k < nd; k++) {
+		if (d->idx[k] >= n || (k > 0 && d->idx[k] <= d->idx[k - 1]))
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+					    "the delta's row list is damaged");
+		fresh += d->idx[k] >= old;
+	}
+	if (s->ids.mode == MFS_IDMAP_EXACT && (n < old || fresh != n - old))
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+				    "the delta's rows do not cover the table's new rows");
+	if ((rc = delta_get(L, d, t0, nd * 8, &p)) < 0)
+		return rc;
+	d->keys = p;
+	for (uint64_t k = 0; k < nd; k++)
+		if (d->keys[k] == 0)
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+					    "the delta holds an empty ID key");
+	if (!section_len(L, t0 + 1, &d->idlen) || d->idlen < nd || d->idlen > nd * 256)
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0, "ID section is missing");
+	if ((rc = delta_get(L, d, t0 + 1, d->idlen, &p)) < 0)
+		return rc;
+	d->ids = p;
+	uint64_t o = 0;
+	for (uint64_t k = 0; k < nd; k++) {
+		if (o >= d->idlen || d->idlen - o - 1 < d->ids[o])
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+					    "ID section ends early");
+		o += 1 + (uint64_t)d->ids[o];
+	}
+	if (o != d->idlen)
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0, "ID section is damaged");
+	if ((rc = delta_get(L, d, t0 + 2, nd * 4, &p)) < 0)
+		return rc;
+	d->bias = p;
+	if ((rc = delta_get(L, d, t0 + 3, nd * m->stride * 4, &p)) < 0)
+		return rc;
+	d->rows = p;
+	if (s->acc) {
+		if ((rc = delta_get(L, d, t0 + 4, nd * 4, &p)) < 0)
+			return rc;
+		d->acc = p;
+		if ((rc = delta_get(L, d, t0 + 5, nd * 4, &p)) < 0)
+			return rc;
+		d->bacc = p;
+	}
+	if (s->ids.mode == MFS_IDMAP_EXACT) {
+		if ((rc = delta_get(L, d, t0 + 6, nd * 4, &p)) < 0)
+			return rc;
+		d->seen = p;
+	}
+	if (s->ids.sketch) {
+		if ((rc = delta_get(L, d, t0 + 7, mfs_idmap_sketch_bytes(&s->ids), &p)) < 0)
+			return rc;
+		d->sketch = p;
+	}
+	return 0;
+}
+
+static int delta_apply_side(mfs_model *m, struct mfs_table *s, const struct delta_side *d)
+{
+	int rc;
+	if (s->ids.mode == MFS_IDMAP_EXACT) {
+		/* old keys out first: a key may have moved to another row (evicted, then back) */
+		for (uint64_t k = 0; k < d->nd; k++)
+			if (d->idx[k] < s->ids.used && s->ids.row_key[d->idx[k]])
+				mfs_idmap_remove(&s->ids, s->ids.row_key[d->idx[k]]);
+		s->ids.used = d->n;
+	}
+	uint64_t o = 0;
+	size_t rb = (size_t)m->stride * 4;
+	for (uint64_t k = 0; k < d->nd; k++) {
+		uint64_t r = d->idx[k];
+		rc = mfs_idmap_put(&s->ids, r, d->keys[k], (const char *)d->ids + o + 1, d->ids[o],
+				   d->seen ? d->seen[k] : 0);
+		if (rc < 0)
+			return rc;
+		o += 1 + (uint64_t)d->ids[o];
+		memcpy(mfs_row(s, r, m->stride), (const uint8_t *)d->rows + k * rb, rb);
+		s->bias[r] = d->bias[k];
+		if (s->acc) {
+			s->acc[r] = d->acc[k];
+			s->bacc[r] = d->bacc[k];
+		}
+	}
+	if (d->sketch)
+		memcpy(s->ids.sketch, d->sketch, mfs_idmap_sketch_bytes(&s->ids));
+	return 0;
+}
+
+int mfs_model_apply_delta(mfs_model *m, const char *path, int *touched, int *other_base,
+			  mfs_diag *diag)
+{
+	struct loader L;
+	struct delta_side du, di;
+	memset(&du, 0, sizeof du);
+	memset(&di, 0, sizeof di);
+	*touched = 0;
+	*other_base = 0;
+	int rc = loader_open(&L, path, diag);
+	if (rc < 0)
+		goto out;
+	const uint8_t *h = L.h;
+	if (get32(h + 240) != 1) {
+		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "not a delta checkpoint");
+		goto out;
+	}
+	/* the same model: the settings and table shapes agree with m's */
+	uint8_t mh[HEADER_SIZE];
+	encode_header(m, 0, 0, mh);
+	if (memcmp(h + 16, mh + 16, 32) != 0 || memcmp(h + 64, mh + 64, 16) != 0 ||
+	    memcmp(h + 104, mh + 104, 28) != 0 || memcmp(h + 168, mh + 168, 12) != 0 ||
+	    memcmp(h + 232, mh + 232, 8) != 0) {
+		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
+				  "the delta is of a model with other settings");
+		goto out;
+	}
+	const void *ds;
+	void *ds_owned;
+	if ((rc = get_section(&L, SEC_DELTA, 24, 1, &ds, &ds_owned)) < 0)
+		goto out;
+	uint64_t base_events = get64(ds), base_id = get64((const uint8_t *)ds + 8);
+	uint64_t self_id = get64((const uint8_t *)ds + 16);
+	free(ds_owned);
+	uint64_t have = mfs_model_state_id(m);
+	if (base_events != m->events || base_id != have) {
+		*other_base = 1;
+		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
+				  "the delta applies on the state after %llu events (ID %016llx), "
+				  "not on this chain's (%llu events, ID %016llx): a link is missing",
+				  (unsigned long long)base_events, (unsigned long long)base_id,
+				  (unsigned long long)m->events, (unsigned long long)have);
+		goto out;
+	}
+	uint64_t nu = get64(h + 48), ni = get64(h + 56);
+	if (nu > m->user.cap || ni > m->item.cap) {
+		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "header sizes disagree");
+		goto out;
+	}
+	if ((rc = delta_read_side(&L, m, &m->user, nu, SEC_USER_DIRTY, SEC_USER_KEYS, &du)) < 0 ||
+	    (rc = delta_read_side(&L, m, &m->item, ni, SEC_ITEM_DIRTY, SEC_ITEM_KEYS, &di)) < 0)
+		goto out;
+	if (m->user.ids.mode == MFS_IDMAP_EXACT &&
+	    (get64(h + 184) >= m->cfg.max_users || get64(h + 192) >= m->cfg.max_items)) {
+		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "eviction state is damaged");
+		goto out;
+	}
+	uint64_t plen = 0;
+	if (section_len(&L, SEC_POSITION, &plen)) {
+		const void *pp;
+		void *po;
+		if (plen > (1u << 24) || (rc = get_section(&L, SEC_POSITION, plen, 1, &pp, &po)) < 0) {
+			if (plen > (1u << 24))
+				rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
+						  "position is too large");
+			goto out;
+		}
+		free(po);
+	}
+	/* Everything is checked: apply. */
+	*touched = 1;
+	if ((rc = delta_apply_side(m, &m->user, &du)) < 0 ||
+	    (rc = delta_apply_side(m, &m->item, &di)) < 0) {
+		rc = mfs_diag_set(diag, -rc, 0, path, 0, 0,
+				  rc == -MFS_E_NOMEM ? "out of memory" : "the delta repeats an ID key");
+		goto out;
+	}
+	if ((rc = decode_state(&L, m)) < 0 || (rc = load_position(&L, m)) < 0)
+		goto out;
+	if (mfs_model_state_id(m) != self_id) {
+		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
+				  "the state after the delta is not the one it names");
+		goto out;
+	}
+	m->ck_valid = 1;
+	m->ck_events = m->events;
+	m->ck_id = self_id;
+	rc = 0;
+out:
+	for (int i = 0; i < du.n_owned; i++)
+		free(du.owned[i]);
+	for (int i = 0; i < di.n_owned; i++)
+		free(di.owned[i]);
+	loader_close(&L);
 	return rc;
 }

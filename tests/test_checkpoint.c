@@ -273,6 +273,356 @@ static void train__checkpoint_enospc_keeps_the_previous_one_and_goes_on(void **s
 	mfs_run_free(&ev);
 }
 
+
+/* --- deltas ------------------------------------------------------------------ */
+
+/* n events of a seeded stream (users 0..users-1, items 0..199) into m. */
+static void learn_some(mfs_model *m, uint64_t *seed, int n, int users)
+{
+	char u[32], i[32];
+	for (int k = 0; k < n; k++) {
+		uint64_t s = *seed = *seed * 6364136223846793005ULL + 1442695040888963407ULL;
+		int un = snprintf(u, sizeof u, "user:%llu", (unsigned long long)((s >> 33) % (uint64_t)users));
+		int in = snprintf(i, sizeof i, "item-%llu", (unsigned long long)((s >> 17) % 200));
+		mfs_event e = { u, i, (uint32_t)un, (uint32_t)in, 1.0f + (float)((s >> 45) % 9) / 2, 0 };
+		mfs_model_learn(m, &e, 1, NULL);
+	}
+}
+
+static void assert_same_file(const char *a, const char *b)
+{
+	size_t na, nb;
+	char *x = mfs_read_file(a, &na), *y = mfs_read_file(b, &nb);
+	assert_non_null(x);
+	assert_non_null(y);
+	assert_int_equal(na, nb);
+	assert_memory_equal(x, y, na);
+	free(x);
+	free(y);
+}
+
+/* Load the newest state of dir and save it to path (with its position). */
+static void save_newest(const char *dir, const char *path, char *from, size_t from_len,
+			mfs_bad_record_fn on_skip, void *ctx)
+{
+	mfs_model *l;
+	mfs_diag d;
+	assert_int_equal(mfs_checkpoint_load_newest(&l, dir, NULL, on_skip, ctx, from, from_len, &d), 0);
+	assert_int_equal(mfs_model_save(l, path, NULL, &d), 0);
+	mfs_model_free(l);
+}
+
+struct skips {
+	int n;
+	char last[1024];
+};
+
+static void note_skip(void *ctx, const mfs_diag *d)
+{
+	struct skips *s = ctx;
+	s->n++;
+	mfs_diag_format(d, s->last, sizeof s->last);
+}
+
+/*
+ * The newest whole checkpoint with its deltas applied is the model of a whole
+ * checkpoint at the same moment, byte for byte: exact IDs with evictions (keys
+ * move between rows), admission (the sketch), hashed IDs with two rows per
+ * user; SGD and AdaGrad.
+ */
+static void checkpoint_deltas__chain_equals_a_whole_checkpoint(void **state)
+{
+	(void)state;
+	struct {
+		int ids, opt;
+		uint64_t users;
+		uint32_t min_count, hashes;
+	} cases[] = { { MFS_IDS_EXACT, MFS_OPT_ADAGRAD, 300, 1, 1 },
+		      { MFS_IDS_EXACT, MFS_OPT_SGD, 5000, 1, 1 },
+		      { MFS_IDS_EXACT, MFS_OPT_ADAGRAD, 250, 2, 1 },
+		      { MFS_IDS_HASHED, MFS_OPT_ADAGRAD, 256, 1, 2 },
+		      { MFS_IDS_HASHED, MFS_OPT_SGD, 300, 3, 1 } };
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		char dir[1200], ref[1300], out[1300], from[2000];
+		snprintf(dir, sizeof dir, "%s/d%zu", mfs_test_path("deltas"), k);
+		mkdir(mfs_test_path("deltas"), 0755);
+		mkdir(dir, 0755);
+		snprintf(ref, sizeof ref, "%s/ref.model", dir);
+		snprintf(out, sizeof out, "%s/out.model", dir);
+		mfs_config c;
+		mfs_config_default(&c);
+		c.dim = 12;
+		c.max_users = cases[k].users;
+		c.max_items = 300;
+		c.ids = cases[k].ids;
+		c.optimizer = cases[k].opt;
+		c.min_count = cases[k].min_count;
+		c.user_hashes = cases[k].hashes;
+		mfs_model *m;
+		mfs_diag d;
+		assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+		uint64_t seed = 7 + k;
+		/* no mark yet: a delta has nothing to apply on */
+		assert_int_equal(mfs_checkpoint_write_delta(m, dir, NULL, 0, 0, 0, &d), -MFS_E_INVAL);
+		int space = k == 1 ? 5000 : 400;
+		learn_some(m, &seed, 3000, space);
+		assert_int_equal(mfs_checkpoint_write(m, dir, "p0", 2, 0, 0, &d), 0);
+		mfs_checkpoint_mark(m);
+		for (int j = 1; j <= 4; j++) {
+			learn_some(m, &seed, 500 * j, space);
+			char pos[8];
+			snprintf(pos, sizeof pos, "p%d", j);
+			assert_int_equal(mfs_checkpoint_write_delta(m, dir, pos, 2, j == 3 ? 3 : 0, 0, &d), 0);
+			mfs_checkpoint_mark(m);
+		}
+		mfs_save_opts so = { .position = "p4", .position_len = 2 };
+		assert_int_equal(mfs_model_save(m, ref, &so, &d), 0);
+		save_newest(dir, out, from, sizeof from, NULL, NULL);
+		assert_non_null(strstr(from, ".delta"));
+		assert_same_file(ref, out);
+		/* a delta is smaller than a whole checkpoint when few rows changed */
+		if (k == 1) {
+			char p0[1400], p1[1400];
+			struct stat s0, s1;
+			snprintf(p0, sizeof p0, "%s/ckpt-00000000000000003000.mfs", dir);
+			snprintf(p1, sizeof p1, "%s/ckpt-00000000000000003500.delta", dir);
+			assert_int_equal(stat(p0, &s0), 0);
+			assert_int_equal(stat(p1, &s1), 0);
+			assert_true(s1.st_size * 2 < s0.st_size);
+		}
+		/* the chain goes on after a reload: a delta of the loaded model applies */
+		mfs_model *l;
+		assert_int_equal(mfs_checkpoint_load_newest(&l, dir, NULL, NULL, NULL, NULL, 0, &d), 0);
+		learn_some(l, &seed, 700, 400);
+		assert_int_equal(mfs_checkpoint_write_delta(l, dir, "p5", 2, 0, 0, &d), 0);
+		mfs_save_opts so5 = { .position = "p5", .position_len = 2 };
+		assert_int_equal(mfs_model_save(l, ref, &so5, &d), 0);
+		save_newest(dir, out, NULL, 0, NULL, NULL);
+		assert_same_file(ref, out);
+		/* a delta file is not a model on its own */
+		char dp[1400];
+		snprintf(dp, sizeof dp, "%s/ckpt-00000000000000004500.delta", dir);
+		mfs_model *x = NULL;
+		assert_int_equal(mfs_model_load(&x, dp, NULL, &d), -MFS_E_INVAL);
+		assert_null(x);
+		assert_non_null(strstr(d.reason, "delta"));
+		mfs_model_free(l);
+		mfs_model_free(m);
+	}
+}
+
+/*
+ * A damaged delta (bit flip, truncation) or a missing one ends the chain: the
+ * state before it is loaded, and on_skip names the file and the reason.
+ */
+static void checkpoint_deltas__damaged_or_missing_link_ends_the_chain(void **state)
+{
+	(void)state;
+	char dir[1200], ref[1300], out[1300], p[1400], from[2000];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("dchain"));
+	mkdir(dir, 0755);
+	snprintf(ref, sizeof ref, "%s/ref.model", dir);
+	snprintf(out, sizeof out, "%s/out.model", dir);
+	mfs_config c;
+	mfs_config_default(&c);
+	c.dim = 8;
+	c.max_users = 200;
+	c.max_items = 300;
+	mfs_model *m;
+	mfs_diag d;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	uint64_t seed = 3;
+	learn_some(m, &seed, 2000, 300);
+	assert_int_equal(mfs_checkpoint_write(m, dir, NULL, 0, 0, 0, &d), 0); /* 2000 */
+	mfs_checkpoint_mark(m);
+	learn_some(m, &seed, 1000, 300);
+	assert_int_equal(mfs_checkpoint_write_delta(m, dir, NULL, 0, 0, 0, &d), 0); /* 3000 */
+	mfs_checkpoint_mark(m);
+	assert_int_equal(mfs_model_save(m, ref, NULL, &d), 0);
+	for (int j = 0; j < 2; j++) { /* 4000, 5000 */
+		learn_some(m, &seed, 1000, 300);
+		assert_int_equal(mfs_checkpoint_write_delta(m, dir, NULL, 0, 0, 0, &d), 0);
+		mfs_checkpoint_mark(m);
+	}
+	/* a flipped bit in the delta of 4000 */
+	snprintf(p, sizeof p, "%s/ckpt-00000000000000004000.delta", dir);
+	size_t n;
+	char *b = mfs_read_file(p, &n), *orig = malloc(n);
+	memcpy(orig, b, n);
+	b[n / 2] ^= 0x10;
+	mfs_write_file(p, b, n);
+	struct skips sk = { 0, "" };
+	save_newest(dir, out, from, sizeof from, note_skip, &sk);
+	assert_same_file(ref, out);
+	assert_non_null(strstr(from, "ckpt-00000000000000003000.delta"));
+	assert_int_equal(sk.n, 1);
+	assert_non_null(strstr(sk.last, "ckpt-00000000000000004000.delta"));
+	assert_non_null(strstr(sk.last, "checksum"));
+	/* truncated */
+	mfs_write_file(p, orig, n / 3);
+	sk.n = 0;
+	save_newest(dir, out, NULL, 0, note_skip, &sk);
+	assert_same_file(ref, out);
+	assert_int_equal(sk.n, 1);
+	assert_non_null(strstr(sk.last, "ckpt-00000000000000004000.delta"));
+	/* missing: the next one does not apply on 3000 */
+	unlink(p);
+	sk.n = 0;
+	save_newest(dir, out, NULL, 0, note_skip, &sk);
+	assert_same_file(ref, out);
+	assert_int_equal(sk.n, 1);
+	assert_non_null(strstr(sk.last, "ckpt-00000000000000005000.delta"));
+	assert_non_null(strstr(sk.last, "missing"));
+	/* whole again: the chain is whole once more */
+	mfs_write_file(p, orig, n);
+	sk.n = 0;
+	assert_int_equal(mfs_model_save(m, ref, NULL, &d), 0);
+	save_newest(dir, out, NULL, 0, note_skip, &sk);
+	assert_same_file(ref, out);
+	assert_int_equal(sk.n, 0);
+	/* A run resumed from 3000 (4000 damaged again) writes its own deltas
+	 * beside the old ones: the chain follows them past the stale files. */
+	mfs_write_file(p, b, n); /* b still has its flipped bit */
+	mfs_model *r;
+	assert_int_equal(mfs_checkpoint_load_newest(&r, dir, NULL, NULL, NULL, NULL, 0, &d), 0);
+	for (int j = 0; j < 2; j++) { /* 3500, then 4500 */
+		uint64_t other = 99 + (uint64_t)j;
+		learn_some(r, &other, 500 + 500 * j, 300);
+		assert_int_equal(mfs_checkpoint_write_delta(r, dir, NULL, 0, 0, 0, &d), 0);
+		mfs_checkpoint_mark(r);
+		assert_int_equal(mfs_model_save(r, ref, NULL, &d), 0);
+		sk.n = 0;
+		save_newest(dir, out, from, sizeof from, note_skip, &sk);
+		assert_same_file(ref, out);
+		assert_non_null(strstr(from, j == 0 ? "ckpt-00000000000000003500.delta"
+						    : "ckpt-00000000000000004500.delta"));
+		assert_int_equal(sk.n, 1); /* the damaged 4000; 5000 (another base) quietly */
+		assert_non_null(strstr(sk.last, "ckpt-00000000000000004000.delta"));
+	}
+	mfs_model_free(r);
+	free(b);
+	free(orig);
+	mfs_model_free(m);
+}
+
+/* --keep counts whole checkpoints; deltas go with their base. */
+static void checkpoint_write__keep_prunes_deltas_with_their_base(void **state)
+{
+	(void)state;
+	char dir[1200];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("dkeep"));
+	mkdir(dir, 0755);
+	mfs_config c;
+	mfs_config_default(&c);
+	c.dim = 4;
+	c.max_users = 50;
+	c.max_items = 50;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	uint64_t seed = 1;
+	for (int k = 0; k < 3; k++) { /* whole at 100, 400, 700; deltas between */
+		learn_some(m, &seed, 100, 40);
+		assert_int_equal(mfs_checkpoint_write(m, dir, NULL, 0, 0, 2, NULL), 0);
+		mfs_checkpoint_mark(m);
+		for (int j = 0; j < 2; j++) {
+			learn_some(m, &seed, 100, 40);
+			assert_int_equal(mfs_checkpoint_write_delta(m, dir, NULL, 0, 0, 2, NULL), 0);
+			mfs_checkpoint_mark(m);
+		}
+	}
+	/* kept: 400.mfs 500.delta 600.delta 700.mfs 800.delta 900.delta */
+	assert_int_equal(count_ckpts(dir), 6);
+	char p[1400];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/ckpt-00000000000000000300.delta", dir);
+	assert_int_not_equal(stat(p, &st), 0);
+	snprintf(p, sizeof p, "%s/ckpt-00000000000000000500.delta", dir);
+	assert_int_equal(stat(p, &st), 0);
+	mfs_model_free(m);
+}
+
+/* Merging a model's pages back into huge pages changes none of its bytes. */
+static void model_regroup_pages__keeps_the_model(void **state)
+{
+	(void)state;
+	mfs_config c;
+	mfs_config_default(&c);
+	c.dim = 64;
+	c.max_users = 100000;
+	c.max_items = 1000;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	uint64_t seed = 5;
+	learn_some(m, &seed, 60000, 50000);
+	const char *a = mfs_test_path("rg-a.mfs"), *b = mfs_test_path("rg-b.mfs");
+	assert_int_equal(mfs_model_save(m, a, NULL, NULL), 0);
+	int64_t got = mfs_model_regroup_pages(m);
+	assert_true(got >= 0 || got == -MFS_E_UNSUPPORTED);
+	assert_int_equal(mfs_model_save(m, b, NULL, NULL), 0);
+	assert_same_file(a, b);
+	assert_int_equal(mfs_model_regroup_pages(NULL), -MFS_E_INVAL);
+	mfs_model_free(m);
+}
+
+/* Killed again and again with deltas between whole checkpoints: the resumed
+ * runs end with the uninterrupted run's model, byte for byte. */
+static void train__sigkill_and_resume_with_deltas(void **state)
+{
+	(void)state;
+	const char *stream = mfs_test_path("dstream.tsv"), *ref = mfs_test_path("dref.mfs"),
+		   *out = mfs_test_path("dout.mfs");
+	char dir[1200];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("dckpts"));
+	struct mfs_run r;
+	RUN(&r, "gen", "--events", "300000", "--users", "5000", "--items", "1000", "--seed", "5",
+	    "--output", stream);
+	mfs_run_free(&r);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	RUN(&r, "train", "--quiet", "--dim", "16", "--max-users", "3000", "--save", ref, stream);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	int full_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	if (full_ms < 20)
+		full_ms = 20;
+	/* 3000 user rows for 5000 users: evictions, so deltas move keys between rows */
+	char *argv[] = { MFS_CLI, "train", "--quiet", "--dim", "16", "--max-users", "3000",
+			 "--checkpoint-dir", dir, "--checkpoint-every", "60000", "--delta-every",
+			 "10000", "--keep", "2", "--save", (char *)out, (char *)stream, NULL };
+	unsigned seed = 777;
+	int kills = 0, extra = 0;
+	unsigned long long last = 0;
+	int saw_delta = 0;
+	for (int k = 0; k < 40; k++) {
+		seed = seed * 1103515245u + 12345u;
+		int st = run_and_kill(argv, full_ms / 20 + extra +
+						(int)((seed >> 16) % (unsigned)(full_ms / 3)));
+		if (st == 0)
+			break;
+		assert_int_equal(st, 128 + SIGKILL);
+		kills++;
+		DIR *dp = opendir(dir);
+		struct dirent *e;
+		while (dp && (e = readdir(dp)) != NULL)
+			saw_delta |= strstr(e->d_name, ".delta") != NULL;
+		if (dp)
+			closedir(dp);
+		unsigned long long now = newest_ckpt(dir);
+		if (now == last)
+			extra += full_ms / 5;
+		last = now;
+	}
+	assert_true(kills >= 5);
+	assert_true(saw_delta);
+	assert_int_equal(mfs_run_argv(&r, argv, NULL, 0), 0);
+	assert_int_equal(r.status, 0);
+	assert_true(strstr(r.out, "\"resumed\": true") != NULL);
+	assert_float_equal(mfs_json_number(r.out, "model_events"), 300000, 0);
+	mfs_run_free(&r);
+	assert_same_file(ref, out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +630,11 @@ int main(void)
 		cmocka_unit_test(checkpoints__damaged_newest_are_skipped),
 		cmocka_unit_test(checkpoint_write__keeps_the_newest_n),
 		cmocka_unit_test(train__checkpoint_enospc_keeps_the_previous_one_and_goes_on),
+		cmocka_unit_test(checkpoint_deltas__chain_equals_a_whole_checkpoint),
+		cmocka_unit_test(checkpoint_deltas__damaged_or_missing_link_ends_the_chain),
+		cmocka_unit_test(checkpoint_write__keep_prunes_deltas_with_their_base),
+		cmocka_unit_test(model_regroup_pages__keeps_the_model),
+		cmocka_unit_test(train__sigkill_and_resume_with_deltas),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

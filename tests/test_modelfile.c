@@ -267,6 +267,101 @@ static void model_save_load__round_trip_with_evictions_admission_and_hashing(voi
 	}
 }
 
+
+/*
+ * A model big enough for its tables to be mapped from the file: it predicts
+ * as the original, stays valid after its file is replaced by rename and then
+ * deleted, learns on identically (its first step copies the mapped tables),
+ * and saves the same bytes. The big sections sit at page offsets.
+ */
+static void model_load__mapped_tables_survive_replace_and_unlink(void **state)
+{
+	(void)state;
+	for (int opt = 0; opt < 2; opt++) {
+		mfs_model *m = trained_with(opt, MFS_IDS_EXACT, 20000, 1), *l, *l2;
+		/* more users: a rows section of several pages */
+		char u[32];
+		for (int j = 0; j < 6000; j++) {
+			int n = snprintf(u, sizeof u, "many-%d", j);
+			mfs_event e = { u, "item-7", (uint32_t)n, 6, 1.0f + (float)(j % 5), 0 };
+			mfs_model_learn(m, &e, 1, NULL);
+		}
+		const char *path = mfs_test_path("map.mfs"), *other = mfs_test_path("map2.mfs");
+		mfs_diag d;
+		assert_int_equal(mfs_model_save(m, path, NULL, &d), 0);
+		/* the rows section (6400 rows x 64 bytes) starts at a page boundary */
+		size_t n;
+		unsigned char *b = (unsigned char *)mfs_read_file(path, &n);
+		uint32_t ns = b[132] | (uint32_t)b[133] << 8;
+		int aligned = 0;
+		for (uint32_t i = 0; i < ns; i++) {
+			const unsigned char *e = b + 256 + 48 * i;
+			uint64_t off = 0, raw = 0;
+			for (int k = 7; k >= 0; k--) {
+				off = off << 8 | e[8 + k];
+				raw = raw << 8 | e[24 + k];
+			}
+			if (e[0] == 4) /* user rows */
+				aligned = off % 4096 == 0 && raw >= 6400 * 64;
+		}
+		free(b);
+		assert_true(aligned);
+		assert_int_equal(mfs_model_load(&l, path, NULL, &d), 0);
+		/* replace the file by rename, then delete it: l does not notice */
+		mfs_model *z = trained_with(opt, MFS_IDS_EXACT, 20000, 1);
+		assert_int_equal(mfs_model_save(z, other, NULL, &d), 0);
+		mfs_model_free(z);
+		assert_int_equal(rename(other, path), 0);
+		assert_int_equal(mfs_model_load(&l2, path, NULL, &d), 0); /* the new one */
+		unlink(path);
+		assert_same_predictions(m, l);
+		mfs_model_free(l2);
+		for (int j = 0; j < 3000; j++) {
+			int un = snprintf(u, sizeof u, "many-%d", (j * 7) % 9000);
+			mfs_event e = { u, "item-9", (uint32_t)un, 6, 1.0f + (float)(j % 4), 0 };
+			mfs_model_learn(m, &e, 1, NULL);
+			mfs_model_learn(l, &e, 1, NULL);
+		}
+		assert_same_predictions(m, l);
+		const char *p1 = mfs_test_path("map-a.mfs"), *p2 = mfs_test_path("map-b.mfs");
+		assert_int_equal(mfs_model_save(m, p1, NULL, &d), 0);
+		assert_int_equal(mfs_model_save(l, p2, NULL, &d), 0);
+		size_t n1, n2;
+		char *b1 = mfs_read_file(p1, &n1), *b2 = mfs_read_file(p2, &n2);
+		assert_int_equal(n1, n2);
+		assert_memory_equal(b1, b2, n1);
+		free(b1);
+		free(b2);
+		mfs_model_free(m);
+		mfs_model_free(l);
+	}
+}
+
+/* A flipped bit in a mapped section is caught by its checksum, like a read one. */
+static void model_load__bit_flip_in_a_mapped_section_is_corrupt(void **state)
+{
+	(void)state;
+	mfs_model *m = trained_with(0, MFS_IDS_EXACT, 20000, 1), *l = NULL;
+	char u[32];
+	for (int j = 0; j < 6000; j++) {
+		int n = snprintf(u, sizeof u, "many-%d", j);
+		mfs_event e = { u, "item-7", (uint32_t)n, 6, 3.0f, 0 };
+		mfs_model_learn(m, &e, 1, NULL);
+	}
+	const char *path = mfs_test_path("mapflip.mfs");
+	assert_int_equal(mfs_model_save(m, path, NULL, NULL), 0);
+	size_t n;
+	char *b = mfs_read_file(path, &n);
+	b[n - 1000] ^= 0x01; /* in the item rows or the user rows, both mapped */
+	mfs_write_file(path, b, n);
+	free(b);
+	mfs_diag d;
+	assert_int_equal(mfs_model_load(&l, path, NULL, &d), -MFS_E_CORRUPT);
+	assert_null(l);
+	assert_non_null(strstr(d.reason, "checksum"));
+	mfs_model_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -279,6 +374,8 @@ int main(void)
 		cmocka_unit_test(model_load__wrong_magic_and_missing_file),
 		cmocka_unit_test(model_load__future_version_is_refused),
 		cmocka_unit_test(model_save__failure_leaves_old_file_and_no_temporary),
+		cmocka_unit_test(model_load__mapped_tables_survive_replace_and_unlink),
+		cmocka_unit_test(model_load__bit_flip_in_a_mapped_section_is_corrupt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

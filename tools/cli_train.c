@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -78,7 +79,11 @@ static void train_help(void)
 	       "                      newest whole one, after the last event it holds (same inputs).\n"
 	       "                      Written by a forked copy-on-write child: learning does not wait\n"
 	       "  --checkpoint-every X  30s (default), 5m, or a number of events\n"
-	       "  --keep N            checkpoints kept (default 3)\n"
+	       "  --delta-every X     between whole checkpoints, write deltas (ckpt-<events>.delta:\n"
+	       "                      only the rows changed since the previous checkpoint) every X:\n"
+	       "                      30s, 5m or a number of events (default: none). Readers apply\n"
+	       "                      the chain of deltas onto the newest whole checkpoint\n"
+	       "  --keep N            whole checkpoints kept, with their deltas (default 3)\n"
 	       "  --checkpoint-compress N  zstd level of checkpoint sections (default 0: raw)\n"
 	       "  --test FILE         rated pairs to score after training (repeatable)\n"
 	       "  --save FILE         write the final model (atomically)\n"
@@ -89,7 +94,7 @@ static void train_help(void)
 	       "\n"
 	       "Summary fields: events (read), skipped (malformed), epochs, steps (SGD updates),\n"
 	       "users, items, model_events (the model's lifetime), checkpoints,\n"
-	       "checkpoint_failures, checkpoint_stall_ms_max, resumed (with --checkpoint-dir),\n"
+	       "deltas, checkpoint_failures, checkpoint_stall_ms_max, resumed (with --checkpoint-dir),\n"
 	       "evictions, ids, prequential_rmse/mae (pass 1, each event predicted\n"
 	       "before it is learned), test_rmse/mae (with --test), seconds, events_per_sec,\n"
 	       "kernel, io.\n",
@@ -100,7 +105,7 @@ enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD,
+	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -158,15 +163,42 @@ struct ckpt {
 	const char *dir;
 	double every_sec;      /* by time, or */
 	uint64_t every_events; /* by events */
+	double delta_sec;      /* deltas: by time, or */
+	uint64_t delta_events; /* by events (both 0: no deltas) */
 	unsigned keep;
 	int compress;
 	pid_t pid;           /* the child writing, or -1 */
-	double last_t;       /* when the last one started */
+	double last_t;       /* when the last whole one started */
 	uint64_t last_events;
-	uint64_t started, failed;
+	double last_any_t;   /* when the last one of either kind started */
+	uint64_t last_any_events, last_model_events;
+	int need_full;       /* no checkpoint to apply a delta on (none yet, or the last failed) */
+	uint64_t started, failed, deltas;
 	double stall_ms_max;
 	double final_ms; /* the end-of-run checkpoint, written in the foreground */
+	/* huge pages back after a writer exits (mfs_model_regroup_pages), on a thread */
+	mfs_model *m;
+	pthread_t regroup;
+	int regrouping, regroup_off, regroup_done;
 };
+
+static void *regroup_main(void *arg)
+{
+	struct ckpt *ck = arg;
+	if (mfs_model_regroup_pages(ck->m) == -MFS_E_UNSUPPORTED)
+		ck->regroup_off = 1; /* an old kernel: forks stay slower, nothing breaks */
+	__atomic_store_n(&ck->regroup_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Wait for the regrouping thread (wait = 0: only if it has finished). */
+static void regroup_join(struct ckpt *ck, int wait)
+{
+	if (ck->regrouping && (wait || __atomic_load_n(&ck->regroup_done, __ATOMIC_ACQUIRE))) {
+		pthread_join(ck->regroup, NULL);
+		ck->regrouping = 0;
+	}
+}
 
 static char *position_blob(mfs_source *src, size_t *len)
 {
@@ -192,9 +224,18 @@ static void ckpt_reap(struct ckpt *ck, int wait)
 		;
 	if (r == 0)
 		return;
-	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		ck->failed++; /* the child said why on stderr; the previous checkpoints stand */
+		ck->need_full = 1;
+	}
 	ck->pid = -1;
+	/* The child no longer shares the tables: merge the pages that the kernel
+	 * split while it did, so that the next fork copies few page-table entries. */
+	regroup_join(ck, 0);
+	if (!wait && ck->m && !ck->regrouping && !ck->regroup_off) {
+		ck->regroup_done = 0;
+		ck->regrouping = pthread_create(&ck->regroup, NULL, regroup_main, ck) == 0;
+	}
 }
 
 static void ckpt_write_now(struct ckpt *ck, mfs_model *m, mfs_source *src)
@@ -213,11 +254,21 @@ static void ckpt_write_now(struct ckpt *ck, mfs_model *m, mfs_source *src)
 static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t events)
 {
 	ckpt_reap(ck, 0);
+	regroup_join(ck, 0);
+	if (ck->pid > 0 || ck->regrouping)
+		return; /* the previous one is still being written, or its pages merged */
 	double now = cli_now();
-	int due = ck->every_events ? events - ck->last_events >= ck->every_events
-				   : now - ck->last_t >= ck->every_sec;
-	if (!due || ck->pid > 0)
-		return; /* not yet, or the previous one is still being written */
+	int full = ck->every_events ? events - ck->last_events >= ck->every_events
+				    : now - ck->last_t >= ck->every_sec;
+	int delta = (ck->delta_events || ck->delta_sec > 0) &&
+		    (ck->delta_events ? events - ck->last_any_events >= ck->delta_events
+				      : now - ck->last_any_t >= ck->delta_sec);
+	mfs_model_info mi;
+	mfs_model_info_get(m, &mi);
+	if (!full && delta && ck->need_full)
+		full = 1; /* no base for a delta yet, or the last write failed */
+	if (!full && (!delta || mi.events == ck->last_model_events))
+		return; /* not yet, or nothing learned since the last one (one name per state) */
 	size_t len;
 	char *pos = position_blob(src, &len);
 	fflush(stdout);
@@ -225,27 +276,38 @@ static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t 
 	pid_t pid = fork();
 	if (pid == 0) {
 		mfs_diag d;
-		int rc = mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d);
+		int rc = full ? mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d)
+			      : mfs_checkpoint_write_delta(m, ck->dir, pos, len, ck->compress,
+							   ck->keep, &d);
 		if (rc < 0)
 			cli_diag(&d);
 		_exit(rc < 0 ? 1 : 0);
 	}
 	free(pos);
-	double stall = (cli_now() - now) * 1000.0;
 	if (pid < 0) {
 		/* no fork (out of processes or memory): write it here, and say so */
 		cli_error("warning: fork failed (%s); writing the checkpoint in the foreground",
 			  strerror(errno));
 		ckpt_write_now(ck, m, src);
-		stall = (cli_now() - now) * 1000.0;
+		full = 1;
 	} else {
 		ck->pid = pid;
 		ck->started++;
+		ck->deltas += !full;
 	}
+	/* the child holds this state: the next delta holds what is learned from now on */
+	mfs_checkpoint_mark(m);
+	double stall = (cli_now() - now) * 1000.0;
 	if (stall > ck->stall_ms_max)
 		ck->stall_ms_max = stall;
-	ck->last_t = now;
-	ck->last_events = events;
+	if (full) {
+		ck->last_t = now;
+		ck->last_events = events;
+		ck->need_full = 0;
+	}
+	ck->last_any_t = now;
+	ck->last_any_events = events;
+	ck->last_model_events = mi.events;
 }
 
 static void ckpt_warn_skip(void *ctx, const mfs_diag *d)
@@ -311,6 +373,7 @@ int cmd_train(int argc, char **argv)
 		{ "checkpoint-every", required_argument, 0, OPT_CKEVERY },
 		{ "keep", required_argument, 0, OPT_KEEP },
 		{ "checkpoint-compress", required_argument, 0, OPT_CKZ },
+		{ "delta-every", required_argument, 0, OPT_DELTA },
 		{ "replay-lr", required_argument, 0, OPT_RLR },
 		{ "replay-lr-bias", required_argument, 0, OPT_RLRB },
 		{ "replay-l2", required_argument, 0, OPT_RL2 },
@@ -340,7 +403,7 @@ int cmd_train(int argc, char **argv)
 	const char **tests = calloc((size_t)argc + 1, sizeof *tests);
 	size_t ntests = 0;
 	uint64_t epochs = 1, v, memory = 0;
-	struct ckpt ck = { .every_sec = 30, .keep = 3, .pid = -1 };
+	struct ckpt ck = { .every_sec = 30, .keep = 3, .pid = -1, .need_full = 1 };
 	int compress = 0;
 	int c;
 	optind = 1;
@@ -449,20 +512,24 @@ int cmd_train(int argc, char **argv)
 		case OPT_CKDIR:
 			ck.dir = optarg;
 			break;
-		case OPT_CKEVERY: {
+		case OPT_CKEVERY:
+		case OPT_DELTA: {
+			const char *name = c == OPT_CKEVERY ? "--checkpoint-every" : "--delta-every";
+			double *sec = c == OPT_CKEVERY ? &ck.every_sec : &ck.delta_sec;
+			uint64_t *evs = c == OPT_CKEVERY ? &ck.every_events : &ck.delta_events;
 			size_t l = strlen(optarg);
 			if (l > 1 && (optarg[l - 1] == 's' || optarg[l - 1] == 'm')) {
 				char num[64];
 				snprintf(num, sizeof num, "%.*s", (int)(l - 1), optarg);
-				if (cli_u64(cmd, "--checkpoint-every", num, 1, 1000000000, &v) < 0)
+				if (cli_u64(cmd, name, num, 1, 1000000000, &v) < 0)
 					goto usage;
-				ck.every_sec = (double)v * (optarg[l - 1] == 'm' ? 60 : 1);
-				ck.every_events = 0;
+				*sec = (double)v * (optarg[l - 1] == 'm' ? 60 : 1);
+				*evs = 0;
 			} else {
-				if (cli_u64(cmd, "--checkpoint-every", optarg, 1, UINT64_MAX, &v) < 0)
+				if (cli_u64(cmd, name, optarg, 1, UINT64_MAX, &v) < 0)
 					goto usage;
-				ck.every_events = v;
-				ck.every_sec = 0;
+				*evs = v;
+				*sec = 0;
 			}
 			break;
 		}
@@ -562,7 +629,11 @@ int cmd_train(int argc, char **argv)
 		goto usage;
 	}
 
-	ck.last_t = cli_now();
+	ck.last_t = ck.last_any_t = cli_now();
+	if ((ck.delta_events || ck.delta_sec > 0) && !ck.dir) {
+		cli_usage(cmd, "--delta-every needs --checkpoint-dir");
+		goto usage;
+	}
 	if (ck.dir && epochs > 1) {
 		cli_usage(cmd, "--checkpoint-dir works with one pass over a stream (--epochs 1)");
 		goto usage;
@@ -601,6 +672,7 @@ int cmd_train(int argc, char **argv)
 			cli_error("resuming from %s (%llu events learned)", from,
 				  (unsigned long long)mi.events);
 			resumed = 1;
+			ck.need_full = 0; /* deltas may go on the chain it was loaded from */
 		} else if (r != -MFS_E_NOTFOUND) {
 			cli_diag(&d);
 			goto out;
@@ -610,6 +682,7 @@ int cmd_train(int argc, char **argv)
 		cli_diag(&d);
 		goto out;
 	}
+	ck.m = m;
 	struct cli_bad bad = { 0, 0 };
 	mfs_source_config sc;
 	mfs_source_config_default(&sc);
@@ -666,6 +739,7 @@ int cmd_train(int argc, char **argv)
 	if (ck.dir) {
 		/* the last period's writer, then a checkpoint of the end */
 		ckpt_reap(&ck, 1);
+		regroup_join(&ck, 1);
 		double tf = cli_now();
 		ckpt_write_now(&ck, m, src);
 		ck.final_ms = (cli_now() - tf) * 1000.0;
@@ -752,9 +826,10 @@ int cmd_train(int argc, char **argv)
 		printf(", \"unplaced\": %llu", (unsigned long long)pre.unplaced);
 	printf(", \"model_events\": %llu", (unsigned long long)info.events);
 	if (ck.dir)
-		printf(", \"checkpoints\": %llu, \"checkpoint_failures\": %llu, "
+		printf(", \"checkpoints\": %llu, \"deltas\": %llu, \"checkpoint_failures\": %llu, "
 		       "\"checkpoint_stall_ms_max\": %.3f, \"checkpoint_final_ms\": %.1f, \"resumed\": %s",
-		       (unsigned long long)(ck.started - ck.failed), (unsigned long long)ck.failed,
+		       (unsigned long long)(ck.started - ck.failed), (unsigned long long)ck.deltas,
+		       (unsigned long long)ck.failed,
 		       ck.stall_ms_max, ck.final_ms, resumed ? "true" : "false");
 	printf(", \"evictions\": %llu",
 	       (unsigned long long)(info.user_evictions + info.item_evictions));
@@ -777,6 +852,7 @@ int cmd_train(int argc, char **argv)
 	fflush(stdout);
 	rc = 0;
 out:
+	regroup_join(&ck, 1);
 	mfs_source_free(src);
 	mfs_model_free(m);
 	free(rp.arena);
