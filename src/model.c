@@ -390,12 +390,20 @@ static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 		for (uint32_t off = 0; off < m->stride; off += 16)
 			__builtin_prefetch(p + off, 1);
 		__builtin_prefetch(&m->user.bias[u], 1);
+		if (m->user.acc) {
+			__builtin_prefetch(&m->user.acc[u], 1);
+			__builtin_prefetch(&m->user.bacc[u], 1);
+		}
 	}
 	if (i >= 0) {
 		const float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
 		for (uint32_t off = 0; off < m->stride; off += 16)
 			__builtin_prefetch(q + off, 1);
 		__builtin_prefetch(&m->item.bias[i], 1);
+		if (m->item.acc) {
+			__builtin_prefetch(&m->item.acc[i], 1);
+			__builtin_prefetch(&m->item.bacc[i], 1);
+		}
 	}
 }
 
