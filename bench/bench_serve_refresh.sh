@@ -8,9 +8,10 @@
 #    (a whole model), and that they never go backwards.
 #
 # Usage: bench/bench_serve_refresh.sh [BUILD_DIR] [EVENTS] [EVERY]
-# Defaults: build/release 6000000 300000
+# Defaults: build/release 20000000 500000 (a checkpoint every ~0.25 s: more time
+# apart than a load takes, so that each is served)
 set -uo pipefail
-build="${1:-build/release}"; events="${2:-6000000}"; every="${3:-300000}"
+build="${1:-build/release}"; events="${2:-20000000}"; every="${3:-500000}"
 bin="$(cd "$(dirname "$build/mfstream")" && pwd)/mfstream"
 dir="${BENCH_DIR:-/tmp/mfstream-bench}/serve-refresh"
 rm -rf "$dir"; mkdir -p "$dir"
