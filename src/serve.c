@@ -45,6 +45,14 @@ struct qindex {
 	float *norm;   /* n: |q| as mfs_model_similar computes it */
 };
 
+/* x rounded to the nearest integer (halves away from 0), kept in [-lim, lim]:
+ * roundf without the libm call (baseline x86-64 has no rounding instruction). */
+static inline float round_level(float x, float lim)
+{
+	x = x > lim ? lim : x < -lim ? -lim : x;
+	return (float)(int)(x + (x >= 0.0f ? 0.5f : -0.5f));
+}
+
 /* The query levels: -63..63, offset by 64 into the kernel's unsigned 1..127. */
 #define Q_LEVELS 63
 #define Q_OFFSET 64
@@ -98,14 +106,15 @@ static int qindex_build(struct qindex *q, const mfs_model *m)
 		const float *v = mfs_row(t, r, m->stride);
 		int8_t *o = q->q8 + i * q->np;
 		float mx = 0.0f;
-		for (uint32_t d = 0; d < m->cfg.dim; d++)
-			mx = fmaxf(mx, fabsf(v[d]));
-		float sc = mx > 0.0f ? mx / 127.0f : 1.0f;
+		for (uint32_t d = 0; d < m->cfg.dim; d++) {
+			float a = fabsf(v[d]);
+			mx = a > mx ? a : mx;
+		}
+		float sc = mx > 0.0f ? mx / 127.0f : 1.0f, inv = 1.0f / sc;
 		double err = 0.0;
 		int32_t sum = 0;
 		for (uint32_t d = 0; d < m->cfg.dim; d++) {
-			float x = roundf(v[d] / sc);
-			x = x > 127.0f ? 127.0f : x < -127.0f ? -127.0f : x;
+			float x = round_level(v[d] * inv, 127.0f);
 			o[d] = (int8_t)x;
 			sum += o[d];
 			double e = (double)v[d] - (double)sc * x;
@@ -394,15 +403,16 @@ static int quantise_query(const float *q, uint32_t dim, uint32_t np, uint8_t *u,
 			  float *err, float *qn8)
 {
 	float mx = 0.0f;
-	for (uint32_t d = 0; d < dim; d++)
-		mx = fmaxf(mx, fabsf(q[d]));
+	for (uint32_t d = 0; d < dim; d++) {
+		float a = fabsf(q[d]);
+		mx = a > mx ? a : mx;
+	}
 	if (!(mx > 0.0f))
 		return -1;
-	const float sc = mx / Q_LEVELS;
+	const float sc = mx / Q_LEVELS, inv = 1.0f / sc;
 	double e2 = 0.0, n2 = 0.0;
 	for (uint32_t d = 0; d < dim; d++) {
-		float x = roundf(q[d] / sc);
-		x = x > Q_LEVELS ? Q_LEVELS : x < -Q_LEVELS ? -Q_LEVELS : x;
+		float x = round_level(q[d] * inv, Q_LEVELS);
 		u[d] = (uint8_t)(int)(x + Q_OFFSET);
 		double e = (double)q[d] - (double)sc * x;
 		e2 += e * e;
