@@ -164,6 +164,13 @@ typedef struct mfs_config {
 			     /* the learning settings of replayed passes over events already
 				learned (mfs_model_set_replay): multi-epoch training on finite
 				input anneals with lower rates and stronger L2 */
+	float freq_alpha, freq_alpha_bias;
+			     /* frequency-dependent L2: a row that has learned n events
+				(counted in the first pass) uses L2 * (n / 100)^(alpha - 1) at
+				each step, so that its total L2 grows as n^alpha rather than n
+				(alpha 1: plain per-event L2, as ALS-WR's lambda * n). freq_alpha
+				scales the factor L2 of replayed passes (default 0.7),
+				freq_alpha_bias the bias L2 of every pass (default 0.2); 0..1 */
 } mfs_config;
 
 /* Fill cfg with the defaults documented in README.md. */

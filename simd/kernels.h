@@ -39,7 +39,8 @@ struct mfs_step {
 	float slo, shi; /* sigmoid link: the span of the sigmoid (slo <= lo, shi >= hi) */
 	int link;     /* enum mfs_link */
 	float lr;     /* factor learning rate (AdaGrad: the base rate eta) */
-	float l2;     /* factor L2 */
+	float l2;     /* factor L2 of row p */
+	float l2_q;   /* factor L2 of row q (the model scales each row's L2 by its count) */
 	float *acc_p; /* AdaGrad: accumulated mean squared gradient of row p (in/out) */
 	float *acc_q; /* AdaGrad: same for row q */
 	uint32_t dim; /* the true row width (n may include zero padding); 0 means n */
@@ -84,14 +85,14 @@ struct mfs_kernels {
 	 * Plain SGD step. d = dot(p, q); mfs_step_finish(s, d); g = s->grad; then,
 	 * with the old values of both rows:
 	 *   p[i] += lr * (g * q[i] - l2 * p[i])
-	 *   q[i] += lr * (g * p[i] - l2 * q[i])
+	 *   q[i] += lr * (g * p[i] - l2_q * q[i])
 	 * p and q do not overlap.
 	 */
 	void (*sgd_step)(float *restrict p, float *restrict q, size_t n, struct mfs_step *s);
 
 	/*
 	 * AdaGrad step, per-row accumulator as in LIBMF. d, g as above; with the
-	 * old rows:  gp[i] = g * q[i] - l2 * p[i];  gq[i] = g * p[i] - l2 * q[i];
+	 * old rows:  gp[i] = g * q[i] - l2 * p[i];  gq[i] = g * p[i] - l2_q * q[i];
 	 *   p[i] += lr / sqrtf(*acc_p) * gp[i];   q[i] += lr / sqrtf(*acc_q) * gq[i]
 	 * then *acc_p += sum(gp^2) / d;  *acc_q += sum(gq^2) / d  (n > 0), where
 	 * d = s->dim, or n when s->dim is 0: the mean over the real width, so that

@@ -76,10 +76,10 @@ static float mfs_dot_avx2(const float *a, const float *b, size_t n)
 }
 
 /* p' = p - b*p + a*q, q' = q - b*q + a*p on 8 lanes, from the old values. */
-#define SGD_UPDATE8(P, Q, VA, VB)                                                   \
+#define SGD_UPDATE8(P, Q, VA, VB, VBQ)                                                 \
 	do {                                                                         \
 		__m256 np_ = _mm256_fmadd_ps(VA, Q, _mm256_fnmadd_ps(VB, P, P));     \
-		__m256 nq_ = _mm256_fmadd_ps(VA, P, _mm256_fnmadd_ps(VB, Q, Q));     \
+		__m256 nq_ = _mm256_fmadd_ps(VA, P, _mm256_fnmadd_ps(VBQ, Q, Q));     \
 		P = np_;                                                             \
 		Q = nq_;                                                             \
 	} while (0)
@@ -89,12 +89,13 @@ static void mfs_sgd_step_avx2(float *restrict p, float *restrict q, size_t n, st
 	mfs_step_finish(s, dot_avx2(p, q, n));
 	const __m256 va = _mm256_set1_ps(s->lr * s->grad);
 	const __m256 vb = _mm256_set1_ps(s->lr * s->l2);
+	const __m256 vbq = _mm256_set1_ps(s->lr * s->l2_q);
 	size_t i = 0;
 	for (; i + 16 <= n; i += 16) {
 		__m256 p0 = _mm256_loadu_ps(p + i), p1 = _mm256_loadu_ps(p + i + 8);
 		__m256 q0 = _mm256_loadu_ps(q + i), q1 = _mm256_loadu_ps(q + i + 8);
-		SGD_UPDATE8(p0, q0, va, vb);
-		SGD_UPDATE8(p1, q1, va, vb);
+		SGD_UPDATE8(p0, q0, va, vb, vbq);
+		SGD_UPDATE8(p1, q1, va, vb, vbq);
 		_mm256_storeu_ps(p + i, p0);
 		_mm256_storeu_ps(p + i + 8, p1);
 		_mm256_storeu_ps(q + i, q0);
@@ -102,7 +103,7 @@ static void mfs_sgd_step_avx2(float *restrict p, float *restrict q, size_t n, st
 	}
 	if (i + 8 <= n) {
 		__m256 p0 = _mm256_loadu_ps(p + i), q0 = _mm256_loadu_ps(q + i);
-		SGD_UPDATE8(p0, q0, va, vb);
+		SGD_UPDATE8(p0, q0, va, vb, vbq);
 		_mm256_storeu_ps(p + i, p0);
 		_mm256_storeu_ps(q + i, q0);
 		i += 8;
@@ -110,20 +111,20 @@ static void mfs_sgd_step_avx2(float *restrict p, float *restrict q, size_t n, st
 	if (i < n) {
 		__m256i m = tail_mask(n - i);
 		__m256 p0 = _mm256_maskload_ps(p + i, m), q0 = _mm256_maskload_ps(q + i, m);
-		SGD_UPDATE8(p0, q0, va, vb);
+		SGD_UPDATE8(p0, q0, va, vb, vbq);
 		_mm256_maskstore_ps(p + i, m, p0);
 		_mm256_maskstore_ps(q + i, m, q0);
 	}
 }
 
 /*
- * AdaGrad on 8 lanes: gp = g*q - l2*p, gq = g*p - l2*q (old values);
+ * AdaGrad on 8 lanes: gp = g*q - l2*p, gq = g*p - l2_q*q (old values);
  * p += rp*gp, q += rq*gq; SP += gp^2, SQ += gq^2.
  */
 #define ADAGRAD_UPDATE8(P, Q, SP, SQ)                                               \
 	do {                                                                         \
 		__m256 gp_ = _mm256_fmsub_ps(vg, Q, _mm256_mul_ps(vl2, P));          \
-		__m256 gq_ = _mm256_fmsub_ps(vg, P, _mm256_mul_ps(vl2, Q));          \
+		__m256 gq_ = _mm256_fmsub_ps(vg, P, _mm256_mul_ps(vl2q, Q));          \
 		P = _mm256_fmadd_ps(vrp, gp_, P);                                    \
 		Q = _mm256_fmadd_ps(vrq, gq_, Q);                                    \
 		SP = _mm256_fmadd_ps(gp_, gp_, SP);                                  \
@@ -137,6 +138,7 @@ static void mfs_adagrad_step_avx2(float *restrict p, float *restrict q, size_t n
 	if (n == 0)
 		return;
 	const __m256 vg = _mm256_set1_ps(s->grad), vl2 = _mm256_set1_ps(s->l2);
+	const __m256 vl2q = _mm256_set1_ps(s->l2_q);
 	const __m256 vrp = _mm256_set1_ps(s->lr / sqrtf(*s->acc_p));
 	const __m256 vrq = _mm256_set1_ps(s->lr / sqrtf(*s->acc_q));
 	__m256 sp0 = _mm256_setzero_ps(), sp1 = _mm256_setzero_ps();

@@ -55,10 +55,10 @@ static float mfs_dot_avx512(const float *a, const float *b, size_t n)
 }
 
 /* p' = p - b*p + a*q, q' = q - b*q + a*p on 16 lanes, from the old values. */
-#define SGD_UPDATE16(P, Q, VA, VB)                                                  \
+#define SGD_UPDATE16(P, Q, VA, VB, VBQ)                                                \
 	do {                                                                         \
 		__m512 np_ = _mm512_fmadd_ps(VA, Q, _mm512_fnmadd_ps(VB, P, P));     \
-		__m512 nq_ = _mm512_fmadd_ps(VA, P, _mm512_fnmadd_ps(VB, Q, Q));     \
+		__m512 nq_ = _mm512_fmadd_ps(VA, P, _mm512_fnmadd_ps(VBQ, Q, Q));     \
 		P = np_;                                                             \
 		Q = nq_;                                                             \
 	} while (0)
@@ -93,7 +93,7 @@ static float mfs_dot_avx512(const float *a, const float *b, size_t n)
 	}
 #define REG_SGD(k)                                                                  \
 	if (nv > k) {                                                                \
-		SGD_UPDATE16(p##k, q##k, va, vb);                                    \
+		SGD_UPDATE16(p##k, q##k, va, vb, vbq);                                    \
 		REG_STORE(k)                                                         \
 	}
 
@@ -123,6 +123,7 @@ sgd_step_regs(float *restrict p, float *restrict q, size_t n, struct mfs_step *s
 	mfs_step_finish(s, _mm512_reduce_add_ps(d));
 	const __m512 va = _mm512_set1_ps(s->lr * s->grad);
 	const __m512 vb = _mm512_set1_ps(s->lr * s->l2);
+	const __m512 vbq = _mm512_set1_ps(s->lr * s->l2_q);
 	REG_SGD(0) REG_SGD(1) REG_SGD(2) REG_SGD(3)
 	REG_SGD(4) REG_SGD(5) REG_SGD(6) REG_SGD(7)
 }
@@ -134,12 +135,13 @@ static __attribute__((noinline)) void sgd_step_long(float *restrict p, float *re
 	mfs_step_finish(s, dot_avx512(p, q, n));
 	const __m512 va = _mm512_set1_ps(s->lr * s->grad);
 	const __m512 vb = _mm512_set1_ps(s->lr * s->l2);
+	const __m512 vbq = _mm512_set1_ps(s->lr * s->l2_q);
 	size_t i = 0;
 	for (; i + 32 <= n; i += 32) {
 		__m512 p0 = _mm512_loadu_ps(p + i), p1 = _mm512_loadu_ps(p + i + 16);
 		__m512 q0 = _mm512_loadu_ps(q + i), q1 = _mm512_loadu_ps(q + i + 16);
-		SGD_UPDATE16(p0, q0, va, vb);
-		SGD_UPDATE16(p1, q1, va, vb);
+		SGD_UPDATE16(p0, q0, va, vb, vbq);
+		SGD_UPDATE16(p1, q1, va, vb, vbq);
 		_mm512_storeu_ps(p + i, p0);
 		_mm512_storeu_ps(p + i + 16, p1);
 		_mm512_storeu_ps(q + i, q0);
@@ -147,7 +149,7 @@ static __attribute__((noinline)) void sgd_step_long(float *restrict p, float *re
 	}
 	if (i + 16 <= n) {
 		__m512 p0 = _mm512_loadu_ps(p + i), q0 = _mm512_loadu_ps(q + i);
-		SGD_UPDATE16(p0, q0, va, vb);
+		SGD_UPDATE16(p0, q0, va, vb, vbq);
 		_mm512_storeu_ps(p + i, p0);
 		_mm512_storeu_ps(q + i, q0);
 		i += 16;
@@ -155,7 +157,7 @@ static __attribute__((noinline)) void sgd_step_long(float *restrict p, float *re
 	if (i < n) {
 		__mmask16 m = tail_mask(n - i);
 		__m512 p0 = _mm512_maskz_loadu_ps(m, p + i), q0 = _mm512_maskz_loadu_ps(m, q + i);
-		SGD_UPDATE16(p0, q0, va, vb);
+		SGD_UPDATE16(p0, q0, va, vb, vbq);
 		_mm512_mask_storeu_ps(p + i, m, p0);
 		_mm512_mask_storeu_ps(q + i, m, q0);
 	}
@@ -195,13 +197,13 @@ static void mfs_sgd_step_avx512(float *restrict p, float *restrict q, size_t n,
 }
 
 /*
- * AdaGrad on 16 lanes: gp = g*q - l2*p, gq = g*p - l2*q (old values);
+ * AdaGrad on 16 lanes: gp = g*q - l2*p, gq = g*p - l2_q*q (old values);
  * p += rp*gp, q += rq*gq; SP += gp^2, SQ += gq^2.
  */
 #define ADAGRAD_UPDATE16(P, Q, SP, SQ)                                              \
 	do {                                                                         \
 		__m512 gp_ = _mm512_fmsub_ps(vg, Q, _mm512_mul_ps(vl2, P));          \
-		__m512 gq_ = _mm512_fmsub_ps(vg, P, _mm512_mul_ps(vl2, Q));          \
+		__m512 gq_ = _mm512_fmsub_ps(vg, P, _mm512_mul_ps(vl2q, Q));          \
 		P = _mm512_fmadd_ps(vrp, gp_, P);                                    \
 		Q = _mm512_fmadd_ps(vrq, gq_, Q);                                    \
 		SP = _mm512_fmadd_ps(gp_, gp_, SP);                                  \
@@ -215,6 +217,7 @@ static void mfs_adagrad_step_avx512(float *restrict p, float *restrict q, size_t
 	if (n == 0)
 		return;
 	const __m512 vg = _mm512_set1_ps(s->grad), vl2 = _mm512_set1_ps(s->l2);
+	const __m512 vl2q = _mm512_set1_ps(s->l2_q);
 	const __m512 vrp = _mm512_set1_ps(s->lr / sqrtf(*s->acc_p));
 	const __m512 vrq = _mm512_set1_ps(s->lr / sqrtf(*s->acc_q));
 	__m512 sp0 = _mm512_setzero_ps(), sp1 = _mm512_setzero_ps();

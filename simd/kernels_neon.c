@@ -36,27 +36,27 @@ static float mfs_dot_neon(const float *a, const float *b, size_t n)
 static void mfs_sgd_step_neon(float *restrict p, float *restrict q, size_t n, struct mfs_step *s)
 {
 	mfs_step_finish(s, dot_neon(p, q, n));
-	const float a = s->lr * s->grad, b = s->lr * s->l2;
-	const float32x4_t va = vdupq_n_f32(a), vb = vdupq_n_f32(b);
+	const float a = s->lr * s->grad, b = s->lr * s->l2, bq = s->lr * s->l2_q;
+	const float32x4_t va = vdupq_n_f32(a), vb = vdupq_n_f32(b), vbq = vdupq_n_f32(bq);
 	size_t i = 0;
 	for (; i + 8 <= n; i += 8) {
 		float32x4_t p0 = vld1q_f32(p + i), p1 = vld1q_f32(p + i + 4);
 		float32x4_t q0 = vld1q_f32(q + i), q1 = vld1q_f32(q + i + 4);
 		vst1q_f32(p + i, vfmaq_f32(vfmsq_f32(p0, vb, p0), va, q0));
 		vst1q_f32(p + i + 4, vfmaq_f32(vfmsq_f32(p1, vb, p1), va, q1));
-		vst1q_f32(q + i, vfmaq_f32(vfmsq_f32(q0, vb, q0), va, p0));
-		vst1q_f32(q + i + 4, vfmaq_f32(vfmsq_f32(q1, vb, q1), va, p1));
+		vst1q_f32(q + i, vfmaq_f32(vfmsq_f32(q0, vbq, q0), va, p0));
+		vst1q_f32(q + i + 4, vfmaq_f32(vfmsq_f32(q1, vbq, q1), va, p1));
 	}
 	if (i + 4 <= n) {
 		float32x4_t p0 = vld1q_f32(p + i), q0 = vld1q_f32(q + i);
 		vst1q_f32(p + i, vfmaq_f32(vfmsq_f32(p0, vb, p0), va, q0));
-		vst1q_f32(q + i, vfmaq_f32(vfmsq_f32(q0, vb, q0), va, p0));
+		vst1q_f32(q + i, vfmaq_f32(vfmsq_f32(q0, vbq, q0), va, p0));
 		i += 4;
 	}
 	for (; i < n; i++) {
 		float pi = p[i], qi = q[i];
 		p[i] = (pi - b * pi) + a * qi;
-		q[i] = (qi - b * qi) + a * pi;
+		q[i] = (qi - bq * qi) + a * pi;
 	}
 }
 
@@ -66,9 +66,9 @@ static void mfs_adagrad_step_neon(float *restrict p, float *restrict q, size_t n
 	mfs_step_finish(s, dot_neon(p, q, n));
 	if (n == 0)
 		return;
-	const float g = s->grad, l2 = s->l2;
+	const float g = s->grad, l2 = s->l2, l2q = s->l2_q;
 	const float rp = s->lr / sqrtf(*s->acc_p), rq = s->lr / sqrtf(*s->acc_q);
-	const float32x4_t vg = vdupq_n_f32(g), vl2 = vdupq_n_f32(l2);
+	const float32x4_t vg = vdupq_n_f32(g), vl2 = vdupq_n_f32(l2), vl2q = vdupq_n_f32(l2q);
 	const float32x4_t vrp = vdupq_n_f32(rp), vrq = vdupq_n_f32(rq);
 	float32x4_t sp0 = vdupq_n_f32(0.0f), sp1 = vdupq_n_f32(0.0f);
 	float32x4_t sq0 = vdupq_n_f32(0.0f), sq1 = vdupq_n_f32(0.0f);
@@ -76,11 +76,11 @@ static void mfs_adagrad_step_neon(float *restrict p, float *restrict q, size_t n
 	for (; i + 8 <= n; i += 8) {
 		float32x4_t p0 = vld1q_f32(p + i), p1 = vld1q_f32(p + i + 4);
 		float32x4_t q0 = vld1q_f32(q + i), q1 = vld1q_f32(q + i + 4);
-		/* gp = g*q - l2*p, gq = g*p - l2*q from the old values */
+		/* gp = g*q - l2*p, gq = g*p - l2_q*q from the old values */
 		float32x4_t gp0 = vfmsq_f32(vmulq_f32(vg, q0), vl2, p0);
 		float32x4_t gp1 = vfmsq_f32(vmulq_f32(vg, q1), vl2, p1);
-		float32x4_t gq0 = vfmsq_f32(vmulq_f32(vg, p0), vl2, q0);
-		float32x4_t gq1 = vfmsq_f32(vmulq_f32(vg, p1), vl2, q1);
+		float32x4_t gq0 = vfmsq_f32(vmulq_f32(vg, p0), vl2q, q0);
+		float32x4_t gq1 = vfmsq_f32(vmulq_f32(vg, p1), vl2q, q1);
 		vst1q_f32(p + i, vfmaq_f32(p0, vrp, gp0));
 		vst1q_f32(p + i + 4, vfmaq_f32(p1, vrp, gp1));
 		vst1q_f32(q + i, vfmaq_f32(q0, vrq, gq0));
@@ -93,7 +93,7 @@ static void mfs_adagrad_step_neon(float *restrict p, float *restrict q, size_t n
 	if (i + 4 <= n) {
 		float32x4_t p0 = vld1q_f32(p + i), q0 = vld1q_f32(q + i);
 		float32x4_t gp0 = vfmsq_f32(vmulq_f32(vg, q0), vl2, p0);
-		float32x4_t gq0 = vfmsq_f32(vmulq_f32(vg, p0), vl2, q0);
+		float32x4_t gq0 = vfmsq_f32(vmulq_f32(vg, p0), vl2q, q0);
 		vst1q_f32(p + i, vfmaq_f32(p0, vrp, gp0));
 		vst1q_f32(q + i, vfmaq_f32(q0, vrq, gq0));
 		sp0 = vfmaq_f32(sp0, gp0, gp0);
@@ -104,7 +104,7 @@ static void mfs_adagrad_step_neon(float *restrict p, float *restrict q, size_t n
 	for (; i < n; i++) {
 		float pi = p[i], qi = q[i];
 		float gp = g * qi - l2 * pi;
-		float gq = g * pi - l2 * qi;
+		float gq = g * pi - l2q * qi;
 		p[i] = pi + rp * gp;
 		q[i] = qi + rq * gq;
 		sp += gp * gp;

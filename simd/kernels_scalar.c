@@ -16,11 +16,11 @@ static float mfs_dot_scalar(const float *a, const float *b, size_t n)
 static void mfs_sgd_step_scalar(float *restrict p, float *restrict q, size_t n, struct mfs_step *s)
 {
 	mfs_step_finish(s, mfs_dot_scalar(p, q, n));
-	const float g = s->grad, lr = s->lr, l2 = s->l2;
+	const float g = s->grad, lr = s->lr, l2 = s->l2, l2q = s->l2_q;
 	for (size_t i = 0; i < n; i++) {
 		float pi = p[i], qi = q[i];
 		p[i] = pi + lr * (g * qi - l2 * pi);
-		q[i] = qi + lr * (g * pi - l2 * qi);
+		q[i] = qi + lr * (g * pi - l2q * qi);
 	}
 }
 
@@ -30,13 +30,13 @@ static void mfs_adagrad_step_scalar(float *restrict p, float *restrict q, size_t
 	mfs_step_finish(s, mfs_dot_scalar(p, q, n));
 	if (n == 0)
 		return;
-	const float g = s->grad, l2 = s->l2;
+	const float g = s->grad, l2 = s->l2, l2q = s->l2_q;
 	const float rp = s->lr / sqrtf(*s->acc_p), rq = s->lr / sqrtf(*s->acc_q);
 	float sp = 0.0f, sq = 0.0f;
 	for (size_t i = 0; i < n; i++) {
 		float pi = p[i], qi = q[i];
 		float gp = g * qi - l2 * pi;
-		float gq = g * pi - l2 * qi;
+		float gq = g * pi - l2q * qi;
 		p[i] = pi + rp * gp;
 		q[i] = qi + rq * gq;
 		sp += gp * gp;

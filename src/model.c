@@ -24,10 +24,10 @@ MFS_API void mfs_config_default(mfs_config *cfg)
 	cfg->max_items = 1u << 20;
 	cfg->optimizer = MFS_OPT_ADAGRAD;
 	cfg->lr = 0.1034f;
-	cfg->lr_bias = 0.17f;
+	cfg->lr_bias = 0.19f;
 	cfg->l2 = 0.0088f;
 	cfg->l2_bias = 0.058f;
-	cfg->init_std = 0.0148f;
+	cfg->init_std = 0.013f;
 	cfg->lo = 1.0f;
 	cfg->hi = 5.0f;
 	cfg->link = MFS_RANGE_SIGMOID;
@@ -42,6 +42,8 @@ MFS_API void mfs_config_default(mfs_config *cfg)
 	cfg->replay_lr_bias = 0.065f;
 	cfg->replay_l2 = 0.073f;
 	cfg->replay_l2_bias = 0.0235f;
+	cfg->freq_alpha = 0.7f;
+	cfg->freq_alpha_bias = 0.2f;
 }
 
 static int finite_nonneg(float x)
@@ -67,6 +69,10 @@ static int check_config(const mfs_config *c, mfs_diag *d)
 	    !finite_nonneg(c->replay_l2) || !finite_nonneg(c->replay_l2_bias))
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "learning rates, L2 and init std must be finite and >= 0");
+	if (!(c->freq_alpha >= 0.0f && c->freq_alpha <= 1.0f) ||
+	    !(c->freq_alpha_bias >= 0.0f && c->freq_alpha_bias <= 1.0f))
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
+				    "frequency alphas must be 0..1");
 	if (c->ids != MFS_IDS_EXACT && c->ids != MFS_IDS_HASHED)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "unknown ID mode %d", c->ids);
 	if (c->user_hashes != 1 && c->user_hashes != 2)
@@ -92,6 +98,8 @@ MFS_API uint64_t mfs_model_row_bytes(const mfs_config *cfg)
 	uint64_t b = stride * 4 + 4;                       /* factors, bias */
 	if (cfg->optimizer == MFS_OPT_ADAGRAD)
 		b += 8;                                     /* accumulators */
+	if (cfg->freq_alpha != 1.0f || cfg->freq_alpha_bias != 1.0f)
+		b += 4;                                     /* event count */
 	b += 8 + 4 + 8 + 1 + 16;                            /* key, seen, ID offset/len/bytes */
 	if (cfg->ids != MFS_IDS_HASHED)
 		b += 2 * sizeof(struct mfs_idslot) * 2;     /* index at most half full, pow2 */
@@ -108,6 +116,7 @@ static void side_free(struct mfs_table *s)
 	mfs_free_huge(s->acc, s->cap * sizeof(float));
 	mfs_free_huge(s->bacc, s->cap * sizeof(float));
 	mfs_free_huge(s->dirty, mfs_dirty_bytes(s->cap));
+	mfs_free_huge(s->count, s->cap * sizeof(uint32_t));
 	memset(s, 0, sizeof *s);
 }
 
@@ -132,7 +141,11 @@ static int side_init(struct mfs_table *s, const mfs_config *cfg, uint64_t cap, u
 		s->acc = mfs_alloc_huge(cap * sizeof(float));
 		s->bacc = mfs_alloc_huge(cap * sizeof(float));
 	}
-	if (!s->rows || !s->bias || !s->dirty || (adagrad && (!s->acc || !s->bacc))) {
+	int counted = cfg->freq_alpha != 1.0f || cfg->freq_alpha_bias != 1.0f;
+	if (counted)
+		s->count = mfs_alloc_huge(cap * sizeof(uint32_t));
+	if (!s->rows || !s->bias || !s->dirty || (adagrad && (!s->acc || !s->bacc)) ||
+	    (counted && !s->count)) {
 		side_free(s);
 		return -MFS_E_NOMEM;
 	}
@@ -162,6 +175,16 @@ int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_ker
 	m->keys = malloc(2 * MFS_LEARN_CHUNK * sizeof *m->keys);
 	if (rc == 0 && (!m->scratch || !m->keys || !m->tmp))
 		rc = -MFS_E_NOMEM;
+	if (rc == 0 && m->user.count) {
+		m->freq_w = malloc(2 * MFS_FREQ_TABLE * sizeof *m->freq_w);
+		if (!m->freq_w)
+			rc = -MFS_E_NOMEM;
+		for (uint32_t n = 0; m->freq_w && n < MFS_FREQ_TABLE; n++) {
+			float r = (float)(n ? n : 1) / MFS_FREQ_REF;
+			m->freq_w[n] = powf(r, cfg->freq_alpha - 1.0f);
+			m->freq_w[MFS_FREQ_TABLE + n] = powf(r, cfg->freq_alpha_bias - 1.0f);
+		}
+	}
 	if (rc < 0) {
 		mfs_model_free(m);
 		return rc;
@@ -278,6 +301,8 @@ MFS_API int64_t mfs_model_regroup_pages(mfs_model *m)
 			collapse(s->bacc, (size_t)n * sizeof(float), &done, &refused);
 		}
 		collapse(s->dirty, mfs_dirty_bytes(n), &done, &refused);
+		if (s->count)
+			collapse(s->count, (size_t)n * 4, &done, &refused);
 		collapse(s->ids.row_key, (size_t)n * 8, &done, &refused);
 		collapse(s->ids.row_off, (size_t)n * 8, &done, &refused);
 		collapse(s->ids.row_len, (size_t)n, &done, &refused);
@@ -310,6 +335,7 @@ MFS_API void mfs_model_free(mfs_model *m)
 	free(m->scratch);
 	free(m->keys);
 	free(m->tmp);
+	free(m->freq_w);
 	free(m->position);
 	free(m);
 }
@@ -323,6 +349,8 @@ static void init_row(mfs_model *m, struct mfs_table *s, uint64_t row)
 	for (uint32_t i = d; i < m->stride; i++)
 		r[i] = 0.0f;
 	s->bias[row] = 0.0f;
+	if (s->count)
+		s->count[row] = 0;
 	if (s->acc) {
 		s->acc[row] = 1.0f;
 		s->bacc[row] = MFS_BIAS_ACC0;
@@ -383,6 +411,48 @@ static inline float raw_mu(const mfs_model *m)
 	return (float)log(t / (1.0 - t));
 }
 
+/*
+ * Frequency-dependent L2: the weight (n / MFS_FREQ_REF)^(alpha - 1) of a row
+ * that has learned n events (bias 0: the factor alpha, 1: the bias alpha).
+ */
+static inline float freq_weight(const mfs_model *m, const struct mfs_table *s, int64_t row,
+				int bias)
+{
+	uint32_t n = s->count[row];
+	if (n < MFS_FREQ_TABLE)
+		return m->freq_w[(uint32_t)bias * MFS_FREQ_TABLE + n];
+	float a = bias ? m->cfg.freq_alpha_bias : m->cfg.freq_alpha;
+	return powf((float)n / MFS_FREQ_REF, a - 1.0f);
+}
+
+/* A row learns an event: count it (first pass only: replays do not add to n). */
+static inline void count_event(const mfs_model *m, struct mfs_table *s, int64_t row)
+{
+	if (s->count && !m->replay && s->count[row] != UINT32_MAX)
+		s->count[row]++;
+}
+
+/*
+ * The L2 of one step, frequency-scaled: factors of rows p (user) and q (item)
+ * into s->l2 and s->l2_q (replayed passes only), biases into *l2u and *l2i.
+ */
+static inline void step_l2(const mfs_model *m, int64_t u, int64_t i, float l2f, float l2b,
+			   struct mfs_step *s, float *l2u, float *l2i)
+{
+	s->l2 = l2f;
+	s->l2_q = l2f;
+	*l2u = l2b;
+	*l2i = l2b;
+	if (!m->user.count)
+		return;
+	if (m->replay) {
+		s->l2 = l2f * freq_weight(m, &m->user, u, 0);
+		s->l2_q = l2f * freq_weight(m, &m->item, i, 0);
+	}
+	*l2u = l2b * freq_weight(m, &m->user, u, 1);
+	*l2i = l2b * freq_weight(m, &m->item, i, 1);
+}
+
 static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 {
 	if (u >= 0) {
@@ -394,6 +464,8 @@ static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 			__builtin_prefetch(&m->user.acc[u], 1);
 			__builtin_prefetch(&m->user.bacc[u], 1);
 		}
+		if (m->user.count)
+			__builtin_prefetch(&m->user.count[u], 1);
 	}
 	if (i >= 0) {
 		const float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
@@ -404,6 +476,8 @@ static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 			__builtin_prefetch(&m->item.acc[i], 1);
 			__builtin_prefetch(&m->item.bacc[i], 1);
 		}
+		if (m->item.count)
+			__builtin_prefetch(&m->item.count[i], 1);
 	}
 }
 
@@ -415,7 +489,7 @@ static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
  * AdaGrad state is the first row's.
  */
 static void step_two_rows(mfs_model *m, int64_t u, int64_t u2, int64_t i, float r,
-			  struct mfs_step *s, float lrb, float l2b)
+			  struct mfs_step *s, float lrb, float l2u, float l2i)
 {
 	const int adagrad = m->cfg.optimizer == MFS_OPT_ADAGRAD;
 	float *p1 = mfs_row(&m->user, (uint64_t)u, m->stride);
@@ -441,7 +515,7 @@ static void step_two_rows(mfs_model *m, int64_t u, int64_t u2, int64_t i, float 
 		p2[d] += half;
 	}
 	float g = s->grad;
-	float gu = g - l2b * bu, gi = g - l2b * *bi, du, di;
+	float gu = g - l2u * bu, gi = g - l2i * *bi, du, di;
 	if (adagrad) {
 		float *au = &m->user.bacc[u], *ai = &m->item.bacc[i];
 		du = lrb / sqrtf(*au) * gu;
@@ -490,10 +564,16 @@ static void learn_partial(mfs_model *m, int64_t u, int64_t i, float rating, uint
 	*ab += fabs((double)err);
 	float lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
 	float l2b = m->replay ? c->replay_l2_bias : c->l2_bias;
-	if (bu)
-		*bu += lrb * (s.grad - l2b * *bu);
-	if (bi)
-		*bi += lrb * (s.grad - l2b * *bi);
+	if (bu) {
+		count_event(m, &m->user, u);
+		float l2u = m->user.count ? l2b * freq_weight(m, &m->user, u, 1) : l2b;
+		*bu += lrb * (s.grad - l2u * *bu);
+	}
+	if (bi) {
+		count_event(m, &m->item, i);
+		float l2i = m->item.count ? l2b * freq_weight(m, &m->item, i, 1) : l2b;
+		*bi += lrb * (s.grad - l2i * *bi);
+	}
 	m->mu_sum += r;
 	m->mu_count++;
 	(*unadmitted)++;
@@ -516,6 +596,8 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	const float lo = c->lo, hi = c->hi;
 	const float lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
 	const float l2b = m->replay ? c->replay_l2_bias : c->l2_bias;
+	const float l2f = m->replay ? c->replay_l2 : c->l2;
+	float l2u, l2i;
 	int64_t learned = 0;
 	uint64_t unplaced = 0, unadmitted = 0;
 	double sq = 0.0, ab = 0.0;
@@ -526,7 +608,6 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	sigmoid_span(m, &s.slo, &s.shi);
 	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
 	s.lr = m->replay ? c->replay_lr : c->lr;
-	s.l2 = m->replay ? c->replay_l2 : c->l2;
 	s.dim = c->dim;
 
 	for (size_t base = 0; base < n; base += MFS_LEARN_CHUNK) {
@@ -574,8 +655,11 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 				r = lo;
 			if (r > hi)
 				r = hi;
+			count_event(m, &m->user, u);
+			count_event(m, &m->item, i);
+			step_l2(m, u, i, l2f, l2b, &s, &l2u, &l2i);
 			if (two && rows2[j] >= 0 && rows2[j] != u) {
-				step_two_rows(m, u, rows2[j], i, r, &s, lrb, l2b);
+				step_two_rows(m, u, rows2[j], i, r, &s, lrb, l2u, l2i);
 				float err = r - s.pred;
 				sq += (double)err * err;
 				ab += fabs((double)err);
@@ -600,7 +684,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 			sq += (double)err * err;
 			ab += fabs((double)err);
 			float g = s.grad;
-			float gu = g - l2b * *bu, gi = g - l2b * *bi;
+			float gu = g - l2u * *bu, gi = g - l2i * *bi;
 			if (adagrad) {
 				float *au = &m->user.bacc[u], *ai = &m->item.bacc[i];
 				*bu += lrb / sqrtf(*au) * gu;

@@ -23,7 +23,14 @@ struct mfs_table {
 	float *acc;  /* cap: AdaGrad accumulators of the rows (1 for a fresh row), NULL for SGD */
 	float *bacc; /* cap: AdaGrad accumulators of the biases, NULL for SGD */
 	uint64_t *dirty; /* cap bits: rows learned since the last checkpoint mark (deltas) */
+	uint32_t *count; /* cap: events each row learned outside replay (frequency-dependent
+			    L2), NULL when both freq alphas are 1 */
 };
+
+/* Frequency-dependent L2: the count at which a row's L2 is the configured one. */
+#define MFS_FREQ_REF 100.0f
+/* Counts below this take their L2 weights from a table (no powf per step). */
+#define MFS_FREQ_TABLE 1024u
 
 /* A table region that mfs_model_load mapped from its file (copy-on-write). */
 struct mfs_mapped {
@@ -44,6 +51,7 @@ struct mfs_model {
 	uint64_t mu_count;
 	uint64_t events;
 	uint32_t tick; /* advances once per event: the clock of least-recently-seen eviction */
+	float *freq_w;  /* 2 x MFS_FREQ_TABLE weights (n / ref)^(alpha - 1): factors, biases */
 	int replay;    /* learning uses the replay_* settings (mfs_model_set_replay) */
 	struct mfs_table user, item;
 	int64_t *scratch; /* 3 * MFS_LEARN_CHUNK rows (users, items, users' second rows) */

@@ -59,6 +59,9 @@ enum section_tag {
 	SEC_ITEM_SEEN = 17,
 	SEC_ITEM_SKETCH = 18,
 	SEC_POSITION = 21,
+	SEC_USER_COUNT = 10, /* u32 per row: events learned (frequency-dependent L2) */
+	SEC_ITEM_COUNT = 20,
+	SEC_FREQ = 23,       /* f32 freq_alpha, freq_alpha_bias (absent: both 1, plain L2) */
 	/* deltas */
 	SEC_USER_DIRTY = 9,  /* u32 row numbers, ascending: the rows the other sections hold */
 	SEC_ITEM_DIRTY = 19,
@@ -315,6 +318,8 @@ static int gather(const mfs_model *m, int delta, struct section *sec, uint32_t *
 			    (rc = rows_section(&sec[(*ns)++], t0 + 5, s->bacc, 4, idx, n)) < 0)
 				return rc;
 		}
+		if (s->count && (rc = rows_section(&sec[(*ns)++], t0 + 9, s->count, 4, idx, n)) < 0)
+			return rc;
 		if (s->ids.mode == MFS_IDMAP_EXACT) {
 			uint32_t *seen = malloc(n ? n * 4 : 1);
 			if (!seen)
@@ -358,6 +363,12 @@ static int save_file(const mfs_model *m, const char *path, const mfs_save_opts *
 		put64(dsec + 8, m->ck_id);
 		put64(dsec + 16, mfs_model_state_id(m));
 		sec[ns++] = (struct section){ .tag = SEC_DELTA, .data = dsec, .raw_len = sizeof dsec };
+	}
+	uint8_t fsec[8];
+	if (m->cfg.freq_alpha != 1.0f || m->cfg.freq_alpha_bias != 1.0f) {
+		putf(fsec, m->cfg.freq_alpha);
+		putf(fsec + 4, m->cfg.freq_alpha_bias);
+		sec[ns++] = (struct section){ .tag = SEC_FREQ, .data = fsec, .raw_len = sizeof fsec };
 	}
 	const void *pos = opts && opts->position ? opts->position : m->position;
 	size_t pos_len = opts && opts->position ? opts->position_len : m->position_len;
@@ -706,6 +717,8 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 		memcpy(s->ids.sketch, sk, mfs_idmap_sketch_bytes(&s->ids));
 		free(sk_owned);
 	}
+	if (s->count && (rc = load_table(L, m, t0 + 9, s->count, n * 4)) < 0)
+		goto out;
 	rc = 0;
 out:
 	free(seen_owned);
@@ -714,6 +727,25 @@ out:
 }
 
 /* The settings of header h (the fields that fix the tables' shape and the learning). */
+/* The frequency alphas of a file: its SEC_FREQ section, or 1 (plain L2: files
+ * from before them). */
+static int load_freq(struct loader *L, mfs_config *cfg)
+{
+	uint64_t len;
+	cfg->freq_alpha = cfg->freq_alpha_bias = 1.0f;
+	if (!section_len(L, SEC_FREQ, &len))
+		return 0;
+	const void *p;
+	void *owned;
+	int rc = get_section(L, SEC_FREQ, 8, 1, &p, &owned);
+	if (rc < 0)
+		return rc;
+	cfg->freq_alpha = getf(p);
+	cfg->freq_alpha_bias = getf((const uint8_t *)p + 4);
+	free(owned);
+	return 0;
+}
+
 static void decode_config(const uint8_t *h, const char *kernel, mfs_config *cfg)
 {
 	mfs_config_default(cfg);
@@ -804,6 +836,8 @@ MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel
 	}
 	mfs_config cfg;
 	decode_config(h, kernel, &cfg);
+	if ((rc = load_freq(&L, &cfg)) < 0)
+		goto out;
 	uint64_t nu = get64(h + 48), ni = get64(h + 56);
 	mfs_diag cd;
 	rc = mfs_model_create(&m, &cfg, &cd);
@@ -848,9 +882,9 @@ struct delta_side {
 	const uint8_t *ids;
 	uint64_t idlen;
 	const float *bias, *rows, *acc, *bacc;
-	const uint32_t *seen;
+	const uint32_t *seen, *count;
 	const uint8_t *sketch;
-	void *owned[10];
+	void *owned[12];
 	int n_owned;
 };
 
@@ -930,6 +964,11 @@ static int delta_read_side(struct loader *L, const mfs_model *m, const struct mf
 			return rc;
 		d->seen = p;
 	}
+	if (s->count) {
+		if ((rc = delta_get(L, d, t0 + 9, nd * 4, &p)) < 0)
+			return rc;
+		d->count = p;
+	}
 	if (s->ids.sketch) {
 		if ((rc = delta_get(L, d, t0 + 7, mfs_idmap_sketch_bytes(&s->ids), &p)) < 0)
 			return rc;
@@ -963,6 +1002,8 @@ static int delta_apply_side(mfs_model *m, struct mfs_table *s, const struct delt
 			s->acc[r] = d->acc[k];
 			s->bacc[r] = d->bacc[k];
 		}
+		if (s->count)
+			s->count[r] = d->count[k];
 	}
 	if (d->sketch)
 		memcpy(s->ids.sketch, d->sketch, mfs_idmap_sketch_bytes(&s->ids));

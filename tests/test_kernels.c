@@ -219,7 +219,7 @@ static void step_case(const struct mfs_kernels *k, enum op op, const struct scen
 	struct mfs_step sk = {
 		.base = sc->base, .rating = sc->rating, .lo = sc->lo, .hi = sc->hi,
 		.slo = sc->lo - 0.5f, .shi = sc->hi + 0.5f,
-		.link = sc->link, .lr = lr, .l2 = l2, .acc_p = &kacc_p, .acc_q = &kacc_q,
+		.link = sc->link, .lr = lr, .l2 = l2, .l2_q = 0.5f * l2, .acc_p = &kacc_p, .acc_q = &kacc_q,
 		.pred = NAN, .grad = NAN,
 	};
 	struct mfs_step ss = sk;
@@ -366,7 +366,7 @@ static void test_adagrad_step_keeps_accumulators_when_n_is_0(void **state)
 	fill(q, 16, GUARD);
 	struct mfs_step s = {
 		.base = 3.5f, .rating = 4.0f, .lo = 1.0f, .hi = 5.0f, .link = MFS_LINK_CLAMP,
-		.lr = 0.1f, .l2 = 0.01f, .acc_p = &acc_p, .acc_q = &acc_q,
+		.lr = 0.1f, .l2 = 0.01f, .l2_q = 0.01f, .acc_p = &acc_p, .acc_q = &acc_q,
 	};
 	k->adagrad_step(p, q, 0, &s);
 	assert_true(acc_p == 1.5f);
@@ -536,7 +536,7 @@ static void test_padded_rows_match_scalar_and_padding_stays_zero(void **state)
 			float acc[6] = { 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f };
 			struct mfs_step sk = {
 				.base = 3.0f, .rating = 4.5f, .lo = 1.0f, .hi = 5.0f,
-				.link = MFS_LINK_CLAMP, .lr = 0.05f, .l2 = 0.02f,
+				.link = MFS_LINK_CLAMP, .lr = 0.05f, .l2 = 0.02f, .l2_q = 0.02f,
 				.acc_p = &acc[0], .acc_q = &acc[1],
 			};
 			struct mfs_step ss = sk, sn = sk;

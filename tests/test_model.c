@@ -82,6 +82,7 @@ static void sgd_step_scalar__matches_hand_computation(void **state)
 	s.hi = 5.0f;
 	s.lr = 0.1f;
 	s.l2 = 0.1f;
+	s.l2_q = 0.1f;
 	mfs_kernels_scalar.sgd_step(p, q, 2, &s);
 	/* dot = 0.5 - 2 = -1.5; raw 1.5; pred 1.5; grad 2.5 */
 	assert_float_equal(s.pred, 1.5f, 1e-6);

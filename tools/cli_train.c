@@ -74,6 +74,10 @@ static void train_help(void)
 	       "  --replay-lr-bias F  bias learning rate of passes 2..N (default %g)\n"
 	       "  --replay-l2 F       factor L2 of passes 2..N (default %g)\n"
 	       "  --replay-l2-bias F  bias L2 of passes 2..N (default %g)\n"
+	       "  --freq-alpha F      frequency-dependent L2: a row that learned n events (pass 1)\n"
+	       "                      uses L2 * (n/100)^(F-1) in passes 2..N, so its total L2\n"
+	       "                      grows as n^F (1: plain per-event L2) (default %g)\n"
+	       "  --freq-alpha-bias F the same for the bias L2, in every pass (default %g)\n"
 	       "  --checkpoint-dir DIR  write checkpoints (ckpt-<events>.mfs) here while learning, and\n"
 	       "                      one at the end; a run with checkpoints in DIR resumes from the\n"
 	       "                      newest whole one, after the last event it holds (same inputs).\n"
@@ -98,14 +102,15 @@ static void train_help(void)
 	       "evictions, ids, prequential_rmse/mae (pass 1, each event predicted\n"
 	       "before it is learned), test_rmse/mae (with --test), seconds, events_per_sec,\n"
 	       "kernel, io.\n",
-	       d.replay_lr, d.replay_lr_bias, d.replay_l2, d.replay_l2_bias);
+	       d.replay_lr, d.replay_lr_bias, d.replay_l2, d.replay_l2_bias, d.freq_alpha,
+	       d.freq_alpha_bias);
 }
 
 enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA,
+	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -378,6 +383,8 @@ int cmd_train(int argc, char **argv)
 		{ "replay-lr-bias", required_argument, 0, OPT_RLRB },
 		{ "replay-l2", required_argument, 0, OPT_RL2 },
 		{ "replay-l2-bias", required_argument, 0, OPT_RL2B },
+		{ "freq-alpha", required_argument, 0, OPT_FA },
+		{ "freq-alpha-bias", required_argument, 0, OPT_FAB },
 		{ "seed", required_argument, 0, OPT_SEED },
 		{ "kernel", required_argument, 0, OPT_KERNEL },
 		{ "epochs", required_argument, 0, OPT_EPOCHS },
@@ -562,6 +569,14 @@ int cmd_train(int argc, char **argv)
 			break;
 		case OPT_RL2:
 			if (cli_float(cmd, "--replay-l2", optarg, &cfg.replay_l2) < 0)
+				goto usage;
+			break;
+		case OPT_FA:
+			if (cli_float(cmd, "--freq-alpha", optarg, &cfg.freq_alpha) < 0)
+				goto usage;
+			break;
+		case OPT_FAB:
+			if (cli_float(cmd, "--freq-alpha-bias", optarg, &cfg.freq_alpha_bias) < 0)
 				goto usage;
 			break;
 		case OPT_RL2B:
