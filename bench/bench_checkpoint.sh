@@ -26,8 +26,9 @@ full=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
 n=0; finished=0
 while [ "$n" -lt "$kills" ]; do
   delay=$(awk -v f="$full" -v r="$RANDOM" 'BEGIN{printf "%.3f", f*(0.02+0.13*r/32768)}')
-  ( timeout -s KILL "$delay" "$bin" train --quiet --dim 32 --checkpoint-dir "$dir/ck" \
-    --checkpoint-every 100000 --save "$dir/out.mfs" "$dir/s.tsv" >/dev/null 2>&1 ) 2>/dev/null
+  # (braces: bash's own "Killed" report of the job goes to /dev/null too)
+  { timeout -s KILL "$delay" "$bin" train --quiet --dim 32 --checkpoint-dir "$dir/ck" \
+    --checkpoint-every 100000 --save "$dir/out.mfs" "$dir/s.tsv" >/dev/null 2>&1; } 2>/dev/null
   st=$?
   if [ "$st" -eq 0 ]; then finished=1; break; fi
   n=$((n+1))
