@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "model_internal.h"
+#include "topk.h"
 
 #ifndef MFS_BIAS_ACC0
 #define MFS_BIAS_ACC0 1.0f
@@ -787,73 +788,7 @@ MFS_API int mfs_model_predict(const mfs_model *m, const char *user, size_t user_
 	return known;
 }
 
-/* --- top-K: a min-heap of the k best (score, row) seen so far ---------- */
-
-static int better(mfs_scored a, mfs_scored b)
-{
-	/* higher score first; ties: lower row (earlier seen) first */
-	return a.score > b.score || (a.score == b.score && a.row < b.row);
-}
-
-static void heap_down(mfs_scored *h, size_t n, size_t i)
-{
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, w = i;
-		if (l < n && better(h[w], h[l]))
-			w = l;
-		if (r < n && better(h[w], h[r]))
-			w = r;
-		if (w == i)
-			return;
-		mfs_scored t = h[i];
-		h[i] = h[w];
-		h[w] = t;
-		i = w;
-	}
-}
-
-static void heap_up(mfs_scored *h, size_t i)
-{
-	while (i > 0) {
-		size_t p = (i - 1) / 2;
-		if (!better(h[p], h[i]))
-			return;
-		mfs_scored t = h[i];
-		h[i] = h[p];
-		h[p] = t;
-		i = p;
-	}
-}
-
-struct topk {
-	mfs_scored *h;
-	size_t k, n;
-};
-
-static inline void topk_offer(struct topk *t, uint32_t row, float score)
-{
-	mfs_scored c = { row, score };
-	if (t->n < t->k) {
-		t->h[t->n] = c;
-		heap_up(t->h, t->n++);
-	} else if (better(c, t->h[0])) {
-		t->h[0] = c;
-		heap_down(t->h, t->n, 0);
-	}
-}
-
-/* Sort the heap best first (heap sort in place). */
-static size_t topk_finish(struct topk *t)
-{
-	size_t n = t->n;
-	for (size_t end = n; end > 1; end--) {
-		mfs_scored tmp = t->h[0];
-		t->h[0] = t->h[end - 1];
-		t->h[end - 1] = tmp;
-		heap_down(t->h, end - 1, 0);
-	}
-	return n;
-}
+/* --- top-K (topk.h: a min-heap of the k best, then sorted best first) --- */
 
 #define SCORE_BLOCK 1024
 
