@@ -48,9 +48,9 @@ extern "C" {
 #endif
 
 #define MFS_VERSION_MAJOR 0
-#define MFS_VERSION_MINOR 1
+#define MFS_VERSION_MINOR 2
 #define MFS_VERSION_PATCH 0
-#define MFS_VERSION_STRING "0.1.0"
+#define MFS_VERSION_STRING "0.2.0"
 
 /* ===================================================================== */
 /* Errors                                                                */
