@@ -68,6 +68,41 @@ static int run_and_kill(char *const argv[], int ms)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/*
+ * Start argv and SIGKILL it at a random moment within the first half of a
+ * whole run (full_ms), again and again (up to 40 times), until a run
+ * finishes before its kill. A busy machine can make every run die before
+ * its first checkpoint: after a kill that added none, the next waits
+ * longer, so the chain always moves on. *saw_delta (may be NULL) tells
+ * whether a delta file was ever in dir. Returns the number of kills.
+ */
+static int kill_repeatedly(char *const argv[], const char *dir, int full_ms, unsigned seed,
+			   int *saw_delta)
+{
+	int kills = 0, extra = 0;
+	unsigned long long last = 0;
+	for (int k = 0; k < 40; k++) {
+		seed = seed * 1103515245u + 12345u;
+		int st = run_and_kill(argv, full_ms / 20 + extra +
+						(int)((seed >> 16) % (unsigned)(full_ms / 3)));
+		if (st == 0)
+			break; /* it finished before the kill */
+		assert_int_equal(st, 128 + SIGKILL);
+		kills++;
+		DIR *dp = opendir(dir);
+		struct dirent *e;
+		while (saw_delta && dp && (e = readdir(dp)) != NULL)
+			*saw_delta |= strstr(e->d_name, ".delta") != NULL;
+		if (dp)
+			closedir(dp);
+		unsigned long long now = newest_ckpt(dir);
+		if (now == last)
+			extra += full_ms / 5;
+		last = now;
+	}
+	return kills;
+}
+
 /* Killed with SIGKILL at random moments, again and again, then let finish:
  * the saved model is byte-identical to an uninterrupted run's. */
 static void train__sigkill_and_resume_gives_the_uninterrupted_model(void **state)
@@ -95,24 +130,7 @@ static void train__sigkill_and_resume_gives_the_uninterrupted_model(void **state
 
 	char *argv[] = { MFS_CLI, "train", "--quiet", "--dim", "16", "--checkpoint-dir", dir,
 			 "--checkpoint-every", "15000", "--save", (char *)out, (char *)stream, NULL };
-	unsigned seed = 12345;
-	int kills = 0, extra = 0;
-	unsigned long long last = 0;
-	for (int k = 0; k < 40; k++) {
-		seed = seed * 1103515245u + 12345u;
-		int st = run_and_kill(argv, full_ms / 20 + extra +
-						(int)((seed >> 16) % (unsigned)(full_ms / 3)));
-		if (st == 0)
-			break; /* it finished before the kill */
-		assert_int_equal(st, 128 + SIGKILL);
-		kills++;
-		/* a busy machine can make every run die before its first checkpoint:
-		 * wait longer after a run that added none, so the chain always moves on */
-		unsigned long long now = newest_ckpt(dir);
-		if (now == last)
-			extra += full_ms / 5;
-		last = now;
-	}
+	int kills = kill_repeatedly(argv, dir, full_ms, 12345, NULL);
 	/* at least two kills, each resumed from: under load a resumed run may finish the
 	 * rest before its kill, which ends the loop early (the bench kills dozens of times) */
 	assert_true(kills >= 2);
@@ -592,29 +610,8 @@ static void train__sigkill_and_resume_with_deltas(void **state)
 	char *argv[] = { MFS_CLI, "train", "--quiet", "--dim", "16", "--max-users", "3000",
 			 "--checkpoint-dir", dir, "--checkpoint-every", "60000", "--delta-every",
 			 "10000", "--keep", "2", "--save", (char *)out, (char *)stream, NULL };
-	unsigned seed = 777;
-	int kills = 0, extra = 0;
-	unsigned long long last = 0;
 	int saw_delta = 0;
-	for (int k = 0; k < 40; k++) {
-		seed = seed * 1103515245u + 12345u;
-		int st = run_and_kill(argv, full_ms / 20 + extra +
-						(int)((seed >> 16) % (unsigned)(full_ms / 3)));
-		if (st == 0)
-			break;
-		assert_int_equal(st, 128 + SIGKILL);
-		kills++;
-		DIR *dp = opendir(dir);
-		struct dirent *e;
-		while (dp && (e = readdir(dp)) != NULL)
-			saw_delta |= strstr(e->d_name, ".delta") != NULL;
-		if (dp)
-			closedir(dp);
-		unsigned long long now = newest_ckpt(dir);
-		if (now == last)
-			extra += full_ms / 5;
-		last = now;
-	}
+	int kills = kill_repeatedly(argv, dir, full_ms, 777, &saw_delta);
 	/* at least two kills, each resumed from: under load a resumed run may finish the
 	 * rest before its kill, which ends the loop early (the bench kills dozens of times) */
 	assert_true(kills >= 2);
