@@ -70,6 +70,7 @@ enum mfs_error {
 	MFS_E_NOTFOUND = 9,    /* no such file, ID or checkpoint */
 	MFS_E_RANGE = 10,      /* a value outside its allowed range */
 	MFS_E_TRUNCATED = 11,  /* input ends in the middle of a record or frame */
+	MFS_E_AGAIN = 12,      /* nothing ready within the time asked for; not a failure: call again */
 	MFS_E_MAX_CODE
 };
 
@@ -457,6 +458,34 @@ MFS_API int mfs_source_io_fallback(const mfs_source *s, mfs_diag *d);
  * only call on a source that is.
  */
 MFS_API void mfs_source_stop(mfs_source *s);
+
+/*
+ * mfs_source_next with a bound on the wait: in follow mode, when no event is
+ * ready within timeout_ms (< 0: wait as long as it takes, as mfs_source_next),
+ * returns -MFS_E_AGAIN and *ev is NULL; nothing is lost, call again. A caller
+ * that must act on the clock while the stream is idle (periodic checkpoints, a
+ * progress line) calls this in a loop. Without follow mode it is
+ * mfs_source_next. Same thread rules as mfs_source_next.
+ */
+MFS_API int mfs_source_next_wait(mfs_source *s, const mfs_event **ev, int timeout_ms,
+				 mfs_diag *diag);
+
+/*
+ * Follow mode: how long a batch that has some events lingers for more when no
+ * more input is ready, before it is handed out (default 5 ms; 0 hands out
+ * what has arrived at once). Larger batches amortise the learner's per-batch
+ * work; the linger bounds the latency it adds. Call before the first
+ * mfs_source_next. Returns 0, or -MFS_E_INVAL for more than 60000 ms.
+ */
+MFS_API int mfs_source_set_linger(mfs_source *s, unsigned ms);
+
+/*
+ * No batch crosses a multiple of every events counted from the open (0: no
+ * such cut, the default). A caller that checkpoints every N events sets N
+ * (or the gcd of its periods) so that checkpoints fall on exact counts.
+ * Call before the first mfs_source_next. Returns 0 or -MFS_E_INVAL.
+ */
+MFS_API int mfs_source_set_align(mfs_source *s, uint64_t every);
 
 /*
  * Where the next unread record is (after the last batch returned). path points

@@ -150,6 +150,12 @@ struct mfs_source {
 
 	atomic_int stop;
 	int ino_fd;
+	unsigned linger_ms; /* follow: a partial batch waits this long for more */
+	uint64_t align;     /* no batch crosses a multiple of align events (0: off) */
+	int64_t deadline;   /* next_sync in the caller's thread: give up waiting then (0: never) */
+	int timed_out;      /* ... and it did */
+	char *stash;        /* follow: IDs of a lingering batch, copied out of the text buffer */
+	size_t nstash;      /* events of the batch in progress whose IDs are in stash */
 
 	/* reader thread */
 	int threaded, started;
@@ -1032,18 +1038,29 @@ static int take_line(struct mfs_source *s, char *line, size_t len, mfs_event *ev
 	return r;
 }
 
-/* Follow mode: wait until something may have changed (or stop). */
-static void follow_wait(struct mfs_source *s)
+static int64_t now_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Follow mode: wait until something may have changed, at most ms (or stop). */
+static void follow_wait(struct mfs_source *s, int64_t ms)
+{
+	if (ms > (int64_t)s->cfg2.poll_ms)
+		ms = s->cfg2.poll_ms;
+	if (ms <= 0)
+		return;
 	if (s->ino_fd >= 0) {
 		struct pollfd pf = { .fd = s->ino_fd, .events = POLLIN };
-		if (poll(&pf, 1, (int)s->cfg2.poll_ms) > 0) {
+		if (poll(&pf, 1, (int)ms) > 0) {
 			char buf[4096];
 			while (read(s->ino_fd, buf, sizeof buf) > 0)
 				;
 		}
 	} else {
-		usleep(s->cfg2.poll_ms * 1000u);
+		usleep((useconds_t)ms * 1000u);
 	}
 }
 
@@ -1081,21 +1098,70 @@ static void finish_file(struct mfs_source *s)
 	s->cur++;
 }
 
+/*
+ * Copy the IDs of events[nstash..n) into the stash, so that the batch outlives
+ * a refill or a reopen of the text buffer (follow mode lingers over both).
+ */
+static void stash_ids(struct mfs_source *s, size_t n)
+{
+	char *a = s->stash;
+	if (s->nstash > 0) {
+		const mfs_event *l = &s->events[s->nstash - 1];
+		a = (char *)l->item + l->item_len;
+	}
+	for (size_t k = s->nstash; k < n; k++) {
+		mfs_event *e = &s->events[k];
+		memcpy(a, e->user, e->user_len);
+		e->user = a;
+		a += e->user_len;
+		memcpy(a, e->item, e->item_len);
+		e->item = a;
+		a += e->item_len;
+	}
+	s->nstash = n;
+}
+
 /* One batch, in the caller's thread. */
 static int next_sync(struct mfs_source *s, mfs_diag *diag)
 {
-	size_t n = 0;
+	size_t n = 0, limit = s->cfg.batch;
 	int progress = 0;
-	while (n < s->cfg.batch) {
+	int64_t linger_end = -1;
+	s->nstash = 0;
+	if (s->align) {
+		uint64_t left = s->align - s->st.events % s->align;
+		if (left < limit)
+			limit = (size_t)left;
+	}
+	while (n < limit) {
 		if (atomic_load(&s->stop))
 			break;
 		if (s->fd < 0) {
 			while (s->cur < s->nfiles && s->files[s->cur].done)
 				s->cur++;
 			if (s->cur >= s->nfiles) {
-				if (!s->cfg2.follow || n > 0 || !s->growable)
+				if (!s->cfg2.follow || !s->growable)
 					break;
-				/* the end of one round over the files: look again, maybe wait */
+				/*
+				 * The end of one round over the files: look again, maybe
+				 * wait. Events in hand wait at most the linger for more;
+				 * with none, wait until input comes (or the deadline).
+				 */
+				int64_t wait = s->cfg2.poll_ms, t = now_ms();
+				if (n > 0) {
+					if (linger_end < 0)
+						linger_end = t + s->linger_ms;
+					if (t >= linger_end)
+						break;
+					wait = linger_end - t;
+				} else if (s->deadline) {
+					if (t >= s->deadline) {
+						s->timed_out = 1;
+						break;
+					}
+					if (s->deadline - t < wait)
+						wait = s->deadline - t;
+				}
 				rescan(s);
 				if (s->need_sort) {
 					if (s->nfiles > 1)
@@ -1103,7 +1169,7 @@ static int next_sync(struct mfs_source *s, mfs_diag *diag)
 					s->need_sort = 0;
 				}
 				if (!progress)
-					follow_wait(s);
+					follow_wait(s, wait);
 				progress = 0;
 				s->cur = 0;
 				continue;
@@ -1130,9 +1196,16 @@ static int next_sync(struct mfs_source *s, mfs_diag *diag)
 				n++;
 			continue;
 		}
-		/* No complete line: hand out what we have before the buffer moves. */
-		if (n > 0)
-			break;
+		/*
+		 * No complete line: hand out what we have before the buffer moves,
+		 * or (follow mode, linger not over) keep the batch in the stash and
+		 * read on.
+		 */
+		if (n > 0) {
+			if (!s->stash || (linger_end >= 0 && now_ms() >= linger_end))
+				break;
+			stash_ids(s, n);
+		}
 		if (avail >= LINE_MAX_BYTES && !s->discarding) {
 			s->line_no++;
 			report_bad(s, "line longer than 1048576 bytes");
@@ -1306,8 +1379,10 @@ static void stop_thread(struct mfs_source *s)
 	s->started = 0;
 }
 
-static int next_threaded(struct mfs_source *s, const mfs_event **out, mfs_diag *diag)
+static int next_threaded(struct mfs_source *s, const mfs_event **out, int timeout_ms,
+			 mfs_diag *diag)
 {
+	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : -1;
 	pthread_mutex_lock(&s->mu);
 	if (s->held) {
 		/* the previous batch's slot is free again */
@@ -1323,9 +1398,20 @@ static int next_threaded(struct mfs_source *s, const mfs_event **out, mfs_diag *
 	}
 	while (s->qcount == 0 && !atomic_load(&s->stop)) {
 		/* mfs_source_stop takes no lock (signal handlers): look at the flag now and then */
+		long wait_ms = 50;
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+			if (left <= 0) {
+				pthread_mutex_unlock(&s->mu);
+				*out = NULL;
+				return -MFS_E_AGAIN;
+			}
+			if (left < wait_ms)
+				wait_ms = (long)left;
+		}
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000L;
+		ts.tv_nsec += wait_ms * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
@@ -1403,6 +1489,7 @@ MFS_API void mfs_source_free(mfs_source *s)
 	free(s->own_raw);
 	free(s->own_text);
 	free(s->events);
+	free(s->stash);
 	free(s);
 }
 
@@ -1521,7 +1608,13 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 		rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
 		goto out;
 	}
+	s->linger_ms = 5;
 	if (s->cfg2.follow) {
+		s->stash = malloc(s->cfg.batch * 2 * MFS_ID_MAX + 1);
+		if (!s->stash) {
+			rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+			goto out;
+		}
 		/* inotify wakes the wait early; without it, the wait is a poll interval */
 		s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		for (size_t i = 0; s->ino_fd >= 0 && i < s->ninputs; i++) {
@@ -1618,21 +1711,52 @@ MFS_API void mfs_source_skip_file(mfs_source *s)
 	skip_file_sync(s);
 }
 
-MFS_API int mfs_source_next(mfs_source *s, const mfs_event **out, mfs_diag *diag)
+MFS_API int mfs_source_next_wait(mfs_source *s, const mfs_event **out, int timeout_ms,
+				 mfs_diag *diag)
 {
 	if (!s || !out)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "NULL argument");
 	if (atomic_load(&s->stop))
 		return 0;
+	if (!s->cfg2.follow)
+		timeout_ms = -1; /* a finite input never makes the caller wait on nothing */
 	if (s->threaded) {
 		if (!s->started)
 			start_thread(s);
 		if (s->threaded)
-			return next_threaded(s, out, diag);
+			return next_threaded(s, out, timeout_ms, diag);
 	}
+	s->deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
+	s->timed_out = 0;
 	int n = next_sync(s, diag);
+	s->deadline = 0;
+	if (n == 0 && s->timed_out) {
+		*out = NULL;
+		return -MFS_E_AGAIN;
+	}
 	*out = s->events;
 	return n;
+}
+
+MFS_API int mfs_source_next(mfs_source *s, const mfs_event **out, mfs_diag *diag)
+{
+	return mfs_source_next_wait(s, out, -1, diag);
+}
+
+MFS_API int mfs_source_set_linger(mfs_source *s, unsigned ms)
+{
+	if (!s || ms > 60000)
+		return -MFS_E_INVAL;
+	s->linger_ms = ms;
+	return 0;
+}
+
+MFS_API int mfs_source_set_align(mfs_source *s, uint64_t every)
+{
+	if (!s)
+		return -MFS_E_INVAL;
+	s->align = every;
+	return 0;
 }
 
 MFS_API void mfs_source_stats_get(const mfs_source *s, mfs_source_stats *st)

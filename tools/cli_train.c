@@ -32,6 +32,8 @@ static void train_help(void)
 	       "  --io B              auto (default: io_uring, else pread with a notice), uring, pread\n"
 	       "  --follow            keep reading as files grow and new files appear; SIGINT/SIGTERM\n"
 	       "                      finish the current batch, print the summary and exit 0\n"
+	       "  --linger-ms N       --follow: events that have arrived wait at most N ms for more\n"
+	       "                      before they are learned as a batch (default 5; 0: at once)\n"
 	       "  --reader-thread X   on (default): read, decompress and parse on a second core; off\n");
 	printf("Model (defaults tuned on MovieLens 100K, see README.md):\n"
 	       "  --dim K             embedding width (default %u)\n"
@@ -110,7 +112,7 @@ enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA,
+	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -180,6 +182,7 @@ struct ckpt {
 	int need_full;       /* no checkpoint to apply a delta on (none yet, or the last failed) */
 	uint64_t started, failed, deltas;
 	double stall_ms_max;
+	double wait_ms; /* learning waited for a busy writer, in all */
 	double final_ms; /* the end-of-run checkpoint, written in the foreground */
 	/* huge pages back after a writer exits (mfs_model_regroup_pages), on a thread */
 	mfs_model *m;
@@ -256,24 +259,58 @@ static void ckpt_write_now(struct ckpt *ck, mfs_model *m, mfs_source *src)
 	free(pos);
 }
 
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/* Whether a period has come: by events, a multiple of every crossed since last. */
+static int period_due(uint64_t every, double every_sec, uint64_t events, uint64_t last,
+		      double now, double last_t)
+{
+	if (every)
+		return events / every > last / every;
+	return every_sec > 0 && now - last_t >= every_sec;
+}
+
+/*
+ * The cadence: a whole checkpoint at every --checkpoint-every and a delta at
+ * every --delta-every (by events: at each multiple, as batches end there; by
+ * time: once the period has passed, checked at least every tick while idle).
+ * When one is due while the previous writer is still busy, learning waits for
+ * the writer (summed in wait_ms). A delta with no base (the first of a run,
+ * or after a failed write) is written whole.
+ */
 static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t events)
 {
 	ckpt_reap(ck, 0);
 	regroup_join(ck, 0);
-	if (ck->pid > 0 || ck->regrouping)
-		return; /* the previous one is still being written, or its pages merged */
 	double now = cli_now();
-	int full = ck->every_events ? events - ck->last_events >= ck->every_events
-				    : now - ck->last_t >= ck->every_sec;
-	int delta = (ck->delta_events || ck->delta_sec > 0) &&
-		    (ck->delta_events ? events - ck->last_any_events >= ck->delta_events
-				      : now - ck->last_any_t >= ck->delta_sec);
+	int full = period_due(ck->every_events, ck->every_sec, events, ck->last_events, now,
+			      ck->last_t);
+	int delta = period_due(ck->delta_events, ck->delta_sec, events, ck->last_any_events, now,
+			       ck->last_any_t);
 	mfs_model_info mi;
 	mfs_model_info_get(m, &mi);
 	if (!full && delta && ck->need_full)
 		full = 1; /* no base for a delta yet, or the last write failed */
-	if (!full && (!delta || mi.events == ck->last_model_events))
+	if ((!full && !delta) || (mi.events == ck->last_model_events && !ck->need_full))
 		return; /* not yet, or nothing learned since the last one (one name per state) */
+	if (ck->pid > 0 || ck->regrouping) {
+		/* due while the last writer (or its page merge) is busy: wait for it */
+		ckpt_reap(ck, 1);
+		regroup_join(ck, 1);
+		double t = cli_now();
+		ck->wait_ms += (t - now) * 1000.0;
+		now = t;
+		if (ck->need_full)
+			full = 1; /* it failed: no base for a delta */
+	}
 	size_t len;
 	char *pos = position_blob(src, &len);
 	fflush(stdout);
@@ -395,6 +432,7 @@ int cmd_train(int argc, char **argv)
 		{ "quiet", no_argument, 0, OPT_QUIET },
 		{ "io", required_argument, 0, OPT_IO },
 		{ "follow", no_argument, 0, OPT_FOLLOW },
+		{ "linger-ms", required_argument, 0, OPT_LINGER },
 		{ "reader-thread", required_argument, 0, OPT_RTHREAD },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -412,6 +450,7 @@ int cmd_train(int argc, char **argv)
 	uint64_t epochs = 1, v, memory = 0;
 	struct ckpt ck = { .every_sec = 30, .keep = 3, .pid = -1, .need_full = 1 };
 	int compress = 0;
+	unsigned linger_ms = 5;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -616,6 +655,11 @@ int cmd_train(int argc, char **argv)
 		case OPT_QUIET:
 			progress = 0;
 			break;
+		case OPT_LINGER:
+			if (cli_u64(cmd, "--linger-ms", optarg, 0, 60000, &v) < 0)
+				goto usage;
+			linger_ms = (unsigned)v;
+			break;
 		case OPT_IO:
 		case OPT_FOLLOW:
 		case OPT_RTHREAD:
@@ -721,7 +765,17 @@ int cmd_train(int argc, char **argv)
 			goto out;
 		}
 	}
+	mfs_source_set_linger(src, linger_ms);
+	if (ck.dir && (ck.every_events || ck.delta_events))
+		/* batches end on the checkpoint counts, so checkpoints fall on them exactly */
+		mfs_source_set_align(src, gcd64(ck.every_events, ck.delta_events));
 	cli_reader_start(src);
+	/* follow mode: come back this often while the stream is idle, for the clock's work */
+	int tick_ms = 100;
+	if (ck.dir && ck.every_sec > 0 && ck.every_sec * 250 < tick_ms)
+		tick_ms = (int)(ck.every_sec * 250) + 1;
+	if (ck.dir && ck.delta_sec > 0 && ck.delta_sec * 250 < tick_ms)
+		tick_ms = (int)(ck.delta_sec * 250) + 1;
 
 	mfs_learn_stats pre;
 	memset(&pre, 0, sizeof pre);
@@ -730,7 +784,14 @@ int cmd_train(int argc, char **argv)
 	double t0 = cli_now();
 	for (;;) {
 		const mfs_event *ev;
-		int n = mfs_source_next(src, &ev, &d);
+		int n = mfs_source_next_wait(src, &ev, tick_ms, &d);
+		if (n == -MFS_E_AGAIN) {
+			/* idle: the progress line and the checkpoint clock go on */
+			progress_line(&pg, &pre, 1, 0);
+			if (ck.dir)
+				ckpt_maybe(&ck, m, src, pre.events + pre.unplaced);
+			continue;
+		}
 		if (n < 0) {
 			cli_diag(&d);
 			files_failed++;
@@ -756,7 +817,10 @@ int cmd_train(int argc, char **argv)
 		ckpt_reap(&ck, 1);
 		regroup_join(&ck, 1);
 		double tf = cli_now();
-		ckpt_write_now(&ck, m, src);
+		mfs_model_info fi;
+		mfs_model_info_get(m, &fi);
+		if (ck.need_full || ck.started == 0 || fi.events != ck.last_model_events)
+			ckpt_write_now(&ck, m, src); /* else the last periodic one holds this state */
 		ck.final_ms = (cli_now() - tf) * 1000.0;
 	}
 	steps = pre.events;
@@ -842,10 +906,11 @@ int cmd_train(int argc, char **argv)
 	printf(", \"model_events\": %llu", (unsigned long long)info.events);
 	if (ck.dir)
 		printf(", \"checkpoints\": %llu, \"deltas\": %llu, \"checkpoint_failures\": %llu, "
-		       "\"checkpoint_stall_ms_max\": %.3f, \"checkpoint_final_ms\": %.1f, \"resumed\": %s",
+		       "\"checkpoint_stall_ms_max\": %.3f, \"checkpoint_wait_ms\": %.1f, "
+		       "\"checkpoint_final_ms\": %.1f, \"resumed\": %s",
 		       (unsigned long long)(ck.started - ck.failed), (unsigned long long)ck.deltas,
-		       (unsigned long long)ck.failed,
-		       ck.stall_ms_max, ck.final_ms, resumed ? "true" : "false");
+		       (unsigned long long)ck.failed, ck.stall_ms_max, ck.wait_ms, ck.final_ms,
+		       resumed ? "true" : "false");
 	printf(", \"evictions\": %llu",
 	       (unsigned long long)(info.user_evictions + info.item_evictions));
 	if (cfg.min_count > 1)
