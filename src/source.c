@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "gzip.h"
+#include "files.h"
 #include "internal.h"
 #include "parse.h"
 #include "uring.h"
@@ -78,6 +79,13 @@ struct bound {
 	uint64_t c, d;
 };
 
+/* A watched directory of a directory input. */
+struct wdir {
+	int wd;
+	char *path;
+	int input, depth;
+};
+
 struct slot; /* reader thread queue */
 
 /*
@@ -112,6 +120,16 @@ struct mfs_source {
 	size_t nfiles, cap_files;
 	size_t cur; /* index of the open (or next) file */
 	int need_sort;
+	size_t nsorted;        /* files[0..nsorted) are in order */
+	struct mfs_iset known; /* every file listed, by (device, inode) */
+	struct mfs_pmap newest; /* the newest file of each partition */
+	struct mfs_iset dirs;  /* directories listed in the current scan */
+	char **dir_paths;      /* ... their paths (dirs borrows them) */
+	size_t ndir_paths, cap_dir_paths;
+	struct wdir *wds;      /* follow mode: watched directories */
+	size_t nwds, cap_wds;
+	int ino_full;          /* inotify cannot tell everything: list the directories */
+	int64_t last_list;     /* when they were last listed (ms) */
 	int growable; /* an input is a directory or a regular file: follow mode can wait on it */
 
 	int be;                /* BE_URING or BE_PREAD */
@@ -224,8 +242,39 @@ MFS_API int mfs_io_parse(const char *name)
 
 /* --- input listing --------------------------------------------------------- */
 
-static int add_file(struct mfs_source *s, const char *path, int input, int dir)
+static int64_t now_ms(void)
 {
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Order of files in follow mode: input, directory, then name as SPEC says. */
+static int cmp_fent(const void *a, const void *b)
+{
+	const struct fent *x = a, *y = b;
+	return mfs_file_cmp(x->input, x->path, y->input, y->path);
+}
+
+
+/*
+ * A file is added once, by (device, inode): a second path to it (a link, a
+ * symlinked directory, a loop) is not read again. An inode seen before whose
+ * first path no longer names it was reused by a new file: that one is new.
+ */
+static int add_file(struct mfs_source *s, const char *path, const struct stat *st, int input,
+		    int dir)
+{
+	if (st && dir) {
+		struct mfs_iset_ent *k = mfs_iset_find(&s->known, st->st_dev, st->st_ino);
+		if (k) {
+			struct stat was;
+			if (strcmp(k->path, path) == 0 ||
+			    (stat(k->path, &was) == 0 && was.st_dev == st->st_dev &&
+			     was.st_ino == st->st_ino))
+				return 0; /* known, or another name of a known file */
+		}
+	}
 	if (s->nfiles == s->cap_files) {
 		size_t nc = s->cap_files ? s->cap_files * 2 : 16;
 		struct fent *nf = realloc(s->files, nc * sizeof *nf);
@@ -239,156 +288,109 @@ static int add_file(struct mfs_source *s, const char *path, int input, int dir)
 	f->path = strdup(path);
 	if (!f->path)
 		return -MFS_E_NOMEM;
+	if ((st && mfs_iset_put(&s->known, st->st_dev, st->st_ino, f->path) < 0) ||
+	    (dir && mfs_pmap_offer(&s->newest, input, f->path) < 0)) {
+		free(f->path);
+		return -MFS_E_NOMEM;
+	}
 	f->input = input;
 	f->dir = dir;
 	f->pos.codec = CODEC_UNKNOWN;
 	s->nfiles++;
+	if (s->nfiles > 1 && s->nsorted == s->nfiles - 1 &&
+	    cmp_fent(&s->files[s->nfiles - 2], f) <= 0)
+		s->nsorted = s->nfiles; /* the usual case: a new file sorts last */
+	else
+		s->need_sort = 1;
 	return 0;
-}
-
-/* Files a Kafka sink has not committed yet, and hidden files. */
-static int ignored_name(const char *n)
-{
-	size_t l = strlen(n);
-	return n[0] == '.' || strstr(n, "_tmp") != NULL || (l >= 4 && strcmp(n + l - 4, ".tmp") == 0);
 }
 
 /*
- * A Kafka-sink name: "topic+partition+start[+end].ext" or
- * "topic-partition-start.ext". Fills topic length, partition and start offset.
+ * Put files in order again after new ones came: sort the new tail and merge
+ * it into the sorted front (O(n) when files arrive in order, not a full sort).
  */
-struct kname {
-	int kafka;
-	size_t topic_len;
-	unsigned long long partition, offset;
-	const char *name;
-};
-
-static int parse_num(const char *p, const char *end, unsigned long long *v)
+static int sort_files(struct mfs_source *s)
 {
-	if (p >= end)
-		return 0;
-	unsigned long long x = 0;
-	for (; p < end; p++) {
-		if (*p < '0' || *p > '9' || x > (~0ULL - 9) / 10)
-			return 0;
-		x = x * 10 + (unsigned)(*p - '0');
+	size_t k = s->nsorted, n = s->nfiles;
+	if (n - k > 1)
+		qsort(s->files + k, n - k, sizeof *s->files, cmp_fent);
+	if (k > 0 && k < n && cmp_fent(&s->files[k - 1], &s->files[k]) > 0) {
+		struct fent *t = malloc(n * sizeof *t);
+		if (!t)
+			return -MFS_E_NOMEM;
+		size_t i = 0, j = k, o = 0;
+		while (i < k && j < n)
+			t[o++] = cmp_fent(&s->files[i], &s->files[j]) <= 0 ? s->files[i++] : s->files[j++];
+		while (i < k)
+			t[o++] = s->files[i++];
+		while (j < n)
+			t[o++] = s->files[j++];
+		memcpy(s->files, t, n * sizeof *t);
+		free(t);
 	}
-	*v = x;
-	return 1;
-}
-
-static struct kname kafka_name(const char *n)
-{
-	struct kname k = { .name = n };
-	const char *dot = strchr(n, '.');
-	const char *end = dot ? dot : n + strlen(n);
-	/* topic+partition+start[+end] */
-	const char *p1 = memchr(n, '+', (size_t)(end - n));
-	if (p1) {
-		const char *p2 = memchr(p1 + 1, '+', (size_t)(end - p1 - 1));
-		if (p2) {
-			const char *p3 = memchr(p2 + 1, '+', (size_t)(end - p2 - 1));
-			const char *oend = p3 ? p3 : end;
-			unsigned long long e;
-			if (parse_num(p1 + 1, p2, &k.partition) && parse_num(p2 + 1, oend, &k.offset) &&
-			    (!p3 || parse_num(p3 + 1, end, &e))) {
-				k.kafka = 1;
-				k.topic_len = (size_t)(p1 - n);
-				return k;
-			}
-		}
-	}
-	/* topic-partition-start: the last two '-' separated numbers */
-	const char *d2 = NULL, *d1 = NULL;
-	for (const char *p = end - 1; p >= n; p--) {
-		if (*p == '-') {
-			if (!d2)
-				d2 = p;
-			else {
-				d1 = p;
-				break;
-			}
-		}
-	}
-	if (d1 && d2 && d1 > n && parse_num(d1 + 1, d2, &k.partition) &&
-	    parse_num(d2 + 1, end, &k.offset)) {
-		k.kafka = 1;
-		k.topic_len = (size_t)(d1 - n);
-	}
-	return k;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-	const char *na = *(const char *const *)a, *nb = *(const char *const *)b;
-	struct kname ka = kafka_name(na), kb = kafka_name(nb);
-	if (ka.kafka && kb.kafka) {
-		size_t l = ka.topic_len < kb.topic_len ? ka.topic_len : kb.topic_len;
-		int c = memcmp(na, nb, l);
-		if (c == 0 && ka.topic_len != kb.topic_len)
-			c = ka.topic_len < kb.topic_len ? -1 : 1;
-		if (c)
-			return c;
-		if (ka.partition != kb.partition)
-			return ka.partition < kb.partition ? -1 : 1;
-		if (ka.offset != kb.offset)
-			return ka.offset < kb.offset ? -1 : 1;
-	}
-	return strcmp(na, nb);
-}
-
-static const char *base_name(const char *p)
-{
-	const char *b = strrchr(p, '/');
-	return b ? b + 1 : p;
-}
-
-/* Order of files in follow mode: input, directory, then name as SPEC says. */
-static int cmp_fent(const void *a, const void *b)
-{
-	const struct fent *x = a, *y = b;
-	if (x->input != y->input)
-		return x->input < y->input ? -1 : 1;
-	const char *bx = base_name(x->path), *by = base_name(y->path);
-	size_t dx = (size_t)(bx - x->path), dy = (size_t)(by - y->path);
-	size_t dl = dx < dy ? dx : dy;
-	int c = memcmp(x->path, y->path, dl);
-	if (c == 0 && dx != dy)
-		c = dx < dy ? -1 : 1;
-	if (c)
-		return c;
-	return cmp_names(&bx, &by);
-}
-
-/* Same directory and same partition (Kafka names), or both not Kafka names. */
-static int same_partition(const char *a, const char *b)
-{
-	const char *ba = base_name(a), *bb = base_name(b);
-	if (ba - a != bb - b || memcmp(a, b, (size_t)(ba - a)) != 0)
-		return 0;
-	struct kname ka = kafka_name(ba), kb = kafka_name(bb);
-	if (ka.kafka != kb.kafka)
-		return 0;
-	if (!ka.kafka)
-		return 1;
-	return ka.topic_len == kb.topic_len && memcmp(ba, bb, ka.topic_len) == 0 &&
-	       ka.partition == kb.partition;
-}
-
-static int known_file(const struct mfs_source *s, const char *path)
-{
-	for (size_t i = 0; i < s->nfiles; i++)
-		if (strcmp(s->files[i].path, path) == 0)
-			return 1;
+	s->nsorted = n;
+	s->need_sort = 0;
 	return 0;
 }
 
-static int add_dir(struct mfs_source *s, const char *dir, mfs_diag *d, int depth, int input,
-		   int only_new)
+/* Follow mode with inotify: watch a directory, remember what it lists for. */
+static int watch_dir(struct mfs_source *s, const char *dir, int input, int depth)
+{
+	if (s->ino_fd < 0 || input < 0)
+		return 0;
+	int wd = inotify_add_watch(s->ino_fd, dir,
+				   IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE |
+					   IN_DELETE_SELF | IN_MOVE_SELF);
+	if (wd < 0) {
+		s->ino_full = 1; /* out of watches: find new files by listing */
+		return 0;
+	}
+	for (size_t i = 0; i < s->nwds; i++)
+		if (s->wds[i].wd == wd)
+			return 0; /* the same directory by another name: watched already */
+	if (s->nwds == s->cap_wds) {
+		size_t nc = s->cap_wds ? 2 * s->cap_wds : 8;
+		struct wdir *nw = realloc(s->wds, nc * sizeof *nw);
+		if (!nw)
+			return -MFS_E_NOMEM;
+		s->wds = nw;
+		s->cap_wds = nc;
+	}
+	char *p = strdup(dir);
+	if (!p)
+		return -MFS_E_NOMEM;
+	s->wds[s->nwds++] = (struct wdir){ wd, p, input, depth };
+	return 0;
+}
+
+static int add_dir(struct mfs_source *s, const char *dir, mfs_diag *d, int depth, int input)
 {
 	if (depth > 16)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, dir, 0, 0, "directories nested too deeply");
+	struct stat ds;
+	if (stat(dir, &ds) < 0)
+		return 0; /* vanished */
+	if (mfs_iset_find(&s->dirs, ds.st_dev, ds.st_ino))
+		return 0; /* listed in this scan already: a link to it, or a loop */
+	char *keep = strdup(dir);
+	if (!keep || mfs_iset_put(&s->dirs, ds.st_dev, ds.st_ino, keep) < 0) {
+		free(keep);
+		return mfs_diag_set(d, MFS_E_NOMEM, 0, dir, 0, 0, "out of memory");
+	}
+	if (s->ndir_paths == s->cap_dir_paths) {
+		size_t nc = s->cap_dir_paths ? 2 * s->cap_dir_paths : 8;
+		char **np = realloc(s->dir_paths, nc * sizeof *np);
+		if (!np) {
+			free(keep);
+			return mfs_diag_set(d, MFS_E_NOMEM, 0, dir, 0, 0, "out of memory");
+		}
+		s->dir_paths = np;
+		s->cap_dir_paths = nc;
+	}
+	s->dir_paths[s->ndir_paths++] = keep;
+	/* watch before listing: a file created in between is seen by one or the other */
+	if (s->cfg2.follow && watch_dir(s, dir, input, depth) < 0)
+		return mfs_diag_set(d, MFS_E_NOMEM, 0, dir, 0, 0, "out of memory");
 	DIR *dp = opendir(dir);
 	if (!dp)
 		return mfs_diag_set(d, MFS_E_IO, errno, dir, 0, 0, "cannot read directory: %s",
@@ -398,7 +400,7 @@ static int add_dir(struct mfs_source *s, const char *dir, mfs_diag *d, int depth
 	int rc = 0;
 	struct dirent *e;
 	while ((e = readdir(dp)) != NULL) {
-		if (ignored_name(e->d_name))
+		if (mfs_name_ignored(e->d_name))
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 64;
@@ -417,7 +419,7 @@ static int add_dir(struct mfs_source *s, const char *dir, mfs_diag *d, int depth
 		n++;
 	}
 	if (n > 1)
-		qsort(names, n, sizeof *names, cmp_names); /* names is NULL for an empty directory */
+		qsort(names, n, sizeof *names, mfs_name_cmp); /* names is NULL for an empty directory */
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		char path[4096];
 		snprintf(path, sizeof path, "%s/%s", dir, names[i]);
@@ -425,12 +427,9 @@ static int add_dir(struct mfs_source *s, const char *dir, mfs_diag *d, int depth
 		if (stat(path, &st) < 0)
 			continue; /* vanished (a sink renamed it): not an input any more */
 		if (S_ISDIR(st.st_mode))
-			rc = add_dir(s, path, d, depth + 1, input, only_new);
-		else if (S_ISREG(st.st_mode) && !(only_new && known_file(s, path))) {
-			rc = add_file(s, path, input, 1);
-			if (only_new && rc == 0)
-				s->need_sort = 1;
-		}
+			rc = add_dir(s, path, d, depth + 1, input);
+		else if (S_ISREG(st.st_mode))
+			rc = add_file(s, path, &st, input, 1);
 	}
 out:
 	for (size_t i = 0; i < n; i++)
@@ -442,15 +441,70 @@ out:
 	return rc;
 }
 
-/* Follow mode: look for new files in the input directories. */
-static void rescan(struct mfs_source *s)
+/* List every input directory again (new files only are added). */
+static void list_all(struct mfs_source *s)
 {
+	mfs_iset_clear(&s->dirs);
+	for (size_t i = 0; i < s->ndir_paths; i++)
+		free(s->dir_paths[i]);
+	s->ndir_paths = 0;
 	for (size_t i = 0; i < s->ninputs; i++) {
 		struct stat st;
 		if (strcmp(s->inputs[i], "-") != 0 && stat(s->inputs[i], &st) == 0 &&
 		    S_ISDIR(st.st_mode))
-			add_dir(s, s->inputs[i], NULL, 0, (int)i, 1);
+			add_dir(s, s->inputs[i], NULL, 0, (int)i);
 	}
+}
+
+/*
+ * Follow mode: take in what changed. With inotify, the events name the new
+ * files and directories, so nothing is listed again; without it (or after
+ * the kernel dropped events), every input directory is listed, at most once
+ * per poll interval.
+ */
+static void rescan(struct mfs_source *s)
+{
+	if (s->ino_fd >= 0) {
+		char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+		ssize_t r;
+		while ((r = read(s->ino_fd, buf, sizeof buf)) > 0) {
+			for (char *p = buf; p < buf + r;) {
+				struct inotify_event *ev = (struct inotify_event *)p;
+				p += sizeof *ev + ev->len;
+				if (ev->mask & (IN_Q_OVERFLOW | IN_IGNORED | IN_DELETE_SELF |
+						IN_MOVE_SELF)) {
+					s->ino_full = 1;
+					continue;
+				}
+				if (!(ev->mask & (IN_CREATE | IN_MOVED_TO)) || !ev->len ||
+				    mfs_name_ignored(ev->name))
+					continue;
+				const struct wdir *w = NULL;
+				for (size_t i = 0; i < s->nwds && !w; i++)
+					if (s->wds[i].wd == ev->wd)
+						w = &s->wds[i];
+				if (!w)
+					continue; /* the directory of a file input: nothing to add */
+				char path[4096];
+				snprintf(path, sizeof path, "%s/%s", w->path, ev->name);
+				struct stat st;
+				if (stat(path, &st) < 0)
+					continue;
+				if (S_ISDIR(st.st_mode))
+					add_dir(s, path, NULL, w->depth + 1, w->input);
+				else if (S_ISREG(st.st_mode))
+					add_file(s, path, &st, w->input, 1);
+			}
+		}
+		if (!s->ino_full)
+			return;
+	}
+	int64_t t = now_ms();
+	if (s->last_list && t - s->last_list < (int64_t)s->cfg2.poll_ms)
+		return;
+	s->last_list = t;
+	s->ino_full = 0;
+	list_all(s);
 }
 
 /* Whether the file is complete: a newer file of its partition is listed. */
@@ -461,11 +515,8 @@ static int file_complete(const struct mfs_source *s, size_t i)
 		return 1;
 	if (!f->dir)
 		return 0;
-	for (size_t j = 0; j < s->nfiles; j++)
-		if (j != i && s->files[j].input == f->input && same_partition(f->path, s->files[j].path) &&
-		    cmp_fent(f, &s->files[j]) < 0)
-			return 1;
-	return 0;
+	const char *nw = mfs_pmap_newest(&s->newest, f->input, f->path);
+	return nw && mfs_file_cmp(f->input, f->path, f->input, nw) < 0;
 }
 
 /* --- the open file ---------------------------------------------------------- */
@@ -1038,13 +1089,6 @@ static int take_line(struct mfs_source *s, char *line, size_t len, mfs_event *ev
 	return r;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Follow mode: wait until something may have changed, at most ms (or stop). */
 static void follow_wait(struct mfs_source *s, int64_t ms)
 {
@@ -1053,12 +1097,9 @@ static void follow_wait(struct mfs_source *s, int64_t ms)
 	if (ms <= 0)
 		return;
 	if (s->ino_fd >= 0) {
+		/* the events are read by rescan(), which names the new files */
 		struct pollfd pf = { .fd = s->ino_fd, .events = POLLIN };
-		if (poll(&pf, 1, (int)ms) > 0) {
-			char buf[4096];
-			while (read(s->ino_fd, buf, sizeof buf) > 0)
-				;
-		}
+		poll(&pf, 1, (int)ms);
 	} else {
 		usleep((useconds_t)ms * 1000u);
 	}
@@ -1163,11 +1204,9 @@ static int next_sync(struct mfs_source *s, mfs_diag *diag)
 						wait = s->deadline - t;
 				}
 				rescan(s);
-				if (s->need_sort) {
-					if (s->nfiles > 1)
-						qsort(s->files, s->nfiles, sizeof *s->files, cmp_fent);
-					s->need_sort = 0;
-				}
+				if (s->need_sort && sort_files(s) < 0)
+					return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0,
+							    "out of memory");
 				if (!progress)
 					follow_wait(s, wait);
 				progress = 0;
@@ -1469,6 +1508,15 @@ MFS_API void mfs_source_free(mfs_source *s)
 	for (size_t i = 0; i < s->nfiles; i++)
 		free(s->files[i].path);
 	free(s->files);
+	mfs_iset_free(&s->known);
+	mfs_iset_free(&s->dirs);
+	mfs_pmap_free(&s->newest);
+	for (size_t i = 0; i < s->ndir_paths; i++)
+		free(s->dir_paths[i]);
+	free(s->dir_paths);
+	for (size_t i = 0; i < s->nwds; i++)
+		free(s->wds[i].path);
+	free(s->wds);
 	for (size_t i = 0; i < s->ninputs; i++)
 		free(s->inputs[i]);
 	free(s->inputs);
@@ -1542,6 +1590,8 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 		rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
 		goto out;
 	}
+	if (s->cfg2.follow) /* inotify wakes the wait early and names new files */
+		s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	for (size_t i = 0; i < n_inputs && rc == 0; i++) {
 		const char *in = inputs[i];
 		s->inputs[i] = strdup(in);
@@ -1551,7 +1601,7 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 		}
 		s->ninputs++;
 		if (strcmp(in, "-") == 0) {
-			rc = add_file(s, "-", (int)i, 0);
+			rc = add_file(s, "-", NULL, (int)i, 0);
 			continue;
 		}
 		struct stat st;
@@ -1564,7 +1614,7 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 		if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))
 			s->growable = 1; /* pipes and '-' end for good at their EOF */
 		if (S_ISDIR(st.st_mode)) {
-			rc = add_dir(s, in, diag, 0, (int)i, 0);
+			rc = add_dir(s, in, diag, 0, (int)i);
 		} else {
 			/* Fail now, before anything is learned, if it cannot be read. */
 			int fd = open(in, O_RDONLY | O_CLOEXEC);
@@ -1574,7 +1624,7 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 				goto out;
 			}
 			close(fd);
-			rc = add_file(s, in, (int)i, 0);
+			rc = add_file(s, in, &st, (int)i, 0);
 		}
 	}
 	if (rc < 0) {
@@ -1615,24 +1665,20 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 			rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
 			goto out;
 		}
-		/* inotify wakes the wait early; without it, the wait is a poll interval */
-		s->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		/* a file input grows in place: its directory's events wake the wait */
 		for (size_t i = 0; s->ino_fd >= 0 && i < s->ninputs; i++) {
 			char dir[4096];
 			struct stat st;
 			const char *in = s->inputs[i];
-			if (strcmp(in, "-") == 0)
+			if (strcmp(in, "-") == 0 || stat(in, &st) != 0 || S_ISDIR(st.st_mode))
 				continue;
 			snprintf(dir, sizeof dir, "%s", in);
-			if (stat(in, &st) == 0 && !S_ISDIR(st.st_mode)) {
-				char *sl = strrchr(dir, '/');
-				if (sl)
-					*sl = 0;
-				else
-					snprintf(dir, sizeof dir, ".");
-			}
-			inotify_add_watch(s->ino_fd, dir,
-					  IN_CREATE | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE);
+			char *sl = strrchr(dir, '/');
+			if (sl)
+				*sl = 0;
+			else
+				snprintf(dir, sizeof dir, ".");
+			inotify_add_watch(s->ino_fd, dir, IN_MODIFY | IN_CLOSE_WRITE);
 		}
 	}
 	if (s->cfg2.queue > 0) {
@@ -1790,11 +1836,11 @@ MFS_API int mfs_source_where_get(const mfs_source *s, mfs_source_where *w)
 	w->frame_offset = x.pos.coff;
 	w->line = x.pos.line_no;
 	w->records = x.pos.records;
-	struct kname k = kafka_name(base_name(x.path));
-	w->kafka = k.kafka;
-	if (k.kafka) {
-		w->partition = k.partition;
-		w->kafka_offset = k.offset + x.pos.records;
+	uint64_t part, off;
+	w->kafka = mfs_kafka_name(mfs_base_name(x.path), &part, &off);
+	if (w->kafka) {
+		w->partition = part;
+		w->kafka_offset = off + x.pos.records;
 	}
 	return 0;
 }

@@ -292,6 +292,111 @@ static void live__checkpoint_cadence_exact_under_a_fast_stream(void **state)
 	assert_int_equal(n, 10);
 }
 
+/* A directory with a symlink loop and a hard link: each file once, no error. */
+static void live__directory_links_and_loops_read_once(void **state)
+{
+	(void)state;
+	char dir[1200], sub[1300], p[1400], q[1400];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("links"));
+	snprintf(sub, sizeof sub, "%s/a", dir);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	snprintf(p, sizeof p, "%s/x.tsv", sub);
+	write_lines(p, 10);
+	snprintf(q, sizeof q, "%s/hard.tsv", dir);
+	assert_int_equal(link(p, q), 0);
+	snprintf(q, sizeof q, "%s/up", sub);
+	assert_int_equal(symlink("..", q), 0);
+	const char *in = dir;
+	mfs_source *s = NULL;
+	mfs_diag d;
+	assert_int_equal(mfs_source_open(&s, &in, 1, NULL, &d), 0);
+	const mfs_event *ev;
+	int n, total = 0;
+	while ((n = mfs_source_next(s, &ev, &d)) > 0)
+		total += n;
+	assert_int_equal(n, 0);
+	assert_int_equal(total, 10);
+	mfs_source_free(s);
+}
+
+struct filler {
+	const char *dir;
+	int files;
+};
+
+/* files of 5 lines each, written under a hidden name and renamed in (as sinks do) */
+static void *filler_main(void *arg)
+{
+	struct filler *f = arg;
+	for (int i = 0; i < f->files; i++) {
+		char tmp[1400], fin[1400];
+		snprintf(tmp, sizeof tmp, "%s/.f%05d.tsv", f->dir, i);
+		snprintf(fin, sizeof fin, "%s/f%05d.tsv", f->dir, i);
+		FILE *o = fopen(tmp, "w");
+		if (!o)
+			return NULL;
+		for (int j = 0; j < 5; j++)
+			fprintf(o, "f%d\ti%d\t%d\n", i, j, 1 + j);
+		fclose(o);
+		if (rename(tmp, fin) != 0)
+			return NULL;
+		if (i == f->files / 2) {
+			/* a loop appears while following: nothing is read twice through it */
+			char lp[1400];
+			snprintf(lp, sizeof lp, "%s/loop", f->dir);
+			if (symlink(".", lp) != 0)
+				return NULL;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Follow a directory while 3,000 files arrive (and a symlink loop): every
+ * event once. Linear in the files: the old rescans compared every name with
+ * every known file at every file end.
+ */
+static void live__follow_many_new_files_and_a_loop_each_event_once(void **state)
+{
+	(void)state;
+	const char *dir = mfs_test_path("many");
+	assert_int_equal(mkdir(dir, 0755), 0);
+	for (unsigned queue = 0; queue <= 2; queue += 2) {
+		char sub[1300];
+		snprintf(sub, sizeof sub, "%s/q%u", dir, queue);
+		assert_int_equal(mkdir(sub, 0755), 0);
+		const char *in = sub;
+		mfs_source_config2 c2;
+		mfs_source_config2_default(&c2);
+		c2.follow = 1;
+		c2.queue = queue;
+		mfs_source *s = NULL;
+		mfs_diag d;
+		assert_int_equal(mfs_source_open2(&s, &in, 1, NULL, &c2, &d), 0);
+		struct filler f = { sub, 3000 };
+		pthread_t th;
+		assert_int_equal(pthread_create(&th, NULL, filler_main, &f), 0);
+		long total = 0;
+		double t0 = now_s(), done_at = 0;
+		while (now_s() - t0 < 60) {
+			const mfs_event *ev;
+			int n = mfs_source_next_wait(s, &ev, 50, &d);
+			if (n > 0)
+				total += n;
+			else
+				assert_int_equal(n, -MFS_E_AGAIN);
+			if (total >= 15000 && !done_at)
+				done_at = now_s();
+			if (done_at && now_s() - done_at > 0.5)
+				break; /* and nothing more comes through the loop */
+		}
+		pthread_join(th, NULL);
+		mfs_source_free(s);
+		assert_int_equal(total, 15000);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +407,8 @@ int main(void)
 		cmocka_unit_test(live__align_cuts_batches_at_multiples),
 		cmocka_unit_test(live__train_follow_checkpoints_what_arrived_while_idle),
 		cmocka_unit_test(live__checkpoint_cadence_exact_under_a_fast_stream),
+		cmocka_unit_test(live__directory_links_and_loops_read_once),
+		cmocka_unit_test(live__follow_many_new_files_and_a_loop_each_event_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
