@@ -14,6 +14,8 @@
  * The pieces:
  *   mfs_model   the model: create, learn a batch of events, predict, top-K, save, load
  *   mfs_source  a reader of event files (tsv/csv/dat/jsonl, plain or zstd), batch by batch
+ *   mfs_server  serving: the newest model of a path, swapped in while queries run
+ *   mfs_titles  item ID -> title, from MovieLens u.item, movies.csv or id<TAB>title
  *
  * Threading: a handle is not thread safe; use one handle per thread, or lock.
  * Calls on distinct handles are independent. Read-only calls (predict,
@@ -684,6 +686,68 @@ MFS_API int mfs_server_info_get(mfs_server *s, mfs_server_info *info);
 
 /* Free the server and its models. No model may be pinned. NULL is a no-op. */
 MFS_API void mfs_server_free(mfs_server *s);
+
+/* ===================================================================== */
+/* Item titles: item ID -> title, for people reading the answers         */
+/* ===================================================================== */
+
+/*
+ * A read-only table of item titles loaded from a file. The format is decided
+ * from the first non-empty line, by the first of '|', ',' and TAB in it (a
+ * line starting with '"' is csv):
+ *   id|title|...            MovieLens 100K u.item (Latin-1); later fields ignored
+ *   movieId,title[,genres]  MovieLens latest / 25M movies.csv, RFC 4180 quotes:
+ *                           "American President, The (1995)", "" for a quote;
+ *                           a quoted field must end on its line
+ *   id<TAB>title            exactly two fields
+ * A first line whose title field is "title" (any case) is a header, skipped.
+ * IDs and titles are trimmed of spaces and tabs. IDs are byte strings
+ * (1..MFS_ID_MAX bytes) matched exactly, as the model's are: "1" and "01"
+ * differ. An ID given twice takes the later title.
+ *
+ * Titles are NUL-terminated, valid UTF-8 and one line: bytes that are valid
+ * UTF-8 are kept, any other byte is read as Windows-1252 (Latin-1 whose
+ * 0x80-0x9F are printable, as browsers read "latin1"; its 5 unassigned bytes
+ * become U+FFFD), and control characters (below 0x20, 0x7F) become spaces.
+ * They still need escaping for JSON or HTML ('"', '\\', '<').
+ *
+ * Threading: after mfs_titles_load returns, the table is never written, so
+ * any number of threads may call mfs_titles_get / mfs_titles_count on it.
+ */
+typedef struct mfs_titles mfs_titles;
+
+/*
+ * Load the titles of path. A file that does not look like a title file is
+ * refused, with a reason naming what was expected: binary data (a NUL byte),
+ * a first line with no separator, no title in it, or more malformed lines
+ * (wrong field count, unterminated quote, empty ID or title, ID too long)
+ * than titles. Fewer malformed lines are skipped and counted
+ * (mfs_titles_skipped). Whether the IDs are those of a model is the caller's
+ * check (mfs_titles_get on the model's items: mfs_model_row).
+ * Writes *out only on success. Returns 0, or -MFS_E_NOTFOUND, -MFS_E_IO
+ * (diag->os_errno; a directory is EISDIR), -MFS_E_PARSE (not a title file),
+ * -MFS_E_RANGE (larger than 256 MiB), -MFS_E_NOMEM, -MFS_E_INVAL; diag
+ * (may be NULL) names the file and says why.
+ */
+MFS_API int mfs_titles_load(mfs_titles **out, const char *path, mfs_diag *diag);
+
+/*
+ * The title of item id (id_len bytes, not NUL-terminated), or NULL if the
+ * file has none (or t is NULL). The string lives as long as t.
+ */
+MFS_API const char *mfs_titles_get(const mfs_titles *t, const char *id, size_t id_len);
+
+/* How many distinct IDs have a title (0 for NULL). */
+MFS_API size_t mfs_titles_count(const mfs_titles *t);
+
+/*
+ * How many malformed lines loading skipped. If first is not NULL it gets the
+ * first of them (path, line and reason; zeroed when there was none).
+ */
+MFS_API uint64_t mfs_titles_skipped(const mfs_titles *t, mfs_diag *first);
+
+/* Free a title table. NULL is a no-op. */
+MFS_API void mfs_titles_free(mfs_titles *t);
 
 #ifdef __cplusplus
 }
