@@ -719,9 +719,10 @@ typedef struct mfs_titles mfs_titles;
 /*
  * Load the titles of path. A file that does not look like a title file is
  * refused, with a reason naming what was expected: binary data (a NUL byte),
- * a first line with no separator, no title in it, or more malformed lines
+ * a first line with no separator, no title in it, more malformed lines
  * (wrong field count, unterminated quote, empty ID or title, ID too long)
- * than titles. Fewer malformed lines are skipped and counted
+ * than titles, or titles that are mostly plain numbers (more than half of
+ * three or more: u.user's ages, a column of ratings). Fewer malformed lines are skipped and counted
  * (mfs_titles_skipped). Whether the IDs are those of a model is the caller's
  * check (mfs_titles_get on the model's items: mfs_model_row).
  * Writes *out only on success. Returns 0, or -MFS_E_NOTFOUND, -MFS_E_IO

@@ -19,8 +19,9 @@
  * U+FFFD), control characters become spaces.
  *
  * A file that is not a title file is refused rather than read as garbage: a
- * NUL byte (binary data), no separator on the first line, no title at all, or
- * more malformed lines than titles. Fewer malformed lines are skipped and
+ * NUL byte (binary data), no separator on the first line, no title at all,
+ * more malformed lines than titles, or titles that are mostly plain numbers
+ * (more than half of 3 or more: u.user's ages, a column of ratings). Fewer malformed lines are skipped and
  * counted (mfs_titles_skipped). An ID given again takes the later title.
  *
  * Storage: one arena of ID bytes and NUL-terminated titles, an entry array in
@@ -423,6 +424,24 @@ static int add(mfs_titles *t, const struct span *id, const struct span *title)
 	return 1;
 }
 
+/* A title that is only a number ("24", "-3.5"): what a column of ages, counts
+ * or ratings holds, rarely a film's name. */
+static int is_number(const char *s)
+{
+	if (*s == '-' || *s == '+')
+		s++;
+	int digits = 0, dot = 0;
+	for (; *s; s++) {
+		if (*s >= '0' && *s <= '9')
+			digits++;
+		else if (*s == '.' && !dot)
+			dot = 1;
+		else
+			return 0;
+	}
+	return digits > 0;
+}
+
 static int is_header_title(const struct span *title)
 {
 	static const char word[] = "title";
@@ -519,6 +538,21 @@ int mfs_titles_parse(mfs_titles **out, const char *buf, size_t len, const char *
 				  (unsigned long long)t->skipped,
 				  (unsigned long long)(t->skipped + t->n), format_shape[t->format],
 				  (unsigned long long)first_bad, first_why, EXPECTED);
+		goto out;
+	}
+	/* u.user (id|age|...), a ratings file cut to two columns: numbers, not titles */
+	size_t numbers = 0, first_number = 0;
+	for (size_t i = t->n; i-- > 0;)
+		if (is_number(t->arena + t->e[i].title_off)) {
+			numbers++;
+			first_number = i;
+		}
+	if (t->n >= 3 && 2 * numbers > t->n) {
+		const struct entry *e = &t->e[first_number];
+		rc = mfs_diag_set(diag, MFS_E_PARSE, 0, name, 0, 0,
+				  "not a title file: %zu of its %zu titles are numbers (such as "
+				  "\"%.32s\"); %s",
+				  numbers, t->n, t->arena + e->title_off, EXPECTED);
 		goto out;
 	}
 	*out = t;

@@ -347,6 +347,100 @@ static void cli_train__follow_directory_then_sigterm_exits_zero(void **state)
 	assert_float_equal(mfs_json_number(buf, "events"), 4, 0);
 }
 
+/* --titles: movies.csv with RFC 4180 quotes, in recommend, similar and inspect. */
+static void cli_titles__movies_csv_names_items_in_every_query(void **state)
+{
+	(void)state;
+	const char *data = mfs_test_path("mc.tsv"), *movies = mfs_test_path("movies.csv"),
+		   *model = mfs_test_path("mc.mfs");
+	char t[4096];
+	size_t n = 0;
+	for (int u = 0; u < 20; u++) /* item 11 liked by all, 3606 by none */
+		n += (size_t)snprintf(t + n, sizeof t - n, "u%d\t11\t5\nu%d\t3606\t1\nu%d\t7\t3\n",
+				      u, u, u);
+	mfs_write_file(data, t, n);
+	const char mc[] = "movieId,title,genres\n"
+			  "11,\"American President, The (1995)\",Comedy|Drama|Romance\n"
+			  "3606,\"\"\"Great Performances\"\" Cats (1998)\",Musical\n";
+	mfs_write_file(movies, mc, sizeof mc - 1);
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--epochs", "10", "--save", model, data);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+
+	RUN(&r, "recommend", "--model", model, "--user", "u1", "-k", "3", "--titles", movies);
+	assert_int_equal(r.status, 0);
+	/* item<TAB>score<TAB>title; item 7 has no title: an empty last column */
+	assert_true(strncmp(r.out, "11\t", 3) == 0);
+	assert_non_null(strstr(r.out, "\tAmerican President, The (1995)\n"));
+	assert_non_null(strstr(r.out, "\t\"Great Performances\" Cats (1998)\n"));
+	char *seven = strstr(r.out, "\n7\t");
+	assert_non_null(seven);
+	seven = strchr(seven + 3, '\t');
+	assert_non_null(seven);
+	assert_true(seven[1] == '\n'); /* "7<TAB>score<TAB>" then the line ends */
+	assert_null(strstr(r.out, "\"\"")); /* no doubled quotes left */
+	mfs_run_free(&r);
+
+	RUN(&r, "similar", "--model", model, "--item", "7", "-k", "2", "--titles", movies);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\tAmerican President, The (1995)\n"));
+	mfs_run_free(&r);
+
+	RUN(&r, "inspect", "--model", model, "--titles", movies, "-k", "1");
+	assert_int_equal(r.status, 0);
+	char *high = strstr(r.out, "highest");
+	assert_non_null(high);
+	assert_non_null(strstr(high, "11  American President, The (1995)"));
+	mfs_run_free(&r);
+}
+
+/* --titles on a file that is not a title file, or not this model's: exit 1
+ * naming the file and what was expected, nothing on stdout. */
+static void cli_titles__wrong_file_is_an_error_naming_it(void **state)
+{
+	(void)state;
+	const char *data = mfs_test_path("wt.tsv"), *model = mfs_test_path("wt.mfs"),
+		   *other = mfs_test_path("other-titles.tsv");
+	const char t[] = "1\t10\t5\n2\t10\t4\n1\t20\t2\n2\t30\t3\n";
+	mfs_write_file(data, t, sizeof t - 1);
+	mfs_write_file(other, "tt1\tFoo\ntt2\tBar\n", 16);
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--save", model, data);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	char want[1400];
+
+	/* the ratings themselves: three TAB fields a line */
+	RUN(&r, "recommend", "--model", model, "--user", "1", "--titles", data);
+	assert_int_equal(r.status, 1);
+	snprintf(want, sizeof want, "%s: not a title file: 4 of 4 lines are not id<TAB>title", data);
+	assert_non_null(strstr(r.err, want));
+	assert_non_null(strstr(r.err, "expected MovieLens u.item"));
+	assert_string_equal(r.out, "");
+	mfs_run_free(&r);
+
+	/* titles of other items */
+	RUN(&r, "similar", "--model", model, "--item", "10", "--titles", other);
+	assert_int_equal(r.status, 1);
+	snprintf(want, sizeof want, "%s: none of the model's 3 items has a title in it", other);
+	assert_non_null(strstr(r.err, want));
+	assert_non_null(strstr(r.err, "\"tt1\""));
+	assert_string_equal(r.out, "");
+	mfs_run_free(&r);
+
+	RUN(&r, "inspect", "--model", model, "--titles", MFS_CLI); /* a binary */
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "binary data"));
+	assert_string_equal(r.out, "");
+	mfs_run_free(&r);
+
+	RUN(&r, "inspect", "--model", model, "--titles", "/no/such/u.item");
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "/no/such/u.item"));
+	mfs_run_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +455,8 @@ int main(void)
 		cmocka_unit_test(cli__model_directory_uses_newest_valid_file),
 		cmocka_unit_test(cli_train__follow_stdin_ends_at_eof),
 		cmocka_unit_test(cli_train__follow_directory_then_sigterm_exits_zero),
+		cmocka_unit_test(cli_titles__movies_csv_names_items_in_every_query),
+		cmocka_unit_test(cli_titles__wrong_file_is_an_error_naming_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -261,6 +261,12 @@ static void titles_load__refuses_files_that_are_not_title_files(void **state)
 	load_fails("mostly-bad.item", mostly, sizeof mostly - 1, MFS_E_PARSE,
 		   "3 of 4 lines are not id|title|... (line 2: no '|' after the ID)");
 
+	/* u.user: id|age|gender|occupation|zip parses, but its "titles" are ages */
+	const char uuser[] = "1|24|M|technician|85711\n2|53|F|other|94043\n3|23|M|writer|32067\n"
+			     "4|24|M|technician|43537\n5|Not a number|F|other|15213\n";
+	load_fails("u.user", uuser, sizeof uuser - 1, MFS_E_PARSE,
+		   "4 of its 5 titles are numbers (such as \"24\")");
+
 	mfs_titles *t = (mfs_titles *)1;
 	mfs_diag d;
 	assert_int_equal(mfs_titles_load(&t, "/no/such/movies.csv", &d), -MFS_E_NOTFOUND);
@@ -269,6 +275,17 @@ static void titles_load__refuses_files_that_are_not_title_files(void **state)
 	assert_int_equal(mfs_titles_load(&t, mfs_test_dir(), &d), -MFS_E_IO);
 	assert_non_null(strstr(d.reason, "directory"));
 	assert_int_equal(mfs_titles_load(NULL, "x", NULL), -MFS_E_INVAL);
+}
+
+static void titles_load__some_titles_may_be_numbers(void **state)
+{
+	(void)state;
+	mfs_titles *t = load_ok("years.tsv", "1\t1917\n2\t2012\n3\tHeat\n4\tUp\n");
+	assert_string_equal(get(t, "1"), "1917");
+	mfs_titles_free(t);
+	t = load_ok("two.tsv", "1\t1917\n2\t2012\n"); /* too few to judge */
+	assert_int_equal(mfs_titles_count(t), 2);
+	mfs_titles_free(t);
 }
 
 static void titles_get__null_and_empty_are_safe(void **state)
@@ -300,6 +317,7 @@ int main(void)
 		cmocka_unit_test(titles_load__a_few_malformed_lines_are_skipped_and_counted),
 		cmocka_unit_test(titles_load__many_ids_are_all_found),
 		cmocka_unit_test(titles_load__refuses_files_that_are_not_title_files),
+		cmocka_unit_test(titles_load__some_titles_may_be_numbers),
 		cmocka_unit_test(titles_get__null_and_empty_are_safe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "cli_lines.h"
+#include "cli_titles.h"
 #include "internal.h"
 
 struct qopts {
@@ -106,6 +107,35 @@ static void print_id(const mfs_model *m, int side, uint32_t row)
 	size_t len;
 	if (mfs_model_row(m, side, row, &id, &len, NULL) == 0)
 		fwrite(id, 1, len, stdout);
+}
+
+/* --titles of the command running (one per process): recommend and similar
+ * print a title column when it is set. */
+static mfs_titles *shown_titles;
+
+/* The end of an answer line: "\t<title>" with --titles (empty when the item
+ * has none, so that every line has the same columns), then the newline. */
+static void end_item_line(const mfs_model *m, uint32_t row)
+{
+	if (shown_titles) {
+		const char *title = cli_item_title(shown_titles, m, row);
+		putchar('\t');
+		if (title)
+			fputs(title, stdout);
+	}
+	putchar('\n');
+}
+
+/* Load --titles (before the model: a wrong path fails fast). 0 or an exit code. */
+static int titles_open(const struct qopts *q)
+{
+	return q->titles ? cli_titles_load(q->titles, &shown_titles) : 0;
+}
+
+/* Check them against the model. 0 or an exit code. */
+static int titles_check(const struct qopts *q, const mfs_model *m)
+{
+	return shown_titles ? cli_titles_check(q->titles, shown_titles, m) : 0;
 }
 
 /* --- queries from a file, one ID per line ------------------------------ */
@@ -265,7 +295,7 @@ static int exclude_load(struct exclude *x, const char *path)
 
 static const char recommend_help[] =
 	"Usage: mfstream recommend --model PATH (--user ID | --users FILE) [-k N]\n"
-	"                          [--exclude FILE] [--stats]\n"
+	"                          [--exclude FILE] [--titles FILE] [--stats]\n"
 	"\n"
 	"The N (default 10) items with the highest predicted rating for a user, best\n"
 	"first, as \"item<TAB>score\" lines. Items are ranked by mu + b_user + b_item +\n"
@@ -280,6 +310,8 @@ static const char recommend_help[] =
 	"  -k, --k N       how many items (default 10)\n"
 	"  --exclude FILE  \"user item\" lines (TAB, spaces, ',' or '::'): pairs never\n"
 	"                  recommended, e.g. the items a user has already rated\n"
+	"  --titles FILE   add a title column (empty for an item without one); FILE is\n"
+	"                  MovieLens u.item, movies.csv or \"id<TAB>title\" lines\n"
 	"  --stats         print {\"queries\", \"p50_us\", \"p90_us\", \"p99_us\", \"max_us\", ...}\n"
 	"                  on stderr: the time of each query (scoring, selection, exclusion;\n"
 	"                  not the printing), measured inside the process\n"
@@ -325,7 +357,8 @@ static int recommend_one(const mfs_view *v, const char *user, size_t ulen, size_
 			putchar('\t');
 		}
 		print_id(m, MFS_ITEMS, res[i].row);
-		printf("\t%.4f\n", res[i].score);
+		printf("\t%.4f", res[i].score);
+		end_item_line(m, res[i].row);
 	}
 	free(grown);
 	return 0;
@@ -335,7 +368,7 @@ int cmd_recommend(int argc, char **argv)
 {
 	struct qopts q;
 	int rc = parse_query("recommend", recommend_help, argc, argv, &q,
-			     Q_USER | Q_K | Q_USERS | Q_EXCLUDE | Q_STATS);
+			     Q_USER | Q_K | Q_USERS | Q_EXCLUDE | Q_STATS | Q_TITLES);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
@@ -356,10 +389,12 @@ int cmd_recommend(int argc, char **argv)
 		rc = EXIT_RUNTIME;
 		goto done;
 	}
-	if ((rc = cli_open_server(q.model, q.kernel, &srv)) != 0)
+	if ((rc = titles_open(&q)) != 0 || (rc = cli_open_server(q.model, q.kernel, &srv)) != 0)
 		goto done;
 	v = mfs_server_acquire(srv);
 	m = mfs_view_model(v);
+	if ((rc = titles_check(&q, m)) != 0)
+		goto done;
 	if (!(out = malloc(q.k * sizeof *out))) {
 		cli_error("out of memory");
 		rc = EXIT_RUNTIME;
@@ -405,13 +440,16 @@ done:
 		keyset_free(&x.pairs);
 		keyset_free(&x.users);
 	}
+	mfs_titles_free(shown_titles);
+	shown_titles = NULL;
 	return rc;
 }
 
 /* --- similar -------------------------------------------------------------- */
 
 static const char similar_help[] =
-	"Usage: mfstream similar --model PATH (--item ID | --items FILE) [-k N] [--stats]\n"
+	"Usage: mfstream similar --model PATH (--item ID | --items FILE) [-k N]\n"
+	"                        [--titles FILE] [--stats]\n"
 	"\n"
 	"The N (default 10) items whose factor rows are closest to ID's by cosine,\n"
 	"best first, as \"item<TAB>cosine\" lines.\n"
@@ -421,6 +459,7 @@ static const char similar_help[] =
 	"  --items FILE   many items, one ID per line ('-': standard input); prints\n"
 	"                 \"item<TAB>similar<TAB>cosine\" lines, one block per item\n"
 	"  -k, --k N      how many items (default 10)\n"
+	"  --titles FILE  add a title column (see recommend)\n"
 	"  --stats        print {\"queries\", \"p50_us\", \"p99_us\", ...} on stderr (see recommend)\n"
 	"  --kernel K     auto|scalar|avx2|avx512|neon\n";
 
@@ -445,7 +484,8 @@ static int similar_one(const mfs_view *v, const char *item, size_t ilen, size_t 
 			putchar('\t');
 		}
 		print_id(m, MFS_ITEMS, out[i].row);
-		printf("\t%.4f\n", out[i].score);
+		printf("\t%.4f", out[i].score);
+		end_item_line(m, out[i].row);
 	}
 	return 0;
 }
@@ -453,7 +493,8 @@ static int similar_one(const mfs_view *v, const char *item, size_t ilen, size_t 
 int cmd_similar(int argc, char **argv)
 {
 	struct qopts q;
-	int rc = parse_query("similar", similar_help, argc, argv, &q, Q_ITEM | Q_K | Q_ITEMS | Q_STATS);
+	int rc = parse_query("similar", similar_help, argc, argv, &q,
+			     Q_ITEM | Q_K | Q_ITEMS | Q_STATS | Q_TITLES);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
@@ -466,10 +507,12 @@ int cmd_similar(int argc, char **argv)
 	struct cli_latency lat = { 0 };
 	if (q.items && !(list = open_list(q.items)))
 		return EXIT_RUNTIME;
-	if ((rc = cli_open_server(q.model, q.kernel, &srv)) != 0)
+	if ((rc = titles_open(&q)) != 0 || (rc = cli_open_server(q.model, q.kernel, &srv)) != 0)
 		goto done;
 	v = mfs_server_acquire(srv);
 	m = mfs_view_model(v);
+	if ((rc = titles_check(&q, m)) != 0)
+		goto done;
 	if (!(out = malloc(q.k * sizeof *out))) {
 		cli_error("out of memory");
 		rc = EXIT_RUNTIME;
@@ -503,6 +546,8 @@ done:
 	mfs_server_free(srv);
 	if (list && list != stdin)
 		fclose(list);
+	mfs_titles_free(shown_titles);
+	shown_titles = NULL;
 	return rc;
 }
 
@@ -569,115 +614,13 @@ static const char inspect_help[] =
 	"Print a model's settings and counts, and the N (default 10) items with the\n"
 	"lowest and the highest bias: the items liked less (or more) than their\n"
 	"factors explain, fastbook's reading of the biases. With --titles, a MovieLens\n"
-	"u.item ('|'-separated, Latin-1) or movies.csv (id,title,...) names them.\n"
+	"u.item ('|'-separated, Latin-1), movies.csv (movieId,title,genres; RFC 4180\n"
+	"quotes) or \"id<TAB>title\" file names them; a file that is not a title file,\n"
+	"or names none of the model's items, is an error (exit 1).\n"
 	"\n"
 	"  --model PATH   a model file or a checkpoint directory (newest valid)\n"
 	"  --titles FILE  item titles\n"
 	"  -k, --k N      items per list (default 10)\n";
-
-struct titles {
-	char **id, **title;
-	size_t n, cap;
-};
-
-static char *latin1_to_utf8(const char *s, size_t len)
-{
-	char *o = malloc(2 * len + 1), *p = o;
-	if (!o)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x80) {
-			*p++ = (char)c;
-		} else {
-			*p++ = (char)(0xC0 | (c >> 6));
-			*p++ = (char)(0x80 | (c & 0x3F));
-		}
-	}
-	*p = 0;
-	return o;
-}
-
-static int valid_utf8(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		int n = *p < 0x80 ? 0 : (*p >> 5) == 6 ? 1 : (*p >> 4) == 14 ? 2 : (*p >> 3) == 30 ? 3 : -1;
-		if (n < 0)
-			return 0;
-		p++;
-		for (int i = 0; i < n; i++, p++)
-			if ((*p & 0xC0) != 0x80)
-				return 0;
-	}
-	return 1;
-}
-
-static int load_titles(const char *path, struct titles *t)
-{
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		cli_error("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-			line[--len] = 0;
-		char *sep = strchr(line, '|');
-		char *title, *tend;
-		if (sep) { /* u.item: id|title|... */
-			title = sep + 1;
-			tend = strchr(title, '|');
-			if (!tend)
-				tend = line + len;
-		} else if ((sep = strchr(line, ',')) != NULL) { /* movies.csv: id,title,genres */
-			title = sep + 1;
-			if (*title == '"') {
-				title++;
-				tend = strstr(title, "\",");
-				if (!tend)
-					tend = line + len;
-			} else {
-				tend = strrchr(title, ',');
-				if (!tend || tend == title)
-					tend = line + len;
-			}
-		} else {
-			continue;
-		}
-		if (t->n == t->cap) {
-			t->cap = t->cap ? 2 * t->cap : 1024;
-			t->id = realloc(t->id, t->cap * sizeof *t->id);
-			t->title = realloc(t->title, t->cap * sizeof *t->title);
-			if (!t->id || !t->title)
-				break;
-		}
-		t->id[t->n] = strndup(line, (size_t)(sep - line));
-		char *raw = strndup(title, (size_t)(tend - title));
-		if (raw && !valid_utf8(raw)) {
-			char *u = latin1_to_utf8(raw, strlen(raw));
-			free(raw);
-			raw = u;
-		}
-		t->title[t->n] = raw;
-		if (t->id[t->n] && t->title[t->n])
-			t->n++;
-	}
-	free(line);
-	fclose(f);
-	return 0;
-}
-
-static const char *title_of(const struct titles *t, const char *id, size_t len)
-{
-	for (size_t i = 0; i < t->n; i++)
-		if (strlen(t->id[i]) == len && memcmp(t->id[i], id, len) == 0)
-			return t->title[i];
-	return NULL;
-}
 
 struct biased {
 	uint32_t row;
@@ -692,14 +635,14 @@ static int cmp_bias(const void *a, const void *b)
 	return x->row < y->row ? -1 : x->row > y->row;
 }
 
-static void print_item_line(const mfs_model *m, const struct titles *t, const struct biased *b)
+static void print_item_line(const mfs_model *m, const struct biased *b)
 {
 	const char *id;
 	size_t len;
 	mfs_model_row(m, MFS_ITEMS, b->row, &id, &len, NULL);
 	printf("  %+.4f  ", b->bias);
 	fwrite(id, 1, len, stdout);
-	const char *title = t->n ? title_of(t, id, len) : NULL;
+	const char *title = cli_item_title(shown_titles, m, b->row);
 	if (title)
 		printf("  %s", title);
 	putchar('\n');
@@ -708,18 +651,19 @@ static void print_item_line(const mfs_model *m, const struct titles *t, const st
 int cmd_inspect(int argc, char **argv)
 {
 	struct qopts q;
-	int rc = parse_query("inspect", inspect_help, argc, argv, &q, 4 | 8);
+	int rc = parse_query("inspect", inspect_help, argc, argv, &q, Q_K | Q_TITLES);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
 		return cli_usage("inspect", "unexpected argument \"%s\"", argv[optind]);
-	struct titles t;
-	memset(&t, 0, sizeof t);
-	if (q.titles && load_titles(q.titles, &t) < 0)
-		return EXIT_RUNTIME;
-	mfs_model *m;
-	if ((rc = cli_load_model(q.model, q.kernel, &m)) != 0)
+	mfs_model *m = NULL;
+	if ((rc = titles_open(&q)) != 0 || (rc = cli_load_model(q.model, q.kernel, &m)) != 0 ||
+	    (rc = titles_check(&q, m)) != 0) {
+		mfs_model_free(m);
+		mfs_titles_free(shown_titles);
+		shown_titles = NULL;
 		return rc;
+	}
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
 	printf("model: dim %u, optimizer %s, range %g:%g (%s), seed %llu\n", info.dim,
@@ -740,6 +684,8 @@ int cmd_inspect(int argc, char **argv)
 	struct biased *b = malloc((info.item_rows ? info.item_rows : 1) * sizeof *b);
 	if (!b) {
 		mfs_model_free(m);
+		mfs_titles_free(shown_titles);
+		shown_titles = NULL;
 		cli_error("out of memory");
 		return EXIT_RUNTIME;
 	}
@@ -753,17 +699,13 @@ int cmd_inspect(int argc, char **argv)
 	uint64_t k = q.k < nb ? q.k : nb;
 	printf("lowest item biases (liked less than their factors explain):\n");
 	for (uint64_t i = 0; i < k; i++)
-		print_item_line(m, &t, &b[i]);
+		print_item_line(m, &b[i]);
 	printf("highest item biases (liked more than their factors explain):\n");
 	for (uint64_t i = 0; i < k; i++)
-		print_item_line(m, &t, &b[nb - 1 - i]);
+		print_item_line(m, &b[nb - 1 - i]);
 	free(b);
-	for (size_t i = 0; i < t.n; i++) {
-		free(t.id[i]);
-		free(t.title[i]);
-	}
-	free(t.id);
-	free(t.title);
+	mfs_titles_free(shown_titles);
+	shown_titles = NULL;
 	mfs_model_free(m);
 	return 0;
 }
