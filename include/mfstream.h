@@ -338,10 +338,12 @@ enum mfs_format {
 	MFS_FORMAT_TSV = 1,  /* user<TAB>item<TAB>rating[<TAB>time] */
 	MFS_FORMAT_CSV = 2,  /* user,item,rating[,time]; a header line is skipped */
 	MFS_FORMAT_DAT = 3,  /* user::item::rating[::time] */
-	MFS_FORMAT_JSONL = 4 /* one JSON object per line */
+	MFS_FORMAT_JSONL = 4, /* one JSON object per line */
+	MFS_FORMAT_SSV = 5    /* user item rating[ time]: fields between runs of spaces
+				 (or tabs), LIBMF's format */
 };
 
-/* Parse "auto", "tsv", "csv", "dat", "jsonl"; returns the enum value or -MFS_E_INVAL. */
+/* Parse "auto", "tsv", "csv", "dat", "jsonl", "ssv"; returns the enum value or -MFS_E_INVAL. */
 MFS_API int mfs_format_parse(const char *name);
 MFS_API const char *mfs_format_name(int format);
 

@@ -1,5 +1,5 @@
 /*
- * parse.c - records (one line of text) -> events: tsv, csv, dat, jsonl.
+ * parse.c - records (one line of text) -> events: tsv, csv, dat, ssv, jsonl.
  *
  * This is the hot path of a training run: every line of input passes through
  * mfs_parse_line once. Nothing here allocates or calls into the locale:
@@ -483,6 +483,41 @@ static inline size_t split_byte(const char *s, size_t n, char sep, int stop_on_q
 	if (k < NFIELDS)
 		f[k] = (struct field){ start, (size_t)(end - start), 0 };
 	return k + 1;
+}
+
+/*
+ * Split on runs of blanks (spaces and tabs: LIBMF's "user item rating"
+ * lines), ignoring blanks at either end. Returns the field count.
+ */
+static inline size_t split_ssv(const char *s, size_t n, struct field *f)
+{
+	const char *p = s, *end = s + n;
+	size_t k = 0;
+	for (;;) {
+		while (p < end && is_blank((unsigned char)*p))
+			p++;
+		if (p == end)
+			return k;
+		const char *start = p;
+#if MFS_SWAR
+		const uint64_t psp = ONES * ' ', ptab = ONES * '\t';
+		for (; end - p >= 8; p += 8) {
+			uint64_t w = load8(p), m = eq_mask(w, psp) | eq_mask(w, ptab);
+			if (m) {
+				p += __builtin_ctzll(m) >> 3;
+				goto found;
+			}
+		}
+#endif
+		while (p < end && !is_blank((unsigned char)*p))
+			p++;
+#if MFS_SWAR
+	found:
+#endif
+		if (k < NFIELDS)
+			f[k] = (struct field){ start, (size_t)(p - start), 0 };
+		k++;
+	}
 }
 
 /* Split on "::", leftmost first ("a:::b" is "a", ":b"). Returns the field count. */
@@ -1069,6 +1104,9 @@ int mfs_parse_line(int format, const struct mfs_fields *f, char *line, size_t le
 	case MFS_FORMAT_DAT:
 		k = split_dat(line, len, fl);
 		return event_from_fields(&e, fl, k, ev);
+	case MFS_FORMAT_SSV:
+		k = split_ssv(line, len, fl);
+		return event_from_fields(&e, fl, k, ev);
 	case MFS_FORMAT_CSV:
 		k = split_byte(line, len, ',', 1, fl);
 		if (MFS_UNLIKELY(k == SIZE_MAX)) { /* quotes: the full RFC 4180 splitter */
@@ -1107,6 +1145,9 @@ int mfs_parse_is_header(int format, const char *line, size_t len)
 	case MFS_FORMAT_DAT:
 		k = (long)split_dat(line, len, fl);
 		break;
+	case MFS_FORMAT_SSV:
+		k = (long)split_ssv(line, len, fl);
+		break;
 	case MFS_FORMAT_CSV:
 		k = split_csv(NULL, line, len, fl);
 		break;
@@ -1139,6 +1180,10 @@ int mfs_parse_detect(const char *line, size_t len)
 			return MFS_FORMAT_DAT;
 	if (memchr(line, ',', len))
 		return MFS_FORMAT_CSV;
+	struct field fl[NFIELDS];
+	size_t k = split_ssv(line, len, fl); /* no TAB here: fields between spaces */
+	if (k == 3 || k == 4)
+		return MFS_FORMAT_SSV;
 	return -MFS_E_PARSE;
 }
 
@@ -1198,7 +1243,7 @@ int mfs_fields_parse(struct mfs_fields *f, const char *spec, char *reason, size_
 
 static const char *const format_names[] = {
 	[MFS_FORMAT_AUTO] = "auto", [MFS_FORMAT_TSV] = "tsv", [MFS_FORMAT_CSV] = "csv",
-	[MFS_FORMAT_DAT] = "dat",   [MFS_FORMAT_JSONL] = "jsonl",
+	[MFS_FORMAT_DAT] = "dat",   [MFS_FORMAT_JSONL] = "jsonl", [MFS_FORMAT_SSV] = "ssv",
 };
 
 MFS_API int mfs_format_parse(const char *name)

@@ -1,7 +1,7 @@
 /*
  * parse.h - records (one line of text) -> events. Internal.
  *
- * Formats: tsv, csv, dat (MovieLens "::"), jsonl. A line never includes its
+ * Formats: tsv, csv, dat (MovieLens "::"), ssv (LIBMF's space-separated), jsonl. A line never includes its
  * '\n'; a trailing '\r' (CRLF files) is accepted and ignored by every parser.
  * The line buffer is mutable: the jsonl parser unescapes string IDs in place,
  * and the event's user/item pointers point into the line.
@@ -30,9 +30,13 @@ struct mfs_fields {
  */
 int mfs_fields_parse(struct mfs_fields *f, const char *spec, char *reason, size_t rlen);
 
+/* The highest MFS_FORMAT_* value. */
+#define MFS_FORMAT_LAST MFS_FORMAT_SSV
+
 /*
  * Decide the format of a file from its first non-empty line (line, len as
- * above): '{' -> jsonl, a TAB -> tsv, "::" -> dat, ',' -> csv.
+ * above): '{' -> jsonl, a TAB -> tsv, "::" -> dat, ',' -> csv, else 3 or 4
+ * fields between spaces -> ssv.
  * Returns MFS_FORMAT_* or -MFS_E_PARSE when none fits.
  */
 int mfs_parse_detect(const char *line, size_t len);
@@ -45,7 +49,9 @@ int mfs_parse_detect(const char *line, size_t len);
  * Rules: IDs are non-empty byte strings of at most MFS_ID_MAX bytes, never
  * parsed as numbers; rating is a finite decimal number (no nan/inf/hex,
  * no overflow to inf); time is optional (0 when absent), an integer or a
- * decimal (truncated). tsv/csv/dat: 3 or 4 fields, more is an error. csv
+ * decimal (truncated). tsv/csv/dat/ssv: 3 or 4 fields, more is an error. ssv
+ * fields are separated by runs of spaces or tabs (blanks at either end are
+ * ignored), as LIBMF reads them. csv
  * fields may be double-quoted ("a,b" with "" for a quote). jsonl: a flat JSON
  * object; the full JSON grammar is checked; unknown fields and nested values
  * are skipped; IDs may be strings or numbers (the number's text is the ID);

@@ -1570,7 +1570,7 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 		s->cfg2.depth = 8;
 	if (s->cfg2.poll_ms == 0)
 		s->cfg2.poll_ms = 200;
-	if (s->cfg.format < MFS_FORMAT_AUTO || s->cfg.format > MFS_FORMAT_JSONL) {
+	if (s->cfg.format < MFS_FORMAT_AUTO || s->cfg.format > MFS_FORMAT_LAST) {
 		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "unknown format %d", s->cfg.format);
 		goto out;
 	}
@@ -1919,7 +1919,7 @@ MFS_API int mfs_source_seek(mfs_source *s, const void *pos, size_t len, mfs_diag
 	fp.seen_record = (int)get32(p + 64) != 0;
 	int done = get32(p + 68) != 0;
 	if (fp.codec < CODEC_UNKNOWN || fp.codec > CODEC_GZIP || fp.format < MFS_FORMAT_AUTO ||
-	    fp.format > MFS_FORMAT_JSONL || fp.dframe > fp.doff || fp.coff > fp.doff + (1ull << 62))
+	    fp.format > MFS_FORMAT_LAST || fp.dframe > fp.doff || fp.coff > fp.doff + (1ull << 62))
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, NULL, 0, 0, "not a reader position");
 	size_t i;
 	for (i = 0; i < s->nfiles; i++)

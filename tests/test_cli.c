@@ -441,6 +441,35 @@ static void cli_titles__wrong_file_is_an_error_naming_it(void **state)
 	mfs_run_free(&r);
 }
 
+/* LIBMF's space-separated lines, recognised by --format auto: the same model as tsv. */
+static void cli_train__space_separated_input_learns_as_tsv_does(void **state)
+{
+	(void)state;
+	const char *ssv = mfs_test_path("small.ssv");
+	struct mfs_run r;
+	RUN(&r, "gen", "--users", "300", "--items", "200", "--events", "30000", "--ids", "string",
+	    "--seed", "3", "--format", "ssv", "--output", ssv);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	size_t n;
+	char *text = mfs_read_file(ssv, &n);
+	assert_non_null(text);
+	assert_null(memchr(text, '\t', n));
+	free(text);
+	RUN(&r, "train", "--quiet", small_stream());
+	double tsv_rmse = mfs_json_number(r.out, "prequential_rmse");
+	mfs_run_free(&r);
+	const char *fmts[] = { "auto", "ssv" };
+	for (int i = 0; i < 2; i++) {
+		RUN(&r, "train", "--quiet", "--format", fmts[i], ssv);
+		assert_int_equal(r.status, 0);
+		assert_float_equal(mfs_json_number(r.out, "events"), 30000, 0);
+		assert_float_equal(mfs_json_number(r.out, "skipped"), 0, 0);
+		assert_true(mfs_json_number(r.out, "prequential_rmse") == tsv_rmse);
+		mfs_run_free(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -457,6 +486,7 @@ int main(void)
 		cmocka_unit_test(cli_train__follow_directory_then_sigterm_exits_zero),
 		cmocka_unit_test(cli_titles__movies_csv_names_items_in_every_query),
 		cmocka_unit_test(cli_titles__wrong_file_is_an_error_naming_it),
+		cmocka_unit_test(cli_train__space_separated_input_learns_as_tsv_does),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

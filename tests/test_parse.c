@@ -580,7 +580,7 @@ static void parse_line__keeps_invariants_on_random_bytes(void **state)
 		size_t n = rnd() % sizeof s;
 		for (size_t k = 0; k < n; k++)
 			s[k] = alphabet[rnd() % (sizeof alphabet - 1)];
-		int fmt = 1 + (int)(rnd() % 4);
+		int fmt = 1 + (int)(rnd() % MFS_FORMAT_LAST);
 		int rc = parse_n(fmt, &f, s, n);
 		assert_true(rc == 1 || rc == 0 || rc == -MFS_E_PARSE);
 		if (rc == 1) {
@@ -1097,6 +1097,69 @@ static void parse_jsonl__survives_a_1mib_string(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* ssv: LIBMF's space-separated "user item rating [time]"                     */
+/* ------------------------------------------------------------------------ */
+
+static void parse_ssv__accepts_libmf_lines(void **state)
+{
+	(void)state;
+	assert_int_equal(parse(MFS_FORMAT_SSV, "1 2 3"), 1);
+	assert_event("1", "2", 3.0, 0);
+	assert_int_equal(parse(MFS_FORMAT_SSV, "196 242 3.5 881250949"), 1);
+	assert_event("196", "242", 3.5, 881250949);
+	/* runs of spaces, blanks at either end, a CR, a TAB among the spaces */
+	assert_int_equal(parse(MFS_FORMAT_SSV, "   u1    i1  4  \r"), 1);
+	assert_event("u1", "i1", 4.0, 0);
+	assert_int_equal(parse(MFS_FORMAT_SSV, "a\tb \t 2 \t7"), 1);
+	assert_event("a", "b", 2.0, 7);
+	assert_int_equal(parse(MFS_FORMAT_SSV, "a,b c:d -1e-1"), 1);
+	assert_event("a,b", "c:d", -0.1, 0);
+	assert_int_equal(parse(MFS_FORMAT_SSV, "    "), 0);
+	assert_int_equal(parse(MFS_FORMAT_SSV, ""), 0);
+}
+
+static void parse_ssv__rejects_wrong_field_counts_and_bad_numbers(void **state)
+{
+	(void)state;
+	expect_error(MFS_FORMAT_SSV, "1 2", "expected 3 or 4 fields, found 2");
+	expect_error(MFS_FORMAT_SSV, "  onlyone  ", "expected 3 or 4 fields, found 1");
+	expect_error(MFS_FORMAT_SSV, "1 2 3 4 5", "expected 3 or 4 fields, found 5");
+	expect_error(MFS_FORMAT_SSV, "u i x", "rating \"x\" is not a number");
+	expect_error(MFS_FORMAT_SSV, "u i 4 noon", "time \"noon\" is not a number");
+	char *id = repeat('a', MFS_ID_MAX + 1);
+	char line[600];
+	snprintf(line, sizeof line, "%s i 4", id);
+	expect_error(MFS_FORMAT_SSV, line, "user ID longer than 255 bytes");
+	free(id);
+}
+
+static void parse_ssv__splits_random_ids_at_every_offset(void **state)
+{
+	(void)state;
+	/* IDs of 1..40 bytes and runs of 1..3 blanks put every separator at every
+	 * offset of the 8-byte words the splitter scans. */
+	static const char blanks[] = " \t";
+	for (int i = 0; i < 30000; i++) {
+		char u[48], it[48], line[400], *o = line;
+		random_id(u, "ab:,\"x\x01{");
+		random_id(it, "ab:,\"x\x01{");
+		const char *fields[4] = { u, it, "4.5", "77" };
+		int nf = 3 + i % 2;
+		for (int f = 0; f < nf; f++) {
+			int b = f > 0 ? 1 + (int)(rnd() % 3) : (int)(rnd() % 3); /* leading: 0..2 */
+			while (b-- > 0)
+				*o++ = blanks[rnd() % 2];
+			o += sprintf(o, "%s", fields[f]);
+		}
+		for (int b = (int)(rnd() % 3); b > 0; b--)
+			*o++ = blanks[rnd() % 2];
+		*o = 0;
+		assert_int_equal(parse(MFS_FORMAT_SSV, line), 1);
+		assert_event(u, it, 4.5, nf == 4 ? 77 : 0);
+	}
+}
+
+/* ------------------------------------------------------------------------ */
 /* mfs_parse_detect, mfs_parse_is_header                                    */
 /* ------------------------------------------------------------------------ */
 
@@ -1117,6 +1180,26 @@ static void parse_detect__recognises_each_format(void **state)
 	assert_int_equal(detect("1,31,2.5,1260759144"), MFS_FORMAT_CSV);
 	assert_int_equal(detect("userId,movieId,rating,timestamp\r"), MFS_FORMAT_CSV);
 	assert_int_equal(detect("a:b,c,1"), MFS_FORMAT_CSV);
+}
+
+static void parse_detect__recognises_libmf_space_separated_lines(void **state)
+{
+	(void)state;
+	assert_int_equal(detect("1 2 3"), MFS_FORMAT_SSV);
+	assert_int_equal(detect("196 242 3 881250949"), MFS_FORMAT_SSV);
+	assert_int_equal(detect("  1   2   3.5  \r"), MFS_FORMAT_SSV);
+	assert_int_equal(detect("user item rating"), MFS_FORMAT_SSV); /* a header */
+	assert_int_equal(detect("a:b c d"), MFS_FORMAT_SSV);
+	/* the other formats keep their lines, spaces or not */
+	assert_int_equal(detect("1 2\t3"), MFS_FORMAT_TSV);
+	assert_int_equal(detect("u 1\ti 2\t3\t4"), MFS_FORMAT_TSV);
+	assert_int_equal(detect("1, 2, 3"), MFS_FORMAT_CSV);
+	assert_int_equal(detect("\"a b\",\"c d\",3"), MFS_FORMAT_CSV);
+	assert_int_equal(detect("a b::c d::3"), MFS_FORMAT_DAT);
+	assert_int_equal(detect("{\"user\": 1, \"item\": 2, \"rating\": 3}"), MFS_FORMAT_JSONL);
+	/* two or five words are no record */
+	assert_int_equal(detect("1 2"), -MFS_E_PARSE);
+	assert_int_equal(detect("1 2 3 4 5"), -MFS_E_PARSE);
 }
 
 static void parse_detect__rejects_unrecognised_lines(void **state)
@@ -1143,6 +1226,7 @@ static void parse_is_header__true_for_movielens_headers(void **state)
 	assert_true(is_header(MFS_FORMAT_CSV, "userId,movieId,rating,timestamp\r"));
 	assert_true(is_header(MFS_FORMAT_CSV, "\"userId\",\"movieId\",\"rating\""));
 	assert_true(is_header(MFS_FORMAT_TSV, "user\titem\trating"));
+	assert_true(is_header(MFS_FORMAT_SSV, "  user  item rating time"));
 	assert_true(is_header(MFS_FORMAT_DAT, "UserID::MovieID::Rating::Timestamp"));
 }
 
@@ -1154,6 +1238,8 @@ static void parse_is_header__false_for_data_and_other_lines(void **state)
 	assert_false(is_header(MFS_FORMAT_CSV, "\"u\",\"i\",\"4\""));
 	assert_false(is_header(MFS_FORMAT_TSV, "196\t242\t3\t881250949"));
 	assert_false(is_header(MFS_FORMAT_DAT, "1::1193::5::978300760"));
+	assert_false(is_header(MFS_FORMAT_SSV, "196 242 3 881250949"));
+	assert_false(is_header(MFS_FORMAT_SSV, "user item"));
 	/* wrong field count, blank, jsonl, unknown format */
 	assert_false(is_header(MFS_FORMAT_CSV, "userId,movieId"));
 	assert_false(is_header(MFS_FORMAT_CSV, "a,b,c,d,e"));
@@ -1245,10 +1331,10 @@ static void fields_parse__rejects_bad_specs(void **state)
 static void format_parse__maps_names_both_ways(void **state)
 {
 	(void)state;
-	static const char *const names[] = { "auto", "tsv", "csv", "dat", "jsonl" };
+	static const char *const names[] = { "auto", "tsv", "csv", "dat", "jsonl", "ssv" };
 	static const int values[] = { MFS_FORMAT_AUTO, MFS_FORMAT_TSV, MFS_FORMAT_CSV,
-				      MFS_FORMAT_DAT, MFS_FORMAT_JSONL };
-	for (int i = 0; i < 5; i++) {
+				      MFS_FORMAT_DAT, MFS_FORMAT_JSONL, MFS_FORMAT_SSV };
+	for (int i = 0; i < 6; i++) {
 		assert_int_equal(mfs_format_parse(names[i]), values[i]);
 		assert_string_equal(mfs_format_name(values[i]), names[i]);
 	}
@@ -1256,7 +1342,7 @@ static void format_parse__maps_names_both_ways(void **state)
 	assert_int_equal(mfs_format_parse("json"), -MFS_E_INVAL);
 	assert_int_equal(mfs_format_parse(""), -MFS_E_INVAL);
 	assert_int_equal(mfs_format_parse(NULL), -MFS_E_INVAL);
-	assert_string_equal(mfs_format_name(5), "unknown");
+	assert_string_equal(mfs_format_name(6), "unknown");
 	assert_string_equal(mfs_format_name(-1), "unknown");
 }
 
@@ -1321,7 +1407,11 @@ int main(void)
 		T(parse_jsonl__rejects_malformed_json),
 		T(parse_jsonl__rejects_deep_nesting),
 		T(parse_jsonl__survives_a_1mib_string),
+		T(parse_ssv__accepts_libmf_lines),
+		T(parse_ssv__rejects_wrong_field_counts_and_bad_numbers),
+		T(parse_ssv__splits_random_ids_at_every_offset),
 		T(parse_detect__recognises_each_format),
+		T(parse_detect__recognises_libmf_space_separated_lines),
 		T(parse_detect__rejects_unrecognised_lines),
 		T(parse_is_header__true_for_movielens_headers),
 		T(parse_is_header__false_for_data_and_other_lines),

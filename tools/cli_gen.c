@@ -39,7 +39,7 @@ static const char gen_help[] =
 	"  --user-zipf S     user activity ~ 1/rank^S (default 0.5)\n"
 	"  --ids int|string  IDs as numbers (1, 2, ...) or opaque strings (u3f9a..., i07c2...)\n"
 	"                    (default string)\n"
-	"  --format F        tsv (default), csv (with header), dat or jsonl\n"
+	"  --format F        tsv (default), csv (with header), dat, jsonl or ssv (spaces)\n"
 	"  --rating-range LO:HI  ratings are kept inside (default 1:5)\n"
 	"  --seed N          default 1\n"
 	"  --output FILE     write the stream here (default: standard output)\n"
@@ -219,7 +219,7 @@ int cmd_gen(int argc, char **argv)
 		case 'f':
 			format = mfs_format_parse(optarg);
 			if (format <= 0)
-				return cli_usage(cmd, "--format must be tsv, csv, dat or jsonl, not \"%s\"",
+				return cli_usage(cmd, "--format must be tsv, csv, dat, jsonl or ssv, not \"%s\"",
 						 optarg);
 			break;
 		case ':':
@@ -327,6 +327,9 @@ int cmd_gen(int argc, char **argv)
 			break;
 		case MFS_FORMAT_DAT:
 			w->len += (size_t)sprintf(p, "%s::%s::%.3f::%lld\n", ub, ib, r, t);
+			break;
+		case MFS_FORMAT_SSV:
+			w->len += (size_t)sprintf(p, "%s %s %.3f %lld\n", ub, ib, r, t);
 			break;
 		case MFS_FORMAT_JSONL:
 			if (strings)

@@ -60,7 +60,7 @@ static const char scan_help[] =
 	"{\"events\": ..., \"skipped\": ..., \"bytes\": ..., \"seconds\": ..., ...} on stdout.\n"
 	"Validates files, and measures the reader. Exit 1 if a file could not be read.\n"
 	"\n"
-	"  --format F          auto|tsv|csv|dat|jsonl (default auto)\n"
+	"  --format F          auto|tsv|csv|dat|jsonl|ssv (default auto)\n"
 	"  --fields SPEC       jsonl field names (see train --help)\n"
 	"  --on-error P        skip-file (default) or stop\n"
 	"  --io B              auto (default), uring, pread\n"
@@ -91,7 +91,7 @@ int cmd_scan(int argc, char **argv)
 		case 'f':
 			format = mfs_format_parse(optarg);
 			if (format < 0)
-				return cli_usage(cmd, "--format must be auto, tsv, csv, dat or jsonl");
+				return cli_usage(cmd, "--format must be auto, tsv, csv, dat, jsonl or ssv");
 			break;
 		case 'F':
 			fields = optarg;

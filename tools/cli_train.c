@@ -25,7 +25,8 @@ static void train_help(void)
 	       "stdout; progress and diagnostics go to stderr.\n"
 	       "\n"
 	       "Input:\n"
-	       "  --format F          auto|tsv|csv|dat|jsonl (default auto: decided per file)\n"
+	       "  --format F          auto|tsv|csv|dat|jsonl|ssv (default auto: decided per file;\n"
+	       "                      ssv: LIBMF's \"user item rating [time]\" between spaces)\n"
 	       "  --fields SPEC       jsonl field names, e.g. user=userId,item=movieId,rating=rating,time=ts\n"
 	       "  --on-error P        skip-file (default): report an unreadable or corrupt file and go on;\n"
 	       "                      stop: exit 1 on it. Malformed records are always skipped and counted.\n"
@@ -464,7 +465,7 @@ int cmd_train(int argc, char **argv)
 			format = mfs_format_parse(optarg);
 			if (format < 0) {
 				free(tests);
-				return cli_usage(cmd, "--format must be auto, tsv, csv, dat or jsonl, not \"%s\"",
+				return cli_usage(cmd, "--format must be auto, tsv, csv, dat, jsonl or ssv, not \"%s\"",
 						 optarg);
 			}
 			break;
@@ -951,7 +952,7 @@ static const char eval_help[] =
 	"{\"n\": ..., \"rmse\": ..., \"mae\": ..., \"skipped\": ...} on stdout.\n"
 	"\n"
 	"  --model PATH    a model file, or a checkpoint directory (its newest valid model)\n"
-	"  --format F      auto|tsv|csv|dat|jsonl (default auto)\n"
+	"  --format F      auto|tsv|csv|dat|jsonl|ssv (default auto)\n"
 	"  --fields SPEC   jsonl field names (see train --help)\n"
 	"  --kernel K      auto|scalar|avx2|avx512|neon\n"
 	"  -h, --help      this text\n";
@@ -978,7 +979,7 @@ int cmd_eval(int argc, char **argv)
 		case 'f':
 			format = mfs_format_parse(optarg);
 			if (format < 0)
-				return cli_usage("eval", "--format must be auto, tsv, csv, dat or jsonl");
+				return cli_usage("eval", "--format must be auto, tsv, csv, dat, jsonl or ssv");
 			break;
 		case 'F':
 			fields = optarg;
