@@ -956,86 +956,152 @@ static int json_value(struct jp *j, int depth, int decode, enum jtype *type, str
 
 enum { ROLE_USER, ROLE_ITEM, ROLE_RATING, ROLE_TIME, NROLES };
 
-static const struct mfs_fields default_fields = { "user", "item", "rating", "time" };
+static const struct mfs_fields default_fields = { "user", "item", "rating", "time", 0 };
 
-/* Whether a decoded key is the field name (NUL-terminated, at most MFS_FIELD_MAX bytes). */
-static inline int key_is(const struct field *key, const char *name)
+/*
+ * Whether a decoded key is the field name (NUL-terminated, at most
+ * MFS_FIELD_MAX bytes): 1 the whole name, 2 the part of it before a '.'
+ * (the rest is looked for inside the key's value), 0 neither.
+ */
+static inline int key_match(const struct field *key, const char *name)
 {
 	if (key->n > MFS_FIELD_MAX || name[0] != (key->n ? key->p[0] : 0))
 		return 0;
 	for (size_t i = 1; i < key->n; i++)
 		if (name[i] != key->p[i] || name[i] == 0)
 			return 0;
-	return name[key->n] == 0;
+	return name[key->n] == 0 ? 1 : name[key->n] == '.' ? 2 : 0;
+}
+
+/* A name no key can match (it is longer than MFS_FIELD_MAX, and longer keys
+ * never match): the roles not looked for inside a nested object, so that the
+ * key loop needs no test. */
+static const char no_name[] = "\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1"
+				 "\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1\1";
+
+/* A value found for a role, and how many of its name's dots were nesting. */
+struct jgot {
+	enum jtype type;
+	unsigned splits;
+	struct field v;
+};
+
+/*
+ * The members of an object; j->p at its '{', depth its own depth. rem[r] is
+ * what is left of role r's name to match at this level (no_name: r is not
+ * looked for here), splits how many dots of the names were taken as nesting to get
+ * here. A key matching a whole remaining name gives its value to the role if
+ * no match with fewer splits was found (equal ones: the last wins); a key
+ * matching the part before a dot, with an object value, is searched for the
+ * rest. Arrays are never entered.
+ */
+static int json_object_dotted(struct jp *j, int depth, const char *const rem[NROLES],
+			      unsigned splits, struct jgot got[NROLES]);
+
+/* dotted 0: no name holds a dot (the common case, compiled apart: no nesting
+ * and no splits to compare). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline int json_object(struct jp *j, int depth, const char *const rem[NROLES],
+			      unsigned splits, struct jgot got[NROLES], const int dotted)
+{
+	int rc;
+	if (depth > JSON_DEPTH_MAX)
+		return jfail(j, "nested deeper than %d levels", JSON_DEPTH_MAX);
+	j->p++;
+	jws(j);
+	if (j->p < j->end && *j->p == '}') {
+		j->p++;
+		return 0;
+	}
+	for (;;) {
+		struct field key, val;
+		enum jtype t;
+		if (j->p >= j->end || *j->p != '"')
+			return jfail(j, "expected a string key");
+		if ((rc = json_string(j, 1, &key)) < 0)
+			return rc;
+		unsigned whole = 0, inner = 0;
+		for (int r = 0; r < NROLES; r++) {
+			int m = key_match(&key, rem[r]);
+			if (m) {
+				if (m == 1)
+					whole |= 1u << r;
+				else
+					inner |= 1u << r;
+			}
+		}
+		jws(j);
+		if (j->p >= j->end || *j->p != ':')
+			return jfail(j, "expected ':'");
+		j->p++;
+		jws(j);
+		if (j->p < j->end && *j->p == '"') { /* the common cases inline */
+			t = J_STRING;
+			rc = json_string(j, whole != 0, &val);
+		} else if (j->p < j->end && (is_digit((unsigned char)*j->p) || *j->p == '-')) {
+			t = J_NUMBER;
+			rc = json_number(j, &val);
+		} else if (dotted && inner != 0 && j->p < j->end && *j->p == '{') {
+			const char *sub[NROLES];
+			for (int r = 0; r < NROLES; r++)
+				sub[r] = inner & (1u << r) ? rem[r] + key.n + 1 : no_name;
+			char *s0 = j->p;
+			t = J_OBJECT;
+			rc = json_object_dotted(j, depth + 1, sub, splits + 1, got);
+			val = (struct field){ s0, (size_t)(j->p - s0), 0 };
+		} else {
+			rc = json_value(j, depth, whole != 0, &t, &val);
+		}
+		if (rc < 0)
+			return rc;
+		if (whole)
+			for (int r = 0; r < NROLES; r++) /* a repeated key: the last one wins */
+				if ((whole & (1u << r)) && (!dotted || splits <= got[r].splits))
+					got[r] = (struct jgot){ t, splits, val };
+		jws(j);
+		if (j->p >= j->end)
+			return jfail(j, "unterminated object");
+		if (*j->p == ',') {
+			j->p++;
+			jws(j);
+			continue;
+		}
+		if (*j->p == '}') {
+			j->p++;
+			return 0;
+		}
+		return jfail(j, "expected ',' or '}'");
+	}
+}
+
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static int json_object_dotted(struct jp *j, int depth, const char *const rem[NROLES],
+			      unsigned splits, struct jgot got[NROLES])
+{
+	return json_object(j, depth, rem, splits, got, 1);
 }
 
 static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *line, size_t len,
 		       mfs_event *ev)
 {
-	const char *names[NROLES] = { f->user, f->item, f->rating, f->time };
-	struct {
-		enum jtype type;
-		struct field v;
-	} got[NROLES] = { { J_NONE, { NULL, 0, 0 } } };
+	const char *const names[NROLES] = { f->user, f->item, f->rating, f->time };
+	struct jgot got[NROLES];
 	struct jp j = { line, line, line + len, e };
 	char q[QUOTE_BUF];
 	int rc;
 
+	for (int r = 0; r < NROLES; r++)
+		got[r] = (struct jgot){ J_NONE, UINT32_MAX, { NULL, 0, 0 } };
 	jws(&j);
 	if (j.p >= j.end || *j.p != '{')
 		return jfail(&j, "expected a JSON object");
-	j.p++;
-	jws(&j);
-	if (j.p < j.end && *j.p == '}') {
-		j.p++;
-	} else {
-		for (;;) {
-			struct field key, val;
-			enum jtype t;
-			if (j.p >= j.end || *j.p != '"')
-				return jfail(&j, "expected a string key");
-			if ((rc = json_string(&j, 1, &key)) < 0)
-				return rc;
-			unsigned mask = 0;
-			for (int r = 0; r < NROLES; r++)
-				if (key_is(&key, names[r]))
-					mask |= 1u << r;
-			jws(&j);
-			if (j.p >= j.end || *j.p != ':')
-				return jfail(&j, "expected ':'");
-			j.p++;
-			jws(&j);
-			if (j.p < j.end && *j.p == '"') { /* the common cases inline */
-				t = J_STRING;
-				rc = json_string(&j, mask != 0, &val);
-			} else if (j.p < j.end && (is_digit((unsigned char)*j.p) || *j.p == '-')) {
-				t = J_NUMBER;
-				rc = json_number(&j, &val);
-			} else {
-				rc = json_value(&j, 1, mask != 0, &t, &val);
-			}
-			if (rc < 0)
-				return rc;
-			for (int r = 0; r < NROLES; r++) /* a repeated key: the last one wins */
-				if (mask & (1u << r)) {
-					got[r].type = t;
-					got[r].v = val;
-				}
-			jws(&j);
-			if (j.p >= j.end)
-				return jfail(&j, "unterminated object");
-			if (*j.p == ',') {
-				j.p++;
-				jws(&j);
-				continue;
-			}
-			if (*j.p == '}') {
-				j.p++;
-				break;
-			}
-			return jfail(&j, "expected ',' or '}'");
-		}
-	}
+	rc = f->dotted ? json_object_dotted(&j, 1, names, 0, got) : json_object(&j, 1, names, 0, got, 0);
+	if (rc < 0)
+		return rc;
 	jws(&j);
 	if (j.p != j.end)
 		return jfail(&j, "unexpected text after the object");
@@ -1233,6 +1299,8 @@ int mfs_fields_parse(struct mfs_fields *f, const char *spec, char *reason, size_
 		if (comma && !*p)
 			return fail_code(&e, MFS_E_INVAL, "empty entry in --fields");
 	}
+	t.dotted = strchr(t.user, '.') || strchr(t.item, '.') || strchr(t.rating, '.') ||
+		   strchr(t.time, '.');
 	*f = t;
 	return 0;
 }

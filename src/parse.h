@@ -13,13 +13,18 @@
 
 #include "mfstream.h"
 
-/* jsonl field names (NUL-terminated, at most MFS_FIELD_MAX bytes each). */
+/*
+ * jsonl field names (NUL-terminated, at most MFS_FIELD_MAX bytes each). A
+ * name with dots is also a path into nested objects (see mfs_parse_line).
+ * dotted: some name holds a '.' (set by mfs_fields_parse).
+ */
 #define MFS_FIELD_MAX 63
 struct mfs_fields {
 	char user[MFS_FIELD_MAX + 1];
 	char item[MFS_FIELD_MAX + 1];
 	char rating[MFS_FIELD_MAX + 1];
 	char time[MFS_FIELD_MAX + 1];
+	int dotted;
 };
 
 /*
@@ -52,10 +57,16 @@ int mfs_parse_detect(const char *line, size_t len);
  * decimal (truncated). tsv/csv/dat/ssv: 3 or 4 fields, more is an error. ssv
  * fields are separated by runs of spaces or tabs (blanks at either end are
  * ignored), as LIBMF reads them. csv
- * fields may be double-quoted ("a,b" with "" for a quote). jsonl: a flat JSON
+ * fields may be double-quoted ("a,b" with "" for a quote). jsonl: a JSON
  * object; the full JSON grammar is checked; unknown fields and nested values
  * are skipped; IDs may be strings or numbers (the number's text is the ID);
  * the rating may be a number or a string holding a number; time likewise.
+ * A field name with dots is matched as a whole key first, then split at its
+ * dots into keys of nested objects: "payload.userId" is {"payload.userId": 1}
+ * or {"payload": {"userId": 1}}, and a key at any level may hold dots
+ * ({"payload": {"user.id": 1}} for "payload.user.id"). The match that splits
+ * the name fewest times wins, among equal ones the last in the line. Arrays
+ * are never entered (no "items.0").
  */
 int mfs_parse_line(int format, const struct mfs_fields *f, char *line, size_t len,
 		   mfs_event *ev, char *reason, size_t rlen);

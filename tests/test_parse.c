@@ -927,6 +927,115 @@ static void parse_jsonl__names_the_missing_field(void **state)
 	expect_error(MFS_FORMAT_JSONL, " { } ", "missing \"user\" field");
 }
 
+/* Parse a jsonl line with a --fields spec. */
+static int parse_fields(const char *spec, const char *line)
+{
+	struct mfs_fields f;
+	char why[128];
+	if (mfs_fields_parse(&f, spec, why, sizeof why) != 0)
+		fail_msg("bad spec %s: %s", spec, why);
+	return parse_n(MFS_FORMAT_JSONL, &f, line, strlen(line));
+}
+
+static void parse_jsonl__follows_dotted_paths_into_nested_objects(void **state)
+{
+	(void)state;
+	const char *spec = "user=payload.userId,item=payload.movieId,rating=payload.rating,"
+			   "time=payload.ts";
+	assert_int_equal(parse_fields(spec, "{\"payload\":{\"userId\":7,\"movieId\":\"m9\","
+					    "\"rating\":4.5,\"ts\":12}}"),
+			 1);
+	assert_event("7", "m9", 4.5, 12);
+	/* deeper, mixed with a top-level field, keys escaped */
+	assert_int_equal(parse_fields("user=a.b.c,item=i,rating=r.v",
+				      "{\"r\":{\"v\":\"2\"},\"x\":{\"c\":1},\"\\u0061\":{\"z\":[1,{}],"
+				      "\"b\":{\"c\":\"deep\\u0021\"}},\"i\":\"it\"}"),
+			 1);
+	assert_event("deep!", "it", 2.0, 0);
+	/* a name without dots still means a top-level key only */
+	expect_error(MFS_FORMAT_JSONL, "{\"x\":{\"user\":\"u\"},\"item\":\"i\",\"rating\":2}",
+		     "missing \"user\" field");
+	assert_int_equal(parse_fields(spec, "{\"payload\":{\"movieId\":1,\"rating\":3}}"),
+			 -MFS_E_PARSE);
+	assert_string_equal(reason, "missing \"payload.userId\" field");
+	/* the nested objects are still checked as JSON */
+	assert_int_equal(parse_fields(spec, "{\"payload\":{\"userId\":1,,\"movieId\":2}}"),
+			 -MFS_E_PARSE);
+	assert_string_equal(reason, "malformed JSON at column 24: expected a string key");
+}
+
+static void parse_jsonl__reads_a_kafka_connect_envelope(void **state)
+{
+	(void)state;
+	/* JsonConverter with schemas.enable=true: the schema, then the record */
+	const char *line =
+		"{\"schema\":{\"type\":\"struct\",\"fields\":[{\"type\":\"int32\",\"optional\":false,"
+		"\"field\":\"userId\"},{\"type\":\"int32\",\"optional\":false,\"field\":\"movieId\"},"
+		"{\"type\":\"double\",\"optional\":false,\"field\":\"rating\"},{\"type\":\"int64\","
+		"\"optional\":false,\"field\":\"timestamp\"}],\"optional\":false,\"name\":\"ratings\"},"
+		"\"payload\":{\"userId\":1,\"movieId\":31,\"rating\":2.5,\"timestamp\":1260759144}}";
+	assert_int_equal(parse_fields("user=payload.userId,item=payload.movieId,"
+				      "rating=payload.rating,time=payload.timestamp",
+				      line),
+			 1);
+	assert_event("1", "31", 2.5, 1260759144);
+}
+
+static void parse_jsonl__dotted_keys_match_whole_names_first(void **state)
+{
+	(void)state;
+	const char *spec = "user=a.b.c,item=i,rating=r";
+	/* the whole name as one key wins over nesting, before or after it */
+	assert_int_equal(parse_fields(spec, "{\"a.b.c\":\"whole\",\"a\":{\"b\":{\"c\":\"nested\"}},"
+					    "\"i\":1,\"r\":1}"),
+			 1);
+	assert_user("whole");
+	assert_int_equal(parse_fields(spec, "{\"a\":{\"b\":{\"c\":\"nested\"}},\"a.b.c\":\"whole\","
+					    "\"i\":1,\"r\":1}"),
+			 1);
+	assert_user("whole");
+	/* keys holding a dot at any level; the fewest splits win */
+	assert_int_equal(parse_fields(spec, "{\"a\":{\"b.c\":\"one split\"},\"i\":1,\"r\":1}"), 1);
+	assert_user("one split");
+	assert_int_equal(parse_fields(spec, "{\"a.b\":{\"c\":\"one split\"},\"i\":1,\"r\":1}"), 1);
+	assert_user("one split");
+	assert_int_equal(parse_fields(spec, "{\"a.b\":{\"c\":\"one\"},\"a\":{\"b\":{\"c\":\"two\"}},"
+					    "\"i\":1,\"r\":1}"),
+			 1);
+	assert_user("one");
+	assert_int_equal(parse_fields(spec, "{\"a\":{\"b\":{\"c\":\"two\"}},\"a.b\":{\"c\":\"one\"},"
+					    "\"i\":1,\"r\":1}"),
+			 1);
+	assert_user("one");
+	/* equal splits: the last one */
+	assert_int_equal(parse_fields(spec, "{\"a\":{\"b\":{\"c\":\"first\"}},\"a\":{\"b\":{\"c\":"
+					    "\"last\"}},\"i\":1,\"r\":1}"),
+			 1);
+	assert_user("last");
+}
+
+static void parse_jsonl__dotted_paths_do_not_enter_arrays_or_end_at_objects(void **state)
+{
+	(void)state;
+	assert_int_equal(parse_fields("user=items.0,item=i,rating=r",
+				      "{\"items\":[\"u\"],\"i\":1,\"r\":1}"),
+			 -MFS_E_PARSE);
+	assert_string_equal(reason, "missing \"items.0\" field");
+	assert_int_equal(parse_fields("user=p.u,item=i,rating=r",
+				      "{\"p\":[{\"u\":\"x\"}],\"i\":1,\"r\":1}"),
+			 -MFS_E_PARSE);
+	assert_string_equal(reason, "missing \"p.u\" field");
+	/* a path that ends at an object, or goes past a scalar */
+	assert_int_equal(parse_fields("user=p,item=p.i,rating=r",
+				      "{\"p\":{\"i\":\"it\"},\"r\":1}"),
+			 -MFS_E_PARSE);
+	assert_non_null(strstr(reason, "user ID \"{"));
+	assert_non_null(strstr(reason, "is not a string or a number"));
+	assert_int_equal(parse_fields("user=u.x,item=i,rating=r", "{\"u\":\"s\",\"i\":1,\"r\":1}"),
+			 -MFS_E_PARSE);
+	assert_string_equal(reason, "missing \"u.x\" field");
+}
+
 static void parse_jsonl__last_duplicate_key_wins(void **state)
 {
 	(void)state;
@@ -1400,6 +1509,10 @@ int main(void)
 		T(parse_jsonl__accepts_rating_and_time_as_strings),
 		T(parse_jsonl__rejects_non_numeric_ratings),
 		T(parse_jsonl__names_the_missing_field),
+		T(parse_jsonl__follows_dotted_paths_into_nested_objects),
+		T(parse_jsonl__reads_a_kafka_connect_envelope),
+		T(parse_jsonl__dotted_keys_match_whole_names_first),
+		T(parse_jsonl__dotted_paths_do_not_enter_arrays_or_end_at_objects),
 		T(parse_jsonl__last_duplicate_key_wins),
 		T(parse_jsonl__matches_decoded_keys),
 		T(parse_jsonl__accepts_json_whitespace),

@@ -1,13 +1,13 @@
 /*
  * fuzz_parse.c - libFuzzer target for src/parse.c.
  *
- * Input: byte 0 picks the operation, byte 1 the jsonl field mapping and the
- * size of the reason buffer, the rest is the line. The line is copied into a
+ * Input: byte 0 picks the operation, byte 1 the jsonl field mapping (bits
+ * 0-2) and the size of the reason buffer (bits 3-7), the rest is the line. The line is copied into a
  * heap buffer of exactly its size (and the reason into one of exactly rlen
  * bytes) so that AddressSanitizer reports any read or write past either.
  *
- *   op % 6: 0 detect, then parse with the detected format
- *           1..4 MFS_FORMAT_TSV/CSV/DAT/JSONL
+ *   op % 7: 0 detect, then parse with the detected format
+ *           1..4 MFS_FORMAT_TSV/CSV/DAT/JSONL, 6 MFS_FORMAT_SSV
  *           5 mfs_parse_number, checked against strtod, and mfs_fields_parse
  *
  * Invariants checked (abort on violation):
@@ -17,6 +17,8 @@
  *   - on an error: the reason is NUL-terminated inside rlen, non-empty and
  *     printable ASCII;
  *   - is_header never fires for a line that parses with a numeric rating;
+ *   - jsonl with names without dots: the nested-path parser (forced on)
+ *     gives the same answer as the flat one, byte for byte;
  *   - mfs_parse_number agrees with strtod, bit for bit, on every text it
  *     accepts, and accepts every finite text over [0-9+-.eE] that strtod
  *     reads in full.
@@ -45,7 +47,13 @@ static const char *const mappings[] = {
 	"user=userId,item=movieId,rating=rating,time=timestamp",
 	"user=a,item=a,rating=a,time=a", /* one key feeds every role */
 	"time=t,rating=r,item=i,user=u",
+	/* dotted paths: a Kafka Connect envelope, overlapping prefixes, odd dots */
+	"user=payload.userId,item=payload.movieId,rating=payload.rating,time=payload.timestamp",
+	"user=a.b,item=a,rating=a.b.c,time=b.a",
+	"user=a.b.c,item=a.b,rating=a..b,time=.",
+	"user=u,item=p.i,rating=p.q.r,time=p.q.t",
 };
+#define NMAPPINGS (sizeof mappings / sizeof mappings[0])
 
 static void check_reason(const char *r, size_t rlen)
 {
@@ -96,6 +104,8 @@ static void fuzz_number(const uint8_t *data, size_t size)
 		CHECK(strnlen(f.item, sizeof f.item) <= MFS_FIELD_MAX);
 		CHECK(strnlen(f.rating, sizeof f.rating) <= MFS_FIELD_MAX);
 		CHECK(strnlen(f.time, sizeof f.time) <= MFS_FIELD_MAX);
+		CHECK(f.dotted == (strchr(f.user, '.') || strchr(f.item, '.') ||
+				   strchr(f.rating, '.') || strchr(f.time, '.')));
 	} else {
 		check_reason(reason, sizeof reason);
 	}
@@ -106,7 +116,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 2)
 		return 0;
-	int op = data[0] % 6;
+	int op = data[0] % 7;
 	unsigned sel = data[1];
 	data += 2;
 	size -= 2;
@@ -117,19 +127,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	struct mfs_fields f;
-	CHECK(mfs_fields_parse(&f, mappings[sel % 4], NULL, 0) == 0);
+	CHECK(mfs_fields_parse(&f, mappings[sel % NMAPPINGS], NULL, 0) == 0);
 	/* reason buffer: none, tiny, or roomy */
-	size_t rlen = (sel >> 2) % 4 == 0 ? 0 : (sel >> 2) % 4 == 1 ? 1 + (sel >> 4) : 256;
+	size_t rlen = (sel >> 3) % 4 == 0 ? 0 : (sel >> 3) % 4 == 1 ? 1 + (sel >> 5) : 256;
 
 	char *line = malloc(size ? size : 1);
 	char *reason = rlen ? malloc(rlen) : NULL;
 	CHECK(line && (rlen == 0 || reason));
 	memcpy(line, data, size);
 
-	int fmt = op;
+	int fmt = op == 6 ? MFS_FORMAT_SSV : op;
 	if (op == 0) {
 		fmt = mfs_parse_detect(line, size);
-		CHECK(fmt == -MFS_E_PARSE || (fmt >= MFS_FORMAT_TSV && fmt <= MFS_FORMAT_JSONL));
+		CHECK(fmt == -MFS_E_PARSE || (fmt >= MFS_FORMAT_TSV && fmt <= MFS_FORMAT_LAST));
 		if (fmt < 0)
 			goto out;
 	}
@@ -156,6 +166,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(header == 0);
 	} else if (rc < 0) {
 		check_reason(reason, rlen);
+	}
+	if (fmt == MFS_FORMAT_JSONL && !f.dotted) {
+		/* the same line through the nested-path parser: the same answer */
+		struct mfs_fields g = f;
+		g.dotted = 1;
+		char *copy = malloc(size ? size : 1), why[256], why2[256];
+		CHECK(copy);
+		memcpy(copy, data, size);
+		mfs_event e2;
+		memset(&e2, 0, sizeof e2);
+		int rc2 = mfs_parse_line(fmt, &g, copy, size, &e2, why2, sizeof why2);
+		CHECK(rc2 == rc);
+		if (rc == 1) {
+			CHECK(e2.user_len == ev.user_len && e2.item_len == ev.item_len);
+			CHECK(e2.user - copy == ev.user - line && e2.item - copy == ev.item - line);
+			CHECK(memcmp(e2.user, ev.user, ev.user_len) == 0);
+			CHECK(memcmp(e2.item, ev.item, ev.item_len) == 0);
+			CHECK(memcmp(&e2.rating, &ev.rating, sizeof ev.rating) == 0);
+			CHECK(e2.time == ev.time);
+		} else if (rc < 0) {
+			memcpy(copy, data, size);
+			CHECK(mfs_parse_line(fmt, &f, copy, size, &e2, why, sizeof why) == rc);
+			CHECK(strcmp(why, why2) == 0);
+		}
+		free(copy);
 	}
 out:
 	free(reason);
