@@ -263,6 +263,35 @@ static long split_at(const char *s, size_t n, char sep, struct span f[2])
 	}
 }
 
+/* The length of an ID once a quoted one's "" pairs are one quote each. */
+static size_t id_length(const struct span *id)
+{
+	size_t n = id->n;
+	if (id->quoted)
+		for (size_t i = 0; i < id->n; i++)
+			if (id->p[i] == '"') {
+				n--;
+				i++; /* the second quote of the pair */
+			}
+	return n;
+}
+
+/* Copy an ID into d (id_length bytes), "" pairs of a quoted one made one quote. */
+static size_t copy_id(char *d, const struct span *id)
+{
+	if (!id->quoted) {
+		memcpy(d, id->p, id->n);
+		return id->n;
+	}
+	size_t o = 0;
+	for (size_t i = 0; i < id->n; i++) {
+		d[o++] = id->p[i];
+		if (id->p[i] == '"')
+			i++; /* the second quote of the pair */
+	}
+	return o;
+}
+
 /* ID and title of a line. Returns 0, or -1 with a reason in why (wl bytes). */
 static int split_line(int format, const char *s, size_t n, struct span *id, struct span *title,
 		      char *why, size_t wl)
@@ -299,14 +328,15 @@ static int split_line(int format, const char *s, size_t n, struct span *id, stru
 	}
 	*id = f[0];
 	*title = f[1];
-	trim(&id->p, &id->n);
+	if (!id->quoted)
+		trim(&id->p, &id->n);
 	if (!title->quoted)
 		trim(&title->p, &title->n);
 	if (id->n == 0) {
 		snprintf(why, wl, "empty item ID");
 		return -1;
 	}
-	if (id->n > MFS_ID_MAX) {
+	if (id_length(id) > MFS_ID_MAX) {
 		snprintf(why, wl, "item ID longer than %d bytes", MFS_ID_MAX);
 		return -1;
 	}
@@ -395,17 +425,17 @@ static int add(mfs_titles *t, const struct span *id, const struct span *title)
 	char *a = arena_reserve(t, id->n + 3 * title->n + 1);
 	if (!a)
 		return -1;
-	memcpy(a, id->p, id->n);
-	size_t tl = clean_title(a + id->n, title->p, title->n, title->quoted);
+	size_t idl = copy_id(a, id);
+	size_t tl = clean_title(a + idl, title->p, title->n, title->quoted);
 	if (tl == 0)
 		return 0;
 	if (4 * (t->n + 1) > 3 * t->nslots && grow_slots(t) < 0)
 		return -1;
-	uint64_t key = key_of(id->p, id->n);
-	size_t s = find_slot(t, key, id->p, id->n);
+	uint64_t key = key_of(a, idl);
+	size_t s = find_slot(t, key, a, idl);
 	if (t->slot[s]) { /* again: the later title, the ID's first place */
-		t->e[t->slot[s] - 1].title_off = t->arena_len + id->n;
-		t->arena_len += id->n + tl + 1;
+		t->e[t->slot[s] - 1].title_off = t->arena_len + idl;
+		t->arena_len += idl + tl + 1;
 		return 1;
 	}
 	if (t->n == t->cap) {
@@ -418,9 +448,9 @@ static int add(mfs_titles *t, const struct span *id, const struct span *title)
 	}
 	if (t->n >= UINT32_MAX - 1)
 		return -1;
-	t->e[t->n] = (struct entry){ key, t->arena_len, t->arena_len + id->n, (uint32_t)id->n };
+	t->e[t->n] = (struct entry){ key, t->arena_len, t->arena_len + idl, (uint32_t)idl };
 	t->slot[s] = (uint32_t)++t->n;
-	t->arena_len += id->n + tl + 1;
+	t->arena_len += idl + tl + 1;
 	return 1;
 }
 
@@ -589,6 +619,8 @@ MFS_API int mfs_titles_load(mfs_titles **out, const char *path, mfs_diag *diag)
 				goto out;
 			}
 			size_t ncap = cap ? 2 * cap : 65536;
+			if (ncap > MFS_TITLES_MAX_BYTES + 1) /* one byte more tells it is too big */
+				ncap = MFS_TITLES_MAX_BYTES + 1;
 			char *nb = realloc(buf, ncap);
 			if (!nb) {
 				rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, path, 0, 0, "out of memory");

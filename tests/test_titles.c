@@ -107,10 +107,12 @@ static void titles_load__movies_csv_with_rfc4180_quotes(void **state)
 		"1041,\"Secrets & Lies (1996)\",Drama\n"
 		"3606,\"\"\"Great Performances\"\" Cats (1998)\",Musical\n"
 		"5,\"Fat, \"\"Funny\"\", Father\"\r\n"
-		"6,Heat (1995)\n";
+		"6,Heat (1995)\n"
+		"\"q\"\"7\",\"Quoted ID\"\n";
 	mfs_titles *t = load_ok("movies.csv", text);
-	assert_int_equal(mfs_titles_count(t), 6);
+	assert_int_equal(mfs_titles_count(t), 7);
 	assert_int_equal(mfs_titles_skipped(t, NULL), 0);
+	assert_string_equal(get(t, "q\"7"), "Quoted ID"); /* a quoted ID, "" unescaped */
 	assert_string_equal(get(t, "1"), "Toy Story (1995)");
 	assert_string_equal(get(t, "11"), "American President, The (1995)");
 	assert_string_equal(get(t, "1041"), "Secrets & Lies (1996)");
