@@ -174,7 +174,18 @@ typedef struct mfs_config {
 				(alpha 1: plain per-event L2, as ALS-WR's lambda * n). freq_alpha
 				scales the factor L2 of replayed passes (default 0.7),
 				freq_alpha_bias the bias L2 of every pass (default 0.2); 0..1 */
+	uint32_t history;    /* the items each user row remembers: the keys of the
+				`history` most recent distinct items it learned in the
+				first pass (not in replays, not unadmitted events), in a
+				ring sized at create (mfs_model_history_bytes per user row).
+				Recommendations leave them out (mfs_query). A user with more
+				events than this has only its `history` most recent ones
+				left out. 0 turns it off; default 128, at most
+				MFS_HISTORY_MAX */
 } mfs_config;
+
+/* The largest mfs_config.history. */
+#define MFS_HISTORY_MAX 1024
 
 /* Fill cfg with the defaults documented in README.md. */
 MFS_API void mfs_config_default(mfs_config *cfg);
@@ -185,6 +196,13 @@ MFS_API void mfs_config_default(mfs_config *cfg);
  * turns a budget into capacities. 0 for an invalid cfg.
  */
 MFS_API uint64_t mfs_model_row_bytes(const mfs_config *cfg);
+
+/*
+ * Bytes a user row's history costs beyond mfs_model_row_bytes:
+ * 8 * (history + 1) (the item keys and the ring's place), 0 when history is 0.
+ * Item rows keep no history.
+ */
+MFS_API uint64_t mfs_model_history_bytes(const mfs_config *cfg);
 
 /*
  * Create an empty model. Tables are sized here, once; learning never
@@ -211,7 +229,9 @@ typedef struct mfs_learn_stats {
  * prediction before each step is added to st, which may be NULL).
  * New IDs get a row; an event whose new ID finds its table full is not learned
  * and is counted in st->unplaced. Events with a rating outside [lo, hi] are
- * learned with the rating clamped into range.
+ * learned with the rating clamped into range. Outside replay
+ * (mfs_model_set_replay), an event learned with rows on both sides adds its
+ * item to the user's history (mfs_config.history).
  * Returns the number of events learned, or -MFS_E_INVAL.
  */
 MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st);
@@ -242,21 +262,79 @@ typedef struct mfs_scored {
 } mfs_scored;
 
 /*
- * The k items with the highest predicted rating for user, best first. A cold
- * (unknown) user gets the items with the highest mu + b_item. Writes up to k
- * entries to out (caller-owned, k entries). Returns the count written
- * (min(k, items)), or -MFS_E_INVAL / -MFS_E_NOMEM.
+ * Settings of a top-K query (recommend, similar): an opaque object with
+ * setters, so that a new setting is not a new ABI. NULL wherever a query
+ * takes one means all defaults. Create it once and reuse it; a query only
+ * reads it, so threads may share one that nobody changes meanwhile.
  */
+typedef struct mfs_query mfs_query;
+
+enum mfs_query_param {
+	/* recommend: 0 (default) leaves out the items in the user's history (the
+	 * model's mfs_config.history most recent distinct items the user rated);
+	 * 1 keeps them. Models without a history have nothing to leave out. */
+	MFS_QUERY_INCLUDE_SEEN = 1,
+	/* recommend and similar: leave out items that learned fewer than this
+	 * many events in the first pass (default 0: none left out). Needs the
+	 * per-row event counts (mfs_model_info.counts): without them a query
+	 * with a value above 0 returns -MFS_E_UNSUPPORTED. 0..UINT32_MAX */
+	MFS_QUERY_MIN_EVENTS = 2,
+};
+
+/* A query with the defaults. Returns 0 or -MFS_E_INVAL / -MFS_E_NOMEM. */
+MFS_API int mfs_query_create(mfs_query **out);
+
+/* Set param (enum mfs_query_param) to value. Returns 0, -MFS_E_INVAL (unknown
+ * param or q NULL), -MFS_E_RANGE (value outside the param's range). */
+MFS_API int mfs_query_set(mfs_query *q, int param, int64_t value);
+
+/* Free a query. NULL is a no-op. */
+MFS_API void mfs_query_free(mfs_query *q);
+
+/*
+ * The k items with the highest predicted rating for user, best first, among
+ * the items q lets in (q NULL: the defaults, which leave out the user's
+ * history). The exclusions are applied while ranking: the result is the top
+ * k of the remaining items, not a top k with holes. A cold (unknown) user
+ * gets the items with the highest mu + b_item. Writes up to k entries to out
+ * (caller-owned, k entries). Returns the count written (min(k, items left
+ * in)), or -MFS_E_INVAL / -MFS_E_NOMEM / -MFS_E_UNSUPPORTED (see
+ * MFS_QUERY_MIN_EVENTS).
+ */
+MFS_API int mfs_model_recommend_with(const mfs_model *m, const mfs_query *q, const char *user,
+				     size_t user_len, size_t k, mfs_scored *out);
+
+/* mfs_model_recommend_with(m, NULL, ...): the user's history left out. */
 MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t user_len, size_t k,
 				mfs_scored *out);
 
 /*
  * The k items most similar to item by cosine of their factor rows (the item
- * itself excluded), best first. Returns the count, -MFS_E_NOTFOUND for an
- * unknown item, -MFS_E_INVAL, -MFS_E_NOMEM.
+ * itself excluded, and the items q leaves out: MFS_QUERY_MIN_EVENTS; a
+ * similar query has no user, so no history applies), best first. Returns the
+ * count, -MFS_E_NOTFOUND for an unknown item, -MFS_E_INVAL, -MFS_E_NOMEM,
+ * -MFS_E_UNSUPPORTED.
  */
+MFS_API int mfs_model_similar_with(const mfs_model *m, const mfs_query *q, const char *item,
+				   size_t item_len, size_t k, mfs_scored *out);
+
+/* mfs_model_similar_with(m, NULL, ...). */
 MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_len, size_t k,
 			      mfs_scored *out);
+
+/*
+ * The user's history: the item rows of the distinct items it learned most
+ * recently (at most mfs_config.history of them; an item already remembered
+ * is not added again), most recent first. Items no longer in the model
+ * (evicted) are left out. The history is kept with the model: saved, carried
+ * by checkpoints and deltas, cleared when the user's row is re-initialised
+ * (evicted, or in hashed mode taken by another ID; users sharing a hashed row
+ * share its history). Writes up to cap rows to rows (may be NULL with cap 0).
+ * Returns the number of rows the history holds (it may exceed cap: then only
+ * cap were written), -MFS_E_NOTFOUND for an unknown user, -MFS_E_INVAL.
+ */
+MFS_API int mfs_model_history(const mfs_model *m, const char *user, size_t user_len,
+			      uint32_t *rows, size_t cap);
 
 enum mfs_side { MFS_USERS = 0, MFS_ITEMS = 1 };
 
@@ -270,6 +348,16 @@ MFS_API int mfs_model_row(const mfs_model *m, int side, uint32_t row, const char
 
 /* Look an ID up without changing anything. Returns its row (>= 0) or -MFS_E_NOTFOUND. */
 MFS_API int64_t mfs_model_find(const mfs_model *m, int side, const char *id, size_t len);
+
+/*
+ * The events row `row` of a table has learned in the first pass (replayed
+ * passes do not add to it; events of an unadmitted ID count for the side that
+ * has a row), kept since the row was last initialised: the support of an
+ * item. Returns the count (>= 0), -MFS_E_RANGE for a row not in use,
+ * -MFS_E_UNSUPPORTED when the model keeps no counts (mfs_model_info.counts
+ * is 0: trained with both frequency alphas at 1), -MFS_E_INVAL.
+ */
+MFS_API int64_t mfs_model_row_events(const mfs_model *m, int side, uint32_t row);
 
 /* A summary of a model. Strings point to static or model memory. */
 typedef struct mfs_model_info {
@@ -287,6 +375,8 @@ typedef struct mfs_model_info {
 	int optimizer, link;
 	uint64_t seed;
 	const char *kernel; /* the kernel this handle runs */
+	uint32_t history;   /* items remembered per user row (mfs_config.history; 0: none) */
+	int counts;         /* 1: rows count their events (mfs_model_row_events) */
 } mfs_model_info;
 
 MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info);
@@ -667,11 +757,18 @@ MFS_API void mfs_server_release(mfs_server *s, const mfs_view *v);
 MFS_API const mfs_model *mfs_view_model(const mfs_view *v);
 
 /*
- * mfs_model_recommend and mfs_model_similar, the same results (the exact
- * top-K: the int8 scan only discards items whose score cannot reach the k-th
- * best, the rest are scored from the float rows), faster: the scan streams a
- * quarter of the bytes. Same returns.
+ * mfs_model_recommend_with and mfs_model_similar_with, the same results (the
+ * exact top-K: the int8 scan only discards items whose score cannot reach the
+ * k-th best, the rest are scored from the float rows; items q leaves out
+ * never enter the ranking), faster: the scan streams a quarter of the bytes.
+ * q NULL: the defaults (recommend leaves out the user's history). Same returns.
  */
+MFS_API int mfs_view_recommend_with(const mfs_view *v, const mfs_query *q, const char *user,
+				    size_t user_len, size_t k, mfs_scored *out);
+MFS_API int mfs_view_similar_with(const mfs_view *v, const mfs_query *q, const char *item,
+				  size_t item_len, size_t k, mfs_scored *out);
+
+/* The same with q NULL (the defaults). */
 MFS_API int mfs_view_recommend(const mfs_view *v, const char *user, size_t user_len, size_t k,
 			       mfs_scored *out);
 MFS_API int mfs_view_similar(const mfs_view *v, const char *item, size_t item_len, size_t k,

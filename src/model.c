@@ -45,6 +45,9 @@ MFS_API void mfs_config_default(mfs_config *cfg)
 	cfg->replay_l2_bias = 0.0235f;
 	cfg->freq_alpha = 0.7f;
 	cfg->freq_alpha_bias = 0.2f;
+	/* ML-100K's users rate 106 movies on average (median 65); u1.base's user
+	 * 42, the README's example, 88: 128 covers most of them whole. */
+	cfg->history = 128;
 }
 
 static int finite_nonneg(float x)
@@ -81,6 +84,9 @@ static int check_config(const mfs_config *c, mfs_diag *d)
 	if (c->user_hashes == 2 && c->ids != MFS_IDS_HASHED)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "two hashes per user need the hashed ID mode");
+	if (c->history > MFS_HISTORY_MAX)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "history must be 0..%u items",
+				    MFS_HISTORY_MAX);
 	if (c->min_count > 255)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "min count must be 1..255");
 	if (!isfinite(c->range_margin) || c->range_margin < 0.0f || c->range_margin > 10.0f)
@@ -109,6 +115,13 @@ MFS_API uint64_t mfs_model_row_bytes(const mfs_config *cfg)
 	return b;
 }
 
+MFS_API uint64_t mfs_model_history_bytes(const mfs_config *cfg)
+{
+	if (!cfg || cfg->history == 0 || cfg->history > MFS_HISTORY_MAX)
+		return 0;
+	return 8 * ((uint64_t)cfg->history + 1);
+}
+
 static void side_free(struct mfs_table *s)
 {
 	mfs_idmap_free(&s->ids);
@@ -118,10 +131,13 @@ static void side_free(struct mfs_table *s)
 	mfs_free_huge(s->bacc, s->cap * sizeof(float));
 	mfs_free_huge(s->dirty, mfs_dirty_bytes(s->cap));
 	mfs_free_huge(s->count, s->cap * sizeof(uint32_t));
+	if (s->hist)
+		mfs_free_huge(s->hist, s->cap * mfs_hist_stride(s) * 8);
 	memset(s, 0, sizeof *s);
 }
 
-static int side_init(struct mfs_table *s, const mfs_config *cfg, uint64_t cap, uint32_t stride)
+static int side_init(struct mfs_table *s, const mfs_config *cfg, uint64_t cap, uint32_t stride,
+		     uint32_t hist_len)
 {
 	memset(s, 0, sizeof *s);
 	s->cap = cap;
@@ -145,8 +161,12 @@ static int side_init(struct mfs_table *s, const mfs_config *cfg, uint64_t cap, u
 	int counted = cfg->freq_alpha != 1.0f || cfg->freq_alpha_bias != 1.0f;
 	if (counted)
 		s->count = mfs_alloc_huge(cap * sizeof(uint32_t));
+	if (hist_len) {
+		s->hist_len = hist_len;
+		s->hist = mfs_alloc_huge(cap * mfs_hist_stride(s) * 8);
+	}
 	if (!s->rows || !s->bias || !s->dirty || (adagrad && (!s->acc || !s->bacc)) ||
-	    (counted && !s->count)) {
+	    (counted && !s->count) || (hist_len && !s->hist)) {
 		side_free(s);
 		return -MFS_E_NOMEM;
 	}
@@ -168,9 +188,9 @@ int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_ker
 	uint64_t st = cfg->seed;
 	m->hash_seed = mfs_splitmix64(&st);
 	mfs_rng_seed(&m->rng, mfs_splitmix64(&st));
-	int rc = side_init(&m->user, cfg, cfg->max_users, m->stride);
+	int rc = side_init(&m->user, cfg, cfg->max_users, m->stride, cfg->history);
 	if (rc == 0)
-		rc = side_init(&m->item, cfg, cfg->max_items, m->stride);
+		rc = side_init(&m->item, cfg, cfg->max_items, m->stride, 0);
 	m->scratch = malloc(3 * MFS_LEARN_CHUNK * sizeof *m->scratch);
 	m->tmp = mfs_alloc_aligned(m->stride * sizeof(float));
 	m->keys = malloc(2 * MFS_LEARN_CHUNK * sizeof *m->keys);
@@ -304,6 +324,8 @@ MFS_API int64_t mfs_model_regroup_pages(mfs_model *m)
 		collapse(s->dirty, mfs_dirty_bytes(n), &done, &refused);
 		if (s->count)
 			collapse(s->count, (size_t)n * 4, &done, &refused);
+		if (s->hist)
+			collapse(s->hist, (size_t)n * mfs_hist_stride(s) * 8, &done, &refused);
 		collapse(s->ids.row_key, (size_t)n * 8, &done, &refused);
 		collapse(s->ids.row_off, (size_t)n * 8, &done, &refused);
 		collapse(s->ids.row_len, (size_t)n, &done, &refused);
@@ -356,6 +378,31 @@ static void init_row(mfs_model *m, struct mfs_table *s, uint64_t row)
 		s->acc[row] = 1.0f;
 		s->bacc[row] = MFS_BIAS_ACC0;
 	}
+	/* a new ID's history starts empty (an evicted row forgets its user's) */
+	if (s->hist)
+		memset(mfs_hist_row(s, row), 0, mfs_hist_stride(s) * 8);
+}
+
+/*
+ * Remember that user row u learned item key: the ring's next slot takes it,
+ * unless the ring holds it already. Only the filled slots are compared (a
+ * user with few events touches one cache line), in a loop without an early
+ * exit, which the compiler vectorises.
+ */
+static inline void hist_add(struct mfs_table *s, int64_t u, uint64_t key)
+{
+	uint64_t *h = mfs_hist_row(s, (uint64_t)u);
+	uint32_t next = (uint32_t)h[0], fill = (uint32_t)(h[0] >> 32);
+	const uint64_t *ring = h + 1;
+	uint64_t found = 0;
+	for (uint32_t j = 0; j < fill; j++)
+		found |= ring[j] == key;
+	if (found)
+		return;
+	h[1 + next] = key;
+	next = next + 1 == s->hist_len ? 0 : next + 1;
+	fill += fill < s->hist_len;
+	h[0] = (uint64_t)fill << 32 | next;
 }
 
 static inline uint64_t id_key(const mfs_model *m, const char *id, uint32_t len)
@@ -467,6 +514,8 @@ static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 		}
 		if (m->user.count)
 			__builtin_prefetch(&m->user.count[u], 1);
+		if (m->user.hist && !m->replay)
+			__builtin_prefetch(mfs_hist_row(&m->user, (uint64_t)u), 1);
 	}
 	if (i >= 0) {
 		const float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
@@ -658,6 +707,8 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 				r = hi;
 			count_event(m, &m->user, u);
 			count_event(m, &m->item, i);
+			if (m->user.hist && !m->replay)
+				hist_add(&m->user, u, keys[2 * j + 1]);
 			step_l2(m, u, i, l2f, l2b, &s, &l2u, &l2i);
 			if (two && rows2[j] >= 0 && rows2[j] != u) {
 				step_two_rows(m, u, rows2[j], i, r, &s, lrb, l2u, l2i);
@@ -790,10 +841,98 @@ MFS_API int mfs_model_predict(const mfs_model *m, const char *user, size_t user_
 
 /* --- top-K (topk.h: a min-heap of the k best, then sorted best first) --- */
 
+struct mfs_query {
+	int include_seen;
+	uint32_t min_events;
+};
+
+MFS_API int mfs_query_create(mfs_query **out)
+{
+	if (!out)
+		return -MFS_E_INVAL;
+	mfs_query *q = calloc(1, sizeof *q);
+	if (!q)
+		return -MFS_E_NOMEM;
+	*out = q;
+	return 0;
+}
+
+MFS_API int mfs_query_set(mfs_query *q, int param, int64_t value)
+{
+	if (!q)
+		return -MFS_E_INVAL;
+	switch (param) {
+	case MFS_QUERY_INCLUDE_SEEN:
+		if (value != 0 && value != 1)
+			return -MFS_E_RANGE;
+		q->include_seen = (int)value;
+		return 0;
+	case MFS_QUERY_MIN_EVENTS:
+		if (value < 0 || value > UINT32_MAX)
+			return -MFS_E_RANGE;
+		q->min_events = (uint32_t)value;
+		return 0;
+	default:
+		return -MFS_E_INVAL;
+	}
+}
+
+MFS_API void mfs_query_free(mfs_query *q)
+{
+	free(q);
+}
+
+size_t mfs_history_rows(const mfs_model *m, uint64_t u, uint32_t *rows, size_t cap)
+{
+	const struct mfs_table *s = &m->user;
+	if (!s->hist)
+		return 0;
+	const uint64_t *h = mfs_hist_row(s, u);
+	uint32_t next = (uint32_t)h[0], fill = (uint32_t)(h[0] >> 32);
+	size_t n = 0;
+	/* newest first: the slots before next, then (a full ring) the ones after it */
+	for (uint32_t j = 0; j < fill; j++) {
+		uint32_t slot = next >= j + 1 ? next - j - 1 : next + s->hist_len - j - 1;
+		int64_t r = mfs_idmap_find(&m->item.ids, h[1 + slot]);
+		if (r < 0)
+			continue; /* evicted since */
+		if (n < cap)
+			rows[n] = (uint32_t)r;
+		n++;
+	}
+	return n;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+int mfs_model_exclusion(const mfs_model *m, const mfs_query *q, int64_t u, int64_t self,
+			uint32_t *buf, struct mfs_exclusion *x)
+{
+	memset(x, 0, sizeof *x);
+	x->self = self;
+	x->rows = buf;
+	if (q && q->min_events > 0) {
+		if (!m->item.count)
+			return -MFS_E_UNSUPPORTED;
+		x->count = m->item.count;
+		x->min_events = q->min_events;
+	}
+	if (u >= 0 && !(q && q->include_seen)) {
+		size_t n = mfs_history_rows(m, (uint64_t)u, buf, MFS_HISTORY_MAX);
+		qsort(buf, n, sizeof *buf, cmp_u32);
+		x->n = n;
+	}
+	return 0;
+}
+
 #define SCORE_BLOCK 1024
 
-MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t user_len, size_t k,
-				mfs_scored *out)
+MFS_API int mfs_model_recommend_with(const mfs_model *m, const mfs_query *q, const char *user,
+				     size_t user_len, size_t k, mfs_scored *out)
 {
 	if (!m || (!out && k))
 		return -MFS_E_INVAL;
@@ -804,6 +943,11 @@ MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t use
 		return 0;
 	struct topk t = { out, k, 0 };
 	int64_t u = find_row(m, &m->user, user, user_len);
+	uint32_t seen[MFS_HISTORY_MAX];
+	struct mfs_exclusion x;
+	int rc = mfs_model_exclusion(m, q, u, -1, seen, &x);
+	if (rc < 0)
+		return rc;
 	float ubuf[MFS_DIM_MAX_STRIDE] __attribute__((aligned(64)));
 	float ub = 0.0f;
 	const float *p = u >= 0 ? user_vector(m, u, user, user_len, ubuf, &ub) : NULL;
@@ -816,13 +960,19 @@ MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t use
 		else
 			memset(sc, 0, cnt * sizeof *sc);
 		for (size_t j = 0; j < cnt; j++)
-			if (row_live(&m->item, b + j))
+			if (row_live(&m->item, b + j) && !mfs_excluded(&x, (uint32_t)(b + j)))
 				topk_offer(&t, (uint32_t)(b + j), base + m->item.bias[b + j] + sc[j]);
 	}
 	size_t got = topk_finish(&t);
 	for (size_t j = 0; j < got; j++)
 		out[j].score = apply_link(m, out[j].score);
 	return (int)got;
+}
+
+MFS_API int mfs_model_recommend(const mfs_model *m, const char *user, size_t user_len, size_t k,
+				mfs_scored *out)
+{
+	return mfs_model_recommend_with(m, NULL, user, user_len, k, out);
 }
 
 /* serve.c: what mfs_model_recommend ranks by, for a top-K of its own. */
@@ -841,8 +991,8 @@ float mfs_model_link(const mfs_model *m, float raw)
 	return apply_link(m, raw);
 }
 
-MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_len, size_t k,
-			      mfs_scored *out)
+MFS_API int mfs_model_similar_with(const mfs_model *m, const mfs_query *q, const char *item,
+				   size_t item_len, size_t k, mfs_scored *out)
 {
 	if (!m || (!out && k))
 		return -MFS_E_INVAL;
@@ -854,16 +1004,20 @@ MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_
 		k = m->item.ids.used - 1;
 	if (k == 0)
 		return 0;
+	struct mfs_exclusion x;
+	int rc = mfs_model_exclusion(m, q, -1, it, NULL, &x);
+	if (rc < 0)
+		return rc;
 	struct topk t = { out, k, 0 };
-	const float *q = mfs_row(&m->item, (uint64_t)it, m->stride);
-	float qn = sqrtf(m->k->dot(q, q, m->klen));
+	const float *qv = mfs_row(&m->item, (uint64_t)it, m->stride);
+	float qn = sqrtf(m->k->dot(qv, qv, m->klen));
 	float sc[SCORE_BLOCK];
 	for (uint64_t b = 0; b < items; b += SCORE_BLOCK) {
 		size_t cnt = items - b < SCORE_BLOCK ? (size_t)(items - b) : SCORE_BLOCK;
-		m->k->score(q, mfs_row(&m->item, b, m->stride), m->stride, m->klen, cnt, sc);
+		m->k->score(qv, mfs_row(&m->item, b, m->stride), m->stride, m->klen, cnt, sc);
 		for (size_t j = 0; j < cnt; j++) {
 			uint64_t row = b + j;
-			if (row == (uint64_t)it || !row_live(&m->item, row))
+			if (!row_live(&m->item, row) || mfs_excluded(&x, (uint32_t)row))
 				continue;
 			const float *r = mfs_row(&m->item, row, m->stride);
 			float rn = sqrtf(m->k->dot(r, r, m->klen));
@@ -872,6 +1026,35 @@ MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_
 		}
 	}
 	return (int)topk_finish(&t);
+}
+
+MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_len, size_t k,
+			      mfs_scored *out)
+{
+	return mfs_model_similar_with(m, NULL, item, item_len, k, out);
+}
+
+MFS_API int mfs_model_history(const mfs_model *m, const char *user, size_t user_len,
+			      uint32_t *rows, size_t cap)
+{
+	if (!m || (!rows && cap))
+		return -MFS_E_INVAL;
+	int64_t u = find_row(m, &m->user, user, user_len);
+	if (u < 0)
+		return -MFS_E_NOTFOUND;
+	return (int)mfs_history_rows(m, (uint64_t)u, rows, cap);
+}
+
+MFS_API int64_t mfs_model_row_events(const mfs_model *m, int side, uint32_t row)
+{
+	if (!m || (side != MFS_USERS && side != MFS_ITEMS))
+		return -MFS_E_INVAL;
+	const struct mfs_table *s = side == MFS_USERS ? &m->user : &m->item;
+	if (row >= table_rows(s) || !row_live(s, row))
+		return -MFS_E_RANGE;
+	if (!s->count)
+		return -MFS_E_UNSUPPORTED;
+	return s->count[row];
 }
 
 MFS_API int mfs_model_row(const mfs_model *m, int side, uint32_t row, const char **id,
@@ -917,6 +1100,8 @@ MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info)
 	info->link = m->cfg.link;
 	info->seed = m->cfg.seed;
 	info->kernel = m->k->name;
+	info->history = m->user.hist_len;
+	info->counts = m->item.count != NULL;
 	return 0;
 }
 

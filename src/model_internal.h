@@ -24,8 +24,24 @@ struct mfs_table {
 	float *bacc; /* cap: AdaGrad accumulators of the biases, NULL for SGD */
 	uint64_t *dirty; /* cap bits: rows learned since the last checkpoint mark (deltas) */
 	uint32_t *count; /* cap: events each row learned outside replay (frequency-dependent
-			    L2), NULL when both freq alphas are 1 */
+			    L2, minimum support), NULL when both freq alphas are 1 */
+	/* Users only: each row's history, hist_len + 1 words per row: word 0 the
+	 * ring's next slot (low 32 bits) and fill (high 32), then hist_len item
+	 * keys (0: empty). NULL when the history is off. */
+	uint64_t *hist;
+	uint32_t hist_len;
 };
+
+/* Words per row of a history table. */
+static inline size_t mfs_hist_stride(const struct mfs_table *s)
+{
+	return (size_t)s->hist_len + 1;
+}
+
+static inline uint64_t *mfs_hist_row(const struct mfs_table *s, uint64_t row)
+{
+	return s->hist + row * mfs_hist_stride(s);
+}
 
 /* Frequency-dependent L2: the count at which a row's L2 is the configured one. */
 #define MFS_FREQ_REF 100.0f
@@ -127,5 +143,33 @@ static inline float *mfs_row(const struct mfs_table *s, uint64_t row, uint32_t s
 const float *mfs_model_user_query(const mfs_model *m, const char *user, size_t len, float *buf,
 				  float *base);
 float mfs_model_link(const mfs_model *m, float raw);
+
+/*
+ * What a top-K leaves out (topk.h's mfs_excluded): built by
+ * mfs_model_exclusion for a query. rows: the user's history as item rows,
+ * sorted, in buf (MFS_HISTORY_MAX entries).
+ */
+struct mfs_exclusion {
+	int64_t self;          /* an item row left out (similar: the query item), or -1 */
+	const uint32_t *rows;  /* sorted */
+	size_t n;
+	const uint32_t *count; /* item event counts (NULL: no minimum) */
+	uint32_t min_events;
+};
+
+/*
+ * Fill x for a query q (NULL: defaults) of user row u (-1: none, e.g.
+ * similar) leaving out item row self (-1: none). Returns 0 or
+ * -MFS_E_UNSUPPORTED (a minimum support on a model without counts).
+ */
+int mfs_model_exclusion(const mfs_model *m, const mfs_query *q, int64_t u, int64_t self,
+			uint32_t *buf, struct mfs_exclusion *x);
+
+/*
+ * The item rows of user row u's history, most recent first (items no longer
+ * in the model left out), up to cap of them into rows; returns how many the
+ * history holds. The implicit-feedback seen-set reads it too.
+ */
+size_t mfs_history_rows(const mfs_model *m, uint64_t u, uint32_t *rows, size_t cap);
 
 #endif

@@ -10,6 +10,9 @@
  *               or more at a 4096-byte one, so that a loader can map them: files
  *               written before have 64-byte offsets and are copied); stored raw
  *               or as one zstd frame; each entry carries the XXH3 of the stored bytes
+ * Sections added later (the frequency alphas, the users' histories) are
+ * optional: files without them load as models without that feature, and
+ * builds that predate them ignore them.
  * Version 1 is a whole model. Version 2 (header kind 1 at byte 240) is a
  * delta: the rows changed since the checkpoint it names (SEC_DELTA: that
  * state's event count and ID) with their row numbers, and the whole header
@@ -62,6 +65,8 @@ enum section_tag {
 	SEC_USER_COUNT = 10, /* u32 per row: events learned (frequency-dependent L2) */
 	SEC_ITEM_COUNT = 20,
 	SEC_FREQ = 23,       /* f32 freq_alpha, freq_alpha_bias (absent: both 1, plain L2) */
+	SEC_HISTORY = 24,    /* u32 items remembered per user row (absent: 0, no history) */
+	SEC_USER_HIST = 25,  /* per user row: u64 next | fill << 32, then that many u64 item keys */
 	/* deltas */
 	SEC_USER_DIRTY = 9,  /* u32 row numbers, ascending: the rows the other sections hold */
 	SEC_ITEM_DIRTY = 19,
@@ -320,6 +325,9 @@ static int gather(const mfs_model *m, int delta, struct section *sec, uint32_t *
 		}
 		if (s->count && (rc = rows_section(&sec[(*ns)++], t0 + 9, s->count, 4, idx, n)) < 0)
 			return rc;
+		if (s->hist && (rc = rows_section(&sec[(*ns)++], SEC_USER_HIST, s->hist,
+						  mfs_hist_stride(s) * 8, idx, n)) < 0)
+			return rc;
 		if (s->ids.mode == MFS_IDMAP_EXACT) {
 			uint32_t *seen = malloc(n ? n * 4 : 1);
 			if (!seen)
@@ -363,6 +371,11 @@ static int save_file(const mfs_model *m, const char *path, const mfs_save_opts *
 		put64(dsec + 8, m->ck_id);
 		put64(dsec + 16, mfs_model_state_id(m));
 		sec[ns++] = (struct section){ .tag = SEC_DELTA, .data = dsec, .raw_len = sizeof dsec };
+	}
+	uint8_t hsec[4];
+	if (m->user.hist_len) {
+		put32(hsec, m->user.hist_len);
+		sec[ns++] = (struct section){ .tag = SEC_HISTORY, .data = hsec, .raw_len = sizeof hsec };
 	}
 	uint8_t fsec[8];
 	if (m->cfg.freq_alpha != 1.0f || m->cfg.freq_alpha_bias != 1.0f) {
@@ -672,6 +685,14 @@ static int load_table(struct loader *L, mfs_model *m, uint32_t tag, void *dst, u
 	return 1;
 }
 
+/* A history row's first word: its next slot and fill inside the ring (a ring
+ * not yet full is filled from slot 0: next == fill). */
+static int hist_word_ok(const struct mfs_table *s, uint64_t w)
+{
+	uint32_t next = (uint32_t)w, fill = (uint32_t)(w >> 32);
+	return fill <= s->hist_len && next < s->hist_len && (fill == s->hist_len || next == fill);
+}
+
 static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64_t n, uint32_t t0)
 {
 	int rc;
@@ -719,6 +740,17 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 	}
 	if (s->count && (rc = load_table(L, m, t0 + 9, s->count, n * 4)) < 0)
 		goto out;
+	if (s->hist) {
+		if ((rc = load_table(L, m, SEC_USER_HIST, s->hist, n * mfs_hist_stride(s) * 8)) < 0)
+			goto out;
+		for (uint64_t r = 0; r < n; r++)
+			if (!hist_word_ok(s, mfs_hist_row(s, r)[0])) {
+				rc = mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+						  "the history of user row %llu is damaged",
+						  (unsigned long long)r);
+				goto out;
+			}
+	}
 	rc = 0;
 out:
 	free(seen_owned);
@@ -742,6 +774,24 @@ static int load_freq(struct loader *L, mfs_config *cfg)
 		return rc;
 	cfg->freq_alpha = getf(p);
 	cfg->freq_alpha_bias = getf((const uint8_t *)p + 4);
+	free(owned);
+	return 0;
+}
+
+/* The history's length of a file: its SEC_HISTORY section, or 0 (no history:
+ * files from before it). */
+static int load_history_len(struct loader *L, uint32_t *len)
+{
+	uint64_t raw;
+	*len = 0;
+	if (!section_len(L, SEC_HISTORY, &raw))
+		return 0;
+	const void *p;
+	void *owned;
+	int rc = get_section(L, SEC_HISTORY, 4, 1, &p, &owned);
+	if (rc < 0)
+		return rc;
+	*len = get32(p);
 	free(owned);
 	return 0;
 }
@@ -836,7 +886,7 @@ MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel
 	}
 	mfs_config cfg;
 	decode_config(h, kernel, &cfg);
-	if ((rc = load_freq(&L, &cfg)) < 0)
+	if ((rc = load_freq(&L, &cfg)) < 0 || (rc = load_history_len(&L, &cfg.history)) < 0)
 		goto out;
 	uint64_t nu = get64(h + 48), ni = get64(h + 56);
 	mfs_diag cd;
@@ -884,7 +934,8 @@ struct delta_side {
 	const float *bias, *rows, *acc, *bacc;
 	const uint32_t *seen, *count;
 	const uint8_t *sketch;
-	void *owned[12];
+	const uint64_t *hist;
+	void *owned[16];
 	int n_owned;
 };
 
@@ -974,6 +1025,16 @@ static int delta_read_side(struct loader *L, const mfs_model *m, const struct mf
 			return rc;
 		d->sketch = p;
 	}
+	if (s->hist) {
+		size_t hs = mfs_hist_stride(s);
+		if ((rc = delta_get(L, d, SEC_USER_HIST, nd * hs * 8, &p)) < 0)
+			return rc;
+		d->hist = p;
+		for (uint64_t k = 0; k < nd; k++)
+			if (!hist_word_ok(s, d->hist[k * hs]))
+				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+						    "the history of user row %u is damaged", d->idx[k]);
+	}
 	return 0;
 }
 
@@ -1004,6 +1065,9 @@ static int delta_apply_side(mfs_model *m, struct mfs_table *s, const struct delt
 		}
 		if (s->count)
 			s->count[r] = d->count[k];
+		if (s->hist)
+			memcpy(mfs_hist_row(s, r), d->hist + k * mfs_hist_stride(s),
+			       mfs_hist_stride(s) * 8);
 	}
 	if (d->sketch)
 		memcpy(s->ids.sketch, d->sketch, mfs_idmap_sketch_bytes(&s->ids));
@@ -1035,6 +1099,15 @@ int mfs_model_apply_delta(mfs_model *m, const char *path, int *touched, int *oth
 	    memcmp(h + 232, mh + 232, 8) != 0) {
 		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
 				  "the delta is of a model with other settings");
+		goto out;
+	}
+	uint32_t hist_len;
+	if ((rc = load_history_len(&L, &hist_len)) < 0)
+		goto out;
+	if (hist_len != m->user.hist_len) {
+		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
+				  "the delta is of a model with a history of %u items, not %u",
+				  hist_len, m->user.hist_len);
 		goto out;
 	}
 	const void *ds;

@@ -427,13 +427,15 @@ static int quantise_query(const float *q, uint32_t dim, uint32_t np, uint8_t *u,
 }
 
 /*
- * The exact top-k of q's scores over the index, skip excluded (-1 for none).
+ * The exact top-k of q's scores over the index, among the items x lets in:
+ * an item left out never enters the bounds, so the result is the top k of
+ * the rest (not a top k with holes).
  * Recommend (cos == 0): score = base + bias + q.row. Similar (cos == 1):
  * score = q.row / (|q| |row|) as mfs_model_similar. q NULL: a cold user (the
  * scores are base + bias). Returns the count or -MFS_E_NOMEM.
  */
-static int scan(const struct mfs_view *v, const float *q, float base, int cos, int64_t skip, size_t k,
-		mfs_scored *out)
+static int scan(const struct mfs_view *v, const float *q, float base, int cos,
+		const struct mfs_exclusion *x, size_t k, mfs_scored *out)
 {
 	const mfs_model *m = v->m;
 	const struct qindex *ix = &v->ix;
@@ -494,7 +496,7 @@ static int scan(const struct mfs_view *v, const float *q, float base, int cos, i
 			if (hv[j] < thr)
 				continue;
 			uint32_t i = (uint32_t)(b + j);
-			if ((int64_t)ix->row[i] == skip)
+			if (mfs_excluded(x, ix->row[i]))
 				continue;
 			topk_offer(&lo, i, av[j] - (hv[j] - av[j]));
 			if (lo.n == k)
@@ -536,8 +538,8 @@ static int scan(const struct mfs_view *v, const float *q, float base, int cos, i
 	return rc < 0 ? rc : (int)got;
 }
 
-MFS_API int mfs_view_recommend(const mfs_view *v, const char *user, size_t user_len, size_t k,
-			       mfs_scored *out)
+MFS_API int mfs_view_recommend_with(const mfs_view *v, const mfs_query *q, const char *user,
+				    size_t user_len, size_t k, mfs_scored *out)
 {
 	if (!v || (!out && k))
 		return -MFS_E_INVAL;
@@ -548,11 +550,17 @@ MFS_API int mfs_view_recommend(const mfs_view *v, const char *user, size_t user_
 	float buf[MFS_DIM_MAX_STRIDE] __attribute__((aligned(64)));
 	float base;
 	const float *p = mfs_model_user_query(v->m, user, user_len, buf, &base);
-	return scan(v, p, base, 0, -1, k, out);
+	uint32_t seen[MFS_HISTORY_MAX];
+	struct mfs_exclusion x;
+	int rc = mfs_model_exclusion(v->m, q, mfs_model_find(v->m, MFS_USERS, user, user_len), -1,
+				     seen, &x);
+	if (rc < 0)
+		return rc;
+	return scan(v, p, base, 0, &x, k, out);
 }
 
-MFS_API int mfs_view_similar(const mfs_view *v, const char *item, size_t item_len, size_t k,
-			     mfs_scored *out)
+MFS_API int mfs_view_similar_with(const mfs_view *v, const mfs_query *q, const char *item,
+				  size_t item_len, size_t k, mfs_scored *out)
 {
 	if (!v || (!out && k))
 		return -MFS_E_INVAL;
@@ -563,7 +571,23 @@ MFS_API int mfs_view_similar(const mfs_view *v, const char *item, size_t item_le
 		k = (size_t)(v->ix.n - 1);
 	if (k == 0)
 		return 0;
-	return scan(v, mfs_row(&v->m->item, (uint64_t)it, v->m->stride), 0.0f, 1, it, k, out);
+	struct mfs_exclusion x;
+	int rc = mfs_model_exclusion(v->m, q, -1, it, NULL, &x);
+	if (rc < 0)
+		return rc;
+	return scan(v, mfs_row(&v->m->item, (uint64_t)it, v->m->stride), 0.0f, 1, &x, k, out);
+}
+
+MFS_API int mfs_view_recommend(const mfs_view *v, const char *user, size_t user_len, size_t k,
+			       mfs_scored *out)
+{
+	return mfs_view_recommend_with(v, NULL, user, user_len, k, out);
+}
+
+MFS_API int mfs_view_similar(const mfs_view *v, const char *item, size_t item_len, size_t k,
+			     mfs_scored *out)
+{
+	return mfs_view_similar_with(v, NULL, item, item_len, k, out);
 }
 
 MFS_API int mfs_server_info_get(mfs_server *s, mfs_server_info *info)

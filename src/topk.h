@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-#include "mfstream.h"
+#include "model_internal.h"
 
 /* Higher score first; ties: the lower row first. */
 static inline int topk_better(mfs_scored a, mfs_scored b)
@@ -58,6 +58,24 @@ static inline void topk_offer(struct topk *t, uint32_t row, float score)
 		t->h[0] = c;
 		topk_down(t->h, t->n, 0);
 	}
+}
+
+/* Whether a top-K leaves item row r out (struct mfs_exclusion, model_internal.h). */
+static inline int mfs_excluded(const struct mfs_exclusion *x, uint32_t r)
+{
+	if ((int64_t)r == x->self)
+		return 1;
+	if (x->count && x->count[r] < x->min_events)
+		return 1;
+	size_t lo = 0, hi = x->n; /* binary search of the sorted history */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (x->rows[mid] < r)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < x->n && x->rows[lo] == r;
 }
 
 /* Sort the heap best first (heap sort in place); returns the count. */

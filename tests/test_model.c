@@ -257,8 +257,12 @@ static void model_recommend__equals_brute_force_over_all_items(void **state)
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
 	assert_int_equal(info.items, 40);
+	/* every item: the user's history kept (it has rated 38 of the 40) */
+	mfs_query *q;
+	assert_int_equal(mfs_query_create(&q), 0);
+	assert_int_equal(mfs_query_set(q, MFS_QUERY_INCLUDE_SEEN, 1), 0);
 	mfs_scored top[5];
-	int n = mfs_model_recommend(m, "u3", 2, 5, top);
+	int n = mfs_model_recommend_with(m, q, "u3", 2, 5, top);
 	assert_int_equal(n, 5);
 	for (int j = 1; j < n; j++)
 		assert_true(top[j - 1].score >= top[j].score);
@@ -280,7 +284,8 @@ static void model_recommend__equals_brute_force_over_all_items(void **state)
 	}
 	/* k larger than the catalogue: all items */
 	mfs_scored all[64];
-	assert_int_equal(mfs_model_recommend(m, "u3", 2, 64, all), 40);
+	assert_int_equal(mfs_model_recommend_with(m, q, "u3", 2, 64, all), 40);
+	mfs_query_free(q);
 	mfs_model_free(m);
 }
 
@@ -302,6 +307,182 @@ static void model_similar__excludes_itself_and_ranks_by_cosine(void **state)
 			assert_true(top[j - 1].score >= top[j].score);
 	}
 	assert_int_equal(mfs_model_similar(m, "nope", 4, 10, top), -MFS_E_NOTFOUND);
+	mfs_model_free(m);
+}
+
+/* The history of user id as item IDs, most recent first, joined by ',' into buf. */
+static const char *history_of(const mfs_model *m, const char *id, char *buf, size_t cap)
+{
+	uint32_t rows[MFS_HISTORY_MAX];
+	int n = mfs_model_history(m, id, strlen(id), rows, MFS_HISTORY_MAX);
+	if (n < 0)
+		return "unknown";
+	size_t o = 0;
+	buf[0] = 0;
+	for (int j = 0; j < n; j++) {
+		const char *s;
+		size_t len;
+		assert_int_equal(mfs_model_row(m, MFS_ITEMS, rows[j], &s, &len, NULL), 0);
+		o += (size_t)snprintf(buf + o, cap - o, "%s%.*s", j ? "," : "", (int)len, s);
+	}
+	return buf;
+}
+
+static void learn1(mfs_model *m, const char *u, const char *i)
+{
+	mfs_event e = ev(u, i, 4.0f);
+	mfs_model_learn(m, &e, 1, NULL);
+}
+
+/*
+ * A user's history: the most recent distinct items of the first pass, in a
+ * ring of the configured length (a repeat is not added again); replayed
+ * passes and unadmitted events add nothing; an evicted user's row starts
+ * with an empty history.
+ */
+static void model_history__recent_distinct_items_of_the_first_pass(void **state)
+{
+	(void)state;
+	char buf[256];
+	mfs_config c = sgd_config();
+	c.history = 4;
+	c.max_users = 2;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	const char *seq[] = { "i1", "i2", "i3", "i2", "i4", "i5" };
+	for (size_t k = 0; k < 6; k++)
+		learn1(m, "u1", seq[k]);
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i5,i4,i3,i2");
+	uint32_t one;
+	assert_int_equal(mfs_model_history(m, "u1", 2, &one, 1), 4); /* the size, one written */
+	assert_int_equal(mfs_model_history(m, "nobody", 6, NULL, 0), -MFS_E_NOTFOUND);
+	/* replay: the events were seen already; nothing is added */
+	mfs_model_set_replay(m, 1);
+	learn1(m, "u1", "i9");
+	mfs_model_set_replay(m, 0);
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i5,i4,i3,i2");
+	/* a full user table: u3 takes the least recently seen row (u1's) */
+	learn1(m, "u2", "i1");
+	learn1(m, "u3", "i7");
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "unknown");
+	learn1(m, "u1", "i8"); /* back, in the row of u2: a fresh history */
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i8");
+	assert_string_equal(history_of(m, "u3", buf, sizeof buf), "i7");
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	assert_int_equal(info.history, 4);
+	mfs_model_free(m);
+
+	/* admission: an event with an item not admitted yet is not remembered */
+	c = sgd_config();
+	c.min_count = 2;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	learn1(m, "u1", "i1");
+	learn1(m, "u1", "i1"); /* both admitted now */
+	learn1(m, "u1", "i2"); /* i2 seen once: unadmitted */
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i1");
+	learn1(m, "u1", "i2");
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i2,i1");
+	mfs_model_free(m);
+
+	/* off */
+	c = sgd_config();
+	c.history = 0;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	learn1(m, "u1", "i1");
+	assert_int_equal(mfs_model_history(m, "u1", 2, NULL, 0), 0);
+	mfs_model_free(m);
+	c.history = MFS_HISTORY_MAX + 1;
+	mfs_diag d;
+	assert_int_equal(mfs_model_create(&m, &c, &d), -MFS_E_INVAL);
+	assert_non_null(strstr(d.reason, "history"));
+}
+
+/*
+ * recommend leaves the user's history out by default and still returns the
+ * k best of the other items (not the top k with the seen ones removed);
+ * similar and recommend leave out items below a minimum support.
+ */
+static void model_recommend__leaves_out_the_history_and_rare_items(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.dim = 8;
+	c.history = 16;
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	learn_random(m, 3, 5000);
+	mfs_query *q;
+	assert_int_equal(mfs_query_create(&q), 0);
+	assert_int_equal(mfs_query_set(q, MFS_QUERY_INCLUDE_SEEN, 1), 0);
+	mfs_scored all[40], top[10];
+	assert_int_equal(mfs_model_recommend_with(m, q, "u3", 2, 40, all), 40);
+	uint32_t seen[16];
+	int ns = mfs_model_history(m, "u3", 2, seen, 16);
+	assert_int_equal(ns, 16);
+	int n = mfs_model_recommend(m, "u3", 2, 10, top);
+	assert_int_equal(n, 10);
+	/* expected: the full ranking with the 16 seen items taken out, its first 10 */
+	int j = 0;
+	for (int r = 0; r < 40 && j < 10; r++) {
+		int was_seen = 0;
+		for (int s = 0; s < ns; s++)
+			was_seen |= all[r].row == seen[s];
+		if (was_seen)
+			continue;
+		assert_int_equal(top[j].row, all[r].row);
+		assert_float_equal(top[j].score, all[r].score, 1e-6);
+		j++;
+	}
+	assert_int_equal(j, 10);
+	/* only 40 - 16 items are left to recommend */
+	assert_int_equal(mfs_model_recommend(m, "u3", 2, 40, all), 24);
+
+	/* minimum support: items with fewer learned events are left out */
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	assert_true(info.counts);
+	int64_t total = 0, most = 0;
+	for (uint32_t r = 0; r < info.item_rows; r++) {
+		int64_t e = mfs_model_row_events(m, MFS_ITEMS, r);
+		assert_true(e > 0);
+		total += e;
+		most = e > most ? e : most;
+	}
+	assert_int_equal(total, 5000); /* every event counted once */
+	assert_int_equal(mfs_model_row_events(m, MFS_ITEMS, 40), -MFS_E_RANGE);
+	int64_t self = mfs_model_find(m, MFS_ITEMS, "i7", 2);
+	uint32_t thr = (uint32_t)most; /* only the most rated item(s) pass */
+	assert_int_equal(mfs_query_set(q, MFS_QUERY_MIN_EVENTS, thr), 0);
+	n = mfs_model_similar_with(m, q, "i7", 2, 10, top);
+	int expect = 0;
+	for (uint32_t r = 0; r < info.item_rows; r++)
+		expect += (int64_t)r != self && mfs_model_row_events(m, MFS_ITEMS, r) >= thr;
+	assert_true(expect >= 1);
+	assert_int_equal(n, expect);
+	for (int k = 0; k < n; k++)
+		assert_true(mfs_model_row_events(m, MFS_ITEMS, top[k].row) >= thr);
+	n = mfs_model_recommend_with(m, q, "u3", 2, 10, top);
+	for (int k = 0; k < n; k++)
+		assert_true(mfs_model_row_events(m, MFS_ITEMS, top[k].row) >= thr);
+	assert_int_equal(mfs_query_set(q, MFS_QUERY_MIN_EVENTS, -1), -MFS_E_RANGE);
+	assert_int_equal(mfs_query_set(q, 99, 1), -MFS_E_INVAL);
+	assert_int_equal(mfs_query_set(q, MFS_QUERY_INCLUDE_SEEN, 2), -MFS_E_RANGE);
+	mfs_query_free(q);
+	mfs_query_free(NULL);
+	mfs_model_free(m);
+
+	/* without per-row counts a minimum support cannot be applied: said, not ignored */
+	c.freq_alpha = c.freq_alpha_bias = 1.0f;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	learn_random(m, 3, 500);
+	mfs_model_info_get(m, &info);
+	assert_false(info.counts);
+	assert_int_equal(mfs_model_row_events(m, MFS_ITEMS, 0), -MFS_E_UNSUPPORTED);
+	assert_int_equal(mfs_query_create(&q), 0);
+	mfs_query_set(q, MFS_QUERY_MIN_EVENTS, 2);
+	assert_int_equal(mfs_model_similar_with(m, q, "i7", 2, 10, top), -MFS_E_UNSUPPORTED);
+	mfs_query_free(q);
 	mfs_model_free(m);
 }
 
@@ -539,6 +720,8 @@ int main(void)
 		cmocka_unit_test(model_learn__full_table_counts_unplaced_events),
 		cmocka_unit_test(model_recommend__equals_brute_force_over_all_items),
 		cmocka_unit_test(model_similar__excludes_itself_and_ranks_by_cosine),
+		cmocka_unit_test(model_history__recent_distinct_items_of_the_first_pass),
+		cmocka_unit_test(model_recommend__leaves_out_the_history_and_rare_items),
 		cmocka_unit_test(model_create__rejects_bad_config),
 		cmocka_unit_test(model_create__kernel_env_override),
 		cmocka_unit_test(model_learn__every_kernel_matches_scalar),

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "support.h"
 
 static mfs_model *trained_with2(int optimizer, int ids, uint64_t max_users, uint32_t min_count,
@@ -362,6 +363,123 @@ static void model_load__bit_flip_in_a_mapped_section_is_corrupt(void **state)
 	mfs_model_free(m);
 }
 
+/* The history of a user as item IDs, most recent first, joined by ','. */
+static void history_string(const mfs_model *m, const char *u, char *buf, size_t cap)
+{
+	uint32_t rows[MFS_HISTORY_MAX];
+	int n = mfs_model_history(m, u, strlen(u), rows, MFS_HISTORY_MAX);
+	assert_true(n >= 0);
+	size_t o = 0;
+	buf[0] = 0;
+	for (int j = 0; j < n && o < cap; j++) {
+		const char *id;
+		size_t len;
+		assert_int_equal(mfs_model_row(m, MFS_ITEMS, rows[j], &id, &len, NULL), 0);
+		o += (size_t)snprintf(buf + o, cap - o, "%s%.*s", j ? "," : "", (int)len, id);
+	}
+}
+
+/* The users' histories are saved with the model and loaded back whole, so
+ * a reloaded model leaves out the same items. */
+static void model_save_load__histories_round_trip(void **state)
+{
+	(void)state;
+	for (int z = 0; z <= 3; z += 3) {
+		mfs_model *m = trained_with(1, MFS_IDS_EXACT, 300, 1), *l; /* 400 users: evictions */
+		const char *path = mfs_test_path("hist.mfs");
+		mfs_save_opts so = { .compress = z };
+		mfs_diag d;
+		assert_int_equal(mfs_model_save(m, path, &so, &d), 0);
+		assert_int_equal(mfs_model_load(&l, path, NULL, &d), 0);
+		mfs_model_info info;
+		mfs_model_info_get(l, &info);
+		assert_int_equal(info.history, 128);
+		int nonempty = 0;
+		for (uint32_t r = 0; r < info.user_rows; r++) {
+			const char *uid;
+			size_t ul;
+			assert_int_equal(mfs_model_row(m, MFS_USERS, r, &uid, &ul, NULL), 0);
+			char u[64], a[8192], b[8192];
+			snprintf(u, sizeof u, "%.*s", (int)ul, uid);
+			history_string(m, u, a, sizeof a);
+			history_string(l, u, b, sizeof b);
+			assert_string_equal(a, b);
+			nonempty += a[0] != 0;
+		}
+		assert_int_equal(nonempty, (int)info.user_rows);
+		mfs_model_free(m);
+		mfs_model_free(l);
+	}
+}
+
+/* A file written by 0.2.0 (before histories: no history sections) loads, as
+ * a model without a history, and answers as it did then. */
+static void model_load__file_of_0_2_0_loads_without_history(void **state)
+{
+	(void)state;
+	mfs_model *m;
+	mfs_diag d;
+	assert_int_equal(mfs_model_load(&m, MFS_SOURCE_DIR "/tests/data/model-0.2.0.mfs", NULL, &d),
+			 0);
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	assert_int_equal(info.history, 0);
+	assert_int_equal(info.events, 7);
+	assert_int_equal(mfs_model_history(m, "u1", 2, NULL, 0), 0);
+	/* 0.2.0 answered: i1 4.1824, i2 3.7240, i4 3.3535, i3 3.3272 */
+	const char *want[] = { "i1", "i2", "i4", "i3" };
+	const float score[] = { 4.1824f, 3.7240f, 3.3535f, 3.3272f };
+	mfs_scored top[8];
+	assert_int_equal(mfs_model_recommend(m, "u1", 2, 8, top), 4);
+	for (int j = 0; j < 4; j++) {
+		const char *id;
+		size_t len;
+		mfs_model_row(m, MFS_ITEMS, top[j].row, &id, &len, NULL);
+		assert_int_equal(len, 2);
+		assert_memory_equal(id, want[j], 2);
+		assert_float_equal(top[j].score, score[j], 1e-4);
+	}
+	mfs_model_free(m);
+}
+
+/* A history whose ring position is impossible (fill beyond the ring), with
+ * checksums that agree, is refused rather than trusted. */
+static void model_load__impossible_history_is_corrupt(void **state)
+{
+	(void)state;
+	mfs_model *m = trained(0), *l = NULL;
+	const char *p = mfs_test_path("badhist.mfs");
+	assert_int_equal(mfs_model_save(m, p, NULL, NULL), 0);
+	mfs_model_free(m);
+	size_t n;
+	uint8_t *b = (uint8_t *)mfs_read_file(p, &n);
+	uint32_t ns;
+	memcpy(&ns, b + 132, 4);
+	uint8_t *t = b + 256, *e = NULL;
+	for (uint32_t i = 0; i < ns; i++) {
+		uint32_t tag;
+		memcpy(&tag, t + 48 * i, 4);
+		if (tag == 25) /* SEC_USER_HIST */
+			e = t + 48 * i;
+	}
+	assert_non_null(e);
+	uint64_t off, len;
+	memcpy(&off, e + 8, 8);
+	memcpy(&len, e + 16, 8);
+	uint64_t w = (uint64_t)129 << 32; /* fill 129 of a 128-item ring */
+	memcpy(b + off, &w, 8);
+	uint64_t sum = mfs_checksum(b + off, len);
+	memcpy(e + 32, &sum, 8);
+	sum = mfs_checksum(t, 48 * (size_t)ns);
+	memcpy(t + 48 * ns, &sum, 8);
+	mfs_write_file(p, b, n);
+	free(b);
+	mfs_diag d;
+	assert_int_equal(mfs_model_load(&l, p, NULL, &d), -MFS_E_CORRUPT);
+	assert_null(l);
+	assert_non_null(strstr(d.reason, "history"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -376,6 +494,9 @@ int main(void)
 		cmocka_unit_test(model_save__failure_leaves_old_file_and_no_temporary),
 		cmocka_unit_test(model_load__mapped_tables_survive_replace_and_unlink),
 		cmocka_unit_test(model_load__bit_flip_in_a_mapped_section_is_corrupt),
+		cmocka_unit_test(model_save_load__histories_round_trip),
+		cmocka_unit_test(model_load__file_of_0_2_0_loads_without_history),
+		cmocka_unit_test(model_load__impossible_history_is_corrupt),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,18 +50,42 @@ static mfs_model *make_model(mfs_config *cfg, uint64_t seed, size_t events, unsi
 	return m;
 }
 
-/* The view's top-k equals the float scan of mfs_model_recommend (same rows; a
- * near-tie may swap, so scores are compared with a tolerance) and the best k
- * of mfs_model_predict over every item. */
-static void check_recommend(const mfs_view *v, const char *user, size_t k)
+/* Whether brute force under query settings (include_seen, min_events) leaves row r out. */
+static int left_out(const mfs_model *m, const uint32_t *seen, int n_seen, uint32_t r,
+		    uint32_t min_events)
+{
+	for (int j = 0; j < n_seen; j++)
+		if (seen[j] == r)
+			return 1;
+	return min_events && mfs_model_row_events(m, MFS_ITEMS, r) < (int64_t)min_events;
+}
+
+/* The view's top-k equals the float scan of mfs_model_recommend_with (same
+ * rows; a near-tie may swap, so scores are compared with a tolerance) and the
+ * best k of mfs_model_predict over every item the query lets in: by default
+ * not the user's history (the exclusion keeps the top-k exact: the k best of
+ * the rest, not k minus holes), with include_seen every item, with
+ * min_events only items with that support. */
+static void check_recommend_q(const mfs_view *v, const char *user, size_t k, int include_seen,
+			      uint32_t min_events)
 {
 	const mfs_model *m = mfs_view_model(v);
+	mfs_query *q;
+	assert_int_equal(mfs_query_create(&q), 0);
+	assert_int_equal(mfs_query_set(q, MFS_QUERY_INCLUDE_SEEN, include_seen), 0);
+	assert_int_equal(mfs_query_set(q, MFS_QUERY_MIN_EVENTS, min_events), 0);
 	mfs_scored a[64], b[64];
-	int na = mfs_view_recommend(v, user, strlen(user), k, a);
-	int nb = mfs_model_recommend(m, user, strlen(user), k, b);
+	int na = mfs_view_recommend_with(v, q, user, strlen(user), k, a);
+	int nb = mfs_model_recommend_with(m, q, user, strlen(user), k, b);
 	assert_int_equal(na, nb);
 	for (int i = 0; i < na; i++) /* rows may differ only where scores tie */
 		assert_true(fabsf(a[i].score - b[i].score) <= 1e-5f);
+	uint32_t seen[MFS_HISTORY_MAX];
+	int n_seen = include_seen ? 0 : mfs_model_history(m, user, strlen(user), seen, MFS_HISTORY_MAX);
+	if (n_seen < 0)
+		n_seen = 0; /* a cold user has none */
+	if (!include_seen && mfs_model_find(m, MFS_USERS, user, strlen(user)) >= 0)
+		assert_true(n_seen > 0); /* something to leave out */
 	/* brute force: every item's prediction, the k largest */
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
@@ -70,12 +94,15 @@ static void check_recommend(const mfs_view *v, const char *user, size_t k)
 	for (uint64_t r = 0; r < info.item_rows; r++) {
 		const char *id;
 		size_t len;
-		if (mfs_model_row(m, MFS_ITEMS, (uint32_t)r, &id, &len, NULL) < 0)
+		if (mfs_model_row(m, MFS_ITEMS, (uint32_t)r, &id, &len, NULL) < 0 ||
+		    left_out(m, seen, n_seen, (uint32_t)r, min_events))
 			continue;
 		assert_true(mfs_model_predict(m, user, strlen(user), id, len, &all[n]) >= 0);
 		n++;
 	}
+	assert_int_equal(na, n < k ? n : k);
 	for (int i = 0; i < na; i++) { /* selection of the i-th largest */
+		assert_false(left_out(m, seen, n_seen, a[i].row, min_events));
 		size_t best = (size_t)i;
 		for (size_t j = (size_t)i; j < n; j++)
 			if (all[j] > all[best])
@@ -86,16 +113,33 @@ static void check_recommend(const mfs_view *v, const char *user, size_t k)
 		assert_true(fabsf(all[i] - a[i].score) <= 1e-4f);
 	}
 	free(all);
+	mfs_query_free(q);
 }
 
-static void check_similar(const mfs_view *v, const char *item, size_t k)
+static void check_recommend(const mfs_view *v, const char *user, size_t k)
 {
+	check_recommend_q(v, user, k, 0, 0);
+	check_recommend_q(v, user, k, 1, 0);
+	check_recommend_q(v, user, k, 0, 25);
+}
+
+static void check_similar(const mfs_view *v, const char *item, size_t k, uint32_t min_events)
+{
+	mfs_query *q;
+	assert_int_equal(mfs_query_create(&q), 0);
+	assert_int_equal(mfs_query_set(q, MFS_QUERY_MIN_EVENTS, min_events), 0);
 	mfs_scored a[64], b[64];
-	int na = mfs_view_similar(v, item, strlen(item), k, a);
-	int nb = mfs_model_similar(mfs_view_model(v), item, strlen(item), k, b);
+	const mfs_model *m = mfs_view_model(v);
+	int na = mfs_view_similar_with(v, q, item, strlen(item), k, a);
+	int nb = mfs_model_similar_with(m, q, item, strlen(item), k, b);
 	assert_int_equal(na, nb);
-	for (int i = 0; i < na; i++)
+	int64_t self = mfs_model_find(m, MFS_ITEMS, item, strlen(item));
+	for (int i = 0; i < na; i++) {
 		assert_true(fabsf(a[i].score - b[i].score) <= 1e-5f);
+		assert_true(a[i].row != (uint32_t)self);
+		assert_true(mfs_model_row_events(m, MFS_ITEMS, a[i].row) >= (int64_t)min_events);
+	}
+	mfs_query_free(q);
 }
 
 static void topk_cases(mfs_config *cfg, const char *name)
@@ -112,7 +156,8 @@ static void topk_cases(mfs_config *cfg, const char *name)
 		snprintf(id, sizeof id, "u%u", u);
 		check_recommend(v, id, u % 3 ? 10 : 50);
 		snprintf(id, sizeof id, "i%u", u * 7);
-		check_similar(v, id, 10);
+		check_similar(v, id, 10, 0);
+		check_similar(v, id, 10, 30);
 	}
 	check_recommend(v, "nobody", 10); /* cold: by bias */
 	mfs_scored one;

@@ -57,6 +57,11 @@ static void train_help(void)
 	printf("  --max-users N       user table rows (default %llu)\n"
 	       "  --max-items N       item table rows (default %llu)\n"
 	       "  --memory SIZE       size both tables from a budget (e.g. 512M, 4G): 3/4 users, 1/4 items\n"
+	       "  --history N         each user row remembers the N most recent distinct items it\n"
+	       "                      learned (pass 1), which recommend and serve leave out; a user\n"
+	       "                      with more events has its N most recent left out. 8*(N+1) bytes\n"
+	       "                      per user row, in memory and in model files (default %u, at\n"
+	       "                      most %u; 0: none)\n"
 	       "  --ids MODE          exact (default): each ID its own row; a full table gives a new ID\n"
 	       "                      the row of the least recently seen ID (evictions in the summary).\n"
 	       "                      hashed: row = hash of the ID, colliding IDs share a row\n"
@@ -68,8 +73,8 @@ static void train_help(void)
 	       "                      then its events update mu and the other side's bias only\n"
 	       "  --seed N            all randomness comes from it (default %llu)\n"
 	       "  --kernel K          auto|scalar|avx2|avx512|neon (default auto; also MFS_KERNEL)\n",
-	       (unsigned long long)d.max_users, (unsigned long long)d.max_items,
-	       (unsigned long long)d.seed);
+	       (unsigned long long)d.max_users, (unsigned long long)d.max_items, d.history,
+	       MFS_HISTORY_MAX, (unsigned long long)d.seed);
 	printf("Training:\n"
 	       "  --epochs N          passes over finite input (default 1). Pass 1 is in input order\n"
 	       "                      (and scored prequentially); passes 2..N replay the events,\n"
@@ -115,6 +120,7 @@ enum {
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
 	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER,
+	OPT_HISTORY,
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -408,6 +414,7 @@ int cmd_train(int argc, char **argv)
 		{ "max-users", required_argument, 0, OPT_MAXU },
 		{ "max-items", required_argument, 0, OPT_MAXI },
 		{ "memory", required_argument, 0, OPT_MEMORY },
+		{ "history", required_argument, 0, OPT_HISTORY },
 		{ "ids", required_argument, 0, OPT_IDS },
 		{ "no-evict", no_argument, 0, OPT_NOEVICT },
 		{ "min-count", required_argument, 0, OPT_MINCOUNT },
@@ -543,6 +550,11 @@ int cmd_train(int argc, char **argv)
 		case OPT_MEMORY:
 			if (cli_size(cmd, "--memory", optarg, &memory) < 0)
 				goto usage;
+			break;
+		case OPT_HISTORY:
+			if (cli_u64(cmd, "--history", optarg, 0, MFS_HISTORY_MAX, &v) < 0)
+				goto usage;
+			cfg.history = (uint32_t)v;
 			break;
 		case OPT_IDS:
 			if (strcmp(optarg, "exact") == 0)
@@ -705,15 +717,17 @@ int cmd_train(int argc, char **argv)
 		return EXIT_RUNTIME;
 	}
 	if (memory) {
+		/* 3 user rows (with their history) for each item row */
 		uint64_t per_row = mfs_model_row_bytes(&cfg);
-		uint64_t rows = memory / per_row;
-		if (rows < 8) {
+		uint64_t quad = 4 * per_row + 3 * mfs_model_history_bytes(&cfg);
+		uint64_t items = memory / quad;
+		if (items < 2) {
 			cli_usage(cmd, "--memory %llu bytes holds fewer than 8 rows of dim %u",
 				  (unsigned long long)memory, cfg.dim);
 			goto usage;
 		}
-		cfg.max_users = rows - rows / 4;
-		cfg.max_items = rows / 4;
+		cfg.max_users = 3 * items;
+		cfg.max_items = items;
 	}
 	int rc = EXIT_RUNTIME;
 	mfs_model *m = NULL;
