@@ -210,8 +210,16 @@ static void cli_inspect__titles_from_movielens_u_item(void **state)
 	RUN(&r, "train", "--quiet", "--epochs", "30", "--save", model, data);
 	assert_int_equal(r.status, 0);
 	mfs_run_free(&r);
+	/* each item learned 3 events: below the default minimum support */
 	RUN(&r, "inspect", "--model", model, "--titles", items, "-k", "1");
 	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "items ranked: 0 of 2"));
+	assert_null(strstr(r.out, "Toy Story"));
+	mfs_run_free(&r);
+	RUN(&r, "inspect", "--model", model, "--titles", items, "-k", "1", "--min-events", "3");
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "items ranked: 2 of 2"));
+	assert_non_null(strstr(r.out, "  3 events  "));
 	char *low = strstr(r.out, "lowest"), *high = strstr(r.out, "highest");
 	assert_non_null(low);
 	assert_non_null(high);
@@ -219,6 +227,178 @@ static void cli_inspect__titles_from_movielens_u_item(void **state)
 	char *toy = strstr(r.out, "Toy Story");
 	assert_true(flop && flop > low && flop < high);
 	assert_true(toy && toy > high);
+	mfs_run_free(&r);
+}
+
+/* The (user, item) pairs of a tsv stream, as "user\titem" strings. */
+struct pairs {
+	char **p;
+	size_t n;
+};
+
+static void pairs_load(struct pairs *ps, const char *path)
+{
+	char *data = mfs_read_file(path, NULL);
+	assert_non_null(data);
+	ps->n = 0;
+	ps->p = NULL;
+	size_t cap = 0;
+	for (char *l = strtok(data, "\n"); l; l = strtok(NULL, "\n")) {
+		char u[64], i[64];
+		if (sscanf(l, "%63[^\t]\t%63[^\t]", u, i) != 2)
+			continue;
+		if (ps->n == cap) {
+			cap = cap ? 2 * cap : 1024;
+			ps->p = realloc(ps->p, cap * sizeof *ps->p);
+		}
+		char b[160];
+		snprintf(b, sizeof b, "%s\t%s", u, i);
+		ps->p[ps->n++] = strdup(b);
+	}
+	free(data);
+}
+
+static int pairs_has(const struct pairs *ps, const char *u, const char *i)
+{
+	char b[160];
+	snprintf(b, sizeof b, "%s\t%s", u, i);
+	for (size_t k = 0; k < ps->n; k++)
+		if (strcmp(ps->p[k], b) == 0)
+			return 1;
+	return 0;
+}
+
+/* The distinct items user u rated. */
+static int pairs_distinct(const struct pairs *ps, const char *u)
+{
+	int n = 0;
+	size_t ul = strlen(u);
+	for (size_t k = 0; k < ps->n; k++) {
+		if (strncmp(ps->p[k], u, ul) != 0 || ps->p[k][ul] != '\t')
+			continue;
+		int dup = 0;
+		for (size_t j = 0; j < k && !dup; j++)
+			dup = strcmp(ps->p[j], ps->p[k]) == 0;
+		n += !dup;
+	}
+	return n;
+}
+
+static void pairs_free(struct pairs *ps)
+{
+	for (size_t k = 0; k < ps->n; k++)
+		free(ps->p[k]);
+	free(ps->p);
+}
+
+/* Lines "user\titem\tscore" of a --users answer: how many pairs were rated. */
+static int rated_answers(const struct pairs *ps, char *out, int *lines)
+{
+	int rated = 0;
+	*lines = 0;
+	for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n")) {
+		char u[64], i[64];
+		assert_int_equal(sscanf(l, "%63[^\t]\t%63[^\t]", u, i), 2);
+		rated += pairs_has(ps, u, i);
+		(*lines)++;
+	}
+	return rated;
+}
+
+/*
+ * recommend leaves out every item a user rated (the model's history holds
+ * them all when a user rated fewer distinct items than it keeps), still
+ * returns k items; --include-seen and a model trained with --history 0 give
+ * rated items back.
+ */
+static void cli_recommend__leaves_out_what_each_user_rated(void **state)
+{
+	(void)state;
+	const char *model = mfs_test_path("hist.mfs"), *none = mfs_test_path("nohist.mfs");
+	const char *users = mfs_test_path("hist-users.txt");
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--epochs", "3", "--save", model, small_stream());
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	struct pairs ps;
+	pairs_load(&ps, small_stream());
+	/* the first 20 users of the stream that rated at most 128 distinct items (a
+	 * user with more has only the 128 most recent left out) */
+	char list[2048] = "";
+	size_t o = 0;
+	int nu = 0;
+	for (size_t k = 0; k < ps.n && nu < 20; k++) {
+		char u[64];
+		sscanf(ps.p[k], "%63[^\t]", u);
+		char key[70];
+		snprintf(key, sizeof key, "%s\n", u);
+		if (strstr(list, key) && (strstr(list, key) == list || strstr(list, key)[-1] == '\n'))
+			continue;
+		if (pairs_distinct(&ps, u) > 128)
+			continue;
+		o += (size_t)snprintf(list + o, sizeof list - o, "%s", key);
+		nu++;
+	}
+	mfs_write_file(users, list, o);
+	int lines;
+	RUN(&r, "recommend", "--model", model, "--users", users, "-k", "10");
+	assert_int_equal(r.status, 0);
+	assert_int_equal(rated_answers(&ps, r.out, &lines), 0);
+	assert_int_equal(lines, 20 * 10);
+	mfs_run_free(&r);
+	RUN(&r, "recommend", "--model", model, "--users", users, "-k", "10", "--include-seen");
+	assert_int_equal(r.status, 0);
+	int seen_kept = rated_answers(&ps, r.out, &lines);
+	print_message("--include-seen: %d of %d answers were rated\n", seen_kept, lines);
+	assert_true(seen_kept > 0);
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", "--epochs", "3", "--history", "0", "--save", none, small_stream());
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	RUN(&r, "recommend", "--model", none, "--users", users, "-k", "10");
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.err, "keeps no history"));
+	assert_true(rated_answers(&ps, r.out, &lines) > 0);
+	mfs_run_free(&r);
+	RUN(&r, "train", "--history", "5000", small_stream());
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--history"));
+	mfs_run_free(&r);
+	pairs_free(&ps);
+}
+
+/* similar --min-events: no answer learned fewer events than asked; 0 lets all in. */
+static void cli_similar__min_events_leaves_out_rare_items(void **state)
+{
+	(void)state;
+	const char *data = mfs_test_path("rare.tsv"), *model = mfs_test_path("rare.mfs");
+	/* items a and b rated by 30 users each, c by 30, "rare" by 2 */
+	char buf[8192];
+	size_t o = 0;
+	for (int u = 0; u < 30; u++)
+		o += (size_t)snprintf(buf + o, sizeof buf - o, "u%d\ta\t%d\nu%d\tb\t%d\nu%d\tc\t%d\n", u,
+				      1 + u % 5, u, 1 + u % 5, u, 5 - u % 5);
+	o += (size_t)snprintf(buf + o, sizeof buf - o, "u1\trare\t1\nu2\trare\t2\n");
+	mfs_write_file(data, buf, o);
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--epochs", "20", "--dim", "8", "--save", model, data);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	RUN(&r, "similar", "--model", model, "--item", "a", "-k", "5");
+	assert_int_equal(r.status, 0);
+	assert_null(strstr(r.out, "rare"));
+	assert_non_null(strstr(r.out, "b\t"));
+	mfs_run_free(&r);
+	RUN(&r, "similar", "--model", model, "--item", "a", "-k", "5", "--min-events", "0");
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "rare\t"));
+	mfs_run_free(&r);
+	RUN(&r, "similar", "--model", model, "--item", "a", "--min-events", "-3");
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--min-events"));
+	mfs_run_free(&r);
+	RUN(&r, "recommend", "--model", model, "--user", "u1", "--min-events", "3");
+	assert_int_equal(r.status, 2); /* recommend takes no --min-events */
 	mfs_run_free(&r);
 }
 
@@ -368,7 +548,9 @@ static void cli_titles__movies_csv_names_items_in_every_query(void **state)
 	assert_int_equal(r.status, 0);
 	mfs_run_free(&r);
 
-	RUN(&r, "recommend", "--model", model, "--user", "u1", "-k", "3", "--titles", movies);
+	/* u1 rated all three: --include-seen, or nothing is left to recommend */
+	RUN(&r, "recommend", "--model", model, "--user", "u1", "-k", "3", "--titles", movies,
+	    "--include-seen");
 	assert_int_equal(r.status, 0);
 	/* item<TAB>score<TAB>title; item 7 has no title: an empty last column */
 	assert_true(strncmp(r.out, "11\t", 3) == 0);
@@ -391,7 +573,7 @@ static void cli_titles__movies_csv_names_items_in_every_query(void **state)
 	assert_int_equal(r.status, 0);
 	char *high = strstr(r.out, "highest");
 	assert_non_null(high);
-	assert_non_null(strstr(high, "11  American President, The (1995)"));
+	assert_non_null(strstr(high, "11  20 events  American President, The (1995)"));
 	mfs_run_free(&r);
 }
 
@@ -479,6 +661,8 @@ int main(void)
 		cmocka_unit_test(cli_train__malformed_lines_skipped_and_reported),
 		cmocka_unit_test(cli__train_save_then_query_the_model),
 		cmocka_unit_test(cli_inspect__titles_from_movielens_u_item),
+		cmocka_unit_test(cli_recommend__leaves_out_what_each_user_rated),
+		cmocka_unit_test(cli_similar__min_events_leaves_out_rare_items),
 		cmocka_unit_test(cli_train__stdin_and_zstd_give_the_same_model),
 		cmocka_unit_test(cli_eval__corrupt_model_is_refused),
 		cmocka_unit_test(cli__model_directory_uses_newest_valid_file),

@@ -456,6 +456,81 @@ static void serve__answers_lines_on_stdin(void **state)
 	mfs_run_free(&r);
 }
 
+/* The distinct items user u rated in a tsv file, as "\nI1\nI2\n...\n"; *n of them. */
+static char *rated_by(const char *path, const char *u, int *n)
+{
+	char *data = mfs_read_file(path, NULL);
+	assert_non_null(data);
+	size_t cap = 1 << 16, o = 1;
+	char *set = calloc(1, cap);
+	set[0] = '\n';
+	*n = 0;
+	for (char *l = strtok(data, "\n"); l; l = strtok(NULL, "\n")) {
+		char uu[32], i[32], key[40];
+		if (sscanf(l, "%31[^\t]\t%31[^\t]", uu, i) != 2 || strcmp(uu, u) != 0)
+			continue;
+		snprintf(key, sizeof key, "\n%s\n", i);
+		if (strstr(set, key) || o + 40 >= cap)
+			continue;
+		o += (size_t)snprintf(set + o, cap - o, "%s\n", i);
+		(*n)++;
+	}
+	free(data);
+	return set;
+}
+
+/* How many items of serve's recommend answers to users 1..8 were rated by
+ * them (users with more distinct items than the history holds are not asked). */
+static int serve_rated_answers(const char *model, int include_seen, int *items)
+{
+	const char *stream = mfs_test_path("s.tsv");
+	char q[256];
+	char *sets[9] = { 0 };
+	size_t o = 0;
+	for (int u = 1; u <= 8; u++) {
+		char id[8];
+		int n;
+		snprintf(id, sizeof id, "%d", u);
+		sets[u] = rated_by(stream, id, &n);
+		if (n <= 128)
+			o += (size_t)snprintf(q + o, sizeof q - o, "recommend %d 10\n", u);
+	}
+	char *argv[] = { MFS_CLI, "serve", "--model", (char *)model,
+			 include_seen ? "--include-seen" : NULL, NULL };
+	struct mfs_run r;
+	assert_int_equal(mfs_run_argv(&r, argv, q, o), 0);
+	assert_int_equal(r.status, 0);
+	int rated = 0;
+	*items = 0;
+	for (char *l = strtok(r.out, "\n"); l; l = strtok(NULL, "\n")) {
+		int u;
+		assert_int_equal(sscanf(l, "{\"op\": \"recommend\", \"user\": \"%d\"", &u), 1);
+		for (char *p = strstr(l, "{\"item\": \""); p; p = strstr(p + 1, "{\"item\": \"")) {
+			char key[40];
+			snprintf(key, sizeof key, "\n%.*s\n", (int)strcspn(p + 10, "\""), p + 10);
+			rated += strstr(sets[u], key) != NULL;
+			(*items)++;
+		}
+	}
+	mfs_run_free(&r);
+	for (int u = 1; u <= 8; u++)
+		free(sets[u]);
+	return rated;
+}
+
+/* serve's "recommend USER K" leaves out what USER rated; --include-seen keeps it. */
+static void serve__recommend_leaves_out_the_users_history(void **state)
+{
+	(void)state;
+	const char *model = stream_and_model();
+	int items;
+	assert_int_equal(serve_rated_answers(model, 0, &items), 0);
+	assert_true(items >= 40); /* at least 4 users answered, 10 items each */
+	int kept = serve_rated_answers(model, 1, &items);
+	print_message("serve --include-seen: %d of %d answers were rated\n", kept, items);
+	assert_true(kept > 0);
+}
+
 static int connect_unix(const char *path)
 {
 	struct sockaddr_un a;
@@ -560,6 +635,7 @@ int main(void)
 		cmocka_unit_test(server__damaged_newer_checkpoint_is_ignored),
 		cmocka_unit_test(recommend__users_exclude_and_stats),
 		cmocka_unit_test(serve__answers_lines_on_stdin),
+		cmocka_unit_test(serve__recommend_leaves_out_the_users_history),
 		cmocka_unit_test(serve__socket_and_refresh_from_train),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

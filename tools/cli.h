@@ -67,6 +67,29 @@ struct cli_latency {
 int cli_latency_add(struct cli_latency *l, double us);
 void cli_latency_print(struct cli_latency *l, const mfs_model *m);
 
+/*
+ * Minimum support of similar and inspect (and serve's similar): items that
+ * learned fewer events are left out of the ranking (--min-events, 0: none).
+ * Chosen on MovieLens 100K (README.md): rarely rated films, whose few
+ * ratings put their factor rows anywhere, stay out of Silence of the Lambs'
+ * neighbours.
+ */
+#define CLI_MIN_EVENTS 20
+
+/* A macro's value as a string literal (for help texts). */
+#define CLI_STR_(x) #x
+#define CLI_STR(x) CLI_STR_(x)
+
+/*
+ * The query of --include-seen (recommend) and --min-events N (given: set
+ * 1) for model m, into *out. Says, once, what m cannot do: no history (seen
+ * items are not left out: a note), no per-item counts (the default minimum
+ * is dropped with a note; one given is an error). Returns 0, or EXIT_RUNTIME
+ * after printing why.
+ */
+int cli_make_query(const char *cmd, const mfs_model *m, int recommend, int include_seen,
+		   uint64_t min_events, int set, mfs_query **out);
+
 /* Print s as a JSON string (quoted, escaped) to f. */
 void cli_json_string(FILE *f, const char *s, size_t len);
 

@@ -14,11 +14,14 @@ struct qopts {
 	const char *users, *items, *exclude; /* --users FILE, --items FILE, --exclude FILE */
 	uint64_t k;
 	int stats;
+	int include_seen;    /* --include-seen */
+	uint64_t min_events; /* --min-events N */
+	int min_events_set;  /* given on the command line */
 };
 
 /* Options beyond --model/--kernel/--help a command takes (the `which` bits). */
 enum { Q_USER = 1, Q_ITEM = 2, Q_K = 4, Q_TITLES = 8, Q_USERS = 16, Q_ITEMS = 32, Q_EXCLUDE = 64,
-       Q_STATS = 128 };
+       Q_STATS = 128, Q_SEEN = 256, Q_MINEV = 512 };
 
 /* Common option loop. Returns -1 to continue, else an exit code. */
 static int parse_query(const char *cmd, const char *help, int argc, char **argv, struct qopts *q,
@@ -30,10 +33,12 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 		{ "titles", required_argument, 0, 't' },  { "kernel", required_argument, 0, 'K' },
 		{ "users", required_argument, 0, 'U' },	  { "items", required_argument, 0, 'I' },
 		{ "exclude", required_argument, 0, 'x' }, { "stats", no_argument, 0, 'S' },
+		{ "include-seen", no_argument, 0, 'Z' },  { "min-events", required_argument, 0, 'E' },
 		{ "help", no_argument, 0, 'h' },	  { 0, 0, 0, 0 },
 	};
 	memset(q, 0, sizeof *q);
 	q->k = 10;
+	q->min_events = CLI_MIN_EVENTS;
 	int c;
 	optind = 1;
 	opterr = 0;
@@ -82,6 +87,17 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 		case 'S':
 			need = Q_STATS;
 			q->stats = 1;
+			break;
+		case 'Z':
+			need = Q_SEEN;
+			q->include_seen = 1;
+			break;
+		case 'E':
+			if (!(which & Q_MINEV))
+				goto unknown;
+			if (cli_u64(cmd, "--min-events", optarg, 0, UINT32_MAX, &q->min_events) < 0)
+				return EXIT_USAGE;
+			q->min_events_set = 1;
 			break;
 		case ':':
 			return cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
@@ -295,21 +311,27 @@ static int exclude_load(struct exclude *x, const char *path)
 
 static const char recommend_help[] =
 	"Usage: mfstream recommend --model PATH (--user ID | --users FILE) [-k N]\n"
-	"                          [--exclude FILE] [--titles FILE] [--stats]\n"
+	"                          [--include-seen] [--exclude FILE] [--titles FILE] [--stats]\n"
 	"\n"
 	"The N (default 10) items with the highest predicted rating for a user, best\n"
 	"first, as \"item<TAB>score\" lines. Items are ranked by mu + b_user + b_item +\n"
 	"p_user.q_item (every item scored, the best N kept in a heap: no full sort);\n"
 	"the score printed is that prediction kept inside the rating range. An unknown\n"
 	"(cold) user gets the items with the highest mu + b_item.\n"
+	"The items the user has rated are left out: the model remembers each user's\n"
+	"most recent distinct items (train --history N, default 128; a user with\n"
+	"more has only those N left out). They are left out while ranking, so the\n"
+	"answer is still the N best of the other items.\n"
 	"\n"
 	"  --model PATH    a model file or a checkpoint directory (newest valid)\n"
 	"  --user ID       the user\n"
 	"  --users FILE    many users, one ID per line ('-': standard input); prints\n"
 	"                  \"user<TAB>item<TAB>score\" lines, one block per user\n"
 	"  -k, --k N       how many items (default 10)\n"
+	"  --include-seen  keep the items in the user's history\n"
 	"  --exclude FILE  \"user item\" lines (TAB, spaces, ',' or '::'): pairs never\n"
-	"                  recommended, e.g. the items a user has already rated\n"
+	"                  recommended too, e.g. all the items a user has rated when\n"
+	"                  they are more than the history holds\n"
 	"  --titles FILE   add a title column (empty for an item without one); FILE is\n"
 	"                  MovieLens u.item, movies.csv or \"id<TAB>title\" lines\n"
 	"  --stats         print {\"queries\", \"p50_us\", \"p90_us\", \"p99_us\", \"max_us\", ...}\n"
@@ -318,9 +340,9 @@ static const char recommend_help[] =
 	"  --kernel K      auto|scalar|avx2|avx512|neon\n";
 
 /* Top-k for one user, without excluded pairs; prints it. Returns 0 or -1. */
-static int recommend_one(const mfs_view *v, const char *user, size_t ulen, size_t k,
-			 const struct exclude *x, int prefix, mfs_scored *buf, size_t buf_cap,
-			 struct cli_latency *lat)
+static int recommend_one(const mfs_view *v, const mfs_query *qy, const char *user, size_t ulen,
+			 size_t k, const struct exclude *x, int prefix, mfs_scored *buf,
+			 size_t buf_cap, struct cli_latency *lat)
 {
 	const mfs_model *m = mfs_view_model(v);
 	double t0 = lat ? cli_now() : 0;
@@ -331,7 +353,7 @@ static int recommend_one(const mfs_view *v, const char *user, size_t ulen, size_
 		want += keyset_count(&x->users, user_key(user, ulen));
 	if (want > buf_cap && !(res = grown = malloc(want * sizeof *res)))
 		return -1;
-	int n = mfs_view_recommend(v, user, ulen, want, res);
+	int n = mfs_view_recommend_with(v, qy, user, ulen, want, res);
 	if (n < 0) {
 		free(grown);
 		return -1;
@@ -368,7 +390,7 @@ int cmd_recommend(int argc, char **argv)
 {
 	struct qopts q;
 	int rc = parse_query("recommend", recommend_help, argc, argv, &q,
-			     Q_USER | Q_K | Q_USERS | Q_EXCLUDE | Q_STATS | Q_TITLES);
+			     Q_USER | Q_K | Q_USERS | Q_EXCLUDE | Q_STATS | Q_TITLES | Q_SEEN);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
@@ -384,6 +406,7 @@ int cmd_recommend(int argc, char **argv)
 	const mfs_view *v = NULL;
 	const mfs_model *m = NULL;
 	mfs_scored *out = NULL;
+	mfs_query *qy = NULL;
 	struct cli_latency lat = { 0 };
 	if (q.users && !(list = open_list(q.users))) {
 		rc = EXIT_RUNTIME;
@@ -393,7 +416,8 @@ int cmd_recommend(int argc, char **argv)
 		goto done;
 	v = mfs_server_acquire(srv);
 	m = mfs_view_model(v);
-	if ((rc = titles_check(&q, m)) != 0)
+	if ((rc = titles_check(&q, m)) != 0 ||
+	    (rc = cli_make_query("recommend", m, 1, q.include_seen, 0, 0, &qy)) != 0)
 		goto done;
 	if (!(out = malloc(q.k * sizeof *out))) {
 		cli_error("out of memory");
@@ -404,7 +428,7 @@ int cmd_recommend(int argc, char **argv)
 		if (mfs_model_find(m, MFS_USERS, q.user, strlen(q.user)) < 0)
 			cli_error("note: user \"%s\" is not in the model; recommending by item bias",
 				  q.user);
-		if (recommend_one(v, q.user, strlen(q.user), q.k, xp, 0, out, q.k,
+		if (recommend_one(v, qy, q.user, strlen(q.user), q.k, xp, 0, out, q.k,
 				  q.stats ? &lat : NULL) < 0)
 			rc = EXIT_RUNTIME;
 	} else {
@@ -416,7 +440,7 @@ int cmd_recommend(int argc, char **argv)
 			if (n == 0)
 				continue;
 			cold += mfs_model_find(m, MFS_USERS, id, (size_t)n) < 0;
-			if (recommend_one(v, id, (size_t)n, q.k, xp, 1, out, q.k,
+			if (recommend_one(v, qy, id, (size_t)n, q.k, xp, 1, out, q.k,
 					  q.stats ? &lat : NULL) < 0)
 				rc = EXIT_RUNTIME;
 		}
@@ -432,6 +456,7 @@ int cmd_recommend(int argc, char **argv)
 		cli_latency_print(&lat, m);
 done:
 	free(out);
+	mfs_query_free(qy);
 	mfs_server_release(srv, v);
 	mfs_server_free(srv);
 	if (list && list != stdin)
@@ -449,27 +474,30 @@ done:
 
 static const char similar_help[] =
 	"Usage: mfstream similar --model PATH (--item ID | --items FILE) [-k N]\n"
-	"                        [--titles FILE] [--stats]\n"
+	"                        [--min-events N] [--titles FILE] [--stats]\n"
 	"\n"
 	"The N (default 10) items whose factor rows are closest to ID's by cosine,\n"
-	"best first, as \"item<TAB>cosine\" lines.\n"
+	"best first, as \"item<TAB>cosine\" lines. Items that learned few events are\n"
+	"left out (their few ratings put their rows almost anywhere).\n"
 	"\n"
-	"  --model PATH   a model file or a checkpoint directory (newest valid)\n"
-	"  --item ID      the item\n"
-	"  --items FILE   many items, one ID per line ('-': standard input); prints\n"
-	"                 \"item<TAB>similar<TAB>cosine\" lines, one block per item\n"
-	"  -k, --k N      how many items (default 10)\n"
-	"  --titles FILE  add a title column (see recommend)\n"
-	"  --stats        print {\"queries\", \"p50_us\", \"p99_us\", ...} on stderr (see recommend)\n"
-	"  --kernel K     auto|scalar|avx2|avx512|neon\n";
+	"  --model PATH    a model file or a checkpoint directory (newest valid)\n"
+	"  --item ID       the item\n"
+	"  --items FILE    many items, one ID per line ('-': standard input); prints\n"
+	"                  \"item<TAB>similar<TAB>cosine\" lines, one block per item\n"
+	"  -k, --k N       how many items (default 10)\n"
+	"  --min-events N  leave out items that learned fewer than N events in the\n"
+	"                  first pass (default " CLI_STR(CLI_MIN_EVENTS) "; 0: none)\n"
+	"  --titles FILE   add a title column (see recommend)\n"
+	"  --stats         print {\"queries\", \"p50_us\", \"p99_us\", ...} on stderr (see recommend)\n"
+	"  --kernel K      auto|scalar|avx2|avx512|neon\n";
 
 /* Returns 0, 1 for an unknown item (reported), -1 out of memory. */
-static int similar_one(const mfs_view *v, const char *item, size_t ilen, size_t k, int prefix,
-		       mfs_scored *out, struct cli_latency *lat)
+static int similar_one(const mfs_view *v, const mfs_query *qy, const char *item, size_t ilen,
+		       size_t k, int prefix, mfs_scored *out, struct cli_latency *lat)
 {
 	const mfs_model *m = mfs_view_model(v);
 	double t0 = lat ? cli_now() : 0;
-	int n = mfs_view_similar(v, item, ilen, k, out);
+	int n = mfs_view_similar_with(v, qy, item, ilen, k, out);
 	if (n == -MFS_E_NOTFOUND) {
 		cli_error("item \"%.*s\" is not in the model", (int)ilen, item);
 		return 1;
@@ -494,7 +522,7 @@ int cmd_similar(int argc, char **argv)
 {
 	struct qopts q;
 	int rc = parse_query("similar", similar_help, argc, argv, &q,
-			     Q_ITEM | Q_K | Q_ITEMS | Q_STATS | Q_TITLES);
+			     Q_ITEM | Q_K | Q_ITEMS | Q_STATS | Q_TITLES | Q_MINEV);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
@@ -504,6 +532,7 @@ int cmd_similar(int argc, char **argv)
 	const mfs_view *v = NULL;
 	const mfs_model *m = NULL;
 	mfs_scored *out = NULL;
+	mfs_query *qy = NULL;
 	struct cli_latency lat = { 0 };
 	if (q.items && !(list = open_list(q.items)))
 		return EXIT_RUNTIME;
@@ -511,7 +540,8 @@ int cmd_similar(int argc, char **argv)
 		goto done;
 	v = mfs_server_acquire(srv);
 	m = mfs_view_model(v);
-	if ((rc = titles_check(&q, m)) != 0)
+	if ((rc = titles_check(&q, m)) != 0 ||
+	    (rc = cli_make_query("similar", m, 0, 0, q.min_events, q.min_events_set, &qy)) != 0)
 		goto done;
 	if (!(out = malloc(q.k * sizeof *out))) {
 		cli_error("out of memory");
@@ -520,7 +550,7 @@ int cmd_similar(int argc, char **argv)
 	}
 	int r = 0;
 	if (q.item) {
-		r = similar_one(v, q.item, strlen(q.item), q.k, 0, out, q.stats ? &lat : NULL);
+		r = similar_one(v, qy, q.item, strlen(q.item), q.k, 0, out, q.stats ? &lat : NULL);
 	} else {
 		char *line = NULL, *id;
 		size_t cap = 0;
@@ -528,7 +558,8 @@ int cmd_similar(int argc, char **argv)
 		uint64_t unknown = 0;
 		while (r >= 0 && (n = next_id(list, &line, &cap, &id)) >= 0)
 			if (n > 0) {
-				r = similar_one(v, id, (size_t)n, q.k, 1, out, q.stats ? &lat : NULL);
+				r = similar_one(v, qy, id, (size_t)n, q.k, 1, out,
+						q.stats ? &lat : NULL);
 				unknown += r == 1;
 			}
 		free(line);
@@ -542,6 +573,7 @@ int cmd_similar(int argc, char **argv)
 		cli_latency_print(&lat, m);
 done:
 	free(out);
+	mfs_query_free(qy);
 	mfs_server_release(srv, v);
 	mfs_server_free(srv);
 	if (list && list != stdin)
@@ -609,22 +641,26 @@ int cmd_predict(int argc, char **argv)
 }
 
 static const char inspect_help[] =
-	"Usage: mfstream inspect --model PATH [--titles FILE] [-k N]\n"
+	"Usage: mfstream inspect --model PATH [--titles FILE] [-k N] [--min-events N]\n"
 	"\n"
 	"Print a model's settings and counts, and the N (default 10) items with the\n"
 	"lowest and the highest bias: the items liked less (or more) than their\n"
-	"factors explain, fastbook's reading of the biases. With --titles, a MovieLens\n"
-	"u.item ('|'-separated, Latin-1), movies.csv (movieId,title,genres; RFC 4180\n"
+	"factors explain, fastbook's reading of the biases. Each line: the bias, the\n"
+	"item, the events it learned, its title. With --titles, a MovieLens u.item\n"
+	"('|'-separated, Latin-1), movies.csv (movieId,title,genres; RFC 4180\n"
 	"quotes) or \"id<TAB>title\" file names them; a file that is not a title file,\n"
 	"or names none of the model's items, is an error (exit 1).\n"
 	"\n"
-	"  --model PATH   a model file or a checkpoint directory (newest valid)\n"
-	"  --titles FILE  item titles\n"
-	"  -k, --k N      items per list (default 10)\n";
+	"  --model PATH    a model file or a checkpoint directory (newest valid)\n"
+	"  --titles FILE   item titles\n"
+	"  -k, --k N       items per list (default 10)\n"
+	"  --min-events N  rank only items that learned at least N events in the\n"
+	"                  first pass (default " CLI_STR(CLI_MIN_EVENTS) "; 0: all items)\n";
 
 struct biased {
 	uint32_t row;
 	float bias;
+	int64_t events; /* < 0: not counted */
 };
 
 static int cmp_bias(const void *a, const void *b)
@@ -642,6 +678,8 @@ static void print_item_line(const mfs_model *m, const struct biased *b)
 	mfs_model_row(m, MFS_ITEMS, b->row, &id, &len, NULL);
 	printf("  %+.4f  ", b->bias);
 	fwrite(id, 1, len, stdout);
+	if (b->events >= 0)
+		printf("  %lld events", (long long)b->events);
 	const char *title = cli_item_title(shown_titles, m, b->row);
 	if (title)
 		printf("  %s", title);
@@ -651,7 +689,7 @@ static void print_item_line(const mfs_model *m, const struct biased *b)
 int cmd_inspect(int argc, char **argv)
 {
 	struct qopts q;
-	int rc = parse_query("inspect", inspect_help, argc, argv, &q, Q_K | Q_TITLES);
+	int rc = parse_query("inspect", inspect_help, argc, argv, &q, Q_K | Q_TITLES | Q_MINEV);
 	if (rc >= 0)
 		return rc;
 	if (optind < argc)
@@ -689,14 +727,39 @@ int cmd_inspect(int argc, char **argv)
 		cli_error("out of memory");
 		return EXIT_RUNTIME;
 	}
-	uint64_t nb = 0;
+	uint64_t min_events = q.min_events;
+	if (min_events && !info.counts) {
+		if (q.min_events_set) {
+			cli_error("inspect: --min-events: the model keeps no per-item event counts "
+				  "(trained with --freq-alpha 1 --freq-alpha-bias 1)");
+			free(b);
+			mfs_model_free(m);
+			mfs_titles_free(shown_titles);
+			shown_titles = NULL;
+			return EXIT_RUNTIME;
+		}
+		min_events = 0;
+	}
+	uint64_t nb = 0, live = 0;
 	for (uint64_t i = 0; i < info.item_rows; i++) {
 		b[nb].row = (uint32_t)i;
-		if (mfs_model_row(m, MFS_ITEMS, (uint32_t)i, NULL, NULL, &b[nb].bias) == 0)
-			nb++; /* hashed mode: rows never used are skipped */
+		if (mfs_model_row(m, MFS_ITEMS, (uint32_t)i, NULL, NULL, &b[nb].bias) < 0)
+			continue; /* hashed mode: rows never used are skipped */
+		live++;
+		b[nb].events = mfs_model_row_events(m, MFS_ITEMS, (uint32_t)i);
+		if (b[nb].events >= (int64_t)min_events)
+			nb++;
 	}
 	qsort(b, nb, sizeof *b, cmp_bias);
 	uint64_t k = q.k < nb ? q.k : nb;
+	if (!info.counts)
+		printf("items ranked: all %llu (the model keeps no per-item event counts)\n",
+		       (unsigned long long)live);
+	else
+		printf("items ranked: %llu of %llu, those with at least %llu learned events "
+		       "(--min-events)\n",
+		       (unsigned long long)nb, (unsigned long long)live,
+		       (unsigned long long)min_events);
 	printf("lowest item biases (liked less than their factors explain):\n");
 	for (uint64_t i = 0; i < k; i++)
 		print_item_line(m, &b[i]);

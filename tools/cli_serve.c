@@ -31,11 +31,14 @@
 
 static const char serve_help[] =
 	"Usage: mfstream serve --model PATH [--socket PATH] [--poll-ms N] [--no-stdin]\n"
+	"                      [--include-seen] [--min-events N]\n"
 	"\n"
 	"Answer query lines from the newest model, one JSON line per query:\n"
-	"  recommend USER [K]   the K (default 10) best items for USER (an unknown user\n"
-	"                       gets the items with the highest mu + b_item)\n"
-	"  similar ITEM [K]     the K items closest to ITEM by cosine\n"
+	"  recommend USER [K]   the K (default 10) best items for USER, leaving out the\n"
+	"                       items in USER's history (see recommend --help); an\n"
+	"                       unknown user gets the items with the highest mu + b_item\n"
+	"  similar ITEM [K]     the K items closest to ITEM by cosine, among the items\n"
+	"                       with at least --min-events learned events\n"
 	"  predict USER ITEM    the predicted rating\n"
 	"  info                 the model serving: its events, file, refreshes\n"
 	"Fields are separated by a TAB if the line has one (IDs may then hold spaces),\n"
@@ -56,6 +59,9 @@ static const char serve_help[] =
 	"                  replaced, any other file is an error)\n"
 	"  --poll-ms N     look for a newer model at least this often (default 1000)\n"
 	"  --no-stdin      do not read standard input (with --socket)\n"
+	"  --include-seen  recommend: keep the items in the user's history\n"
+	"  --min-events N  similar: leave out items that learned fewer than N events\n"
+	"                  (default " CLI_STR(CLI_MIN_EVENTS) "; 0: none)\n"
 	"  --kernel K      auto|scalar|avx2|avx512|neon\n"
 	"\n"
 	"Runs until standard input ends (without --socket) or SIGINT/SIGTERM; then\n"
@@ -73,6 +79,7 @@ struct serve {
 	atomic_int stop;
 	int wake[2]; /* a pipe: the refresher wakes on stop */
 	int conns;   /* open socket connections (under mu) */
+	mfs_query *rq, *sq; /* the settings of recommend and similar queries */
 };
 
 static void put_items(FILE *out, const mfs_model *m, const mfs_scored *r, int n)
@@ -113,7 +120,7 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
 	if (op == CLI_Q_RECOMMEND) {
-		int got = mfs_view_recommend(v, q.a, q.al, q.k, buf);
+		int got = mfs_view_recommend_with(v, S->rq, q.a, q.al, q.k, buf);
 		double us = (cli_now() - t0) * 1e6;
 		fputs("{\"op\": \"recommend\", \"user\": ", out);
 		cli_json_string(out, q.a, q.al);
@@ -126,12 +133,15 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 		cli_latency_add(&S->lat, us);
 		pthread_mutex_unlock(&S->mu);
 	} else if (op == CLI_Q_SIMILAR) {
-		int got = mfs_view_similar(v, q.a, q.al, q.k, buf);
+		int got = mfs_view_similar_with(v, S->sq, q.a, q.al, q.k, buf);
 		fputs("{\"op\": \"similar\", \"item\": ", out);
 		cli_json_string(out, q.a, q.al);
 		fprintf(out, ", \"model_events\": %llu", (unsigned long long)info.events);
 		if (got == -MFS_E_NOTFOUND)
 			fputs(", \"error\": \"item not in the model\"", out);
+		else if (got == -MFS_E_UNSUPPORTED)
+			fputs(", \"error\": \"the model keeps no per-item event counts "
+			      "(--min-events)\"", out);
 		else
 			put_items(out, m, buf, got < 0 ? 0 : got);
 		fputs("}\n", out);
@@ -387,11 +397,12 @@ int cmd_serve(int argc, char **argv)
 		{ "model", required_argument, 0, 'm' },	  { "socket", required_argument, 0, 's' },
 		{ "poll-ms", required_argument, 0, 'p' }, { "no-stdin", no_argument, 0, 'n' },
 		{ "kernel", required_argument, 0, 'K' },  { "help", no_argument, 0, 'h' },
+		{ "include-seen", no_argument, 0, 'Z' },  { "min-events", required_argument, 0, 'E' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *model = NULL, *sock = NULL, *kernel = NULL;
-	uint64_t poll_ms = 1000;
-	int no_stdin = 0, c;
+	uint64_t poll_ms = 1000, min_events = CLI_MIN_EVENTS;
+	int no_stdin = 0, c, include_seen = 0, min_events_set = 0;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hm:", opts, NULL)) != -1) {
@@ -414,6 +425,14 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'K':
 			kernel = optarg;
+			break;
+		case 'Z':
+			include_seen = 1;
+			break;
+		case 'E':
+			if (cli_u64("serve", "--min-events", optarg, 0, UINT32_MAX, &min_events) < 0)
+				return EXIT_USAGE;
+			min_events_set = 1;
 			break;
 		case ':':
 			return cli_usage("serve", "option %s needs a value", argv[optind - 1]);
@@ -439,6 +458,19 @@ int cmd_serve(int argc, char **argv)
 	int rc = cli_open_server(model, kernel, &S.srv);
 	if (rc)
 		return rc;
+	{
+		const mfs_view *v = mfs_server_acquire(S.srv);
+		const mfs_model *m = mfs_view_model(v);
+		rc = cli_make_query("serve", m, 1, include_seen, 0, 0, &S.rq);
+		if (rc == 0)
+			rc = cli_make_query("serve", m, 0, 0, min_events, min_events_set, &S.sq);
+		mfs_server_release(S.srv, v);
+		if (rc) {
+			mfs_query_free(S.rq);
+			mfs_server_free(S.srv);
+			return rc;
+		}
+	}
 	int lfd = -1;
 	if (sock && (lfd = listen_unix(sock)) < 0) {
 		mfs_server_free(S.srv);

@@ -181,6 +181,34 @@ int cli_open_server(const char *path, const char *kernel, mfs_server **out)
 	return 0;
 }
 
+int cli_make_query(const char *cmd, const mfs_model *m, int recommend, int include_seen,
+		   uint64_t min_events, int set, mfs_query **out)
+{
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	if (recommend && !include_seen && info.history == 0)
+		cli_error("note: the model keeps no history of what users rated (trained with "
+			  "--history 0, or saved before models kept one): rated items are not "
+			  "left out; --exclude FILE can");
+	if (min_events > 0 && !info.counts) {
+		if (set) {
+			cli_error("%s: --min-events: the model keeps no per-item event counts "
+				  "(trained with --freq-alpha 1 --freq-alpha-bias 1)", cmd);
+			return EXIT_RUNTIME;
+		}
+		cli_error("note: the model keeps no per-item event counts: rarely rated items are "
+			  "not left out (--min-events)");
+		min_events = 0;
+	}
+	if (mfs_query_create(out) < 0) {
+		cli_error("out of memory");
+		return EXIT_RUNTIME;
+	}
+	mfs_query_set(*out, MFS_QUERY_INCLUDE_SEEN, include_seen);
+	mfs_query_set(*out, MFS_QUERY_MIN_EVENTS, (int64_t)min_events);
+	return 0;
+}
+
 void cli_warn_skip(void *ctx, const mfs_diag *d)
 {
 	warn_skip(ctx, d);
