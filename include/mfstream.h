@@ -174,12 +174,13 @@ typedef struct mfs_config {
 				(alpha 1: plain per-event L2, as ALS-WR's lambda * n). freq_alpha
 				scales the factor L2 of replayed passes (default 0.7),
 				freq_alpha_bias the bias L2 of every pass (default 0.2); 0..1 */
-	uint32_t history;    /* the items each user row remembers: the keys of the
-				`history` most recent distinct items it learned in the
-				first pass (not in replays, not unadmitted events), in a
-				ring sized at create (mfs_model_history_bytes per user row).
-				Recommendations leave them out (mfs_query). A user with more
-				events than this has only its `history` most recent ones
+	uint32_t history;    /* the items each user row remembers: the item keys of
+				its `history` most recent events of the first pass (not
+				replays, not unadmitted events; a repeat of the item just
+				before takes no slot), in a ring sized at create
+				(mfs_model_history_bytes per user row). Recommendations
+				leave them out (mfs_query): a user with more events than
+				this has only the items of its `history` most recent ones
 				left out. 0 turns it off; default 128, at most
 				MFS_HISTORY_MAX */
 } mfs_config;
@@ -199,7 +200,7 @@ MFS_API uint64_t mfs_model_row_bytes(const mfs_config *cfg);
 
 /*
  * Bytes a user row's history costs beyond mfs_model_row_bytes:
- * 8 * (history + 1) (the item keys and the ring's place), 0 when history is 0.
+ * 8 * history + 4 (the item keys and the ring's place), 0 when history is 0.
  * Item rows keep no history.
  */
 MFS_API uint64_t mfs_model_history_bytes(const mfs_config *cfg);
@@ -271,8 +272,8 @@ typedef struct mfs_query mfs_query;
 
 enum mfs_query_param {
 	/* recommend: 0 (default) leaves out the items in the user's history (the
-	 * model's mfs_config.history most recent distinct items the user rated);
-	 * 1 keeps them. Models without a history have nothing to leave out. */
+	 * items of its mfs_config.history most recent events); 1 keeps them.
+	 * Models without a history have nothing to leave out. */
 	MFS_QUERY_INCLUDE_SEEN = 1,
 	/* recommend and similar: leave out items that learned fewer than this
 	 * many events in the first pass (default 0: none left out). Needs the
@@ -323,10 +324,9 @@ MFS_API int mfs_model_similar(const mfs_model *m, const char *item, size_t item_
 			      mfs_scored *out);
 
 /*
- * The user's history: the item rows of the distinct items it learned most
- * recently (at most mfs_config.history of them; an item already remembered
- * is not added again), most recent first. Items no longer in the model
- * (evicted) are left out. The history is kept with the model: saved, carried
+ * The user's history: the item rows of its mfs_config.history most recent
+ * first-pass events, each item once (at its most recent place), most recent
+ * first. Items no longer in the model (evicted) are left out. The history is kept with the model: saved, carried
  * by checkpoints and deltas, cleared when the user's row is re-initialised
  * (evicted, or in hashed mode taken by another ID; users sharing a hashed row
  * share its history). Writes up to cap rows to rows (may be NULL with cap 0).

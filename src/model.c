@@ -119,7 +119,7 @@ MFS_API uint64_t mfs_model_history_bytes(const mfs_config *cfg)
 {
 	if (!cfg || cfg->history == 0 || cfg->history > MFS_HISTORY_MAX)
 		return 0;
-	return 8 * ((uint64_t)cfg->history + 1);
+	return 8 * (uint64_t)cfg->history + 4;
 }
 
 static void side_free(struct mfs_table *s)
@@ -132,7 +132,8 @@ static void side_free(struct mfs_table *s)
 	mfs_free_huge(s->dirty, mfs_dirty_bytes(s->cap));
 	mfs_free_huge(s->count, s->cap * sizeof(uint32_t));
 	if (s->hist)
-		mfs_free_huge(s->hist, s->cap * mfs_hist_stride(s) * 8);
+		mfs_free_huge(s->hist, s->cap * s->hist_len * 8);
+	mfs_free_huge(s->hpos, s->cap * 4);
 	memset(s, 0, sizeof *s);
 }
 
@@ -163,10 +164,11 @@ static int side_init(struct mfs_table *s, const mfs_config *cfg, uint64_t cap, u
 		s->count = mfs_alloc_huge(cap * sizeof(uint32_t));
 	if (hist_len) {
 		s->hist_len = hist_len;
-		s->hist = mfs_alloc_huge(cap * mfs_hist_stride(s) * 8);
+		s->hist = mfs_alloc_huge(cap * hist_len * 8);
+		s->hpos = mfs_alloc_huge(cap * 4);
 	}
 	if (!s->rows || !s->bias || !s->dirty || (adagrad && (!s->acc || !s->bacc)) ||
-	    (counted && !s->count) || (hist_len && !s->hist)) {
+	    (counted && !s->count) || (hist_len && (!s->hist || !s->hpos))) {
 		side_free(s);
 		return -MFS_E_NOMEM;
 	}
@@ -324,8 +326,10 @@ MFS_API int64_t mfs_model_regroup_pages(mfs_model *m)
 		collapse(s->dirty, mfs_dirty_bytes(n), &done, &refused);
 		if (s->count)
 			collapse(s->count, (size_t)n * 4, &done, &refused);
-		if (s->hist)
-			collapse(s->hist, (size_t)n * mfs_hist_stride(s) * 8, &done, &refused);
+		if (s->hist) {
+			collapse(s->hist, (size_t)n * s->hist_len * 8, &done, &refused);
+			collapse(s->hpos, (size_t)n * 4, &done, &refused);
+		}
 		collapse(s->ids.row_key, (size_t)n * 8, &done, &refused);
 		collapse(s->ids.row_off, (size_t)n * 8, &done, &refused);
 		collapse(s->ids.row_len, (size_t)n, &done, &refused);
@@ -378,31 +382,37 @@ static void init_row(mfs_model *m, struct mfs_table *s, uint64_t row)
 		s->acc[row] = 1.0f;
 		s->bacc[row] = MFS_BIAS_ACC0;
 	}
-	/* a new ID's history starts empty (an evicted row forgets its user's) */
-	if (s->hist)
-		memset(mfs_hist_row(s, row), 0, mfs_hist_stride(s) * 8);
+	/* a new ID's history starts empty (an evicted row forgets its user's).
+	 * Slots past the filled ones are always 0, so only those are cleared: a
+	 * row used for the first time touches no ring memory here. */
+	if (s->hist) {
+		uint32_t fill = MFS_HPOS_FILL(s->hpos[row]);
+		if (fill)
+			memset(mfs_hist_row(s, row), 0, (size_t)fill * 8);
+		s->hpos[row] = 0;
+	}
 }
 
 /*
  * Remember that user row u learned item key: the ring's next slot takes it,
- * unless the ring holds it already. Only the filled slots are compared (a
- * user with few events touches one cache line), in a loop without an early
- * exit, which the compiler vectorises.
+ * so the ring holds the items of the user's hist_len most recent events. A
+ * repeat of the item just before takes no slot (runs of one item, as plays
+ * of one song, collapse; the guarantee holds, as a run is one slot). Two
+ * cache lines at most (the first word and the slot); the ring is not
+ * searched for older repeats (they take a slot again), which would cost up
+ * to hist_len / 8 lines per event.
  */
 static inline void hist_add(struct mfs_table *s, int64_t u, uint64_t key)
 {
 	uint64_t *h = mfs_hist_row(s, (uint64_t)u);
-	uint32_t next = (uint32_t)h[0], fill = (uint32_t)(h[0] >> 32);
-	const uint64_t *ring = h + 1;
-	uint64_t found = 0;
-	for (uint32_t j = 0; j < fill; j++)
-		found |= ring[j] == key;
-	if (found)
+	uint32_t next = MFS_HPOS_NEXT(s->hpos[u]), fill = MFS_HPOS_FILL(s->hpos[u]);
+	uint32_t prev = next ? next - 1 : s->hist_len - 1;
+	if (fill && h[prev] == key)
 		return;
-	h[1 + next] = key;
+	h[next] = key;
 	next = next + 1 == s->hist_len ? 0 : next + 1;
 	fill += fill < s->hist_len;
-	h[0] = (uint64_t)fill << 32 | next;
+	s->hpos[u] = fill << 16 | next;
 }
 
 static inline uint64_t id_key(const mfs_model *m, const char *id, uint32_t len)
@@ -514,8 +524,11 @@ static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 		}
 		if (m->user.count)
 			__builtin_prefetch(&m->user.count[u], 1);
-		if (m->user.hist && !m->replay)
-			__builtin_prefetch(mfs_hist_row(&m->user, (uint64_t)u), 1);
+		if (m->user.hist && !m->replay) {
+			/* the slot the event will take (its place was prefetched before) */
+			const struct mfs_table *s = &m->user;
+			__builtin_prefetch(mfs_hist_row(s, (uint64_t)u) + MFS_HPOS_NEXT(s->hpos[u]), 1);
+		}
 	}
 	if (i >= 0) {
 		const float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
@@ -643,6 +656,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	const mfs_config *c = &m->cfg;
 	const int adagrad = c->optimizer == MFS_OPT_ADAGRAD;
 	const int two = c->user_hashes == 2;
+	const int hist = m->user.hist && !m->replay;
 	const float lo = c->lo, hi = c->hi;
 	const float lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
 	const float l2b = m->replay ? c->replay_l2_bias : c->l2_bias;
@@ -684,10 +698,17 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 					   : resolve(m, &m->user, second_key(keys[2 * j]), e->user,
 						     e->user_len);
 		}
+		/* the ring's place two steps ahead: prefetch_rows reads it for the slot */
+		for (size_t j = 0; hist && j < 2 * MFS_PREFETCH_AHEAD && j < cn; j++)
+			if (rows[2 * j] >= 0)
+				__builtin_prefetch(&m->user.hpos[rows[2 * j]]);
 		for (size_t j = 0; j < MFS_PREFETCH_AHEAD && j < cn; j++)
 			prefetch_rows(m, rows[2 * j], rows[2 * j + 1]);
 		/* Pass 3: one SGD step per event, rows of upcoming events prefetched. */
 		for (size_t j = 0; j < cn; j++) {
+			if (hist && j + 2 * MFS_PREFETCH_AHEAD < cn &&
+			    rows[2 * (j + 2 * MFS_PREFETCH_AHEAD)] >= 0)
+				__builtin_prefetch(&m->user.hpos[rows[2 * (j + 2 * MFS_PREFETCH_AHEAD)]]);
 			if (j + MFS_PREFETCH_AHEAD < cn)
 				prefetch_rows(m, rows[2 * (j + MFS_PREFETCH_AHEAD)],
 					      rows[2 * (j + MFS_PREFETCH_AHEAD) + 1]);
@@ -707,7 +728,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 				r = hi;
 			count_event(m, &m->user, u);
 			count_event(m, &m->item, i);
-			if (m->user.hist && !m->replay)
+			if (hist)
 				hist_add(&m->user, u, keys[2 * j + 1]);
 			step_l2(m, u, i, l2f, l2b, &s, &l2u, &l2i);
 			if (two && rows2[j] >= 0 && rows2[j] != u) {
@@ -888,12 +909,12 @@ size_t mfs_history_rows(const mfs_model *m, uint64_t u, uint32_t *rows, size_t c
 	if (!s->hist)
 		return 0;
 	const uint64_t *h = mfs_hist_row(s, u);
-	uint32_t next = (uint32_t)h[0], fill = (uint32_t)(h[0] >> 32);
+	uint32_t next = MFS_HPOS_NEXT(s->hpos[u]), fill = MFS_HPOS_FILL(s->hpos[u]);
 	size_t n = 0;
 	/* newest first: the slots before next, then (a full ring) the ones after it */
 	for (uint32_t j = 0; j < fill; j++) {
 		uint32_t slot = next >= j + 1 ? next - j - 1 : next + s->hist_len - j - 1;
-		int64_t r = mfs_idmap_find(&m->item.ids, h[1 + slot]);
+		int64_t r = mfs_idmap_find(&m->item.ids, h[slot]);
 		if (r < 0)
 			continue; /* evicted since */
 		if (n < cap)
@@ -922,9 +943,12 @@ int mfs_model_exclusion(const mfs_model *m, const mfs_query *q, int64_t u, int64
 		x->min_events = q->min_events;
 	}
 	if (u >= 0 && !(q && q->include_seen)) {
-		size_t n = mfs_history_rows(m, (uint64_t)u, buf, MFS_HISTORY_MAX);
+		size_t n = mfs_history_rows(m, (uint64_t)u, buf, MFS_HISTORY_MAX), d = 0;
 		qsort(buf, n, sizeof *buf, cmp_u32);
-		x->n = n;
+		for (size_t j = 0; j < n; j++) /* repeats once */
+			if (d == 0 || buf[d - 1] != buf[j])
+				buf[d++] = buf[j];
+		x->n = d;
 	}
 	return 0;
 }
@@ -1042,7 +1066,18 @@ MFS_API int mfs_model_history(const mfs_model *m, const char *user, size_t user_
 	int64_t u = find_row(m, &m->user, user, user_len);
 	if (u < 0)
 		return -MFS_E_NOTFOUND;
-	return (int)mfs_history_rows(m, (uint64_t)u, rows, cap);
+	uint32_t all[MFS_HISTORY_MAX];
+	size_t n = mfs_history_rows(m, (uint64_t)u, all, MFS_HISTORY_MAX), d = 0;
+	for (size_t j = 0; j < n; j++) { /* each item once, at its most recent place */
+		size_t k = 0;
+		while (k < d && all[k] != all[j])
+			k++;
+		if (k == d)
+			all[d++] = all[j];
+	}
+	for (size_t j = 0; j < d && j < cap; j++)
+		rows[j] = all[j];
+	return (int)d;
 }
 
 MFS_API int64_t mfs_model_row_events(const mfs_model *m, int side, uint32_t row)

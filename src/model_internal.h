@@ -25,22 +25,21 @@ struct mfs_table {
 	uint64_t *dirty; /* cap bits: rows learned since the last checkpoint mark (deltas) */
 	uint32_t *count; /* cap: events each row learned outside replay (frequency-dependent
 			    L2, minimum support), NULL when both freq alphas are 1 */
-	/* Users only: each row's history, hist_len + 1 words per row: word 0 the
-	 * ring's next slot (low 32 bits) and fill (high 32), then hist_len item
-	 * keys (0: empty). NULL when the history is off. */
+	/* Users only: each row's history, a ring of hist_len item keys (hist),
+	 * and its place (hpos: the next slot in the low 16 bits, how many are
+	 * filled in the high 16; dense, so that the learner finds the slot to
+	 * prefetch in a line it shares with 15 other users). NULL when off. */
 	uint64_t *hist;
+	uint32_t *hpos;
 	uint32_t hist_len;
 };
 
-/* Words per row of a history table. */
-static inline size_t mfs_hist_stride(const struct mfs_table *s)
-{
-	return (size_t)s->hist_len + 1;
-}
+#define MFS_HPOS_NEXT(w) ((w) & 0xFFFFu)
+#define MFS_HPOS_FILL(w) ((w) >> 16)
 
 static inline uint64_t *mfs_hist_row(const struct mfs_table *s, uint64_t row)
 {
-	return s->hist + row * mfs_hist_stride(s);
+	return s->hist + row * (size_t)s->hist_len;
 }
 
 /* Frequency-dependent L2: the count at which a row's L2 is the configured one. */
@@ -167,8 +166,9 @@ int mfs_model_exclusion(const mfs_model *m, const mfs_query *q, int64_t u, int64
 
 /*
  * The item rows of user row u's history, most recent first (items no longer
- * in the model left out), up to cap of them into rows; returns how many the
- * history holds. The implicit-feedback seen-set reads it too.
+ * in the model left out; an item learned again after others appears again),
+ * up to cap of them into rows; returns how many the history holds. The
+ * implicit-feedback seen-set reads it too.
  */
 size_t mfs_history_rows(const mfs_model *m, uint64_t u, uint32_t *rows, size_t cap);
 

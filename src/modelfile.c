@@ -66,7 +66,8 @@ enum section_tag {
 	SEC_ITEM_COUNT = 20,
 	SEC_FREQ = 23,       /* f32 freq_alpha, freq_alpha_bias (absent: both 1, plain L2) */
 	SEC_HISTORY = 24,    /* u32 items remembered per user row (absent: 0, no history) */
-	SEC_USER_HIST = 25,  /* per user row: u64 next | fill << 32, then that many u64 item keys */
+	SEC_USER_HIST = 25,  /* per user row: its ring of u64 item keys (SEC_HISTORY of them) */
+	SEC_USER_HPOS = 26,  /* per user row: u32 the ring's next slot | filled slots << 16 */
 	/* deltas */
 	SEC_USER_DIRTY = 9,  /* u32 row numbers, ascending: the rows the other sections hold */
 	SEC_ITEM_DIRTY = 19,
@@ -325,8 +326,9 @@ static int gather(const mfs_model *m, int delta, struct section *sec, uint32_t *
 		}
 		if (s->count && (rc = rows_section(&sec[(*ns)++], t0 + 9, s->count, 4, idx, n)) < 0)
 			return rc;
-		if (s->hist && (rc = rows_section(&sec[(*ns)++], SEC_USER_HIST, s->hist,
-						  mfs_hist_stride(s) * 8, idx, n)) < 0)
+		if (s->hist && ((rc = rows_section(&sec[(*ns)++], SEC_USER_HIST, s->hist,
+						   (size_t)s->hist_len * 8, idx, n)) < 0 ||
+				(rc = rows_section(&sec[(*ns)++], SEC_USER_HPOS, s->hpos, 4, idx, n)) < 0))
 			return rc;
 		if (s->ids.mode == MFS_IDMAP_EXACT) {
 			uint32_t *seen = malloc(n ? n * 4 : 1);
@@ -685,11 +687,11 @@ static int load_table(struct loader *L, mfs_model *m, uint32_t tag, void *dst, u
 	return 1;
 }
 
-/* A history row's first word: its next slot and fill inside the ring (a ring
+/* A history's place: the next slot and the filled ones inside the ring (a ring
  * not yet full is filled from slot 0: next == fill). */
-static int hist_word_ok(const struct mfs_table *s, uint64_t w)
+static int hpos_ok(const struct mfs_table *s, uint32_t w)
 {
-	uint32_t next = (uint32_t)w, fill = (uint32_t)(w >> 32);
+	uint32_t next = MFS_HPOS_NEXT(w), fill = MFS_HPOS_FILL(w);
 	return fill <= s->hist_len && next < s->hist_len && (fill == s->hist_len || next == fill);
 }
 
@@ -741,10 +743,11 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 	if (s->count && (rc = load_table(L, m, t0 + 9, s->count, n * 4)) < 0)
 		goto out;
 	if (s->hist) {
-		if ((rc = load_table(L, m, SEC_USER_HIST, s->hist, n * mfs_hist_stride(s) * 8)) < 0)
+		if ((rc = load_table(L, m, SEC_USER_HIST, s->hist, n * s->hist_len * 8)) < 0 ||
+		    (rc = load_table(L, m, SEC_USER_HPOS, s->hpos, n * 4)) < 0)
 			goto out;
 		for (uint64_t r = 0; r < n; r++)
-			if (!hist_word_ok(s, mfs_hist_row(s, r)[0])) {
+			if (!hpos_ok(s, s->hpos[r])) {
 				rc = mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
 						  "the history of user row %llu is damaged",
 						  (unsigned long long)r);
@@ -935,6 +938,7 @@ struct delta_side {
 	const uint32_t *seen, *count;
 	const uint8_t *sketch;
 	const uint64_t *hist;
+	const uint32_t *hpos;
 	void *owned[16];
 	int n_owned;
 };
@@ -1026,12 +1030,14 @@ static int delta_read_side(struct loader *L, const mfs_model *m, const struct mf
 		d->sketch = p;
 	}
 	if (s->hist) {
-		size_t hs = mfs_hist_stride(s);
-		if ((rc = delta_get(L, d, SEC_USER_HIST, nd * hs * 8, &p)) < 0)
+		if ((rc = delta_get(L, d, SEC_USER_HIST, nd * s->hist_len * 8, &p)) < 0)
 			return rc;
 		d->hist = p;
+		if ((rc = delta_get(L, d, SEC_USER_HPOS, nd * 4, &p)) < 0)
+			return rc;
+		d->hpos = p;
 		for (uint64_t k = 0; k < nd; k++)
-			if (!hist_word_ok(s, d->hist[k * hs]))
+			if (!hpos_ok(s, d->hpos[k]))
 				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
 						    "the history of user row %u is damaged", d->idx[k]);
 	}
@@ -1065,9 +1071,10 @@ static int delta_apply_side(mfs_model *m, struct mfs_table *s, const struct delt
 		}
 		if (s->count)
 			s->count[r] = d->count[k];
-		if (s->hist)
-			memcpy(mfs_hist_row(s, r), d->hist + k * mfs_hist_stride(s),
-			       mfs_hist_stride(s) * 8);
+		if (s->hist) {
+			memcpy(mfs_hist_row(s, r), d->hist + k * s->hist_len, (size_t)s->hist_len * 8);
+			s->hpos[r] = d->hpos[k];
+		}
 	}
 	if (d->sketch)
 		memcpy(s->ids.sketch, d->sketch, mfs_idmap_sketch_bytes(&s->ids));

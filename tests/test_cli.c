@@ -268,19 +268,13 @@ static int pairs_has(const struct pairs *ps, const char *u, const char *i)
 	return 0;
 }
 
-/* The distinct items user u rated. */
-static int pairs_distinct(const struct pairs *ps, const char *u)
+/* The events of user u. */
+static int pairs_events(const struct pairs *ps, const char *u)
 {
 	int n = 0;
 	size_t ul = strlen(u);
-	for (size_t k = 0; k < ps->n; k++) {
-		if (strncmp(ps->p[k], u, ul) != 0 || ps->p[k][ul] != '\t')
-			continue;
-		int dup = 0;
-		for (size_t j = 0; j < k && !dup; j++)
-			dup = strcmp(ps->p[j], ps->p[k]) == 0;
-		n += !dup;
-	}
+	for (size_t k = 0; k < ps->n; k++)
+		n += strncmp(ps->p[k], u, ul) == 0 && ps->p[k][ul] == '\t';
 	return n;
 }
 
@@ -307,7 +301,7 @@ static int rated_answers(const struct pairs *ps, char *out, int *lines)
 
 /*
  * recommend leaves out every item a user rated (the model's history holds
- * them all when a user rated fewer distinct items than it keeps), still
+ * them all when a user has no more events than it keeps), still
  * returns k items; --include-seen and a model trained with --history 0 give
  * rated items back.
  */
@@ -322,8 +316,8 @@ static void cli_recommend__leaves_out_what_each_user_rated(void **state)
 	mfs_run_free(&r);
 	struct pairs ps;
 	pairs_load(&ps, small_stream());
-	/* the first 20 users of the stream that rated at most 128 distinct items (a
-	 * user with more has only the 128 most recent left out) */
+	/* the first 20 users of the stream with at most 128 events (a user with
+	 * more has only the items of its 128 most recent left out) */
 	char list[2048] = "";
 	size_t o = 0;
 	int nu = 0;
@@ -334,7 +328,7 @@ static void cli_recommend__leaves_out_what_each_user_rated(void **state)
 		snprintf(key, sizeof key, "%s\n", u);
 		if (strstr(list, key) && (strstr(list, key) == list || strstr(list, key)[-1] == '\n'))
 			continue;
-		if (pairs_distinct(&ps, u) > 128)
+		if (pairs_events(&ps, u) > 128)
 			continue;
 		o += (size_t)snprintf(list + o, sizeof list - o, "%s", key);
 		nu++;

@@ -335,10 +335,11 @@ static void learn1(mfs_model *m, const char *u, const char *i)
 }
 
 /*
- * A user's history: the most recent distinct items of the first pass, in a
- * ring of the configured length (a repeat is not added again); replayed
- * passes and unadmitted events add nothing; an evicted user's row starts
- * with an empty history.
+ * A user's history: the items of its most recent first-pass events, in a
+ * ring of the configured length (a repeat of the item just before takes no
+ * slot; an older repeat does, and is listed once); replayed passes and
+ * unadmitted events add nothing; an evicted user's row starts with an empty
+ * history.
  */
 static void model_history__recent_distinct_items_of_the_first_pass(void **state)
 {
@@ -349,10 +350,22 @@ static void model_history__recent_distinct_items_of_the_first_pass(void **state)
 	c.max_users = 2;
 	mfs_model *m;
 	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
-	const char *seq[] = { "i1", "i2", "i3", "i2", "i4", "i5" };
-	for (size_t k = 0; k < 6; k++)
+	const char *seq[] = { "i1", "i2", "i3", "i2", "i4" };
+	for (size_t k = 0; k < 5; k++)
 		learn1(m, "u1", seq[k]);
-	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i5,i4,i3,i2");
+	/* the 4 most recent events: i2 i3 i2 i4 */
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i4,i2,i3");
+	learn1(m, "u1", "i4"); /* a run: no slot */
+	learn1(m, "u1", "i4");
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i4,i2,i3");
+	learn1(m, "u1", "i5"); /* i5 i4 i2 i3 */
+	learn1(m, "u1", "i6"); /* i6 i5 i4 i2 */
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i6,i5,i4,i2");
+	learn1(m, "u1", "i5"); /* i5 i6 i5 i4 */
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i5,i6,i4");
+	learn1(m, "u1", "i7");
+	learn1(m, "u1", "i8"); /* i8 i7 i5 i6 */
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i8,i7,i5,i6");
 	uint32_t one;
 	assert_int_equal(mfs_model_history(m, "u1", 2, &one, 1), 4); /* the size, one written */
 	assert_int_equal(mfs_model_history(m, "nobody", 6, NULL, 0), -MFS_E_NOTFOUND);
@@ -360,7 +373,7 @@ static void model_history__recent_distinct_items_of_the_first_pass(void **state)
 	mfs_model_set_replay(m, 1);
 	learn1(m, "u1", "i9");
 	mfs_model_set_replay(m, 0);
-	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i5,i4,i3,i2");
+	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i8,i7,i5,i6");
 	/* a full user table: u3 takes the least recently seen row (u1's) */
 	learn1(m, "u2", "i1");
 	learn1(m, "u3", "i7");
@@ -419,10 +432,10 @@ static void model_recommend__leaves_out_the_history_and_rare_items(void **state)
 	assert_int_equal(mfs_model_recommend_with(m, q, "u3", 2, 40, all), 40);
 	uint32_t seen[16];
 	int ns = mfs_model_history(m, "u3", 2, seen, 16);
-	assert_int_equal(ns, 16);
+	assert_true(ns >= 8 && ns <= 16); /* its 16 latest events, repeats once */
 	int n = mfs_model_recommend(m, "u3", 2, 10, top);
 	assert_int_equal(n, 10);
-	/* expected: the full ranking with the 16 seen items taken out, its first 10 */
+	/* expected: the full ranking with the seen items taken out, its first 10 */
 	int j = 0;
 	for (int r = 0; r < 40 && j < 10; r++) {
 		int was_seen = 0;
@@ -435,8 +448,8 @@ static void model_recommend__leaves_out_the_history_and_rare_items(void **state)
 		j++;
 	}
 	assert_int_equal(j, 10);
-	/* only 40 - 16 items are left to recommend */
-	assert_int_equal(mfs_model_recommend(m, "u3", 2, 40, all), 24);
+	/* only the unseen items are left to recommend */
+	assert_int_equal(mfs_model_recommend(m, "u3", 2, 40, all), 40 - ns);
 
 	/* minimum support: items with fewer learned events are left out */
 	mfs_model_info info;

@@ -459,15 +459,15 @@ static void model_load__impossible_history_is_corrupt(void **state)
 	for (uint32_t i = 0; i < ns; i++) {
 		uint32_t tag;
 		memcpy(&tag, t + 48 * i, 4);
-		if (tag == 25) /* SEC_USER_HIST */
+		if (tag == 26) /* SEC_USER_HPOS */
 			e = t + 48 * i;
 	}
 	assert_non_null(e);
 	uint64_t off, len;
 	memcpy(&off, e + 8, 8);
 	memcpy(&len, e + 16, 8);
-	uint64_t w = (uint64_t)129 << 32; /* fill 129 of a 128-item ring */
-	memcpy(b + off, &w, 8);
+	uint32_t w = (uint32_t)129 << 16; /* 129 slots filled of a 128-item ring */
+	memcpy(b + off, &w, 4);
 	uint64_t sum = mfs_checksum(b + off, len);
 	memcpy(e + 32, &sum, 8);
 	sum = mfs_checksum(t, 48 * (size_t)ns);

@@ -456,7 +456,7 @@ static void serve__answers_lines_on_stdin(void **state)
 	mfs_run_free(&r);
 }
 
-/* The distinct items user u rated in a tsv file, as "\nI1\nI2\n...\n"; *n of them. */
+/* The items user u rated in a tsv file, as "\nI1\nI2\n...\n"; *n: u's events. */
 static char *rated_by(const char *path, const char *u, int *n)
 {
 	char *data = mfs_read_file(path, NULL);
@@ -470,17 +470,17 @@ static char *rated_by(const char *path, const char *u, int *n)
 		if (sscanf(l, "%31[^\t]\t%31[^\t]", uu, i) != 2 || strcmp(uu, u) != 0)
 			continue;
 		snprintf(key, sizeof key, "\n%s\n", i);
+		(*n)++;
 		if (strstr(set, key) || o + 40 >= cap)
 			continue;
 		o += (size_t)snprintf(set + o, cap - o, "%s\n", i);
-		(*n)++;
 	}
 	free(data);
 	return set;
 }
 
 /* How many items of serve's recommend answers to users 1..8 were rated by
- * them (users with more distinct items than the history holds are not asked). */
+ * them (users with more events than the history holds are not asked). */
 static int serve_rated_answers(const char *model, int include_seen, int *items)
 {
 	const char *stream = mfs_test_path("s.tsv");
