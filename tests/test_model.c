@@ -6,6 +6,7 @@
 
 #include "internal.h"
 #include "kernels.h"
+#include "model_internal.h"
 #include "support.h"
 
 static mfs_event ev(const char *u, const char *i, float r)
@@ -380,6 +381,12 @@ static void model_history__recent_distinct_items_of_the_first_pass(void **state)
 	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "unknown");
 	learn1(m, "u1", "i8"); /* back, in the row of u2: a fresh history */
 	assert_string_equal(history_of(m, "u1", buf, sizeof buf), "i8");
+	/* and nothing of the row's former user is left in its ring */
+	for (uint64_t r = 0; r < 2; r++) {
+		const uint64_t *ring = mfs_hist_row(&m->user, r);
+		for (uint32_t k = MFS_HPOS_FILL(m->user.hpos[r]); k < 4; k++)
+			assert_true(ring[k] == 0);
+	}
 	assert_string_equal(history_of(m, "u3", buf, sizeof buf), "i7");
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
