@@ -488,7 +488,7 @@ static int serve_rated_answers(const char *model, int include_seen, int *items)
 	char *sets[9] = { 0 };
 	size_t o = 0;
 	for (int u = 1; u <= 8; u++) {
-		char id[8];
+		char id[16];
 		int n;
 		snprintf(id, sizeof id, "%d", u);
 		sets[u] = rated_by(stream, id, &n);
