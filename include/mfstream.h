@@ -724,7 +724,9 @@ typedef struct mfs_server mfs_server;
 
 /*
  * Open path for serving and load its model. kernel as in mfs_config (NULL:
- * auto). For a directory, damaged checkpoints are passed to on_skip (may be
+ * auto). A server reads its models into memory and maps nothing from their
+ * files, so a file rewritten or truncated in place while it is served never
+ * faults it (mfs_model_load maps instead, and is faster). For a directory, damaged checkpoints are passed to on_skip (may be
  * NULL) and the previous one is used. Returns 0, or the codes of
  * mfs_model_load / mfs_checkpoint_load_newest; diag says why.
  */
@@ -848,6 +850,109 @@ MFS_API uint64_t mfs_titles_skipped(const mfs_titles *t, mfs_diag *first);
 
 /* Free a title table. NULL is a no-op. */
 MFS_API void mfs_titles_free(mfs_titles *t);
+/* HTTP/JSON serving                                                     */
+/* ===================================================================== */
+
+/*
+ * An HTTP/1.1 server answering queries from an mfs_server over TCP and/or a
+ * Unix stream socket (the same API on both):
+ *   GET  /v1/recommend?user=ID[&k=N][&exclude=ID,ID...]
+ *   POST /v1/recommend   {"k": N, "requests": [{"user": ID, "k": N, "exclude": [ID...]}, ID...]}
+ *   GET  /v1/similar?item=ID[&k=N]
+ *   GET  /v1/predict?user=ID&item=ID
+ *   GET  /v1/info        GET /healthz (503 until a model is attached)
+ *   GET  /metrics        the Prometheus text format
+ * Every answer is JSON in valid UTF-8 (bytes of an ID that are not UTF-8 are
+ * written as U+FFFD), errors too: {"error": "...", "status": N} with 400 (bad
+ * parameter), 404 (unknown route), 405 (method), 413 (request or answer too
+ * large), 503 (no model yet, or over the connection limit).
+ *
+ * Bounded everywhere: a fixed pool of event-loop threads (no thread per
+ * client), a connection limit (past it new requests get 503 with the
+ * connection closed, past a hard limit connections are closed at accept), an
+ * idle timeout that drops connections making no progress (also those that do
+ * not read their answers), a per-connection memory limit on the request line
+ * and headers, a body limit, and k and batch limits so that an answer's size
+ * is bounded. A handler pins the serving view, builds the whole answer,
+ * unpins the view, then queues the answer: a slow client never keeps an old
+ * model alive.
+ *
+ * Threads: the server owns its pool (started by mfs_http_start, joined by
+ * mfs_http_free). mfs_http_refresh, mfs_http_attach and mfs_http_address may
+ * be called from any thread.
+ */
+typedef struct mfs_http mfs_http;
+typedef struct mfs_http_config mfs_http_config;
+
+/* Integer settings of mfs_http_config_set (defaults in brackets). */
+enum mfs_http_param {
+	MFS_HTTP_THREADS = 1,         /* event-loop threads [2], 1..64 */
+	MFS_HTTP_MAX_CONNECTIONS = 2, /* open connections served [1000]; the hard limit
+					 closed at accept is this plus an eighth (at least 16) */
+	MFS_HTTP_IDLE_TIMEOUT_S = 3,  /* drop a connection without progress for this long [10] */
+	MFS_HTTP_CONN_MEMORY = 4,     /* bytes per connection for the request line and
+					 headers [32768], 4096..16 MiB */
+	MFS_HTTP_MAX_BODY = 5,        /* bytes of a POST body [1 MiB] */
+	MFS_HTTP_K_MAX = 6,           /* largest k [1000] */
+	MFS_HTTP_BATCH_MAX = 7,       /* requests in one batch [1000]; their k sum to at
+					 most 10 x this */
+	MFS_HTTP_PER_IP = 8,          /* connections from one IP address [0: no limit] */
+	MFS_HTTP_SOCKET_MODE = 9      /* permission bits of the Unix socket [0600], set
+					 whatever the umask */
+};
+
+/* A config with the defaults. Returns 0 or -MFS_E_NOMEM. */
+MFS_API int mfs_http_config_create(mfs_http_config **out);
+MFS_API void mfs_http_config_free(mfs_http_config *c);
+
+/* Set an integer setting. Returns 0, -MFS_E_INVAL (unknown param) or -MFS_E_RANGE. */
+MFS_API int mfs_http_config_set(mfs_http_config *c, int param, int64_t value);
+
+/*
+ * Listen on TCP: "PORT" (loopback, 127.0.0.1), "HOST:PORT", "[IPv6]:PORT";
+ * HOST is a numeric address (0.0.0.0 for all). PORT 0 takes a free port (see
+ * mfs_http_address). NULL: no TCP. Returns 0 or -MFS_E_INVAL (malformed).
+ */
+MFS_API int mfs_http_config_listen(mfs_http_config *c, const char *addr);
+
+/*
+ * Listen on a Unix stream socket at path (NULL: none). The server takes
+ * path.lock (flock, holding its pid) first: a second server on the same path
+ * is refused, naming the first one's pid; a socket file left by a server that
+ * is gone is replaced, any other file is an error. Returns 0 or -MFS_E_INVAL.
+ */
+MFS_API int mfs_http_config_socket(mfs_http_config *c, const char *path);
+
+/*
+ * Bind what cfg names and start serving srv (may be NULL: answer 503 until
+ * mfs_http_attach). cfg is copied; srv is borrowed until mfs_http_free. A
+ * TCP address in use is an error naming it (no SO_REUSEPORT: one server per
+ * port). Returns 0, or -MFS_E_INVAL (nothing to listen on), -MFS_E_IO (bind,
+ * lock: diag says which address and why), -MFS_E_NOMEM, -MFS_E_UNSUPPORTED.
+ */
+MFS_API int mfs_http_start(mfs_http **out, mfs_server *srv, const mfs_http_config *cfg,
+			   mfs_diag *diag);
+
+/* Serve srv from now on (once, when the server started without one). Returns 0 or -MFS_E_INVAL. */
+MFS_API int mfs_http_attach(mfs_http *h, mfs_server *srv);
+
+/*
+ * mfs_server_refresh on the attached server, counted in /metrics (refreshes,
+ * failed refreshes, load time, model age). Same returns; -MFS_E_INVAL when
+ * no server is attached.
+ */
+MFS_API int mfs_http_refresh(mfs_http *h, mfs_diag *diag);
+
+/* "127.0.0.1:PORT" (the port bound, also for 0) or the socket path; which: 0 TCP, 1 Unix.
+ * Returns the length as snprintf, or -MFS_E_NOTFOUND when not listening there. */
+MFS_API int mfs_http_address(const mfs_http *h, int which, char *buf, size_t len);
+
+/* Requests answered so far (any status). */
+MFS_API uint64_t mfs_http_requests(const mfs_http *h);
+
+/* Stop listening, close every connection, join the threads, remove the socket
+ * file (path.lock stays, unlocked), free h. The attached server is not freed. NULL is a no-op. */
+MFS_API void mfs_http_free(mfs_http *h);
 
 #ifdef __cplusplus
 }

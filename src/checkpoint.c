@@ -150,13 +150,13 @@ MFS_API int mfs_checkpoint_write_delta(const mfs_model *m, const char *dir, cons
  * whole one fails.
  */
 static int load_chain(mfs_model **out, const char *dir, char **names, size_t full, size_t stop,
-		      const char *kernel, mfs_bad_record_fn on_skip, void *ctx, size_t *applied,
-		      mfs_diag *diag)
+		      const char *kernel, unsigned flags, mfs_bad_record_fn on_skip, void *ctx,
+		      size_t *applied, mfs_diag *diag)
 {
 	char p[4096];
 	snprintf(p, sizeof p, "%s/%s", dir, names[full]);
 	mfs_model *m;
-	int rc = mfs_model_load(&m, p, kernel, diag);
+	int rc = mfs_model_load_flags(&m, p, kernel, flags, diag);
 	if (rc < 0)
 		return rc;
 	*applied = full;
@@ -167,7 +167,7 @@ static int load_chain(mfs_model **out, const char *dir, char **names, size_t ful
 		snprintf(p, sizeof p, "%s/%s", dir, names[i]);
 		mfs_diag d;
 		int touched, other;
-		int r = mfs_model_apply_delta(m, p, &touched, &other, &d);
+		int r = mfs_model_apply_delta(m, p, flags, &touched, &other, &d);
 		if (r == 0) {
 			*applied = i;
 			continue;
@@ -178,8 +178,8 @@ static int load_chain(mfs_model **out, const char *dir, char **names, size_t ful
 		if (touched) {
 			/* half applied: load the chain again up to the last link that applied */
 			mfs_model_free(m);
-			return load_chain(out, dir, names, full, *applied, kernel, NULL, NULL, applied,
-					  diag);
+			return load_chain(out, dir, names, full, *applied, kernel, flags, NULL, NULL,
+					  applied, diag);
 		}
 	}
 	*out = m;
@@ -189,6 +189,14 @@ static int load_chain(mfs_model **out, const char *dir, char **names, size_t ful
 MFS_API int mfs_checkpoint_load_newest(mfs_model **out, const char *dir, const char *kernel,
 				       mfs_bad_record_fn on_skip, void *ctx, char *path,
 				       size_t path_len, mfs_diag *diag)
+{
+	return mfs_checkpoint_load_newest_flags(out, dir, kernel, 0, on_skip, ctx, path, path_len,
+						diag);
+}
+
+int mfs_checkpoint_load_newest_flags(mfs_model **out, const char *dir, const char *kernel,
+				     unsigned flags, mfs_bad_record_fn on_skip, void *ctx, char *path,
+				     size_t path_len, mfs_diag *diag)
 {
 	if (!out || !dir)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, dir, 0, 0, "no directory");
@@ -204,7 +212,7 @@ MFS_API int mfs_checkpoint_load_newest(mfs_model **out, const char *dir, const c
 			continue; /* applied on the whole checkpoint before it */
 		mfs_diag d;
 		size_t applied;
-		int r = load_chain(out, dir, names, i, 0, kernel, on_skip, ctx, &applied, &d);
+		int r = load_chain(out, dir, names, i, 0, kernel, flags, on_skip, ctx, &applied, &d);
 		if (r == 0) {
 			if (path && path_len)
 				snprintf(path, path_len, "%s/%s", dir, names[applied]);

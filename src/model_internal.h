@@ -109,13 +109,27 @@ int mfs_model_save_delta(const mfs_model *m, const char *path, const mfs_save_op
 			 mfs_diag *diag);
 
 /*
- * Apply the delta file at path onto m. Returns 0; -MFS_E_CORRUPT when the
+ * mfs_model_load with flags: MFS_LOAD_COPY reads the file into anonymous
+ * memory and maps nothing from it (for servers: a model file truncated or
+ * rewritten in place can then never fault a loaded model, nor the load).
+ */
+#define MFS_LOAD_COPY 1u
+int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, unsigned flags,
+			 mfs_diag *diag);
+
+/*
+ * Apply the delta file at path onto m (flags as mfs_model_load_flags). Returns 0; -MFS_E_CORRUPT when the
  * file is damaged or does not apply on m's state (*other_base set: it is
  * whole but names another base); m is untouched then, unless *touched is set:
  * the caller must then discard m. -MFS_E_IO, -MFS_E_NOMEM, -MFS_E_VERSION.
  */
-int mfs_model_apply_delta(mfs_model *m, const char *path, int *touched, int *other_base,
-			  mfs_diag *diag);
+int mfs_model_apply_delta(mfs_model *m, const char *path, unsigned flags, int *touched,
+			  int *other_base, mfs_diag *diag);
+
+/* mfs_checkpoint_load_newest with mfs_model_load_flags' flags (checkpoint.c). */
+int mfs_checkpoint_load_newest_flags(mfs_model **out, const char *dir, const char *kernel,
+				     unsigned flags, mfs_bad_record_fn on_skip, void *ctx, char *path,
+				     size_t path_len, mfs_diag *diag);
 
 /* Rows to iterate: exact mode 0..used-1 (all live); hashed mode the whole table. */
 static inline uint64_t table_rows(const struct mfs_table *s)

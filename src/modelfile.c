@@ -20,7 +20,9 @@
  * a version-1 header with no sections: full file and delta of one state agree.
  * Loading maps big raw sections copy-on-write (MAP_PRIVATE) over the tables,
  * so it reads no more than the checksums need; a learner copies them into
- * anonymous memory before its first step (mfs_model_unmap).
+ * anonymous memory before its first step (mfs_model_unmap). MFS_LOAD_COPY
+ * (serving) reads the file into anonymous memory instead and maps nothing:
+ * a file truncated or rewritten in place later cannot fault the model.
  * Written to a temporary file beside the target, fsync'd, renamed, and the
  * directory fsync'd: a reader sees the old file or the new one, never a torn one.
  */
@@ -521,6 +523,7 @@ struct loader {
 	const uint8_t *h;    /* header */
 	const uint8_t *table;
 	uint32_t ns;
+	int copy; /* MFS_LOAD_COPY: base is an anonymous copy, tables are never mapped */
 	mfs_diag *diag;
 };
 
@@ -534,13 +537,34 @@ static void loader_close(struct loader *L)
 	L->fd = -1;
 }
 
+/* The whole file into anonymous memory at b (MFS_LOAD_COPY). Returns 0 or < 0. */
+static int read_whole(struct loader *L, uint8_t *b)
+{
+	for (uint64_t got = 0; got < L->size;) {
+		ssize_t r = pread(L->fd, b + got, (size_t)(L->size - got), (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = errno;
+			return mfs_diag_set(L->diag, MFS_E_IO, e, L->path, 0, got, "cannot read model: %s",
+					    strerror(e));
+		}
+		if (r == 0)
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, got,
+					    "file is truncated (it shrank while it was read)");
+		got += (uint64_t)r;
+	}
+	return 0;
+}
+
 /* Open path and check its header and table; returns the format version or < 0. */
-static int loader_open(struct loader *L, const char *path, mfs_diag *diag)
+static int loader_open(struct loader *L, const char *path, unsigned flags, mfs_diag *diag)
 {
 	memset(L, 0, sizeof *L);
 	L->fd = -1;
 	L->path = path;
 	L->diag = diag;
+	L->copy = (flags & MFS_LOAD_COPY) != 0;
 	L->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (L->fd < 0) {
 		int e = errno;
@@ -554,13 +578,18 @@ static int loader_open(struct loader *L, const char *path, mfs_diag *diag)
 	if (L->size < HEADER_SIZE)
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
 				    "not an mfstream model (file too short)");
-	void *b = mmap(NULL, L->size, PROT_READ, MAP_PRIVATE, L->fd, 0);
+	void *b = L->copy ? mmap(NULL, L->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+				 -1, 0)
+			  : mmap(NULL, L->size, PROT_READ, MAP_PRIVATE, L->fd, 0);
 	if (b == MAP_FAILED) {
 		int e = errno;
 		return mfs_diag_set(diag, e == ENOMEM ? MFS_E_NOMEM : MFS_E_IO, e, path, 0, 0,
 				    "cannot map model: %s", strerror(e));
 	}
 	L->base = b;
+	int rc = L->copy ? read_whole(L, b) : 0;
+	if (rc < 0)
+		return rc;
 	const uint8_t *h = L->h = L->base;
 	if (memcmp(h, MAGIC, 8) != 0)
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
@@ -657,7 +686,8 @@ static int get_section(struct loader *L, uint32_t tag, uint64_t want, int requir
 static int load_table(struct loader *L, mfs_model *m, uint32_t tag, void *dst, uint64_t want)
 {
 	const uint8_t *e = find_entry(L, tag);
-	if (e && want >= MAP_MIN && m->n_mapped < MFS_MAX_MAPPED && !(get32(e + 4) & SEC_FLAG_ZSTD)) {
+	if (e && !L->copy && want >= MAP_MIN && m->n_mapped < MFS_MAX_MAPPED &&
+	    !(get32(e + 4) & SEC_FLAG_ZSTD)) {
 		uint64_t off = get64(e + 8), stored = get64(e + 16);
 		size_t page = (size_t)sysconf(_SC_PAGESIZE);
 		if (get64(e + 24) == want && stored == want && off % page == 0 && off <= L->size &&
@@ -874,11 +904,17 @@ static int load_position(struct loader *L, mfs_model *m)
 
 MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel, mfs_diag *diag)
 {
+	return mfs_model_load_flags(out, path, kernel, 0, diag);
+}
+
+int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, unsigned flags,
+			 mfs_diag *diag)
+{
 	if (!out || !path)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0, "no path");
 	struct loader L;
 	mfs_model *m = NULL;
-	int rc = loader_open(&L, path, diag);
+	int rc = loader_open(&L, path, flags, diag);
 	if (rc < 0)
 		goto out;
 	const uint8_t *h = L.h;
@@ -1081,8 +1117,8 @@ static int delta_apply_side(mfs_model *m, struct mfs_table *s, const struct delt
 	return 0;
 }
 
-int mfs_model_apply_delta(mfs_model *m, const char *path, int *touched, int *other_base,
-			  mfs_diag *diag)
+int mfs_model_apply_delta(mfs_model *m, const char *path, unsigned flags, int *touched,
+			  int *other_base, mfs_diag *diag)
 {
 	struct loader L;
 	struct delta_side du, di;
@@ -1090,7 +1126,7 @@ int mfs_model_apply_delta(mfs_model *m, const char *path, int *touched, int *oth
 	memset(&di, 0, sizeof di);
 	*touched = 0;
 	*other_base = 0;
-	int rc = loader_open(&L, path, diag);
+	int rc = loader_open(&L, path, flags, diag);
 	if (rc < 0)
 		goto out;
 	const uint8_t *h = L.h;

@@ -203,11 +203,12 @@ static int same_signature(const struct signature *a, const struct signature *b)
 
 static int load(struct mfs_server *s, mfs_model **m, char *from, size_t from_len, mfs_diag *d)
 {
+	/* copied, never mapped: a served file rewritten or truncated in place cannot fault it */
 	if (s->is_dir)
-		return mfs_checkpoint_load_newest(m, s->path, s->kernel, s->on_skip, s->ctx, from,
-						  from_len, d);
+		return mfs_checkpoint_load_newest_flags(m, s->path, s->kernel, MFS_LOAD_COPY, s->on_skip,
+							s->ctx, from, from_len, d);
 	snprintf(from, from_len, "%s", s->path);
-	return mfs_model_load(m, s->path, s->kernel, d);
+	return mfs_model_load_flags(m, s->path, s->kernel, MFS_LOAD_COPY, d);
 }
 
 static uint64_t events_of(const mfs_model *m)

@@ -531,37 +531,21 @@ static void serve__recommend_leaves_out_the_users_history(void **state)
 	assert_true(kept > 0);
 }
 
-static int connect_unix(const char *path)
+/* GET target over a keep-alive connection; returns the body (static buffer). */
+static const char *ask(int fd, const char *target)
 {
-	struct sockaddr_un a;
-	memset(&a, 0, sizeof a);
-	a.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof a.sun_path)
-		return -1;
-	memcpy(a.sun_path, path, strlen(path) + 1);
-	for (int i = 0; i < 500; i++) { /* the server may still be starting */
-		int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-		if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
-			return fd;
-		if (fd >= 0)
-			close(fd);
-		usleep(20000);
-	}
-	return -1;
+	static char body[65536];
+	struct mfs_http_answer an;
+	assert_int_equal(mfs_http_ask(fd, "GET", target, NULL, 0, &an), 0);
+	assert_int_equal(an.status, 200);
+	snprintf(body, sizeof body, "%s", an.body);
+	mfs_http_answer_free(&an);
+	return body;
 }
 
-/* One query over a connection; returns the answer line (static buffer). */
-static const char *ask(FILE *f, int fd, const char *q)
-{
-	static char line[65536];
-	ssize_t w = write(fd, q, strlen(q));
-	assert_int_equal(w, (ssize_t)strlen(q));
-	assert_non_null(fgets(line, sizeof line, f));
-	return line;
-}
-
-/* serve --socket on a checkpoint directory: answers on the socket, and a
- * checkpoint written by train while it runs is picked up (inotify). */
+/* serve --socket on a checkpoint directory: HTTP answers on the socket (mode
+ * 0600 whatever the umask), and a checkpoint written by train while it runs
+ * is picked up (inotify). */
 static void serve__socket_and_refresh_from_train(void **state)
 {
 	(void)state;
@@ -586,18 +570,21 @@ static void serve__socket_and_refresh_from_train(void **state)
 	if (pid == 0) {
 		freopen("/dev/null", "w", stdout);
 		freopen(mfs_test_path("serve.err"), "w", stderr);
+		umask(0); /* the socket's mode must not follow it */
 		execl(MFS_CLI, MFS_CLI, "serve", "--model", dir, "--socket", sock, "--no-stdin",
 		      "--poll-ms", "200", (char *)NULL);
 		_exit(127);
 	}
-	int fd = connect_unix(sock);
+	int fd = mfs_connect_unix(sock);
 	assert_true(fd >= 0);
-	FILE *f = fdopen(dup(fd), "r");
-	assert_non_null(f);
-	const char *a = ask(f, fd, "info\n");
+	struct stat sb;
+	assert_int_equal(stat(sock, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	const char *a = ask(fd, "/v1/info");
 	assert_float_equal(mfs_json_number(a, "model_events"), 20000, 0);
-	a = ask(f, fd, "recommend\tnobody at all\t4\n");
+	a = ask(fd, "/v1/recommend?user=nobody%20at%20all&k=4");
 	assert_true(strstr(a, "\"known\": false") != NULL);
+	assert_true(strstr(a, "\"user\": \"nobody at all\"") != NULL);
 	/* the learner resumes from the checkpoint and writes a newer one */
 	RUN(&r, "train", "--quiet", "--dim", "8", "--checkpoint-dir", dir, "--checkpoint-every",
 	    "20000", stream, more);
@@ -606,19 +593,17 @@ static void serve__socket_and_refresh_from_train(void **state)
 	double ev = 0;
 	for (int i = 0; i < 500 && ev != 40000; i++) {
 		usleep(20000);
-		ev = mfs_json_number(ask(f, fd, "info\n"), "model_events");
+		ev = mfs_json_number(ask(fd, "/v1/info"), "model_events");
 	}
 	assert_float_equal(ev, 40000, 0);
-	a = ask(f, fd, "recommend 1 2\n");
+	a = ask(fd, "/v1/recommend?user=1&k=2");
 	assert_float_equal(mfs_json_number(a, "model_events"), 40000, 0);
-	fclose(f);
 	close(fd);
 	kill(pid, SIGTERM);
 	int st;
 	waitpid(pid, &st, 0);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
-	struct stat sb;
 	assert_true(stat(sock, &sb) < 0); /* the socket is removed */
 	char *err = mfs_read_file(mfs_test_path("serve.err"), NULL);
 	assert_non_null(err);

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "mfstream.h"
 
@@ -89,6 +90,18 @@ void cli_latency_print(struct cli_latency *l, const mfs_model *m);
  */
 int cli_make_query(const char *cmd, const mfs_model *m, int recommend, int include_seen,
 		   uint64_t min_events, int set, mfs_query **out);
+
+/*
+ * Read one line of f into *buf (grown as needed, NUL-terminated, without its
+ * '\n'): its length, or CLI_LINE_END at the end of f, CLI_LINE_TOO_LONG for
+ * a line longer than max bytes (read up to its end and dropped: memory stays
+ * bounded), CLI_LINE_NOMEM.
+ */
+#define CLI_LINE_MAX (1u << 20) /* the same 1 MiB as training's input lines */
+#define CLI_LINE_END (-1)
+#define CLI_LINE_TOO_LONG (-2)
+#define CLI_LINE_NOMEM (-3)
+ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, size_t max);
 
 /* Print s as a JSON string (quoted, escaped) to f. */
 void cli_json_string(FILE *f, const char *s, size_t len);

@@ -1,12 +1,13 @@
 /*
- * cli_serve.c - "serve": answer query lines from the newest model, on
- * standard input and a Unix socket, swapping in newer checkpoints as they
- * appear.
+ * cli_serve.c - "serve": the HTTP/JSON API (the library's mfs_http, on TCP
+ * and/or a Unix socket) and query lines on standard input, answered from the
+ * newest model, swapping in newer checkpoints as they appear.
  *
- * Threads: one per input (standard input, each socket connection) answering
- * its lines; one that waits for the model path to change (inotify, with a
- * poll as the fallback) and refreshes the server; the main thread waits for
- * SIGINT/SIGTERM or for standard input to end.
+ * Threads: the library's HTTP pool; one thread answering standard input;
+ * one that waits for the model path to change (inotify, with a poll as the
+ * fallback) and refreshes the server (or opens it, when it started without
+ * a model); the main thread waits for SIGINT/SIGTERM or for standard input
+ * to end.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -18,68 +19,78 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cli_lines.h"
 
-#define MAX_CONNS 256
-
 static const char serve_help[] =
-	"Usage: mfstream serve --model PATH [--socket PATH] [--poll-ms N] [--no-stdin]\n"
-	"                      [--include-seen] [--min-events N]\n"
+	"Usage: mfstream serve --model PATH [--listen [HOST:]PORT] [--socket PATH] [options]\n"
 	"\n"
-	"Answer query lines from the newest model, one JSON line per query:\n"
-	"  recommend USER [K]   the K (default 10) best items for USER, leaving out the\n"
-	"                       items in USER's history (see recommend --help); an\n"
-	"                       unknown user gets the items with the highest mu + b_item\n"
-	"  similar ITEM [K]     the K items closest to ITEM by cosine, among the items\n"
-	"                       with at least --min-events learned events\n"
-	"  predict USER ITEM    the predicted rating\n"
-	"  info                 the model serving: its events, file, refreshes\n"
-	"Fields are separated by a TAB if the line has one (IDs may then hold spaces),\n"
-	"else by spaces. Every answer names the model it came from (\"model_events\").\n"
-	"A malformed line gets {\"error\": ..., \"line\": N}.\n"
+	"Serve recommendations from the newest model over HTTP/JSON and on standard\n"
+	"input. PATH is a model file or a checkpoint directory. When a newer checkpoint\n"
+	"appears (inotify; a poll every --poll-ms as well) it is read into memory beside\n"
+	"the serving model and swapped in between two queries; a damaged or truncated\n"
+	"file is reported and the current model keeps serving. Models are copied, not\n"
+	"mapped: rewriting or truncating the served file in place cannot crash it.\n"
+	"Each refresh prints a JSON line on stderr ({\"refresh\", \"model_events\",\n"
+	"\"path\", \"load_ms\", \"lag_ms\": from the file's last write to the swap}).\n"
 	"\n"
-	"PATH is a model file or a checkpoint directory. When a newer checkpoint\n"
-	"appears (inotify; a poll every --poll-ms as well) it is loaded beside the\n"
-	"serving model and swapped in between two queries: no answer comes from a\n"
-	"half-loaded model, and a damaged checkpoint is reported and ignored while the\n"
-	"current model keeps serving. Each refresh prints a JSON line on stderr\n"
-	"({\"refresh\", \"model_events\", \"path\", \"load_ms\", \"lag_ms\": from the file's\n"
-	"last write to the swap}).\n"
+	"HTTP (with --listen and/or --socket; the same API on both):\n"
+	"  GET  /v1/recommend?user=ID[&k=N][&exclude=ID,ID...]\n"
+	"  POST /v1/recommend   {\"k\": N, \"requests\": [{\"user\": ID, \"k\": N, \"exclude\": [ID...]}, ID...]}\n"
+	"  GET  /v1/similar?item=ID[&k=N]    GET /v1/predict?user=ID&item=ID\n"
+	"  GET  /v1/info    GET /healthz (503 until a model is loaded)    GET /metrics (Prometheus)\n"
+	"Parameters are percent-decoded; answers are UTF-8 JSON; errors are JSON with\n"
+	"400 (bad parameter), 404 (route, unknown item), 405, 413 (too large), 503\n"
+	"(no model yet, or over --max-connections).\n"
 	"\n"
-	"  --model PATH    a model file or a checkpoint directory (newest valid)\n"
-	"  --socket PATH   also answer on this Unix stream socket (any number of\n"
-	"                  clients, each its own connection; a stale socket file is\n"
-	"                  replaced, any other file is an error)\n"
-	"  --poll-ms N     look for a newer model at least this often (default 1000)\n"
-	"  --no-stdin      do not read standard input (with --socket)\n"
-	"  --include-seen  recommend: keep the items in the user's history\n"
-	"  --min-events N  similar: leave out items that learned fewer than N events\n"
-	"                  (default " CLI_STR(CLI_MIN_EVENTS) "; 0: none)\n"
-	"  --kernel K      auto|scalar|avx2|avx512|neon\n"
+	"Standard input (unless --no-stdin): one query per line, one JSON line each:\n"
+	"  recommend USER [K] | similar ITEM [K] | predict USER ITEM | info\n"
+	"Fields are separated by a TAB if the line has one, else by spaces. Lines are\n"
+	"limited to 1 MiB (a longer one gets an error and is skipped).\n"
 	"\n"
-	"Runs until standard input ends (without --socket) or SIGINT/SIGTERM; then\n"
-	"prints {\"answers\", \"refreshes\", \"model_events\"} and the latency of the\n"
-	"recommend queries ({\"queries\", \"p50_us\", \"p99_us\", ...}, measured from the\n"
-	"pin of the model to the selected items) on stderr, and exits 0.\n";
+	"  --model PATH          a model file or a checkpoint directory (newest valid)\n"
+	"  --listen [HOST:]PORT  HTTP on TCP; a bare PORT is loopback (127.0.0.1); HOST is\n"
+	"                        a numeric address (0.0.0.0 or [::] for all); PORT 0 picks\n"
+	"                        a free one (printed on stderr). A port in use is an error\n"
+	"  --socket PATH         HTTP on a Unix stream socket; PATH.lock (flock, with the\n"
+	"                        pid) refuses a second server on the same path\n"
+	"  --socket-mode MODE    the socket's permissions, octal (default 0600, whatever\n"
+	"                        the umask)\n"
+	"  --threads N           HTTP event-loop threads (default 2)\n"
+	"  --max-connections N   connections served (default 1000); beyond it requests get\n"
+	"                        503 and the connection is closed; beyond N + N/8 (at least\n"
+	"                        16 more) connections are closed at accept\n"
+	"  --idle-timeout S      drop a connection idle (or not reading) for S s (default 10)\n"
+	"  --max-body SIZE       largest POST body (default 1M)\n"
+	"  --max-k N             largest k (default 1000; a batch holds at most 1000\n"
+	"                        requests and 10000 items in all)\n"
+	"  --max-per-ip N        connections from one address (default 0: no limit)\n"
+	"  --poll-ms N           look for a newer model at least this often (default 1000)\n"
+	"  --no-stdin            do not read standard input\n"
+	"  --kernel K            auto|scalar|avx2|avx512|neon\n"
+	"\n"
+	"Without --listen or --socket it runs until standard input ends; otherwise until\n"
+	"SIGINT/SIGTERM. Then it prints {\"answers\", \"http_requests\", \"refreshes\",\n"
+	"\"model_events\"} and the latency of the recommend lines ({\"queries\", \"p50_us\",\n"
+	"...}) on stderr, and exits 0. When listening, it starts without a model (healthz\n"
+	"503) if PATH has none yet, and loads the first one that appears.\n";
 
 struct serve {
-	mfs_server *srv;
-	const char *model;
+	_Atomic(mfs_server *) srv; /* NULL until a model loads (listening without one) */
+	mfs_http *http;            /* NULL without --listen / --socket */
+	const char *model, *kernel;
 	int poll_ms;
 	pthread_mutex_t mu; /* guards lat and queries */
 	struct cli_latency lat;
 	uint64_t queries;
 	atomic_int stop;
-	int wake[2]; /* a pipe: the refresher wakes on stop */
-	int conns;   /* open socket connections (under mu) */
-	mfs_query *rq, *sq; /* the settings of recommend and similar queries */
+	int wake[2];        /* a pipe: the refresher wakes on stop */
+	char last_err[1024]; /* the last reason a late open failed (reported once) */
 };
 
 static void put_items(FILE *out, const mfs_model *m, const mfs_scored *r, int n)
@@ -114,13 +125,18 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 		answer_error(out, ln, q.error);
 		goto done;
 	}
+	mfs_server *srv = atomic_load(&S->srv);
+	if (!srv) {
+		answer_error(out, ln, "no model loaded yet");
+		goto done;
+	}
 	double t0 = cli_now();
-	const mfs_view *v = mfs_server_acquire(S->srv);
+	const mfs_view *v = mfs_server_acquire(srv);
 	const mfs_model *m = mfs_view_model(v);
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
 	if (op == CLI_Q_RECOMMEND) {
-		int got = mfs_view_recommend_with(v, S->rq, q.a, q.al, q.k, buf);
+		int got = mfs_view_recommend(v, q.a, q.al, q.k, buf);
 		double us = (cli_now() - t0) * 1e6;
 		fputs("{\"op\": \"recommend\", \"user\": ", out);
 		cli_json_string(out, q.a, q.al);
@@ -133,15 +149,12 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 		cli_latency_add(&S->lat, us);
 		pthread_mutex_unlock(&S->mu);
 	} else if (op == CLI_Q_SIMILAR) {
-		int got = mfs_view_similar_with(v, S->sq, q.a, q.al, q.k, buf);
+		int got = mfs_view_similar(v, q.a, q.al, q.k, buf);
 		fputs("{\"op\": \"similar\", \"item\": ", out);
 		cli_json_string(out, q.a, q.al);
 		fprintf(out, ", \"model_events\": %llu", (unsigned long long)info.events);
 		if (got == -MFS_E_NOTFOUND)
 			fputs(", \"error\": \"item not in the model\"", out);
-		else if (got == -MFS_E_UNSUPPORTED)
-			fputs(", \"error\": \"the model keeps no per-item event counts "
-			      "(--min-events)\"", out);
 		else
 			put_items(out, m, buf, got < 0 ? 0 : got);
 		fputs("}\n", out);
@@ -160,7 +173,7 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 			(unsigned long long)info.events);
 	} else { /* CLI_Q_INFO */
 		mfs_server_info si;
-		mfs_server_info_get(S->srv, &si);
+		mfs_server_info_get(srv, &si);
 		fprintf(out,
 			"{\"op\": \"info\", \"model_events\": %llu, \"users\": %llu, \"items\": %llu, "
 			"\"dim\": %u, \"kernel\": \"%s\", \"refreshes\": %llu, \"path\": ",
@@ -170,7 +183,7 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 		cli_json_string(out, si.path, strlen(si.path));
 		fputs("}\n", out);
 	}
-	mfs_server_release(S->srv, v);
+	mfs_server_release(srv, v);
 done:
 	fflush(out);
 	pthread_mutex_lock(&S->mu);
@@ -178,7 +191,8 @@ done:
 	pthread_mutex_unlock(&S->mu);
 }
 
-/* Answer every line of in on out until in ends or the server stops. */
+/* Answer every line of in on out until in ends or the server stops; lines
+ * are bounded (CLI_LINE_MAX): a longer one is answered with an error. */
 static void answer_stream(struct serve *S, FILE *in, FILE *out)
 {
 	mfs_scored *buf = malloc(CLI_Q_K_MAX * sizeof *buf);
@@ -189,122 +203,24 @@ static void answer_stream(struct serve *S, FILE *in, FILE *out)
 	char *line = NULL;
 	size_t cap = 0;
 	uint64_t ln = 0;
-	while (!S->stop && getline(&line, &cap, in) > 0) {
+	ssize_t n;
+	while (!S->stop && (n = cli_read_line(in, &line, &cap, CLI_LINE_MAX)) != CLI_LINE_END) {
 		ln++;
-		answer(S, line, ln, out, buf);
+		if (n == CLI_LINE_NOMEM) {
+			answer_error(out, ln, "out of memory");
+			break;
+		}
+		if (n == CLI_LINE_TOO_LONG) {
+			answer_error(out, ln, "line longer than 1 MiB; skipped");
+			fflush(out);
+		} else {
+			answer(S, line, ln, out, buf);
+		}
 		if (ferror(out))
-			break; /* the client went away */
+			break; /* the reader went away */
 	}
 	free(line);
 	free(buf);
-}
-
-struct conn {
-	struct serve *S;
-	int fd;
-};
-
-static void *conn_main(void *arg)
-{
-	struct conn *c = arg;
-	struct serve *S = c->S;
-	int fd2 = dup(c->fd);
-	FILE *in = fdopen(c->fd, "r"), *out = fd2 >= 0 ? fdopen(fd2, "w") : NULL;
-	if (in && out)
-		answer_stream(S, in, out);
-	if (in)
-		fclose(in);
-	else
-		close(c->fd);
-	if (out)
-		fclose(out);
-	else if (fd2 >= 0)
-		close(fd2);
-	free(c);
-	pthread_mutex_lock(&S->mu);
-	S->conns--;
-	pthread_mutex_unlock(&S->mu);
-	return NULL;
-}
-
-struct listener {
-	struct serve *S;
-	int fd;
-};
-
-static void *accept_main(void *arg)
-{
-	struct listener *L = arg;
-	while (!L->S->stop) {
-		int fd = accept4(L->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOMEM) {
-				usleep(10000);
-				continue;
-			}
-			break; /* the socket was shut down */
-		}
-		pthread_mutex_lock(&L->S->mu);
-		int full = L->S->conns >= MAX_CONNS;
-		if (!full)
-			L->S->conns++;
-		pthread_mutex_unlock(&L->S->mu);
-		struct conn *c = full ? NULL : malloc(sizeof *c);
-		pthread_t t;
-		pthread_attr_t at;
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (c) {
-			c->S = L->S;
-			c->fd = fd;
-		}
-		if (!c || pthread_create(&t, &at, conn_main, c) != 0) {
-			static const char busy[] = "{\"error\": \"server busy\", \"line\": 0}\n";
-			ssize_t w = write(fd, busy, sizeof busy - 1);
-			(void)w;
-			close(fd);
-			free(c);
-			if (!full) {
-				pthread_mutex_lock(&L->S->mu);
-				L->S->conns--;
-				pthread_mutex_unlock(&L->S->mu);
-			}
-		}
-		pthread_attr_destroy(&at);
-	}
-	return NULL;
-}
-
-/* Listen on a Unix socket at path: a stale socket file is replaced. */
-static int listen_unix(const char *path)
-{
-	struct sockaddr_un a;
-	memset(&a, 0, sizeof a);
-	a.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof a.sun_path) {
-		cli_error("%s: socket path is too long (at most %zu bytes)", path,
-			  sizeof a.sun_path - 1);
-		return -1;
-	}
-	strcpy(a.sun_path, path);
-	struct stat st;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			cli_error("%s: exists and is not a socket; not replacing it", path);
-			return -1;
-		}
-		unlink(path);
-	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0) {
-		cli_error("%s: cannot listen: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
 }
 
 static double file_age_ms(const char *path)
@@ -317,25 +233,54 @@ static double file_age_ms(const char *path)
 	       (double)(now.tv_nsec - st.st_mtim.tv_nsec) / 1e6;
 }
 
+static void print_refresh(mfs_server *srv, double t0)
+{
+	mfs_server_info si;
+	mfs_server_info_get(srv, &si);
+	fprintf(stderr, "{\"refresh\": %llu, \"model_events\": %llu, \"path\": ",
+		(unsigned long long)si.refreshes, (unsigned long long)si.events);
+	cli_json_string(stderr, si.path, strlen(si.path));
+	fprintf(stderr, ", \"load_ms\": %.1f, \"lag_ms\": %.1f}\n", (cli_now() - t0) * 1e3,
+		file_age_ms(si.path));
+}
+
 static void refresh_now(struct serve *S)
 {
 	mfs_diag d;
 	double t0 = cli_now();
-	int rc = mfs_server_refresh(S->srv, &d);
+	mfs_server *srv = atomic_load(&S->srv);
+	int rc = S->http ? mfs_http_refresh(S->http, &d) : mfs_server_refresh(srv, &d);
 	if (rc < 0 && rc != -MFS_E_NOTFOUND) {
-		cli_diag(&d);
-	} else if (rc == 1) {
 		mfs_server_info si;
-		mfs_server_info_get(S->srv, &si);
-		fprintf(stderr, "{\"refresh\": %llu, \"model_events\": %llu, \"path\": ",
-			(unsigned long long)si.refreshes, (unsigned long long)si.events);
-		cli_json_string(stderr, si.path, strlen(si.path));
-		fprintf(stderr, ", \"load_ms\": %.1f, \"lag_ms\": %.1f}\n", (cli_now() - t0) * 1e3,
-			file_age_ms(si.path));
+		mfs_server_info_get(srv, &si);
+		cli_diag(&d);
+		cli_error("serve: the model of %llu events keeps serving",
+			  (unsigned long long)si.events);
+	} else if (rc == 1) {
+		print_refresh(srv, t0);
 	}
 }
 
-/* Wait for the model path to change; refresh. */
+/* Listening without a model: try to open one (quietly while there is none). */
+static void open_late(struct serve *S)
+{
+	mfs_server *srv;
+	mfs_diag d;
+	double t0 = cli_now();
+	int rc = mfs_server_open(&srv, S->model, S->kernel, cli_warn_skip, NULL, &d);
+	if (rc < 0) {
+		char msg[1024];
+		mfs_diag_format(&d, msg, sizeof msg);
+		if (rc != -MFS_E_NOTFOUND && strcmp(msg, S->last_err) != 0)
+			cli_diag(&d); /* once per reason, not at every poll */
+		snprintf(S->last_err, sizeof S->last_err, "%s", msg);
+		return;
+	}
+	atomic_store(&S->srv, srv);
+	mfs_http_attach(S->http, srv);
+	print_refresh(srv, t0);
+}
+
 static void *refresh_main(void *arg)
 {
 	struct serve *S = arg;
@@ -370,7 +315,10 @@ static void *refresh_main(void *arg)
 			while (read(in, ev, sizeof ev) > 0)
 				;
 		}
-		refresh_now(S);
+		if (atomic_load(&S->srv))
+			refresh_now(S);
+		else
+			open_late(S);
 	}
 	if (in >= 0)
 		close(in);
@@ -391,18 +339,52 @@ static void *stdin_main(void *arg)
 	return NULL;
 }
 
+/* Octal permission bits. */
+static int parse_mode(const char *s, unsigned *mode)
+{
+	char *e;
+	errno = 0;
+	unsigned long v = strtoul(s, &e, 8);
+	if (!*s || *e || errno || v > 0777)
+		return -1;
+	*mode = (unsigned)v;
+	return 0;
+}
+
+/* Room for the connections: raise the soft file limit to the hard one. */
+static void raise_nofile(uint64_t conns)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < conns + conns / 8 + 64)
+		cli_error("serve: note: the file limit (%llu) is below --max-connections and its "
+			  "margin; connections past it are refused at accept",
+			  (unsigned long long)rl.rlim_cur);
+}
+
 int cmd_serve(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "model", required_argument, 0, 'm' },	  { "socket", required_argument, 0, 's' },
-		{ "poll-ms", required_argument, 0, 'p' }, { "no-stdin", no_argument, 0, 'n' },
-		{ "kernel", required_argument, 0, 'K' },  { "help", no_argument, 0, 'h' },
-		{ "include-seen", no_argument, 0, 'Z' },  { "min-events", required_argument, 0, 'E' },
+		{ "model", required_argument, 0, 'm' },	      { "socket", required_argument, 0, 's' },
+		{ "poll-ms", required_argument, 0, 'p' },     { "no-stdin", no_argument, 0, 'n' },
+		{ "kernel", required_argument, 0, 'K' },      { "help", no_argument, 0, 'h' },
+		{ "listen", required_argument, 0, 'l' },      { "socket-mode", required_argument, 0, 'M' },
+		{ "threads", required_argument, 0, 'T' },     { "max-connections", required_argument, 0, 'C' },
+		{ "idle-timeout", required_argument, 0, 'I' }, { "max-body", required_argument, 0, 'B' },
+		{ "max-k", required_argument, 0, 'k' },       { "max-per-ip", required_argument, 0, 'P' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *model = NULL, *sock = NULL, *kernel = NULL;
-	uint64_t poll_ms = 1000, min_events = CLI_MIN_EVENTS;
-	int no_stdin = 0, c, include_seen = 0, min_events_set = 0;
+	const char *model = NULL, *sock = NULL, *kernel = NULL, *listen = NULL;
+	uint64_t poll_ms = 1000, threads = 2, conns = 1000, idle = 10, body = 1u << 20, kmax = 1000,
+		 per_ip = 0;
+	unsigned mode = 0600;
+	int no_stdin = 0, c;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hm:", opts, NULL)) != -1) {
@@ -416,8 +398,42 @@ int cmd_serve(int argc, char **argv)
 		case 's':
 			sock = optarg;
 			break;
+		case 'l':
+			listen = optarg;
+			break;
+		case 'M':
+			if (parse_mode(optarg, &mode) < 0)
+				return cli_usage("serve", "--socket-mode: \"%s\" is not an octal mode (0000-0777)",
+						 optarg);
+			break;
 		case 'p':
 			if (cli_u64("serve", "--poll-ms", optarg, 10, 3600000, &poll_ms) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'T':
+			if (cli_u64("serve", "--threads", optarg, 1, 64, &threads) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'C':
+			if (cli_u64("serve", "--max-connections", optarg, 1, 1000000, &conns) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'I':
+			if (cli_u64("serve", "--idle-timeout", optarg, 1, 86400, &idle) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'B':
+			if (cli_size("serve", "--max-body", optarg, &body) < 0)
+				return EXIT_USAGE;
+			if (body < 64 || body > (256u << 20))
+				return cli_usage("serve", "--max-body must be from 64 bytes to 256M");
+			break;
+		case 'k':
+			if (cli_u64("serve", "--max-k", optarg, 1, 100000, &kmax) < 0)
+				return EXIT_USAGE;
+			break;
+		case 'P':
+			if (cli_u64("serve", "--max-per-ip", optarg, 0, 1000000, &per_ip) < 0)
 				return EXIT_USAGE;
 			break;
 		case 'n':
@@ -425,14 +441,6 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'K':
 			kernel = optarg;
-			break;
-		case 'Z':
-			include_seen = 1;
-			break;
-		case 'E':
-			if (cli_u64("serve", "--min-events", optarg, 0, UINT32_MAX, &min_events) < 0)
-				return EXIT_USAGE;
-			min_events_set = 1;
 			break;
 		case ':':
 			return cli_usage("serve", "option %s needs a value", argv[optind - 1]);
@@ -444,48 +452,42 @@ int cmd_serve(int argc, char **argv)
 		return cli_usage("serve", "unexpected argument \"%s\"", argv[optind]);
 	if (!model)
 		return cli_usage("serve", "--model PATH is required");
-	if (no_stdin && !sock)
-		return cli_usage("serve", "--no-stdin needs --socket PATH");
+	if (no_stdin && !sock && !listen)
+		return cli_usage("serve", "--no-stdin needs --listen or --socket");
+
+	mfs_http_config *hc = NULL;
+	if (listen || sock) {
+		if (mfs_http_config_create(&hc) < 0) {
+			cli_error("serve: out of memory");
+			return EXIT_RUNTIME;
+		}
+		if (listen && mfs_http_config_listen(hc, listen) < 0) {
+			mfs_http_config_free(hc);
+			return cli_usage("serve", "--listen: \"%s\" is not [HOST:]PORT (HOST numeric, "
+					 "[V6] in brackets)", listen);
+		}
+		if (sock && mfs_http_config_socket(hc, sock) < 0) {
+			mfs_http_config_free(hc);
+			return cli_usage("serve", "--socket: \"%s\" is empty or longer than 107 bytes", sock);
+		}
+		mfs_http_config_set(hc, MFS_HTTP_THREADS, (int64_t)threads);
+		mfs_http_config_set(hc, MFS_HTTP_MAX_CONNECTIONS, (int64_t)conns);
+		mfs_http_config_set(hc, MFS_HTTP_IDLE_TIMEOUT_S, (int64_t)idle);
+		mfs_http_config_set(hc, MFS_HTTP_MAX_BODY, (int64_t)body);
+		mfs_http_config_set(hc, MFS_HTTP_K_MAX, (int64_t)kmax);
+		mfs_http_config_set(hc, MFS_HTTP_PER_IP, (int64_t)per_ip);
+		mfs_http_config_set(hc, MFS_HTTP_SOCKET_MODE, (int64_t)mode);
+	}
 
 	static struct serve S; /* static: reachable from every thread until exit */
 	S.model = model;
+	S.kernel = kernel;
 	S.poll_ms = (int)poll_ms;
 	pthread_mutex_init(&S.mu, NULL);
 	if (pipe(S.wake) < 0) {
 		cli_error("serve: %s", strerror(errno));
+		mfs_http_config_free(hc);
 		return EXIT_RUNTIME;
-	}
-	int rc = cli_open_server(model, kernel, &S.srv);
-	if (rc)
-		return rc;
-	{
-		const mfs_view *v = mfs_server_acquire(S.srv);
-		const mfs_model *m = mfs_view_model(v);
-		rc = cli_make_query("serve", m, 1, include_seen, 0, 0, &S.rq);
-		if (rc == 0)
-			rc = cli_make_query("serve", m, 0, 0, min_events, min_events_set, &S.sq);
-		mfs_server_release(S.srv, v);
-		if (rc) {
-			mfs_query_free(S.rq);
-			mfs_server_free(S.srv);
-			return rc;
-		}
-	}
-	int lfd = -1;
-	if (sock && (lfd = listen_unix(sock)) < 0) {
-		mfs_server_free(S.srv);
-		return EXIT_RUNTIME;
-	}
-	{
-		mfs_server_info si;
-		mfs_server_info_get(S.srv, &si);
-		fprintf(stderr, "{\"serving\": ");
-		cli_json_string(stderr, si.path, strlen(si.path));
-		fprintf(stderr, ", \"model_events\": %llu%s", (unsigned long long)si.events,
-			sock ? ", \"socket\": " : "");
-		if (sock)
-			cli_json_string(stderr, sock, strlen(sock));
-		fputs("}\n", stderr);
 	}
 	/* signals go to the main thread only; SIGPIPE (a client gone) is ignored */
 	sigset_t set;
@@ -496,52 +498,99 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	pthread_t rt, at, st;
-	struct listener L = { &S, lfd };
+	mfs_server *srv = NULL;
+	mfs_diag d;
+	int rc = mfs_server_open(&srv, model, kernel, cli_warn_skip, NULL, &d);
+	if (rc < 0 && (!hc || rc == -MFS_E_UNSUPPORTED || rc == -MFS_E_INVAL)) {
+		cli_diag(&d);
+		mfs_http_config_free(hc);
+		return EXIT_RUNTIME;
+	}
+	if (rc < 0) {
+		cli_diag(&d);
+		mfs_diag_format(&d, S.last_err, sizeof S.last_err);
+		cli_error("serve: no model yet: /healthz answers 503 until one loads from %s", model);
+		srv = NULL;
+	}
+	atomic_store(&S.srv, srv);
+	if (hc) {
+		raise_nofile(conns);
+		rc = mfs_http_start(&S.http, srv, hc, &d);
+		mfs_http_config_free(hc);
+		if (rc < 0) {
+			cli_diag(&d);
+			mfs_server_free(srv);
+			return EXIT_RUNTIME;
+		}
+	}
+	{
+		fprintf(stderr, "{\"serving\": ");
+		if (srv) {
+			mfs_server_info si;
+			mfs_server_info_get(srv, &si);
+			cli_json_string(stderr, si.path, strlen(si.path));
+			fprintf(stderr, ", \"model_events\": %llu", (unsigned long long)si.events);
+		} else {
+			fputs("null", stderr);
+		}
+		char a[512];
+		if (mfs_http_address(S.http, 0, a, sizeof a) > 0) {
+			fputs(", \"listen\": ", stderr);
+			cli_json_string(stderr, a, strlen(a));
+		}
+		if (mfs_http_address(S.http, 1, a, sizeof a) > 0) {
+			fputs(", \"socket\": ", stderr);
+			cli_json_string(stderr, a, strlen(a));
+		}
+		fputs("}\n", stderr);
+		fflush(stderr);
+	}
+
+	pthread_t rt, st;
 	struct stdin_arg sa = { &S, 0 };
 	atomic_init(&sa.done, 0);
 	int have_rt = pthread_create(&rt, NULL, refresh_main, &S) == 0;
-	int have_at = lfd >= 0 && pthread_create(&at, NULL, accept_main, &L) == 0;
 	int have_st = !no_stdin && pthread_create(&st, NULL, stdin_main, &sa) == 0;
-	if (!have_rt || (lfd >= 0 && !have_at) || (!no_stdin && !have_st))
+	if (!have_rt || (!no_stdin && !have_st))
 		cli_error("serve: cannot start a thread; serving with what started");
 	for (;;) {
 		int sig = 0;
 		sigwait(&set, &sig);
 		if (sig == SIGINT || sig == SIGTERM)
 			break;
-		if (sig == SIGUSR1 && atomic_load(&sa.done) && lfd < 0)
-			break; /* standard input ended and there is no socket */
+		if (sig == SIGUSR1 && atomic_load(&sa.done) && !S.http)
+			break; /* standard input ended and nothing else listens */
 	}
 	atomic_store(&S.stop, 1);
 	ssize_t w = write(S.wake[1], "x", 1);
 	(void)w;
 	if (have_rt)
 		pthread_join(rt, NULL);
-	if (lfd >= 0) {
-		shutdown(lfd, SHUT_RDWR);
-		if (have_at)
-			pthread_join(at, NULL);
-		close(lfd);
-		unlink(sock);
-	}
+	uint64_t http_requests = mfs_http_requests(S.http);
+	mfs_http_free(S.http); /* joins the pool: no HTTP request runs past here */
+	srv = atomic_load(&S.srv);
 	fflush(stdout);
 	pthread_mutex_lock(&S.mu);
-	mfs_server_info si;
-	mfs_server_info_get(S.srv, &si);
-	fprintf(stderr, "{\"answers\": %llu, \"refreshes\": %llu, \"model_events\": %llu}\n",
-		(unsigned long long)S.queries, (unsigned long long)si.refreshes,
-		(unsigned long long)si.events);
-	const mfs_view *v = mfs_server_acquire(S.srv);
-	cli_latency_print(&S.lat, mfs_view_model(v));
-	mfs_server_release(S.srv, v);
-	/* connection and standard-input threads may still be inside a query:
-	 * leave without freeing what they use */
-	int idle = S.conns == 0;
+	mfs_server_info si = { 0 };
+	if (srv)
+		mfs_server_info_get(srv, &si);
+	fprintf(stderr,
+		"{\"answers\": %llu, \"http_requests\": %llu, \"refreshes\": %llu, \"model_events\": %llu}\n",
+		(unsigned long long)S.queries, (unsigned long long)http_requests,
+		(unsigned long long)si.refreshes, (unsigned long long)si.events);
+	if (srv) {
+		const mfs_view *v = mfs_server_acquire(srv);
+		cli_latency_print(&S.lat, mfs_view_model(v));
+		mfs_server_release(srv, v);
+	}
 	pthread_mutex_unlock(&S.mu);
-	if (have_st && atomic_load(&sa.done) && idle) {
+	/* the standard-input thread may still be inside a query (or a read):
+	 * leave without freeing what it uses */
+	if (have_st && atomic_load(&sa.done)) {
 		pthread_join(st, NULL);
-		mfs_server_free(S.srv);
+		mfs_server_free(srv);
+	} else if (!have_st) {
+		mfs_server_free(srv);
 	}
 	fflush(stderr);
 	return 0;

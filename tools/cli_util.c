@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "jsonio.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -278,17 +279,14 @@ int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int fo
 
 void cli_json_string(FILE *f, const char *s, size_t len)
 {
-	fputc('"', f);
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\')
-			fprintf(f, "\\%c", c);
-		else if (c < 0x20)
-			fprintf(f, "\\u%04x", c);
-		else
-			fputc(c, f);
-	}
-	fputc('"', f);
+	/* the library's writer: escaped, and bytes that are not UTF-8 become U+FFFD */
+	struct mfs_jbuf b;
+	mfs_jbuf_init(&b, 6 * len + 16);
+	if (mfs_jbuf_str(&b, s, len) == 0)
+		fwrite(b.p, 1, b.len, f);
+	else
+		fputs("\"\"", f);
+	mfs_jbuf_free(&b);
 }
 
 /* --- per-query latency (--stats) --------------------------------------- */
@@ -346,4 +344,46 @@ void cli_latency_print(struct cli_latency *l, const mfs_model *m)
 	free(l->us);
 	l->us = NULL;
 	l->n = l->cap = 0;
+}
+
+/* --- bounded lines ----------------------------------------------------- */
+
+ssize_t cli_read_line(FILE *f, char **buf, size_t *cap, size_t max)
+{
+	size_t n = 0;
+	int c, over = 0, any = 0;
+	flockfile(f);
+	while ((c = getc_unlocked(f)) != EOF) {
+		any = 1;
+		if (c == '\n')
+			break;
+		if (over)
+			continue;
+		if (n == max) {
+			over = 1; /* skip to the line's end without keeping it */
+			continue;
+		}
+		if (n + 1 >= *cap) {
+			size_t nc = *cap ? 2 * *cap : 256;
+			if (nc > max + 1)
+				nc = max + 1;
+			char *p = realloc(*buf, nc);
+			if (!p) {
+				funlockfile(f);
+				return CLI_LINE_NOMEM;
+			}
+			*buf = p;
+			*cap = nc;
+		}
+		(*buf)[n++] = (char)c;
+	}
+	funlockfile(f);
+	if (!any)
+		return CLI_LINE_END;
+	if (over)
+		return CLI_LINE_TOO_LONG;
+	if (!*buf && !(*buf = malloc(*cap = 1)))
+		return CLI_LINE_NOMEM;
+	(*buf)[n] = 0;
+	return (ssize_t)n;
 }

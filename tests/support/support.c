@@ -8,7 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -242,4 +246,147 @@ const char *mfs_ml100k_dir(void)
 	if (stat(probe, &st) != 0)
 		return NULL;
 	return buf;
+}
+
+/* --- HTTP client ------------------------------------------------------------ */
+
+static int connect_retry(const struct sockaddr *a, socklen_t len, int family)
+{
+	for (int i = 0; i < 500; i++) {
+		int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, a, len) == 0)
+			return fd;
+		if (fd >= 0)
+			close(fd);
+		usleep(20000);
+	}
+	return -1;
+}
+
+int mfs_connect_tcp(int port)
+{
+	struct sockaddr_in a;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return connect_retry((struct sockaddr *)&a, sizeof a, AF_INET);
+}
+
+int mfs_connect_unix(const char *path)
+{
+	struct sockaddr_un a;
+	memset(&a, 0, sizeof a);
+	a.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof a.sun_path)
+		return -1;
+	memcpy(a.sun_path, path, strlen(path) + 1);
+	return connect_retry((struct sockaddr *)&a, sizeof a, AF_UNIX);
+}
+
+static int write_all_fd(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int mfs_http_ask(int fd, const char *method, const char *target, const char *body, size_t body_len,
+		 struct mfs_http_answer *a)
+{
+	memset(a, 0, sizeof *a);
+	char req[8192];
+	int n = snprintf(req, sizeof req,
+			 "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %zu\r\n\r\n",
+			 method, target, body ? body_len : 0);
+	if (n < 0 || (size_t)n >= sizeof req) {
+		/* a long target: build it on the heap */
+		size_t need = strlen(method) + strlen(target) + 128;
+		char *big = malloc(need);
+		if (!big)
+			return -1;
+		n = snprintf(big, need, "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Length: %zu\r\n\r\n",
+			     method, target, body ? body_len : 0);
+		int rc = write_all_fd(fd, big, (size_t)n);
+		free(big);
+		if (rc < 0)
+			return -1;
+	} else if (write_all_fd(fd, req, (size_t)n) < 0) {
+		return -1;
+	}
+	if (body && body_len && write_all_fd(fd, body, body_len) < 0)
+		return -1;
+	size_t cap = 65536, len = 0;
+	char *buf = malloc(cap + 1);
+	if (!buf)
+		return -1;
+	char *eoh = NULL;
+	size_t want = (size_t)-1;
+	for (;;) {
+		if (!eoh) {
+			buf[len] = 0;
+			if ((eoh = strstr(buf, "\r\n\r\n")) != NULL) {
+				const char *cl = strcasestr(buf, "Content-Length:");
+				want = (size_t)(eoh + 4 - buf) + (cl && cl < eoh ? strtoul(cl + 15, NULL, 10) : 0);
+			}
+		}
+		if (eoh && len >= want)
+			break;
+		if (len == cap) {
+			char *p = realloc(buf, 2 * cap + 1);
+			if (!p)
+				break;
+			buf = p;
+			cap *= 2;
+			if (eoh)
+				eoh = NULL; /* find it again in the moved buffer */
+		}
+		ssize_t r = recv(fd, buf + len, cap - len, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			free(buf);
+			return -1;
+		}
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	eoh = strstr(buf, "\r\n\r\n");
+	a->status = (int)strtol(buf + 9, NULL, 10);
+	size_t hl = (size_t)(eoh - buf);
+	a->head = strndup(buf, hl);
+	a->body_len = want - hl - 4;
+	a->body = malloc(a->body_len + 1);
+	if (!a->head || !a->body) {
+		free(buf);
+		mfs_http_answer_free(a);
+		return -1;
+	}
+	memcpy(a->body, eoh + 4, a->body_len);
+	a->body[a->body_len] = 0;
+	free(buf);
+	return 0;
+}
+
+void mfs_http_answer_free(struct mfs_http_answer *a)
+{
+	free(a->head);
+	free(a->body);
+	memset(a, 0, sizeof *a);
+}
+
+int mfs_serve_port(const char *err)
+{
+	const char *p = err ? strstr(err, "\"listen\": \"") : NULL;
+	if (!p)
+		return -1;
+	p = strchr(p + 11, ':');
+	return p ? (int)strtol(p + 1, NULL, 10) : -1;
 }

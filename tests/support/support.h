@@ -53,4 +53,30 @@ int mfs_close(double a, double b, double rtol);
 /* The MovieLens 100K folder if it exists ($MFS_DATA_DIR/ml-100k), else NULL. */
 const char *mfs_ml100k_dir(void);
 
+/* --- a small HTTP/1.1 client for the serving tests ----------------------- */
+
+/* Connect to 127.0.0.1:port or a Unix socket path (retrying for up to 10 s
+ * while the server starts). Returns the fd or -1. */
+int mfs_connect_tcp(int port);
+int mfs_connect_unix(const char *path);
+
+/* An answer: its status, headers and body (NUL-terminated, malloc'd). */
+struct mfs_http_answer {
+	int status;
+	char *head, *body;
+	size_t body_len;
+};
+
+/*
+ * Send one request on fd (keep-alive) and read its answer (Content-Length
+ * bodies). body may be NULL. Returns 0, or -1 when the connection failed or
+ * closed before a whole answer.
+ */
+int mfs_http_ask(int fd, const char *method, const char *target, const char *body, size_t body_len,
+		 struct mfs_http_answer *a);
+void mfs_http_answer_free(struct mfs_http_answer *a);
+
+/* The port of a `serve --listen` from its stderr line {"serving": ..., "listen": "H:P"}, or -1. */
+int mfs_serve_port(const char *err);
+
 #endif

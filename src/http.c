@@ -1,0 +1,1099 @@
+/*
+ * http.c - the HTTP/JSON API on libmicrohttpd (the only file that includes
+ * microhttpd.h).
+ *
+ * Threads: libmicrohttpd's pool (MFS_HTTP_THREADS event loops on epoll, one
+ * daemon per listening socket) runs every callback below; it is started by
+ * mfs_http_start and joined by mfs_http_free (MHD_stop_daemon). The pool
+ * shares with the caller's threads only the mfs_server (whose views are
+ * pinned and released per request), the metrics (atomics) and the attached
+ * server pointer (atomic). Nothing here blocks but the top-K computation.
+ *
+ * A request is answered whole in the callback that sees its last byte: the
+ * view is pinned, the answer built into a buffer bounded by the limits, the
+ * view released, and only then is the buffer queued, so a client that reads
+ * slowly (or never) holds memory it asked for, not a model. libmicrohttpd
+ * reads a connection's next request only after its answer is sent, and drops
+ * a connection idle for the timeout, which bounds what one client holds.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "internal.h"
+#include "jsonio.h"
+#include "metrics.h"
+
+/* The largest answer built (bytes); beyond it a request gets 413. The limits
+ * on k and batches keep real answers far below it. */
+#define ANSWER_MAX (16u << 20)
+
+struct mfs_http_config {
+	unsigned threads, max_conns, idle_s, per_ip, socket_mode;
+	size_t conn_memory, max_body, k_max, batch_max;
+	char listen[256]; /* "" for none */
+	char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+struct mfs_http {
+	struct mfs_http_config cfg;
+	_Atomic(mfs_server *) srv;
+	struct MHD_Daemon *tcp, *unx;
+	int lock_fd;                   /* the socket's path.lock, flock'd */
+	char tcp_addr[300];
+	unsigned hard_conns;
+	struct mfs_metrics mx;
+	atomic_uint_fast64_t answered;
+};
+
+MFS_API int mfs_http_config_create(mfs_http_config **out)
+{
+	if (!out)
+		return -MFS_E_INVAL;
+	struct mfs_http_config *c = calloc(1, sizeof *c);
+	if (!c)
+		return -MFS_E_NOMEM;
+	c->threads = 2;
+	c->max_conns = 1000;
+	c->idle_s = 10;
+	c->conn_memory = 32768;
+	c->max_body = 1u << 20;
+	c->k_max = 1000;
+	c->batch_max = 1000;
+	c->socket_mode = 0600;
+	*out = c;
+	return 0;
+}
+
+MFS_API void mfs_http_config_free(mfs_http_config *c)
+{
+	free(c);
+}
+
+MFS_API int mfs_http_config_set(mfs_http_config *c, int param, int64_t v)
+{
+	if (!c)
+		return -MFS_E_INVAL;
+	struct {
+		int p;
+		int64_t lo, hi;
+	} const r[] = {
+		{ MFS_HTTP_THREADS, 1, 64 },
+		{ MFS_HTTP_MAX_CONNECTIONS, 1, 1000000 },
+		{ MFS_HTTP_IDLE_TIMEOUT_S, 1, 86400 },
+		{ MFS_HTTP_CONN_MEMORY, 4096, 16 << 20 },
+		{ MFS_HTTP_MAX_BODY, 64, 256 << 20 },
+		{ MFS_HTTP_K_MAX, 1, 100000 },
+		{ MFS_HTTP_BATCH_MAX, 1, 100000 },
+		{ MFS_HTTP_PER_IP, 0, 1000000 },
+		{ MFS_HTTP_SOCKET_MODE, 0, 0777 },
+	};
+	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+		if (r[i].p != param)
+			continue;
+		if (v < r[i].lo || v > r[i].hi)
+			return -MFS_E_RANGE;
+		switch (param) {
+		case MFS_HTTP_THREADS: c->threads = (unsigned)v; break;
+		case MFS_HTTP_MAX_CONNECTIONS: c->max_conns = (unsigned)v; break;
+		case MFS_HTTP_IDLE_TIMEOUT_S: c->idle_s = (unsigned)v; break;
+		case MFS_HTTP_CONN_MEMORY: c->conn_memory = (size_t)v; break;
+		case MFS_HTTP_MAX_BODY: c->max_body = (size_t)v; break;
+		case MFS_HTTP_K_MAX: c->k_max = (size_t)v; break;
+		case MFS_HTTP_BATCH_MAX: c->batch_max = (size_t)v; break;
+		case MFS_HTTP_PER_IP: c->per_ip = (unsigned)v; break;
+		default: c->socket_mode = (unsigned)v; break;
+		}
+		return 0;
+	}
+	return -MFS_E_INVAL;
+}
+
+/* Split "PORT", "HOST:PORT", "[V6]:PORT" into a socket address. */
+static int parse_addr(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[256] = "127.0.0.1";
+	const char *port = s;
+	if (s[0] == '[') {
+		const char *e = strchr(s, ']');
+		if (!e || e[1] != ':' || (size_t)(e - s - 1) >= sizeof host)
+			return -1;
+		memcpy(host, s + 1, (size_t)(e - s - 1));
+		host[e - s - 1] = 0;
+		port = e + 2;
+	} else if (strchr(s, ':')) {
+		const char *e = strrchr(s, ':');
+		if ((size_t)(e - s) >= sizeof host || e == s)
+			return -1;
+		memcpy(host, s, (size_t)(e - s));
+		host[e - s] = 0;
+		port = e + 1;
+	}
+	char *end;
+	errno = 0;
+	unsigned long p = strtoul(port, &end, 10);
+	if (!*port || *end || errno || p > 65535 || port[0] < '0' || port[0] > '9')
+		return -1;
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)p);
+		*len = sizeof *a4;
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)p);
+		*len = sizeof *a6;
+		return 0;
+	}
+	return -1;
+}
+
+MFS_API int mfs_http_config_listen(mfs_http_config *c, const char *addr)
+{
+	if (!c)
+		return -MFS_E_INVAL;
+	if (!addr) {
+		c->listen[0] = 0;
+		return 0;
+	}
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (strlen(addr) >= sizeof c->listen || parse_addr(addr, &ss, &len) < 0)
+		return -MFS_E_INVAL;
+	strcpy(c->listen, addr);
+	return 0;
+}
+
+MFS_API int mfs_http_config_socket(mfs_http_config *c, const char *path)
+{
+	if (!c)
+		return -MFS_E_INVAL;
+	if (!path) {
+		c->socket[0] = 0;
+		return 0;
+	}
+	if (!*path || strlen(path) >= sizeof c->socket)
+		return -MFS_E_INVAL;
+	strcpy(c->socket, path);
+	return 0;
+}
+
+/* --- answers ----------------------------------------------------------------- */
+
+/* One request's state, from its first callback to its completion. */
+struct req {
+	struct timespec t0;
+	int ep;
+	unsigned status;
+	uint64_t ns; /* first callback to answer queued */
+	struct mfs_jbuf body;
+	int body_over;
+};
+
+static uint64_t since_ns(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)((t.tv_sec - t0->tv_sec) * 1000000000LL + (t.tv_nsec - t0->tv_nsec));
+}
+
+static enum MHD_Result queue(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+			     unsigned status, char *buf, size_t len, const char *ctype, int close)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(len, buf, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(buf);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW,
+					r->ep == MFS_EP_RECOMMEND ? "GET, HEAD, POST" : "GET, HEAD");
+	if (close)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	enum MHD_Result ok = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	r->status = status;
+	r->ns = since_ns(&r->t0);
+	(void)h;
+	return ok;
+}
+
+static enum MHD_Result json_error(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+				  unsigned status, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static enum MHD_Result json_error(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+				  unsigned status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	struct mfs_jbuf b;
+	mfs_jbuf_init(&b, 4096);
+	mfs_jbuf_puts(&b, "{\"error\": ");
+	mfs_jbuf_str(&b, msg, strlen(msg));
+	mfs_jbuf_printf(&b, ", \"status\": %u}\n", status);
+	size_t len;
+	char *p = mfs_jbuf_take(&b, &len);
+	if (!p)
+		return MHD_NO;
+	/* an answer before the whole body was read ends the connection */
+	int close = status == MHD_HTTP_CONTENT_TOO_LARGE || status == MHD_HTTP_SERVICE_UNAVAILABLE;
+	return queue(h, c, r, status, p, len, "application/json", close);
+}
+
+/* Queue b (a built answer) as 200, or the error its overflow calls for. */
+static enum MHD_Result answer(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+			      struct mfs_jbuf *b, const char *ctype)
+{
+	if (b->nomem) {
+		mfs_jbuf_free(b);
+		return json_error(h, c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	}
+	if (b->over) {
+		mfs_jbuf_free(b);
+		return json_error(h, c, r, MHD_HTTP_CONTENT_TOO_LARGE,
+				  "the answer would pass %u bytes: ask for fewer items", ANSWER_MAX);
+	}
+	size_t len;
+	char *p = mfs_jbuf_take(b, &len);
+	if (!p)
+		return json_error(h, c, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+	return queue(h, c, r, MHD_HTTP_OK, p, len, ctype, 0);
+}
+
+/* The query parameters of a GET. */
+#define MAX_EXCL_PARAMS 64
+struct params {
+	const char *user, *item, *k;
+	size_t user_len, item_len, k_len;
+	const char *excl[MAX_EXCL_PARAMS];
+	size_t excl_len[MAX_EXCL_PARAMS];
+	size_t n_excl;
+	unsigned allow; /* bits: 1 user, 2 item, 4 k, 8 exclude */
+	const char *bad; /* a static reason, or NULL */
+	char bad_key[64];
+};
+
+static enum MHD_Result param_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+				  size_t key_size, const char *value, size_t value_size)
+{
+	(void)kind;
+	struct params *p = cls;
+	if (p->bad)
+		return MHD_NO;
+	if (!value) {
+		value = "";
+		value_size = 0;
+	}
+#define KEY(w) (key_size == sizeof(w) - 1 && memcmp(key, w, key_size) == 0)
+	const char **slot = NULL;
+	size_t *slot_len = NULL;
+	unsigned bit = 0;
+	if (KEY("user")) {
+		slot = &p->user, slot_len = &p->user_len, bit = 1;
+	} else if (KEY("item")) {
+		slot = &p->item, slot_len = &p->item_len, bit = 2;
+	} else if (KEY("k")) {
+		slot = &p->k, slot_len = &p->k_len, bit = 4;
+	} else if (KEY("exclude") && (p->allow & 8)) {
+		if (p->n_excl == MAX_EXCL_PARAMS) {
+			p->bad = "too many exclude parameters";
+			return MHD_NO;
+		}
+		p->excl[p->n_excl] = value;
+		p->excl_len[p->n_excl++] = value_size;
+		return MHD_YES;
+	}
+#undef KEY
+	if (!slot || !(p->allow & bit)) {
+		p->bad = "unknown parameter";
+		snprintf(p->bad_key, sizeof p->bad_key, "%.*s", (int)(key_size < 48 ? key_size : 48), key);
+		return MHD_NO;
+	}
+	if (*slot) {
+		p->bad = "parameter given twice";
+		snprintf(p->bad_key, sizeof p->bad_key, "%.*s", (int)key_size, key);
+		return MHD_NO;
+	}
+	*slot = value;
+	*slot_len = value_size;
+	return MHD_YES;
+}
+
+/* Parse k (absent: 10). Returns 0 or -1. */
+static int parse_k(const char *s, size_t len, size_t max, size_t *k)
+{
+	*k = 10 < max ? 10 : max;
+	if (!s)
+		return 0;
+	size_t v = 0;
+	if (len == 0 || len > 9)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (size_t)(s[i] - '0');
+	}
+	if (v < 1 || v > max)
+		return -1;
+	*k = v;
+	return 0;
+}
+
+static void put_items(struct mfs_jbuf *b, const mfs_model *m, const mfs_scored *s, size_t n)
+{
+	mfs_jbuf_puts(b, "[");
+	for (size_t i = 0; i < n; i++) {
+		const char *id = "";
+		size_t len = 0;
+		mfs_model_row(m, MFS_ITEMS, s[i].row, &id, &len, NULL);
+		mfs_jbuf_puts(b, i ? ", {\"item\": " : "{\"item\": ");
+		mfs_jbuf_str(b, id, len);
+		mfs_jbuf_printf(b, ", \"score\": %.4f}", s[i].score);
+	}
+	mfs_jbuf_puts(b, "]");
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * One user's top-k without the excluded items, as a JSON object into b.
+ * rows/scored are scratch of at least k + n_excl entries. Returns 0 or a
+ * negative code.
+ */
+static int recommend_into(struct mfs_jbuf *b, const mfs_view *v, const char *user, size_t ul,
+			  size_t k, const char *const *ex, const size_t *exl, size_t n_ex,
+			  uint32_t *rows, mfs_scored *sc)
+{
+	const mfs_model *m = mfs_view_model(v);
+	size_t nr = 0;
+	for (size_t i = 0; i < n_ex; i++) {
+		int64_t r = mfs_model_find(m, MFS_ITEMS, ex[i], exl[i]);
+		if (r >= 0)
+			rows[nr++] = (uint32_t)r;
+	}
+	qsort(rows, nr, sizeof *rows, cmp_u32);
+	int got = mfs_view_recommend(v, user, ul, k + nr, sc);
+	if (got < 0)
+		return got;
+	size_t n = 0;
+	for (int i = 0; i < got && n < k; i++)
+		if (!nr || !bsearch(&sc[i].row, rows, nr, sizeof *rows, cmp_u32))
+			sc[n++] = sc[i];
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	mfs_jbuf_puts(b, "{\"user\": ");
+	mfs_jbuf_str(b, user, ul);
+	mfs_jbuf_printf(b, ", \"known\": %s, \"model_events\": %llu, \"items\": ",
+			mfs_model_find(m, MFS_USERS, user, ul) >= 0 ? "true" : "false",
+			(unsigned long long)info.events);
+	put_items(b, m, sc, n);
+	mfs_jbuf_puts(b, "}");
+	return 0;
+}
+
+/* Split the exclude parameters at ',' into ids (at most max). Returns the count or -1. */
+static long split_excl(const struct params *p, const char **ids, size_t *lens, size_t max)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < p->n_excl; i++) {
+		const char *s = p->excl[i], *e = s + p->excl_len[i];
+		while (s < e) {
+			const char *c = memchr(s, ',', (size_t)(e - s));
+			if (!c)
+				c = e;
+			if (c > s) {
+				if (n == max || c - s > MFS_ID_MAX)
+					return -1;
+				ids[n] = s;
+				lens[n++] = (size_t)(c - s);
+			}
+			s = c + 1;
+		}
+	}
+	return (long)n;
+}
+
+static enum MHD_Result get_recommend(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+				     mfs_server *srv, struct params *p)
+{
+	size_t k;
+	if (!p->user)
+		return json_error(h, c, r, 400, "missing parameter: user");
+	if (p->user_len == 0 || p->user_len > MFS_ID_MAX)
+		return json_error(h, c, r, 400, "user must be 1 to %d bytes", MFS_ID_MAX);
+	if (parse_k(p->k, p->k_len, h->cfg.k_max, &k) < 0)
+		return json_error(h, c, r, 400, "k must be a whole number from 1 to %zu", h->cfg.k_max);
+	size_t cap = h->cfg.k_max;
+	const char **ids = malloc(cap * sizeof *ids);
+	size_t *lens = malloc(cap * sizeof *lens);
+	uint32_t *rows = malloc(cap * sizeof *rows);
+	mfs_scored *sc = malloc((k + cap) * sizeof *sc);
+	enum MHD_Result ok;
+	if (!ids || !lens || !rows || !sc) {
+		ok = json_error(h, c, r, 500, "out of memory");
+		goto out;
+	}
+	long nx = split_excl(p, ids, lens, cap);
+	if (nx < 0) {
+		ok = json_error(h, c, r, 400, "exclude: at most %zu IDs of 1 to %d bytes", cap, MFS_ID_MAX);
+		goto out;
+	}
+	struct mfs_jbuf b;
+	mfs_jbuf_init(&b, ANSWER_MAX);
+	const mfs_view *v = mfs_server_acquire(srv);
+	int rc = recommend_into(&b, v, p->user, p->user_len, k, ids, lens, (size_t)nx, rows, sc);
+	mfs_server_release(srv, v);
+	mfs_jbuf_puts(&b, "\n");
+	if (rc < 0) {
+		mfs_jbuf_free(&b);
+		ok = json_error(h, c, r, 500, "%s", mfs_error_name(rc));
+	} else {
+		ok = answer(h, c, r, &b, "application/json");
+	}
+out:
+	free(ids);
+	free(lens);
+	free(rows);
+	free(sc);
+	return ok;
+}
+
+static enum MHD_Result get_similar(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+				   mfs_server *srv, struct params *p)
+{
+	size_t k;
+	if (!p->item)
+		return json_error(h, c, r, 400, "missing parameter: item");
+	if (p->item_len == 0 || p->item_len > MFS_ID_MAX)
+		return json_error(h, c, r, 400, "item must be 1 to %d bytes", MFS_ID_MAX);
+	if (parse_k(p->k, p->k_len, h->cfg.k_max, &k) < 0)
+		return json_error(h, c, r, 400, "k must be a whole number from 1 to %zu", h->cfg.k_max);
+	mfs_scored *sc = malloc(k * sizeof *sc);
+	if (!sc)
+		return json_error(h, c, r, 500, "out of memory");
+	struct mfs_jbuf b;
+	mfs_jbuf_init(&b, ANSWER_MAX);
+	const mfs_view *v = mfs_server_acquire(srv);
+	const mfs_model *m = mfs_view_model(v);
+	int got = mfs_view_similar(v, p->item, p->item_len, k, sc);
+	if (got >= 0) {
+		mfs_model_info info;
+		mfs_model_info_get(m, &info);
+		mfs_jbuf_puts(&b, "{\"item\": ");
+		mfs_jbuf_str(&b, p->item, p->item_len);
+		mfs_jbuf_printf(&b, ", \"model_events\": %llu, \"items\": ",
+				(unsigned long long)info.events);
+		put_items(&b, m, sc, (size_t)got);
+		mfs_jbuf_puts(&b, "}\n");
+	}
+	mfs_server_release(srv, v);
+	free(sc);
+	if (got < 0) {
+		mfs_jbuf_free(&b);
+		if (got == -MFS_E_NOTFOUND)
+			return json_error(h, c, r, 404, "item not in the model");
+		return json_error(h, c, r, 500, "%s", mfs_error_name(got));
+	}
+	return answer(h, c, r, &b, "application/json");
+}
+
+static enum MHD_Result get_predict(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+				   mfs_server *srv, struct params *p)
+{
+	if (!p->user || !p->item)
+		return json_error(h, c, r, 400, "missing parameter: %s", p->user ? "item" : "user");
+	if (p->user_len == 0 || p->user_len > MFS_ID_MAX || p->item_len == 0 ||
+	    p->item_len > MFS_ID_MAX)
+		return json_error(h, c, r, 400, "user and item must be 1 to %d bytes", MFS_ID_MAX);
+	struct mfs_jbuf b;
+	mfs_jbuf_init(&b, ANSWER_MAX);
+	const mfs_view *v = mfs_server_acquire(srv);
+	const mfs_model *m = mfs_view_model(v);
+	float s = 0.0f;
+	int known = mfs_model_predict(m, p->user, p->user_len, p->item, p->item_len, &s);
+	mfs_model_info info;
+	mfs_model_info_get(m, &info);
+	mfs_server_release(srv, v);
+	mfs_jbuf_puts(&b, "{\"user\": ");
+	mfs_jbuf_str(&b, p->user, p->user_len);
+	mfs_jbuf_puts(&b, ", \"item\": ");
+	mfs_jbuf_str(&b, p->item, p->item_len);
+	mfs_jbuf_printf(&b, ", \"score\": %.4f, \"known_user\": %s, \"known_item\": %s, "
+			    "\"model_events\": %llu}\n",
+			s, known >= 0 && (known & MFS_KNOWN_USER) ? "true" : "false",
+			known >= 0 && (known & MFS_KNOWN_ITEM) ? "true" : "false",
+			(unsigned long long)info.events);
+	return answer(h, c, r, &b, "application/json");
+}
+
+static enum MHD_Result get_info(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+				mfs_server *srv)
+{
+	struct mfs_jbuf b;
+	mfs_jbuf_init(&b, ANSWER_MAX);
+	const mfs_view *v = mfs_server_acquire(srv);
+	mfs_model_info info;
+	mfs_model_info_get(mfs_view_model(v), &info);
+	mfs_server_release(srv, v);
+	mfs_server_info si;
+	mfs_server_info_get(srv, &si);
+	mfs_jbuf_printf(&b,
+			"{\"model_events\": %llu, \"users\": %llu, \"items\": %llu, \"dim\": %u, "
+			"\"kernel\": \"%s\", \"refreshes\": %llu, \"path\": ",
+			(unsigned long long)info.events, (unsigned long long)info.users,
+			(unsigned long long)info.items, info.dim, info.kernel,
+			(unsigned long long)si.refreshes);
+	mfs_jbuf_str(&b, si.path, strlen(si.path));
+	mfs_jbuf_puts(&b, "}\n");
+	return answer(h, c, r, &b, "application/json");
+}
+
+static double model_age_s(const struct mfs_http *h)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t ms = atomic_load(&h->mx.model_mtime_ms);
+	return ((double)now.tv_sec * 1e3 + (double)now.tv_nsec / 1e6 - (double)ms) / 1e3;
+}
+
+static enum MHD_Result get_metrics(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+				   mfs_server *srv)
+{
+	struct mfs_metrics_model mm = { 0 };
+	if (srv) {
+		mfs_server_info si;
+		mfs_server_info_get(srv, &si);
+		mm.loaded = 1;
+		mm.events = si.events;
+		mm.retired_pinned = si.retired_pinned;
+		mm.age_s = model_age_s(h);
+	}
+	struct mfs_jbuf b;
+	mfs_jbuf_init(&b, 1u << 20);
+	mfs_metrics_format(&h->mx, &mm, &b);
+	return answer(h, c, r, &b, "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static enum MHD_Result post_recommend(struct mfs_http *h, struct MHD_Connection *c, struct req *r,
+				      mfs_server *srv)
+{
+	struct mfs_batch_limits lim = { 10 < h->cfg.k_max ? 10 : h->cfg.k_max, h->cfg.k_max,
+					h->cfg.batch_max, 10 * h->cfg.batch_max,
+					10 * h->cfg.batch_max, MFS_ID_MAX };
+	struct mfs_batch bt;
+	const char *why = NULL;
+	if (mfs_batch_parse(r->body.p ? r->body.p : "", r->body.len, &lim, &bt, &why) < 0) {
+		mfs_batch_free(&bt);
+		return json_error(h, c, r, 400, "body: %s", why);
+	}
+	size_t kmax = 0, xmax = 0;
+	for (size_t i = 0; i < bt.n; i++) {
+		kmax = bt.q[i].k > kmax ? bt.q[i].k : kmax;
+		xmax = bt.q[i].n_excl > xmax ? bt.q[i].n_excl : xmax;
+	}
+	uint32_t *rows = malloc((xmax ? xmax : 1) * sizeof *rows);
+	mfs_scored *sc = malloc((kmax + xmax + 1) * sizeof *sc);
+	if (!rows || !sc) {
+		free(rows);
+		free(sc);
+		mfs_batch_free(&bt);
+		return json_error(h, c, r, 500, "out of memory");
+	}
+	struct mfs_jbuf b;
+	mfs_jbuf_init(&b, ANSWER_MAX);
+	const mfs_view *v = mfs_server_acquire(srv);
+	mfs_model_info info;
+	mfs_model_info_get(mfs_view_model(v), &info);
+	mfs_jbuf_printf(&b, "{\"model_events\": %llu, \"results\": [", (unsigned long long)info.events);
+	int rc = 0;
+	for (size_t i = 0; i < bt.n && rc == 0 && !b.over; i++) {
+		if (i)
+			mfs_jbuf_puts(&b, ", ");
+		const struct mfs_batch_query *q = &bt.q[i];
+		rc = recommend_into(&b, v, q->user, q->user_len, q->k, q->excl, q->excl_len, q->n_excl,
+				    rows, sc);
+	}
+	mfs_server_release(srv, v);
+	mfs_jbuf_puts(&b, "]}\n");
+	free(rows);
+	free(sc);
+	mfs_batch_free(&bt);
+	if (rc < 0) {
+		mfs_jbuf_free(&b);
+		return json_error(h, c, r, 500, "%s", mfs_error_name(rc));
+	}
+	return answer(h, c, r, &b, "application/json");
+}
+
+static int route(const char *url)
+{
+	static const struct {
+		const char *path;
+		int ep;
+	} routes[] = {
+		{ "/v1/recommend", MFS_EP_RECOMMEND }, { "/v1/similar", MFS_EP_SIMILAR },
+		{ "/v1/predict", MFS_EP_PREDICT },     { "/v1/info", MFS_EP_INFO },
+		{ "/healthz", MFS_EP_HEALTHZ },        { "/metrics", MFS_EP_METRICS },
+	};
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+		if (strcmp(url, routes[i].path) == 0)
+			return routes[i].ep;
+	return MFS_EP_OTHER;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload,
+			      size_t *upload_size, void **req_cls)
+{
+	(void)version;
+	struct mfs_http *h = cls;
+	struct req *r = *req_cls;
+	int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+	int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+	/*
+	 * The first call comes with the headers. libmicrohttpd closes a
+	 * connection whose answer is queued then (before the body), so only the
+	 * answers that should end the connection are given there: overload, a
+	 * body announced too large, a body sent where none is read. Everything
+	 * else is answered in the last call, and the connection is kept.
+	 */
+	if (!r) {
+		if (!(r = calloc(1, sizeof *r)))
+			return MHD_NO;
+		*req_cls = r;
+		clock_gettime(CLOCK_MONOTONIC, &r->t0);
+		r->ep = route(url);
+		if (post && r->ep == MFS_EP_RECOMMEND)
+			r->ep = MFS_EP_RECOMMEND_BATCH;
+		mfs_jbuf_init(&r->body, h->cfg.max_body);
+		if (atomic_load(&h->mx.open_conns) > h->cfg.max_conns) {
+			atomic_fetch_add(&h->mx.conns_overload, 1);
+			return json_error(h, c, r, 503, "server overloaded: too many connections, retry later");
+		}
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+							     MHD_HTTP_HEADER_TRANSFER_ENCODING);
+		int has_body = (cl && strtoull(cl, NULL, 10) > 0) || te;
+		if (r->ep == MFS_EP_RECOMMEND_BATCH && cl && strtoull(cl, NULL, 10) > h->cfg.max_body)
+			return json_error(h, c, r, 413, "body larger than %zu bytes", h->cfg.max_body);
+		if (has_body && r->ep != MFS_EP_RECOMMEND_BATCH) {
+			if (r->ep == MFS_EP_OTHER)
+				return json_error(h, c, r, 404, "no such route");
+			if (!get)
+				return json_error(h, c, r, 405, "method %s is not allowed here", method);
+			return json_error(h, c, r, 413, "this request takes no body");
+		}
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!r->status && mfs_jbuf_put(&r->body, upload, *upload_size) < 0) {
+			*upload_size = 0;
+			return json_error(h, c, r, 413, "body larger than %zu bytes", h->cfg.max_body);
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->status) /* answered already (a body over the limit) */
+		return MHD_YES;
+	if (r->ep == MFS_EP_OTHER)
+		return json_error(h, c, r, 404, "no such route (GET /v1/recommend, POST "
+					       "/v1/recommend, /v1/similar, /v1/predict, "
+					       "/v1/info, /healthz, /metrics)");
+	if (!get && r->ep != MFS_EP_RECOMMEND_BATCH)
+		return json_error(h, c, r, 405, "method %s is not allowed here", method);
+	mfs_server *srv = atomic_load(&h->srv);
+	if (r->ep == MFS_EP_METRICS)
+		return get_metrics(h, c, r, srv);
+	if (!srv)
+		return json_error(h, c, r, 503, "no model loaded yet");
+	if (r->ep == MFS_EP_HEALTHZ) {
+		mfs_server_info si;
+		mfs_server_info_get(srv, &si);
+		struct mfs_jbuf b;
+		mfs_jbuf_init(&b, 4096);
+		mfs_jbuf_printf(&b, "{\"status\": \"ok\", \"model_events\": %llu}\n",
+				(unsigned long long)si.events);
+		return answer(h, c, r, &b, "application/json");
+	}
+	if (r->ep == MFS_EP_INFO)
+		return get_info(h, c, r, srv);
+	if (r->ep == MFS_EP_RECOMMEND_BATCH)
+		return post_recommend(h, c, r, srv);
+	struct params p;
+	memset(&p, 0, sizeof p);
+	p.allow = r->ep == MFS_EP_RECOMMEND ? 1 | 4 | 8 : r->ep == MFS_EP_SIMILAR ? 2 | 4 : 1 | 2;
+	MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, param_iter, &p);
+	if (p.bad)
+		return json_error(h, c, r, 400, "%s: %s", p.bad, p.bad_key[0] ? p.bad_key : "exclude");
+	if (r->ep == MFS_EP_RECOMMEND)
+		return get_recommend(h, c, r, srv, &p);
+	if (r->ep == MFS_EP_SIMILAR)
+		return get_similar(h, c, r, srv, &p);
+	if (r->ep == MFS_EP_PREDICT)
+		return get_predict(h, c, r, srv, &p);
+	return json_error(h, c, r, 404, "no such route");
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	(void)c;
+	(void)toe;
+	struct mfs_http *h = cls;
+	struct req *r = *req_cls;
+	if (!r)
+		return;
+	if (r->status) {
+		mfs_metrics_request(&h->mx, r->ep, r->status, r->ns);
+		atomic_fetch_add(&h->answered, 1);
+	}
+	mfs_jbuf_free(&r->body);
+	free(r);
+	*req_cls = NULL;
+}
+
+static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+			enum MHD_ConnectionNotificationCode toe)
+{
+	(void)c;
+	(void)socket_context;
+	struct mfs_http *h = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		atomic_fetch_add(&h->mx.open_conns, 1);
+		atomic_fetch_add(&h->mx.conns_total, 1);
+	} else {
+		atomic_fetch_sub(&h->mx.open_conns, 1);
+	}
+}
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	(void)addr;
+	(void)len;
+	struct mfs_http *h = cls;
+	if (atomic_load(&h->mx.open_conns) >= h->hard_conns) {
+		atomic_fetch_add(&h->mx.conns_refused, 1);
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+static void quiet_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	(void)fmt;
+	(void)ap; /* the library never prints */
+}
+
+/* --- listening ----------------------------------------------------------------- */
+
+static int bind_tcp(struct mfs_http *h, mfs_diag *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	if (parse_addr(h->cfg.listen, &ss, &len) < 0)
+		return mfs_diag_set(d, MFS_E_INVAL, 0, "", 0, 0, "%s: not an address (PORT, HOST:PORT, [V6]:PORT)",
+				    h->cfg.listen);
+	int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return mfs_diag_set(d, MFS_E_IO, errno, "", 0, 0, "%s: socket: %s", h->cfg.listen,
+				    strerror(errno));
+	int one = 1; /* restart over TIME_WAIT; never SO_REUSEPORT: one server per port */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
+		int e = errno;
+		close(fd);
+		return mfs_diag_set(d, MFS_E_IO, e, "", 0, 0, "%s: cannot listen: %s%s", h->cfg.listen,
+				    strerror(e),
+				    e == EADDRINUSE ? " (another server is listening there)" : "");
+	}
+	struct sockaddr_storage got;
+	socklen_t gl = sizeof got;
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (getsockname(fd, (struct sockaddr *)&got, &gl) == 0) {
+		if (got.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&got;
+			inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+			port = ntohs(a->sin_port);
+		} else {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&got;
+			inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+			port = ntohs(a->sin6_port);
+		}
+	}
+	snprintf(h->tcp_addr, sizeof h->tcp_addr, got.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u",
+		 host, port);
+	return fd;
+}
+
+/*
+ * Take path.lock, then bind path with mode whatever the umask: the socket is
+ * bound in a fresh 0700 directory beside path, chmod'ed there, then renamed
+ * onto path (no moment with looser permissions).
+ */
+static int bind_unix(struct mfs_http *h, mfs_diag *d)
+{
+	const char *path = h->cfg.socket;
+	char lock[sizeof h->cfg.socket + 8], tmpd[sizeof h->cfg.socket + 32], tmps[sizeof tmpd + 8];
+	snprintf(lock, sizeof lock, "%s.lock", path);
+	int lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lfd < 0)
+		return mfs_diag_set(d, MFS_E_IO, errno, lock, 0, 0, "cannot open the socket's lock: %s",
+				    strerror(errno));
+	if (flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		char pid[32] = "";
+		ssize_t n = pread(lfd, pid, sizeof pid - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		close(lfd);
+		if (e == EWOULDBLOCK)
+			return mfs_diag_set(d, MFS_E_IO, e, path, 0, 0,
+					    "another server (pid %s) is serving this socket (it holds %s)",
+					    pid[0] ? pid : "?", lock);
+		return mfs_diag_set(d, MFS_E_IO, e, lock, 0, 0, "cannot lock: %s", strerror(e));
+	}
+	char pid[32];
+	int pl = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+	if (ftruncate(lfd, 0) < 0 || pwrite(lfd, pid, (size_t)pl, 0) != pl) {
+		/* the lock holds without its pid: only the message would lack it */
+	}
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			close(lfd);
+			return mfs_diag_set(d, MFS_E_IO, EEXIST, path, 0, 0,
+					    "exists and is not a socket; not replacing it");
+		}
+		unlink(path); /* a socket left by a server that is gone: we hold the lock */
+	}
+	char dir[sizeof h->cfg.socket];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *sl = strrchr(dir, '/');
+	if (!sl)
+		strcpy(dir, ".");
+	else if (sl == dir)
+		dir[1] = 0;
+	else
+		*sl = 0;
+	snprintf(tmpd, sizeof tmpd, "%s/.mfs-sock-XXXXXX", dir);
+	int fd = -1, e = 0;
+	struct sockaddr_un a;
+	memset(&a, 0, sizeof a);
+	a.sun_family = AF_UNIX;
+	if (!mkdtemp(tmpd)) {
+		e = errno;
+		goto fail;
+	}
+	snprintf(tmps, sizeof tmps, "%s/s", tmpd);
+	if (strlen(tmps) >= sizeof a.sun_path) {
+		e = ENAMETOOLONG;
+		goto fail_dir;
+	}
+	strcpy(a.sun_path, tmps);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    chmod(tmps, h->cfg.socket_mode) < 0 || rename(tmps, path) < 0 || listen(fd, 1024) < 0) {
+		e = errno;
+		unlink(tmps);
+		goto fail_dir;
+	}
+	rmdir(tmpd);
+	h->lock_fd = lfd;
+	return fd;
+fail_dir:
+	rmdir(tmpd);
+fail:
+	if (fd >= 0)
+		close(fd);
+	close(lfd);
+	return mfs_diag_set(d, MFS_E_IO, e, path, 0, 0, "cannot listen: %s", strerror(e));
+}
+
+static struct MHD_Daemon *start_daemon(struct mfs_http *h, int fd, int tcp)
+{
+	struct MHD_OptionItem ops[] = {
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)quiet_log, NULL },
+		{ MHD_OPTION_LISTEN_SOCKET, fd, NULL },
+		{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)h->cfg.threads, NULL },
+		/* the real limit is accept_policy's; libmicrohttpd's own splits its
+		 * limit over the pool's threads, so it is only a backstop */
+		{ MHD_OPTION_CONNECTION_LIMIT, (intptr_t)(2 * h->hard_conns + 64), NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)h->cfg.idle_s, NULL },
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)h->cfg.conn_memory, NULL },
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, h },
+		{ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_conn, h },
+		{ tcp && h->cfg.per_ip ? MHD_OPTION_PER_IP_CONNECTION_LIMIT : MHD_OPTION_END,
+		  (intptr_t)h->cfg.per_ip, NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	/* ITC: the pool wakes at once when stopped */
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+	return MHD_start_daemon(flags, 0, accept_policy, h, handle, h, MHD_OPTION_ARRAY, ops,
+				MHD_OPTION_END);
+}
+
+MFS_API int mfs_http_start(mfs_http **out, mfs_server *srv, const mfs_http_config *cfg,
+			   mfs_diag *diag)
+{
+	if (!out || !cfg)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, "", 0, 0, "no config");
+	if (!cfg->listen[0] && !cfg->socket[0])
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, "", 0, 0,
+				    "nothing to listen on (give a TCP address or a socket path)");
+	struct mfs_http *h = calloc(1, sizeof *h);
+	if (!h)
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, "", 0, 0, "out of memory");
+	h->cfg = *cfg;
+	h->lock_fd = -1;
+	atomic_init(&h->srv, srv);
+	mfs_metrics_init(&h->mx);
+	unsigned spare = cfg->max_conns / 8 > 16 ? cfg->max_conns / 8 : 16;
+	h->hard_conns = cfg->max_conns + spare;
+	int rc = 0;
+	if (srv)
+		mfs_http_attach(h, NULL); /* record the model's age */
+	if (cfg->listen[0]) {
+		int fd = bind_tcp(h, diag);
+		if (fd < 0) {
+			rc = fd;
+			goto fail;
+		}
+		if (!(h->tcp = start_daemon(h, fd, 1))) {
+			close(fd);
+			rc = mfs_diag_set(diag, MFS_E_IO, errno, "", 0, 0, "%s: cannot start the HTTP server",
+					  h->tcp_addr);
+			goto fail;
+		}
+	}
+	if (cfg->socket[0]) {
+		int fd = bind_unix(h, diag);
+		if (fd < 0) {
+			rc = fd;
+			goto fail;
+		}
+		if (!(h->unx = start_daemon(h, fd, 0))) {
+			close(fd);
+			unlink(cfg->socket);
+			rc = mfs_diag_set(diag, MFS_E_IO, errno, cfg->socket, 0, 0,
+					  "cannot start the HTTP server");
+			goto fail;
+		}
+	}
+	*out = h;
+	return 0;
+fail:
+	mfs_http_free(h);
+	return rc;
+}
+
+/* The serving model file's time, for mfstream_model_age_seconds. */
+static void note_model_time(struct mfs_http *h, mfs_server *srv)
+{
+	mfs_server_info si;
+	struct stat st;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	if (mfs_server_info_get(srv, &si) == 0 && stat(si.path, &st) == 0)
+		ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
+	atomic_store(&h->mx.model_mtime_ms, ms);
+}
+
+MFS_API int mfs_http_attach(mfs_http *h, mfs_server *srv)
+{
+	if (!h)
+		return -MFS_E_INVAL;
+	if (!srv) { /* (internal: the server given to mfs_http_start) */
+		mfs_server *cur = atomic_load(&h->srv);
+		if (cur)
+			note_model_time(h, cur);
+		return 0;
+	}
+	mfs_server *none = NULL;
+	note_model_time(h, srv);
+	return atomic_compare_exchange_strong(&h->srv, &none, srv) ? 0 : -MFS_E_INVAL;
+}
+
+MFS_API int mfs_http_refresh(mfs_http *h, mfs_diag *diag)
+{
+	mfs_server *srv = h ? atomic_load(&h->srv) : NULL;
+	if (!srv)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, "", 0, 0, "no server attached");
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int rc = mfs_server_refresh(srv, diag);
+	if (rc == 1) {
+		atomic_fetch_add(&h->mx.refreshes, 1);
+		atomic_store(&h->mx.load_us, since_ns(&t0) / 1000);
+		note_model_time(h, srv);
+	} else if (rc < 0 && rc != -MFS_E_NOTFOUND) {
+		atomic_fetch_add(&h->mx.refresh_failures, 1);
+	}
+	return rc;
+}
+
+MFS_API int mfs_http_address(const mfs_http *h, int which, char *buf, size_t len)
+{
+	if (!h)
+		return -MFS_E_INVAL;
+	if (which == 0 && h->tcp)
+		return snprintf(buf, len, "%s", h->tcp_addr);
+	if (which == 1 && h->unx)
+		return snprintf(buf, len, "%s", h->cfg.socket);
+	return -MFS_E_NOTFOUND;
+}
+
+MFS_API uint64_t mfs_http_requests(const mfs_http *h)
+{
+	return h ? atomic_load(&h->answered) : 0;
+}
+
+MFS_API void mfs_http_free(mfs_http *h)
+{
+	if (!h)
+		return;
+	if (h->tcp)
+		MHD_stop_daemon(h->tcp);
+	if (h->unx) {
+		MHD_stop_daemon(h->unx);
+		unlink(h->cfg.socket);
+	}
+	/* the lock file stays: unlinking it would let a server waiting on the old
+	 * inode and one creating a new file both believe they hold the path */
+	if (h->lock_fd >= 0)
+		close(h->lock_fd);
+	free(h);
+}
