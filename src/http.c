@@ -207,6 +207,7 @@ struct req {
 	uint64_t ns; /* first callback to answer queued */
 	struct mfs_jbuf body;
 	int body_over;
+	size_t dropped; /* body bytes past the limit, read and dropped */
 };
 
 static uint64_t since_ns(const struct timespec *t0)
@@ -715,15 +716,20 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (!r->status && mfs_jbuf_put(&r->body, upload, *upload_size) < 0) {
-			*upload_size = 0;
-			return json_error(h, c, r, 413, "body larger than %zu bytes", h->cfg.max_body);
-		}
+		/* libmicrohttpd cannot answer in the middle of a body: past the
+		 * limit the rest is read and dropped, up to as much again (then
+		 * 413), and a body larger still ends the connection unanswered */
+		if (!r->body_over && mfs_jbuf_put(&r->body, upload, *upload_size) < 0)
+			r->body_over = 1;
+		if (r->body_over && (r->dropped += *upload_size) > h->cfg.max_body)
+			return MHD_NO;
 		*upload_size = 0;
 		return MHD_YES;
 	}
-	if (r->status) /* answered already (a body over the limit) */
+	if (r->status) /* answered already */
 		return MHD_YES;
+	if (r->body_over)
+		return json_error(h, c, r, 413, "body larger than %zu bytes", h->cfg.max_body);
 	if (r->ep == MFS_EP_OTHER)
 		return json_error(h, c, r, 404, "no such route (GET /v1/recommend, POST "
 					       "/v1/recommend, /v1/similar, /v1/predict, "
