@@ -716,8 +716,9 @@ static void http__second_server_on_the_same_port_or_socket(void **state)
 	assert_non_null(strstr(d.reason, "in use"));
 	/* the command line says the same, exit 1 */
 	struct mfs_run r;
-	char *argv[] = { MFS_CLI, "serve", "--model", f.model, "--listen", addr, "--no-stdin", NULL };
-	assert_int_equal(mfs_run_argv(&r, argv, NULL, 0), 0);
+	/* (bounded: a second server that wrongly started would run until killed) */
+	assert_int_equal(mfs_run_sh(&r, "timeout 10 %s serve --model %s --listen %s --no-stdin", MFS_CLI,
+				    f.model, addr), 0);
 	assert_int_equal(r.status, 1);
 	assert_non_null(strstr(r.err, addr));
 	mfs_run_free(&r);
@@ -737,8 +738,8 @@ static void http__second_server_on_the_same_port_or_socket(void **state)
 	assert_int_equal(st.st_mode & 0777, 0660);
 	char pid[32];
 	snprintf(pid, sizeof pid, "pid %d", (int)getpid());
-	char *argv2[] = { MFS_CLI, "serve", "--model", f.model, "--socket", sock, "--no-stdin", NULL };
-	assert_int_equal(mfs_run_argv(&r, argv2, NULL, 0), 0);
+	assert_int_equal(mfs_run_sh(&r, "timeout 10 %s serve --model %s --socket %s --no-stdin", MFS_CLI,
+				    f.model, sock), 0);
 	assert_int_equal(r.status, 1);
 	assert_non_null(strstr(r.err, pid));
 	mfs_run_free(&r);
