@@ -531,6 +531,56 @@ static void serve__recommend_leaves_out_the_users_history(void **state)
 	assert_true(kept > 0);
 }
 
+/* predict, recommend --users and serve's standard input take lines up to
+ * 1 MiB: a longer one is reported by file:line and skipped, memory stays
+ * bounded; a TSV user ID holding ',' is one field. */
+static void query_lines__bounded_and_tsv_ids_keep_commas(void **state)
+{
+	(void)state;
+	const char *model = stream_and_model();
+	size_t big = (2u << 20) + 5;
+	char *in = malloc(big + 64);
+	assert_non_null(in);
+	int l = snprintf(in, 64, "1\t5\n");
+	memset(in + l, 'x', big);
+	l += (int)big;
+	l += snprintf(in + l, 64, " 5\n1,2\t5\n");
+	char *argv[] = { MFS_CLI, "predict", "--model", (char *)model, NULL };
+	struct mfs_run r;
+	assert_int_equal(mfs_run_argv(&r, argv, in, (size_t)l), 0);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.err, "-:2: line longer than 1 MiB"));
+	assert_true(strncmp(r.out, "1\t5\t", 4) == 0);
+	assert_non_null(strstr(r.out, "\n1,2\t5\t")); /* not "1" and "2" */
+	assert_null(strstr(r.out, "xxxx"));
+	mfs_run_free(&r);
+	/* recommend --users: the same line as a user ID */
+	l = snprintf(in, 64, "1\n");
+	memset(in + l, 'y', big);
+	l += (int)big;
+	l += snprintf(in + l, 64, "\n2\n");
+	char *argv2[] = { MFS_CLI, "recommend", "--model", (char *)model, "--users", "-", "-k", "1", NULL };
+	assert_int_equal(mfs_run_argv(&r, argv2, in, (size_t)l), 0);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.err, "-:2: line longer than 1 MiB"));
+	assert_true(strncmp(r.out, "1\t", 2) == 0);
+	assert_non_null(strstr(r.out, "\n2\t"));
+	assert_null(strstr(r.out, "yyyy"));
+	mfs_run_free(&r);
+	/* serve on standard input: an error answer for that line, then on */
+	l = snprintf(in, 64, "recommend ");
+	memset(in + l, 'z', big);
+	l += (int)big;
+	l += snprintf(in + l, 64, "\ninfo\n");
+	char *argv3[] = { MFS_CLI, "serve", "--model", (char *)model, NULL };
+	assert_int_equal(mfs_run_argv(&r, argv3, in, (size_t)l), 0);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "{\"error\": \"line longer than 1 MiB; skipped\", \"line\": 1}\n"));
+	assert_non_null(strstr(r.out, "\"op\": \"info\""));
+	mfs_run_free(&r);
+	free(in);
+}
+
 /* GET target over a keep-alive connection; returns the body (static buffer). */
 static const char *ask(int fd, const char *target)
 {
@@ -621,6 +671,7 @@ int main(void)
 		cmocka_unit_test(recommend__users_exclude_and_stats),
 		cmocka_unit_test(serve__answers_lines_on_stdin),
 		cmocka_unit_test(serve__recommend_leaves_out_the_users_history),
+		cmocka_unit_test(query_lines__bounded_and_tsv_ids_keep_commas),
 		cmocka_unit_test(serve__socket_and_refresh_from_train),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

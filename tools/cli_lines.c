@@ -13,19 +13,24 @@ static size_t chomp(char *line)
 	return len;
 }
 
-static int is_sep(const char *s)
+/* A field separator: a TAB when the line has one (IDs may then hold spaces,
+ * ',' or "::"), else a space, ',' or "::". */
+static int is_sep(const char *s, int tab)
 {
-	return *s == '\t' || *s == ' ' || *s == ',' || (s[0] == ':' && s[1] == ':');
+	if (tab)
+		return *s == '\t';
+	return *s == ' ' || *s == ',' || (s[0] == ':' && s[1] == ':');
 }
 
 int cli_split_pair(char *line, char **u, size_t *ul, char **it, size_t *il)
 {
 	chomp(line);
+	int tab = strchr(line, '\t') != NULL;
 	char *p = line;
 	while (*p == ' ')
 		p++;
 	char *s = p;
-	while (*s && !is_sep(s))
+	while (*s && !is_sep(s, tab))
 		s++;
 	if (!*s || s == p)
 		return -1;
@@ -35,7 +40,7 @@ int cli_split_pair(char *line, char **u, size_t *ul, char **it, size_t *il)
 	while (*s == ' ')
 		s++;
 	char *e = s;
-	while (*e && !is_sep(e))
+	while (*e && !is_sep(e, tab))
 		e++;
 	if (e == s)
 		return -1;

@@ -5,8 +5,9 @@
 #include <stddef.h>
 
 /*
- * Split "user item ..." (fields separated by a TAB, spaces, ',' or '::';
- * further fields ignored; the line's end "\n" or "\r\n" is cut off in place).
+ * Split "user item ..." (fields separated by TABs when the line has one, so
+ * that IDs may hold spaces, ',' or '::'; else by spaces, ',' or '::'; further
+ * fields ignored; the line's end "\n" or "\r\n" is cut off in place).
  * The IDs point into line. Returns 0, or -1 when there are not two IDs.
  */
 int cli_split_pair(char *line, char **u, size_t *ul, char **it, size_t *il);

@@ -166,12 +166,24 @@ static FILE *open_list(const char *path)
 }
 
 /* The next ID of a list: the line without its end, surrounding blanks trimmed.
- * Returns its length (0 for a blank line), or -1 at the end. */
-static ssize_t next_id(FILE *f, char **line, size_t *cap, char **id)
+ * Returns its length (0 for a blank line), or -1 at the end. A line longer
+ * than CLI_LINE_MAX is reported as path:line and skipped (an empty ID);
+ * *ln counts the lines. */
+static ssize_t next_id(FILE *f, const char *path, uint64_t *ln, char **line, size_t *cap, char **id)
 {
-	ssize_t n = getline(line, cap, f);
-	if (n < 0)
+	ssize_t n = cli_read_line(f, line, cap, CLI_LINE_MAX);
+	if (n == CLI_LINE_END)
 		return -1;
+	++*ln;
+	if (n == CLI_LINE_NOMEM) {
+		cli_error("%s:%llu: out of memory", path, (unsigned long long)*ln);
+		return -1;
+	}
+	if (n == CLI_LINE_TOO_LONG) {
+		cli_error("%s:%llu: line longer than 1 MiB; skipped", path, (unsigned long long)*ln);
+		*id = *line;
+		return 0;
+	}
 	char *p = *line;
 	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ' || p[n - 1] == '\t'))
 		p[--n] = 0;
@@ -280,14 +292,21 @@ static int exclude_load(struct exclude *x, const char *path)
 	size_t cap = 0;
 	uint64_t ln = 0, bad = 0;
 	int rc = 0;
-	while (getline(&line, &cap, f) > 0) {
+	ssize_t n;
+	while ((n = cli_read_line(f, &line, &cap, CLI_LINE_MAX)) != CLI_LINE_END) {
 		ln++;
 		char *u, *it;
 		size_t ul, il;
-		if (cli_split_pair(line, &u, &ul, &it, &il) < 0) {
-			if (line[0] && ++bad <= 5)
-				cli_error("%s:%llu: expected \"user item\"; line skipped", path,
-					  (unsigned long long)ln);
+		if (n == CLI_LINE_NOMEM) {
+			cli_error("%s: out of memory", path);
+			rc = EXIT_RUNTIME;
+			break;
+		}
+		if (n == CLI_LINE_TOO_LONG || cli_split_pair(line, &u, &ul, &it, &il) < 0) {
+			if ((n == CLI_LINE_TOO_LONG || line[0]) && ++bad <= 5)
+				cli_error("%s:%llu: %s; line skipped", path, (unsigned long long)ln,
+					  n == CLI_LINE_TOO_LONG ? "line longer than 1 MiB"
+								 : "expected \"user item\"");
 			continue;
 		}
 		int fresh = keyset_add(&x->pairs, pair_key(u, ul, it, il));
@@ -325,11 +344,11 @@ static const char recommend_help[] =
 	"\n"
 	"  --model PATH    a model file or a checkpoint directory (newest valid)\n"
 	"  --user ID       the user\n"
-	"  --users FILE    many users, one ID per line ('-': standard input); prints\n"
-	"                  \"user<TAB>item<TAB>score\" lines, one block per user\n"
+	"  --users FILE    many users, one ID per line ('-': standard input; lines up to\n"
+	"                  1 MiB); prints \"user<TAB>item<TAB>score\" lines, one block per user\n"
 	"  -k, --k N       how many items (default 10)\n"
 	"  --include-seen  keep the items in the user's history\n"
-	"  --exclude FILE  \"user item\" lines (TAB, spaces, ',' or '::'): pairs never\n"
+	"  --exclude FILE  \"user item\" lines (split as predict's): pairs never\n"
 	"                  recommended too, e.g. all the items a user has rated when\n"
 	"                  they are more than the history holds\n"
 	"  --titles FILE   add a title column (empty for an item without one); FILE is\n"
@@ -435,8 +454,8 @@ int cmd_recommend(int argc, char **argv)
 		char *line = NULL, *id;
 		size_t cap = 0;
 		ssize_t n;
-		uint64_t cold = 0;
-		while (rc == 0 && (n = next_id(list, &line, &cap, &id)) >= 0) {
+		uint64_t cold = 0, ln = 0;
+		while (rc == 0 && (n = next_id(list, q.users, &ln, &line, &cap, &id)) >= 0) {
 			if (n == 0)
 				continue;
 			cold += mfs_model_find(m, MFS_USERS, id, (size_t)n) < 0;
@@ -555,8 +574,8 @@ int cmd_similar(int argc, char **argv)
 		char *line = NULL, *id;
 		size_t cap = 0;
 		ssize_t n;
-		uint64_t unknown = 0;
-		while (r >= 0 && (n = next_id(list, &line, &cap, &id)) >= 0)
+		uint64_t unknown = 0, ln = 0;
+		while (r >= 0 && (n = next_id(list, q.items, &ln, &line, &cap, &id)) >= 0)
 			if (n > 0) {
 				r = similar_one(v, qy, id, (size_t)n, q.k, 1, out,
 						q.stats ? &lat : NULL);
@@ -586,8 +605,10 @@ done:
 static const char predict_help[] =
 	"Usage: mfstream predict --model PATH [FILE]\n"
 	"\n"
-	"Read \"user item\" lines (separated by a TAB, spaces, ',' or '::'; further\n"
-	"fields ignored) from FILE or standard input and write \"user<TAB>item<TAB>score\".\n"
+	"Read \"user item\" lines from FILE or standard input and write\n"
+	"\"user<TAB>item<TAB>score\". Fields are separated by TABs when the line has one\n"
+	"(IDs may then hold spaces, ',' or '::'), else by spaces, ',' or '::'; further\n"
+	"fields are ignored. A line longer than 1 MiB is reported (FILE:LINE) and skipped.\n"
 	"Unknown users or items contribute nothing (mu and the known biases remain).\n"
 	"\n"
 	"  --model PATH   a model file or a checkpoint directory (newest valid)\n"
@@ -617,13 +638,21 @@ int cmd_predict(int argc, char **argv)
 	char *line = NULL;
 	size_t cap = 0;
 	uint64_t ln = 0, bad = 0;
-	while (getline(&line, &cap, f) > 0) {
+	ssize_t n;
+	while ((n = cli_read_line(f, &line, &cap, CLI_LINE_MAX)) != CLI_LINE_END) {
 		ln++;
 		char *u, *it;
 		size_t ul, il;
-		if (cli_split_pair(line, &u, &ul, &it, &il) < 0) {
-			if (line[0] && ++bad <= 5)
-				cli_error("%s:%llu: expected \"user item\"", path, (unsigned long long)ln);
+		if (n == CLI_LINE_NOMEM) {
+			cli_error("%s: out of memory", path);
+			rc = EXIT_RUNTIME;
+			break;
+		}
+		if (n == CLI_LINE_TOO_LONG || cli_split_pair(line, &u, &ul, &it, &il) < 0) {
+			if ((n == CLI_LINE_TOO_LONG || line[0]) && ++bad <= 5)
+				cli_error("%s:%llu: %s; line skipped", path, (unsigned long long)ln,
+					  n == CLI_LINE_TOO_LONG ? "line longer than 1 MiB"
+								 : "expected \"user item\"");
 			continue;
 		}
 		float p;
@@ -633,11 +662,13 @@ int cmd_predict(int argc, char **argv)
 		fwrite(it, 1, il, stdout);
 		printf("\t%.4f\n", p);
 	}
+	if (bad > 5)
+		cli_error("%s: %llu malformed lines skipped", path, (unsigned long long)bad);
 	free(line);
 	if (f != stdin)
 		fclose(f);
 	mfs_model_free(m);
-	return 0;
+	return rc;
 }
 
 static const char inspect_help[] =
