@@ -578,7 +578,8 @@ static int loader_open(struct loader *L, const char *path, unsigned flags, mfs_d
 	if (L->size < HEADER_SIZE)
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
 				    "not an mfstream model (file too short)");
-	void *b = L->copy ? mmap(NULL, L->size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	void *b = L->copy ? mmap(NULL, L->size, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
 				 -1, 0)
 			  : mmap(NULL, L->size, PROT_READ, MAP_PRIVATE, L->fd, 0);
 	if (b == MAP_FAILED) {
