@@ -971,6 +971,8 @@ static struct MHD_Daemon *start_daemon(struct mfs_http *h, int fd, int tcp)
 				MHD_OPTION_END);
 }
 
+static void note_model_time(struct mfs_http *h, mfs_server *srv);
+
 MFS_API int mfs_http_start(mfs_http **out, mfs_server *srv, const mfs_http_config *cfg,
 			   mfs_diag *diag)
 {
@@ -990,7 +992,7 @@ MFS_API int mfs_http_start(mfs_http **out, mfs_server *srv, const mfs_http_confi
 	h->hard_conns = cfg->max_conns + spare;
 	int rc = 0;
 	if (srv)
-		mfs_http_attach(h, NULL); /* record the model's age */
+		note_model_time(h, srv); /* for mfstream_model_age_seconds */
 	if (cfg->listen[0]) {
 		int fd = bind_tcp(h, diag);
 		if (fd < 0) {
@@ -1040,14 +1042,8 @@ static void note_model_time(struct mfs_http *h, mfs_server *srv)
 
 MFS_API int mfs_http_attach(mfs_http *h, mfs_server *srv)
 {
-	if (!h)
+	if (!h || !srv)
 		return -MFS_E_INVAL;
-	if (!srv) { /* (internal: the server given to mfs_http_start) */
-		mfs_server *cur = atomic_load(&h->srv);
-		if (cur)
-			note_model_time(h, cur);
-		return 0;
-	}
 	mfs_server *none = NULL;
 	note_model_time(h, srv);
 	return atomic_compare_exchange_strong(&h->srv, &none, srv) ? 0 : -MFS_E_INVAL;
