@@ -59,11 +59,26 @@ run() { # label, then bench_http_load's arguments after the users file and secon
   local out; out=$("$load" "$port" "$dir/users.txt" "$secs" "$@")
   touch "$dir/stop"; wait $sp
   local r; r=$(sort -n "$dir/rss" | tail -1)
-  echo "$label $out rss_max_mb=$(( r / 1024 ))"
+  server_side > "$dir/ss"
+  echo "$label $out rss_max_mb=$(( r / 1024 )) $(cat "$dir/ss")"
   [ "$r" -gt "$rss_max" ] && rss_max=$r
   last="$out"
 }
 field() { printf '%s' "$2" | sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p"; }
+# The server's own time per recommend (its histogram: last byte in -> answer
+# queued), for the requests since the previous call: the share within 0.5, 1
+# and 2 ms. What the client sees beyond it is queueing and the network stack.
+prev_b=""
+server_side() {
+  local cur; cur=$(curl -s "http://127.0.0.1:$port/metrics" |
+    sed -n 's/^mfstream_http_request_duration_seconds_bucket{endpoint="recommend",le="\([^"]*\)"} \([0-9]*\)$/\1 \2/p')
+  awk -v prev="$prev_b" 'BEGIN { n = split(prev, p, " ");
+      for (i = 1; i < n; i += 2) old[p[i]] = p[i + 1] }
+    { d[$1] = $2 - old[$1] } END { t = d["+Inf"]; if (t <= 0) { print "server_side: -"; exit }
+      printf "server_side: n=%d le0.5ms=%.1f%% le1ms=%.1f%% le2ms=%.1f%%\n", t,
+        100 * d["0.0005"] / t, 100 * d["0.001"] / t, 100 * d["0.002"] / t }' <<< "$cur"
+  prev_b=$(echo $cur)
+}
 
 run "closed64" 64
 cap=$(field rps "$last")

@@ -919,7 +919,9 @@ MFS_API int mfs_http_config_listen(mfs_http_config *c, const char *addr);
  * Listen on a Unix stream socket at path (NULL: none). The server takes
  * path.lock (flock, holding its pid) first: a second server on the same path
  * is refused, naming the first one's pid; a socket file left by a server that
- * is gone is replaced, any other file is an error. Returns 0 or -MFS_E_INVAL.
+ * is gone is replaced, any other file is an error. path has at most 95 bytes
+ * (the socket is bound first in a private directory beside it, a longer
+ * name, then renamed). Returns 0 or -MFS_E_INVAL.
  */
 MFS_API int mfs_http_config_socket(mfs_http_config *c, const char *path);
 

@@ -39,6 +39,8 @@
 #include "jsonio.h"
 #include "metrics.h"
 
+#define MFS_HTTP_SOCKET_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path) - 13)
+
 /* The largest answer built (bytes); beyond it a request gets 413. The limits
  * on k and batches keep real answers far below it. */
 #define ANSWER_MAX (16u << 20)
@@ -191,7 +193,8 @@ MFS_API int mfs_http_config_socket(mfs_http_config *c, const char *path)
 		c->socket[0] = 0;
 		return 0;
 	}
-	if (!*path || strlen(path) >= sizeof c->socket)
+	/* room for the private directory it is bound in first ("/.sXXXXXX/s") */
+	if (!*path || strlen(path) > MFS_HTTP_SOCKET_PATH_MAX)
 		return -MFS_E_INVAL;
 	strcpy(c->socket, path);
 	return 0;
@@ -914,7 +917,7 @@ static int bind_unix(struct mfs_http *h, mfs_diag *d)
 		dir[1] = 0;
 	else
 		*sl = 0;
-	snprintf(tmpd, sizeof tmpd, "%s/.mfs-sock-XXXXXX", dir);
+	snprintf(tmpd, sizeof tmpd, "%s/.sXXXXXX", dir);
 	int fd = -1, e = 0;
 	struct sockaddr_un a;
 	memset(&a, 0, sizeof a);

@@ -468,7 +468,7 @@ int cmd_serve(int argc, char **argv)
 		}
 		if (sock && mfs_http_config_socket(hc, sock) < 0) {
 			mfs_http_config_free(hc);
-			return cli_usage("serve", "--socket: \"%s\" is empty or longer than 107 bytes", sock);
+			return cli_usage("serve", "--socket: \"%s\" is empty or longer than 95 bytes", sock);
 		}
 		mfs_http_config_set(hc, MFS_HTTP_THREADS, (int64_t)threads);
 		mfs_http_config_set(hc, MFS_HTTP_MAX_CONNECTIONS, (int64_t)conns);
