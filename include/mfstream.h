@@ -850,6 +850,8 @@ MFS_API uint64_t mfs_titles_skipped(const mfs_titles *t, mfs_diag *first);
 
 /* Free a title table. NULL is a no-op. */
 MFS_API void mfs_titles_free(mfs_titles *t);
+
+/* ===================================================================== */
 /* HTTP/JSON serving                                                     */
 /* ===================================================================== */
 
