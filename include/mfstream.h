@@ -918,6 +918,14 @@ MFS_API int mfs_http_config_set(mfs_http_config *c, int param, int64_t value);
 MFS_API int mfs_http_config_listen(mfs_http_config *c, const char *addr);
 
 /*
+ * Item titles (or any text per item) to return beside the IDs: every item of
+ * an answer, and the item of similar and predict, gets "title": "..." (null
+ * when t has none for it). t is borrowed until mfs_http_free; NULL: no
+ * titles (the default). Returns 0 or -MFS_E_INVAL.
+ */
+MFS_API int mfs_http_config_titles(mfs_http_config *c, const mfs_titles *t);
+
+/*
  * Listen on a Unix stream socket at path (NULL: none). The server takes
  * path.lock (flock, holding its pid) first: a second server on the same path
  * is refused, naming the first one's pid; a socket file left by a server that

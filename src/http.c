@@ -50,6 +50,7 @@ struct mfs_http_config {
 	size_t conn_memory, max_body, k_max, batch_max;
 	char listen[256]; /* "" for none */
 	char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	const mfs_titles *titles; /* borrowed; NULL: no "title" fields */
 };
 
 struct mfs_http {
@@ -182,6 +183,14 @@ MFS_API int mfs_http_config_listen(mfs_http_config *c, const char *addr)
 	if (strlen(addr) >= sizeof c->listen || parse_addr(addr, &ss, &len) < 0)
 		return -MFS_E_INVAL;
 	strcpy(c->listen, addr);
+	return 0;
+}
+
+MFS_API int mfs_http_config_titles(mfs_http_config *c, const mfs_titles *t)
+{
+	if (!c)
+		return -MFS_E_INVAL;
+	c->titles = t;
 	return 0;
 }
 
@@ -367,7 +376,21 @@ static int parse_k(const char *s, size_t len, size_t max, size_t *k)
 	return 0;
 }
 
-static void put_items(struct mfs_jbuf *b, const mfs_model *m, const mfs_scored *s, size_t n)
+/* ', "title": "..."' (null when the file has none for id), with titles only. */
+static void put_title(struct mfs_jbuf *b, const mfs_titles *t, const char *id, size_t len)
+{
+	if (!t)
+		return;
+	const char *title = mfs_titles_get(t, id, len);
+	mfs_jbuf_puts(b, ", \"title\": ");
+	if (title)
+		mfs_jbuf_str(b, title, strlen(title));
+	else
+		mfs_jbuf_puts(b, "null");
+}
+
+static void put_items(struct mfs_jbuf *b, const mfs_titles *t, const mfs_model *m,
+		      const mfs_scored *s, size_t n)
 {
 	mfs_jbuf_puts(b, "[");
 	for (size_t i = 0; i < n; i++) {
@@ -376,7 +399,9 @@ static void put_items(struct mfs_jbuf *b, const mfs_model *m, const mfs_scored *
 		mfs_model_row(m, MFS_ITEMS, s[i].row, &id, &len, NULL);
 		mfs_jbuf_puts(b, i ? ", {\"item\": " : "{\"item\": ");
 		mfs_jbuf_str(b, id, len);
-		mfs_jbuf_printf(b, ", \"score\": %.4f}", s[i].score);
+		mfs_jbuf_printf(b, ", \"score\": %.4f", s[i].score);
+		put_title(b, t, id, len);
+		mfs_jbuf_puts(b, "}");
 	}
 	mfs_jbuf_puts(b, "]");
 }
@@ -392,7 +417,8 @@ static int cmp_u32(const void *a, const void *b)
  * rows/scored are scratch of at least k + n_excl entries. Returns 0 or a
  * negative code.
  */
-static int recommend_into(struct mfs_jbuf *b, const mfs_view *v, const char *user, size_t ul,
+static int recommend_into(struct mfs_jbuf *b, const mfs_titles *t, const mfs_view *v,
+			  const char *user, size_t ul,
 			  size_t k, const char *const *ex, const size_t *exl, size_t n_ex,
 			  uint32_t *rows, mfs_scored *sc)
 {
@@ -418,7 +444,7 @@ static int recommend_into(struct mfs_jbuf *b, const mfs_view *v, const char *use
 	mfs_jbuf_printf(b, ", \"known\": %s, \"model_events\": %llu, \"items\": ",
 			mfs_model_find(m, MFS_USERS, user, ul) >= 0 ? "true" : "false",
 			(unsigned long long)info.events);
-	put_items(b, m, sc, n);
+	put_items(b, t, m, sc, n);
 	mfs_jbuf_puts(b, "}");
 	return 0;
 }
@@ -473,7 +499,8 @@ static enum MHD_Result get_recommend(struct mfs_http *h, struct MHD_Connection *
 	struct mfs_jbuf b;
 	mfs_jbuf_init(&b, ANSWER_MAX);
 	const mfs_view *v = mfs_server_acquire(srv);
-	int rc = recommend_into(&b, v, p->user, p->user_len, k, ids, lens, (size_t)nx, rows, sc);
+	int rc = recommend_into(&b, h->cfg.titles, v, p->user, p->user_len, k, ids, lens, (size_t)nx,
+				rows, sc);
 	mfs_server_release(srv, v);
 	mfs_jbuf_puts(&b, "\n");
 	if (rc < 0) {
@@ -513,9 +540,10 @@ static enum MHD_Result get_similar(struct mfs_http *h, struct MHD_Connection *c,
 		mfs_model_info_get(m, &info);
 		mfs_jbuf_puts(&b, "{\"item\": ");
 		mfs_jbuf_str(&b, p->item, p->item_len);
+		put_title(&b, h->cfg.titles, p->item, p->item_len);
 		mfs_jbuf_printf(&b, ", \"model_events\": %llu, \"items\": ",
 				(unsigned long long)info.events);
-		put_items(&b, m, sc, (size_t)got);
+		put_items(&b, h->cfg.titles, m, sc, (size_t)got);
 		mfs_jbuf_puts(&b, "}\n");
 	}
 	mfs_server_release(srv, v);
@@ -550,6 +578,7 @@ static enum MHD_Result get_predict(struct mfs_http *h, struct MHD_Connection *c,
 	mfs_jbuf_str(&b, p->user, p->user_len);
 	mfs_jbuf_puts(&b, ", \"item\": ");
 	mfs_jbuf_str(&b, p->item, p->item_len);
+	put_title(&b, h->cfg.titles, p->item, p->item_len);
 	mfs_jbuf_printf(&b, ", \"score\": %.4f, \"known_user\": %s, \"known_item\": %s, "
 			    "\"model_events\": %llu}\n",
 			s, known >= 0 && (known & MFS_KNOWN_USER) ? "true" : "false",
@@ -642,8 +671,8 @@ static enum MHD_Result post_recommend(struct mfs_http *h, struct MHD_Connection 
 		if (i)
 			mfs_jbuf_puts(&b, ", ");
 		const struct mfs_batch_query *q = &bt.q[i];
-		rc = recommend_into(&b, v, q->user, q->user_len, q->k, q->excl, q->excl_len, q->n_excl,
-				    rows, sc);
+		rc = recommend_into(&b, h->cfg.titles, v, q->user, q->user_len, q->k, q->excl,
+				    q->excl_len, q->n_excl, rows, sc);
 	}
 	mfs_server_release(srv, v);
 	mfs_jbuf_puts(&b, "]}\n");

@@ -813,6 +813,55 @@ static void jsonio__strings_are_utf8_and_batches_are_bounded(void **state)
 	}
 }
 
+/* --item-meta: titles beside the IDs, over HTTP and on serve's standard input. */
+static void http__item_meta_titles_beside_ids(void **state)
+{
+	(void)state;
+	const char *meta = mfs_test_path("titles.tsv");
+	static const char tsv[] = "i1\tToy Story (1995)\ni2\tCaf\xc3\xa9 \"Noir\"\n"
+				  "i3\tSeven (a.k.a. Se7en) (1995)\n";
+	mfs_write_file(meta, tsv, sizeof tsv - 1);
+	mfs_titles *t;
+	assert_int_equal(mfs_titles_load(&t, meta, NULL), 0);
+	struct fixture f;
+	snprintf(f.model, sizeof f.model, "%s", mfs_test_path("meta.mfs"));
+	save_model(f.model, 1, 20000);
+	assert_int_equal(mfs_server_open(&f.srv, f.model, NULL, NULL, NULL, NULL), 0);
+	mfs_http_config *c;
+	assert_int_equal(mfs_http_config_create(&c), 0);
+	assert_int_equal(mfs_http_config_listen(c, "127.0.0.1:0"), 0);
+	assert_int_equal(mfs_http_config_titles(c, t), 0);
+	assert_int_equal(mfs_http_start(&f.h, f.srv, c, NULL), 0);
+	mfs_http_config_free(c);
+	char a[128];
+	assert_true(mfs_http_address(f.h, 0, a, sizeof a) > 0);
+	f.port = atoi(strrchr(a, ':') + 1);
+	struct mfs_http_answer an;
+	assert_int_equal(get_status(f.port, "/v1/similar?item=i2&k=1500"), 400);
+	assert_int_equal(ask1(f.port, "GET", "/v1/similar?item=i2&k=1000", NULL, &an), 0);
+	assert_int_equal(an.status, 200);
+	assert_non_null(strstr(an.body, "{\"item\": \"i2\", \"title\": \"Caf\xc3\xa9 \\\"Noir\\\"\", "));
+	assert_non_null(strstr(an.body, "\"title\": null}")); /* items the file lacks */
+	mfs_http_answer_free(&an);
+	assert_int_equal(ask1(f.port, "GET", "/v1/similar?item=i1&k=2", NULL, &an), 0);
+	assert_non_null(strstr(an.body, "{\"item\": \"i1\", \"title\": \"Toy Story (1995)\", "));
+	mfs_http_answer_free(&an);
+	assert_int_equal(ask1(f.port, "GET", "/v1/predict?user=u1&item=i3", NULL, &an), 0);
+	assert_non_null(strstr(an.body, "\"item\": \"i3\", \"title\": \"Seven (a.k.a. Se7en) (1995)\""));
+	mfs_http_answer_free(&an);
+	stop(&f);
+	mfs_titles_free(t);
+	/* the command line: serve --item-meta on standard input */
+	char *argv[] = { MFS_CLI, "serve", "--model", f.model, "--item-meta", (char *)meta, NULL };
+	struct mfs_run r;
+	static const char q[] = "similar i1 1000\n";
+	assert_int_equal(mfs_run_argv(&r, argv, q, sizeof q - 1), 0);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\"score\": "));
+	assert_non_null(strstr(r.out, ", \"title\": null}"));
+	mfs_run_free(&r);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -827,6 +876,7 @@ int main(void)
 		cmocka_unit_test(http__idle_connections_above_the_limit),
 		cmocka_unit_test(http__client_that_never_reads_is_dropped),
 		cmocka_unit_test(http__second_server_on_the_same_port_or_socket),
+		cmocka_unit_test(http__item_meta_titles_beside_ids),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,6 +31,7 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 		{ "model", required_argument, 0, 'm' },	  { "user", required_argument, 0, 'u' },
 		{ "item", required_argument, 0, 'i' },	  { "k", required_argument, 0, 'k' },
 		{ "titles", required_argument, 0, 't' },  { "kernel", required_argument, 0, 'K' },
+		{ "item-meta", required_argument, 0, 't' }, /* serve's name for --titles */
 		{ "users", required_argument, 0, 'U' },	  { "items", required_argument, 0, 'I' },
 		{ "exclude", required_argument, 0, 'x' }, { "stats", no_argument, 0, 'S' },
 		{ "include-seen", no_argument, 0, 'Z' },  { "min-events", required_argument, 0, 'E' },
@@ -352,7 +353,8 @@ static const char recommend_help[] =
 	"                  recommended too, e.g. all the items a user has rated when\n"
 	"                  they are more than the history holds\n"
 	"  --titles FILE   add a title column (empty for an item without one); FILE is\n"
-	"                  MovieLens u.item, movies.csv or \"id<TAB>title\" lines\n"
+	"                  MovieLens u.item, movies.csv or \"id<TAB>title\" lines (also\n"
+	"                  --item-meta FILE, the name serve takes)\n"
 	"  --stats         print {\"queries\", \"p50_us\", \"p90_us\", \"p99_us\", \"max_us\", ...}\n"
 	"                  on stderr: the time of each query (scoring, selection, exclusion;\n"
 	"                  not the printing), measured inside the process\n"

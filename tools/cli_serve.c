@@ -26,6 +26,7 @@
 
 #include "cli.h"
 #include "cli_lines.h"
+#include "cli_titles.h"
 
 static const char serve_help[] =
 	"Usage: mfstream serve --model PATH [--listen [HOST:]PORT] [--socket PATH] [options]\n"
@@ -70,6 +71,9 @@ static const char serve_help[] =
 	"  --max-k N             largest k (default 1000; a batch holds at most 1000\n"
 	"                        requests and 10000 items in all)\n"
 	"  --max-per-ip N        connections from one address (default 0: no limit)\n"
+	"  --item-meta FILE      item titles returned beside the IDs (\"title\", null when\n"
+	"                        FILE has none): MovieLens u.item, movies.csv or ID<TAB>title\n"
+	"                        (also --titles; see recommend --help)\n"
 	"  --poll-ms N           look for a newer model at least this often (default 1000)\n"
 	"  --no-stdin            do not read standard input\n"
 	"  --kernel K            auto|scalar|avx2|avx512|neon\n"
@@ -93,6 +97,9 @@ struct serve {
 	char last_err[1024]; /* the last reason a late open failed (reported once) */
 };
 
+/* --item-meta: titles beside the IDs (NULL: none). */
+static mfs_titles *item_meta;
+
 static void put_items(FILE *out, const mfs_model *m, const mfs_scored *r, int n)
 {
 	fputs(", \"items\": [", out);
@@ -102,7 +109,16 @@ static void put_items(FILE *out, const mfs_model *m, const mfs_scored *r, int n)
 		mfs_model_row(m, MFS_ITEMS, r[i].row, &id, &len, NULL);
 		fputs(i ? ", {\"item\": " : "{\"item\": ", out);
 		cli_json_string(out, id, len);
-		fprintf(out, ", \"score\": %.4f}", r[i].score);
+		fprintf(out, ", \"score\": %.4f", r[i].score);
+		if (item_meta) {
+			const char *t = mfs_titles_get(item_meta, id, len);
+			fputs(", \"title\": ", out);
+			if (t)
+				cli_json_string(out, t, strlen(t));
+			else
+				fputs("null", out);
+		}
+		fputc('}', out);
 	}
 	fputc(']', out);
 }
@@ -378,9 +394,10 @@ int cmd_serve(int argc, char **argv)
 		{ "threads", required_argument, 0, 'T' },     { "max-connections", required_argument, 0, 'C' },
 		{ "idle-timeout", required_argument, 0, 'I' }, { "max-body", required_argument, 0, 'B' },
 		{ "max-k", required_argument, 0, 'k' },       { "max-per-ip", required_argument, 0, 'P' },
+		{ "item-meta", required_argument, 0, 't' },   { "titles", required_argument, 0, 't' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *model = NULL, *sock = NULL, *kernel = NULL, *listen = NULL;
+	const char *model = NULL, *sock = NULL, *kernel = NULL, *listen = NULL, *meta = NULL;
 	uint64_t poll_ms = 1000, threads = 2, conns = 1000, idle = 10, body = 1u << 20, kmax = 1000,
 		 per_ip = 0;
 	unsigned mode = 0600;
@@ -400,6 +417,9 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'l':
 			listen = optarg;
+			break;
+		case 't':
+			meta = optarg;
 			break;
 		case 'M':
 			if (parse_mode(optarg, &mode) < 0)
@@ -455,6 +475,8 @@ int cmd_serve(int argc, char **argv)
 	if (no_stdin && !sock && !listen)
 		return cli_usage("serve", "--no-stdin needs --listen or --socket");
 
+	if (meta && cli_titles_load(meta, &item_meta) != 0)
+		return EXIT_RUNTIME;
 	mfs_http_config *hc = NULL;
 	if (listen || sock) {
 		if (mfs_http_config_create(&hc) < 0) {
@@ -477,6 +499,7 @@ int cmd_serve(int argc, char **argv)
 		mfs_http_config_set(hc, MFS_HTTP_K_MAX, (int64_t)kmax);
 		mfs_http_config_set(hc, MFS_HTTP_PER_IP, (int64_t)per_ip);
 		mfs_http_config_set(hc, MFS_HTTP_SOCKET_MODE, (int64_t)mode);
+		mfs_http_config_titles(hc, item_meta);
 	}
 
 	static struct serve S; /* static: reachable from every thread until exit */
@@ -511,6 +534,16 @@ int cmd_serve(int argc, char **argv)
 		mfs_diag_format(&d, S.last_err, sizeof S.last_err);
 		cli_error("serve: no model yet: /healthz answers 503 until one loads from %s", model);
 		srv = NULL;
+	}
+	if (srv && item_meta) { /* titles of another model's items are an error */
+		const mfs_view *v = mfs_server_acquire(srv);
+		int bad = cli_titles_check(meta, item_meta, mfs_view_model(v));
+		mfs_server_release(srv, v);
+		if (bad) {
+			mfs_server_free(srv);
+			mfs_http_config_free(hc);
+			return bad;
+		}
 	}
 	atomic_store(&S.srv, srv);
 	if (hc) {
@@ -586,11 +619,12 @@ int cmd_serve(int argc, char **argv)
 	pthread_mutex_unlock(&S.mu);
 	/* the standard-input thread may still be inside a query (or a read):
 	 * leave without freeing what it uses */
-	if (have_st && atomic_load(&sa.done)) {
-		pthread_join(st, NULL);
+	if ((have_st && atomic_load(&sa.done)) || !have_st) {
+		if (have_st)
+			pthread_join(st, NULL);
 		mfs_server_free(srv);
-	} else if (!have_st) {
-		mfs_server_free(srv);
+		mfs_titles_free(item_meta);
+		item_meta = NULL;
 	}
 	fflush(stderr);
 	return 0;
