@@ -858,7 +858,7 @@ MFS_API void mfs_titles_free(mfs_titles *t);
 /*
  * An HTTP/1.1 server answering queries from an mfs_server over TCP and/or a
  * Unix stream socket (the same API on both):
- *   GET  /v1/recommend?user=ID[&k=N][&exclude=ID,ID...]
+ *   GET  /v1/recommend?user=ID[&k=N][&exclude=ID,ID...][&include_seen=1]
  *   POST /v1/recommend   {"k": N, "requests": [{"user": ID, "k": N, "exclude": [ID...]}, ID...]}
  *   GET  /v1/similar?item=ID[&k=N]
  *   GET  /v1/predict?user=ID&item=ID
@@ -916,6 +916,15 @@ MFS_API int mfs_http_config_set(mfs_http_config *c, int param, int64_t value);
  * mfs_http_address). NULL: no TCP. Returns 0 or -MFS_E_INVAL (malformed).
  */
 MFS_API int mfs_http_config_listen(mfs_http_config *c, const char *addr);
+
+/*
+ * The settings of recommend and similar queries (mfs_query; borrowed until
+ * mfs_http_free; NULL: the defaults, which leave the user's history out of
+ * recommend). GET /v1/recommend?...&include_seen=1 keeps the history for
+ * that request. Returns 0 or -MFS_E_INVAL.
+ */
+MFS_API int mfs_http_config_queries(mfs_http_config *c, const mfs_query *recommend,
+				    const mfs_query *similar);
 
 /*
  * Item titles (or any text per item) to return beside the IDs: every item of

@@ -51,12 +51,14 @@ struct mfs_http_config {
 	char listen[256]; /* "" for none */
 	char socket[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	const mfs_titles *titles; /* borrowed; NULL: no "title" fields */
+	const mfs_query *rq, *sq; /* borrowed: recommend's and similar's settings (NULL: defaults) */
 };
 
 struct mfs_http {
 	struct mfs_http_config cfg;
 	_Atomic(mfs_server *) srv;
 	struct MHD_Daemon *tcp, *unx;
+	mfs_query *seen_q;             /* recommend with include_seen=1 */
 	int lock_fd;                   /* the socket's path.lock, flock'd */
 	char tcp_addr[300];
 	unsigned hard_conns;
@@ -186,6 +188,16 @@ MFS_API int mfs_http_config_listen(mfs_http_config *c, const char *addr)
 	return 0;
 }
 
+MFS_API int mfs_http_config_queries(mfs_http_config *c, const mfs_query *recommend,
+				    const mfs_query *similar)
+{
+	if (!c)
+		return -MFS_E_INVAL;
+	c->rq = recommend;
+	c->sq = similar;
+	return 0;
+}
+
 MFS_API int mfs_http_config_titles(mfs_http_config *c, const mfs_titles *t)
 {
 	if (!c)
@@ -300,8 +312,9 @@ static enum MHD_Result answer(struct mfs_http *h, struct MHD_Connection *c, stru
 /* The query parameters of a GET. */
 #define MAX_EXCL_PARAMS 64
 struct params {
-	const char *user, *item, *k;
-	size_t user_len, item_len, k_len;
+	const char *user, *item, *k, *seen_s;
+	size_t user_len, item_len, k_len, seen_len;
+	int seen; /* include_seen=1 */
 	const char *excl[MAX_EXCL_PARAMS];
 	size_t excl_len[MAX_EXCL_PARAMS];
 	size_t n_excl;
@@ -331,6 +344,8 @@ static enum MHD_Result param_iter(void *cls, enum MHD_ValueKind kind, const char
 		slot = &p->item, slot_len = &p->item_len, bit = 2;
 	} else if (KEY("k")) {
 		slot = &p->k, slot_len = &p->k_len, bit = 4;
+	} else if (KEY("include_seen")) {
+		slot = &p->seen_s, slot_len = &p->seen_len, bit = 16;
 	} else if (KEY("exclude") && (p->allow & 8)) {
 		if (p->n_excl == MAX_EXCL_PARAMS) {
 			p->bad = "too many exclude parameters";
@@ -417,8 +432,8 @@ static int cmp_u32(const void *a, const void *b)
  * rows/scored are scratch of at least k + n_excl entries. Returns 0 or a
  * negative code.
  */
-static int recommend_into(struct mfs_jbuf *b, const mfs_titles *t, const mfs_view *v,
-			  const char *user, size_t ul,
+static int recommend_into(struct mfs_jbuf *b, const mfs_titles *t, const mfs_query *q,
+			  const mfs_view *v, const char *user, size_t ul,
 			  size_t k, const char *const *ex, const size_t *exl, size_t n_ex,
 			  uint32_t *rows, mfs_scored *sc)
 {
@@ -430,7 +445,7 @@ static int recommend_into(struct mfs_jbuf *b, const mfs_titles *t, const mfs_vie
 			rows[nr++] = (uint32_t)r;
 	}
 	qsort(rows, nr, sizeof *rows, cmp_u32);
-	int got = mfs_view_recommend(v, user, ul, k + nr, sc);
+	int got = mfs_view_recommend_with(v, q, user, ul, k + nr, sc);
 	if (got < 0)
 		return got;
 	size_t n = 0;
@@ -499,8 +514,9 @@ static enum MHD_Result get_recommend(struct mfs_http *h, struct MHD_Connection *
 	struct mfs_jbuf b;
 	mfs_jbuf_init(&b, ANSWER_MAX);
 	const mfs_view *v = mfs_server_acquire(srv);
-	int rc = recommend_into(&b, h->cfg.titles, v, p->user, p->user_len, k, ids, lens, (size_t)nx,
-				rows, sc);
+	const mfs_query *q = p->seen ? h->seen_q : h->cfg.rq;
+	int rc = recommend_into(&b, h->cfg.titles, q, v, p->user, p->user_len, k, ids, lens,
+				(size_t)nx, rows, sc);
 	mfs_server_release(srv, v);
 	mfs_jbuf_puts(&b, "\n");
 	if (rc < 0) {
@@ -534,7 +550,7 @@ static enum MHD_Result get_similar(struct mfs_http *h, struct MHD_Connection *c,
 	mfs_jbuf_init(&b, ANSWER_MAX);
 	const mfs_view *v = mfs_server_acquire(srv);
 	const mfs_model *m = mfs_view_model(v);
-	int got = mfs_view_similar(v, p->item, p->item_len, k, sc);
+	int got = mfs_view_similar_with(v, h->cfg.sq, p->item, p->item_len, k, sc);
 	if (got >= 0) {
 		mfs_model_info info;
 		mfs_model_info_get(m, &info);
@@ -552,6 +568,9 @@ static enum MHD_Result get_similar(struct mfs_http *h, struct MHD_Connection *c,
 		mfs_jbuf_free(&b);
 		if (got == -MFS_E_NOTFOUND)
 			return json_error(h, c, r, 404, "item not in the model");
+		if (got == -MFS_E_UNSUPPORTED)
+			return json_error(h, c, r, 500, "the serving model keeps no per-item event "
+							"counts for the minimum support (serve --min-events 0)");
 		return json_error(h, c, r, 500, "%s", mfs_error_name(got));
 	}
 	return answer(h, c, r, &b, "application/json");
@@ -671,8 +690,8 @@ static enum MHD_Result post_recommend(struct mfs_http *h, struct MHD_Connection 
 		if (i)
 			mfs_jbuf_puts(&b, ", ");
 		const struct mfs_batch_query *q = &bt.q[i];
-		rc = recommend_into(&b, h->cfg.titles, v, q->user, q->user_len, q->k, q->excl,
-				    q->excl_len, q->n_excl, rows, sc);
+		rc = recommend_into(&b, h->cfg.titles, h->cfg.rq, v, q->user, q->user_len, q->k,
+				    q->excl, q->excl_len, q->n_excl, rows, sc);
 	}
 	mfs_server_release(srv, v);
 	mfs_jbuf_puts(&b, "]}\n");
@@ -788,10 +807,16 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return post_recommend(h, c, r, srv);
 	struct params p;
 	memset(&p, 0, sizeof p);
-	p.allow = r->ep == MFS_EP_RECOMMEND ? 1 | 4 | 8 : r->ep == MFS_EP_SIMILAR ? 2 | 4 : 1 | 2;
+	p.allow = r->ep == MFS_EP_RECOMMEND ? 1 | 4 | 8 | 16 : r->ep == MFS_EP_SIMILAR ? 2 | 4 : 1 | 2;
 	MHD_get_connection_values_n(c, MHD_GET_ARGUMENT_KIND, param_iter, &p);
 	if (p.bad)
 		return json_error(h, c, r, 400, "%s: %s", p.bad, p.bad_key[0] ? p.bad_key : "exclude");
+	if (p.seen_s) {
+		if (p.seen_len == 1 && (p.seen_s[0] == '0' || p.seen_s[0] == '1'))
+			p.seen = p.seen_s[0] == '1';
+		else
+			return json_error(h, c, r, 400, "include_seen must be 0 or 1");
+	}
 	if (r->ep == MFS_EP_RECOMMEND)
 		return get_recommend(h, c, r, srv, &p);
 	if (r->ep == MFS_EP_SIMILAR)
@@ -1018,6 +1043,12 @@ MFS_API int mfs_http_start(mfs_http **out, mfs_server *srv, const mfs_http_confi
 		return mfs_diag_set(diag, MFS_E_NOMEM, 0, "", 0, 0, "out of memory");
 	h->cfg = *cfg;
 	h->lock_fd = -1;
+	if (mfs_query_create(&h->seen_q) < 0 ||
+	    mfs_query_set(h->seen_q, MFS_QUERY_INCLUDE_SEEN, 1) < 0) {
+		mfs_query_free(h->seen_q);
+		free(h);
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, "", 0, 0, "out of memory");
+	}
 	atomic_init(&h->srv, srv);
 	mfs_metrics_init(&h->mx);
 	unsigned spare = cfg->max_conns / 8 > 16 ? cfg->max_conns / 8 : 16;
@@ -1129,5 +1160,6 @@ MFS_API void mfs_http_free(mfs_http *h)
 	 * inode and one creating a new file both believe they hold the path */
 	if (h->lock_fd >= 0)
 		close(h->lock_fd);
+	mfs_query_free(h->seen_q);
 	free(h);
 }

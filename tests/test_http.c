@@ -247,8 +247,10 @@ static int parse_items(const char *body, char ids[][32], double *scores, int max
 	return n;
 }
 
-/* Top-10 over HTTP is `mfstream recommend`'s, line for line, and brute force's
- * scores rank by rank (every item predicted, sorted). */
+/* Top-10 over HTTP is `mfstream recommend`'s, line for line (both leaving out
+ * the user's history; with include_seen=1 and --include-seen both keeping
+ * it), and then brute force's scores rank by rank (every item predicted,
+ * sorted). */
 static void http__top10_equals_recommend_and_brute_force(void **state)
 {
 	(void)state;
@@ -260,10 +262,14 @@ static void http__top10_equals_recommend_and_brute_force(void **state)
 	mfs_model_info_get(m, &info);
 	float *all = malloc(info.item_rows * sizeof *all);
 	assert_non_null(all);
-	for (int u = 0; u < 12; u++) {
-		char user[32], target[64];
-		snprintf(user, sizeof user, u == 11 ? "cold%d" : "u%d", u * 23);
-		snprintf(target, sizeof target, "/v1/recommend?user=%s&k=10", user);
+	char prev[10][32];
+	int differ = 0;
+	for (int u = 0; u < 24; u++) {
+		char user[32], target[96];
+		int seen = u % 2; /* even: the history left out (the default); odd: kept */
+		snprintf(user, sizeof user, u >= 22 ? "cold%d" : "u%d", (u / 2) * 23);
+		snprintf(target, sizeof target, "/v1/recommend?user=%s&k=10%s", user,
+			 seen ? "&include_seen=1" : "");
 		struct mfs_http_answer a;
 		assert_int_equal(ask1(f.port, "GET", target, NULL, &a), 0);
 		assert_int_equal(a.status, 200);
@@ -272,7 +278,8 @@ static void http__top10_equals_recommend_and_brute_force(void **state)
 		assert_int_equal(parse_items(a.body, ids, sc, 10), 10);
 		/* the command line's answer */
 		struct mfs_run r;
-		char *argv[] = { MFS_CLI, "recommend", "--model", f.model, "--user", user, "-k", "10", NULL };
+		char *argv[] = { MFS_CLI, "recommend", "--model", f.model, "--user", user, "-k", "10",
+				 seen ? "--include-seen" : NULL, NULL };
 		assert_int_equal(mfs_run_argv(&r, argv, NULL, 0), 0);
 		assert_int_equal(r.status, 0);
 		char expect[4096] = "";
@@ -283,6 +290,13 @@ static void http__top10_equals_recommend_and_brute_force(void **state)
 		}
 		assert_string_equal(r.out, expect);
 		mfs_run_free(&r);
+		mfs_http_answer_free(&a);
+		if (!seen) {
+			memcpy(prev, ids, sizeof prev);
+			continue;
+		}
+		for (int i = 0; i < 10; i++) /* the history made a difference somewhere */
+			differ += strcmp(prev[i], ids[i]) != 0;
 		/* brute force */
 		size_t n = 0;
 		for (uint64_t row = 0; row < info.item_rows; row++) {
@@ -302,8 +316,8 @@ static void http__top10_equals_recommend_and_brute_force(void **state)
 			all[best] = t;
 			assert_true(fabs(sc[i] - all[i]) < 1e-4);
 		}
-		mfs_http_answer_free(&a);
 	}
+	assert_true(differ > 0);
 	free(all);
 	mfs_server_release(f.srv, v);
 	stop(&f);

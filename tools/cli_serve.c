@@ -41,13 +41,17 @@ static const char serve_help[] =
 	"\"path\", \"load_ms\", \"lag_ms\": from the file's last write to the swap}).\n"
 	"\n"
 	"HTTP (with --listen and/or --socket; the same API on both):\n"
-	"  GET  /v1/recommend?user=ID[&k=N][&exclude=ID,ID...]\n"
+	"  GET  /v1/recommend?user=ID[&k=N][&exclude=ID,ID...][&include_seen=1]\n"
 	"  POST /v1/recommend   {\"k\": N, \"requests\": [{\"user\": ID, \"k\": N, \"exclude\": [ID...]}, ID...]}\n"
 	"  GET  /v1/similar?item=ID[&k=N]    GET /v1/predict?user=ID&item=ID\n"
 	"  GET  /v1/info    GET /healthz (503 until a model is loaded)    GET /metrics (Prometheus)\n"
 	"Parameters are percent-decoded; answers are UTF-8 JSON; errors are JSON with\n"
 	"400 (bad parameter), 404 (route, unknown item), 405, 413 (too large), 503\n"
 	"(no model yet, or over --max-connections).\n"
+	"\n"
+	"recommend leaves out the items in the user's history (see recommend --help;\n"
+	"include_seen=1 or --include-seen keeps them); similar ranks the items with at\n"
+	"least --min-events learned events.\n"
 	"\n"
 	"Standard input (unless --no-stdin): one query per line, one JSON line each:\n"
 	"  recommend USER [K] | similar ITEM [K] | predict USER ITEM | info\n"
@@ -74,6 +78,9 @@ static const char serve_help[] =
 	"  --item-meta FILE      item titles returned beside the IDs (\"title\", null when\n"
 	"                        FILE has none): MovieLens u.item, movies.csv or ID<TAB>title\n"
 	"                        (also --titles; see recommend --help)\n"
+	"  --include-seen        recommend: keep the items in the user's history\n"
+	"  --min-events N        similar: leave out items that learned fewer than N events\n"
+	"                        (default " CLI_STR(CLI_MIN_EVENTS) "; 0: none)\n"
 	"  --poll-ms N           look for a newer model at least this often (default 1000)\n"
 	"  --no-stdin            do not read standard input\n"
 	"  --kernel K            auto|scalar|avx2|avx512|neon\n"
@@ -95,6 +102,7 @@ struct serve {
 	atomic_int stop;
 	int wake[2];        /* a pipe: the refresher wakes on stop */
 	char last_err[1024]; /* the last reason a late open failed (reported once) */
+	mfs_query *rq, *sq;  /* the settings of recommend and similar queries */
 };
 
 /* --item-meta: titles beside the IDs (NULL: none). */
@@ -152,7 +160,7 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
 	if (op == CLI_Q_RECOMMEND) {
-		int got = mfs_view_recommend(v, q.a, q.al, q.k, buf);
+		int got = mfs_view_recommend_with(v, S->rq, q.a, q.al, q.k, buf);
 		double us = (cli_now() - t0) * 1e6;
 		fputs("{\"op\": \"recommend\", \"user\": ", out);
 		cli_json_string(out, q.a, q.al);
@@ -165,12 +173,15 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 		cli_latency_add(&S->lat, us);
 		pthread_mutex_unlock(&S->mu);
 	} else if (op == CLI_Q_SIMILAR) {
-		int got = mfs_view_similar(v, q.a, q.al, q.k, buf);
+		int got = mfs_view_similar_with(v, S->sq, q.a, q.al, q.k, buf);
 		fputs("{\"op\": \"similar\", \"item\": ", out);
 		cli_json_string(out, q.a, q.al);
 		fprintf(out, ", \"model_events\": %llu", (unsigned long long)info.events);
 		if (got == -MFS_E_NOTFOUND)
 			fputs(", \"error\": \"item not in the model\"", out);
+		else if (got == -MFS_E_UNSUPPORTED)
+			fputs(", \"error\": \"the model keeps no per-item event counts "
+			      "(--min-events)\"", out);
 		else
 			put_items(out, m, buf, got < 0 ? 0 : got);
 		fputs("}\n", out);
@@ -395,13 +406,15 @@ int cmd_serve(int argc, char **argv)
 		{ "idle-timeout", required_argument, 0, 'I' }, { "max-body", required_argument, 0, 'B' },
 		{ "max-k", required_argument, 0, 'k' },       { "max-per-ip", required_argument, 0, 'P' },
 		{ "item-meta", required_argument, 0, 't' },   { "titles", required_argument, 0, 't' },
+		{ "include-seen", no_argument, 0, 'Z' },      { "min-events", required_argument, 0, 'E' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *model = NULL, *sock = NULL, *kernel = NULL, *listen = NULL, *meta = NULL;
 	uint64_t poll_ms = 1000, threads = 2, conns = 1000, idle = 10, body = 1u << 20, kmax = 1000,
 		 per_ip = 0;
+	uint64_t min_events = CLI_MIN_EVENTS;
 	unsigned mode = 0600;
-	int no_stdin = 0, c;
+	int no_stdin = 0, c, include_seen = 0, min_events_set = 0;
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":hm:", opts, NULL)) != -1) {
@@ -420,6 +433,14 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 't':
 			meta = optarg;
+			break;
+		case 'Z':
+			include_seen = 1;
+			break;
+		case 'E':
+			if (cli_u64("serve", "--min-events", optarg, 0, UINT32_MAX, &min_events) < 0)
+				return EXIT_USAGE;
+			min_events_set = 1;
 			break;
 		case 'M':
 			if (parse_mode(optarg, &mode) < 0)
@@ -545,6 +566,22 @@ int cmd_serve(int argc, char **argv)
 			return bad;
 		}
 	}
+	if (srv) { /* what the model can leave out (history, per-item counts) */
+		const mfs_view *v = mfs_server_acquire(srv);
+		const mfs_model *m = mfs_view_model(v);
+		rc = cli_make_query("serve", m, 1, include_seen, 0, 0, &S.rq);
+		if (rc == 0)
+			rc = cli_make_query("serve", m, 0, 0, min_events, min_events_set, &S.sq);
+		mfs_server_release(srv, v);
+		if (rc) {
+			mfs_query_free(S.rq);
+			mfs_server_free(srv);
+			mfs_http_config_free(hc);
+			return rc;
+		}
+		if (hc)
+			mfs_http_config_queries(hc, S.rq, S.sq);
+	}
 	atomic_store(&S.srv, srv);
 	if (hc) {
 		raise_nofile(conns);
@@ -625,6 +662,8 @@ int cmd_serve(int argc, char **argv)
 		mfs_server_free(srv);
 		mfs_titles_free(item_meta);
 		item_meta = NULL;
+		mfs_query_free(S.rq);
+		mfs_query_free(S.sq);
 	}
 	fflush(stderr);
 	return 0;
