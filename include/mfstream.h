@@ -223,17 +223,24 @@ typedef struct mfs_learn_stats {
 	double abs_err;      /* sum of |rating - prediction before the step| */
 	uint64_t unadmitted; /* events with an ID not admitted yet (min_count): they
 				update mu and the bias of the side that has a row, no factors */
+	uint64_t out_of_range; /* events learned whose rating was outside [lo, hi] */
 } mfs_learn_stats;
 
 /*
  * Learn from n events, in order, one SGD step each (test-then-train: the
- * prediction before each step is added to st, which may be NULL).
+ * error of the prediction before each step is added to st, which may be NULL).
  * New IDs get a row; an event whose new ID finds its table full is not learned
- * and is counted in st->unplaced. Events with a rating outside [lo, hi] are
- * learned with the rating clamped into range. Outside replay
+ * and is counted in st->unplaced. An event with a rating outside [lo, hi] is
+ * learned with the rating clamped into range, scored (sq_err, abs_err)
+ * against its true rating, and counted in st->out_of_range. Outside replay
  * (mfs_model_set_replay), an event learned with rows on both sides adds its
  * item to the user's history (mfs_config.history).
- * Returns the number of events learned, or -MFS_E_INVAL.
+ * The model's lifetime count (mfs_model_info.events) counts the events of
+ * the first pass: calls in replay mode (mfs_model_set_replay) add none.
+ * Returns the number of events learned, or -MFS_E_INVAL, or -MFS_E_NOMEM
+ * (no memory to copy a loaded model's mapped tables, or for an ID string:
+ * then the events before the one that failed are learned and counted in st,
+ * that one and the rest are not).
  */
 MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st);
 
@@ -243,6 +250,35 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
  * already learned once. Returns 0 or -MFS_E_INVAL.
  */
 MFS_API int mfs_model_set_replay(mfs_model *m, int on);
+
+/*
+ * Set the rating range [lo, hi] of a model that has learned nothing yet (for
+ * a range taken from the first events, see mfs_ratings_range). Returns 0, or
+ * -MFS_E_INVAL (lo >= hi, a bound not finite, or the model has learned).
+ */
+MFS_API int mfs_model_set_range(mfs_model *m, float lo, float hi);
+
+/*
+ * The smallest and largest rating of n events, and their step: the coarsest
+ * of 1, 0.5, 0.1 and 0.01 that every rating is a multiple of (1: whole stars,
+ * 0.5: half stars), or 0 when there is none. lo, hi, step may be NULL.
+ * Returns 0, or -MFS_E_INVAL (n = 0, or a rating that is not finite).
+ */
+MFS_API int mfs_ratings_range(const mfs_event *ev, size_t n, float *lo, float *hi, float *step);
+
+/*
+ * The configuration m was created with (or loaded with), as it is now; kernel
+ * is NULL (mfs_model_info names the kernel). Returns 0 or -MFS_E_INVAL.
+ */
+MFS_API int mfs_model_config_get(const mfs_model *m, mfs_config *cfg);
+
+/*
+ * Change the learning settings of m from cfg: lr, lr_bias, l2, l2_bias,
+ * init_std and the replay_* ones (other fields of cfg are ignored: the
+ * shape of a model does not change). A resumed learner uses it for settings
+ * given anew. Returns 0, or -MFS_E_INVAL (a value not finite or negative).
+ */
+MFS_API int mfs_model_set_learning(mfs_model *m, const mfs_config *cfg);
 
 /* Bits of the value mfs_model_predict returns. */
 #define MFS_KNOWN_USER 1
@@ -369,7 +405,8 @@ typedef struct mfs_model_info {
 	int ids, evict;
 	uint32_t min_count, user_hashes;
 	uint64_t max_users, max_items; /* capacities */
-	uint64_t events;               /* events learned over the model's lifetime */
+	uint64_t events;               /* events learned over the model's lifetime (first
+					  passes: replayed passes over the same events add none) */
 	double mu;                     /* global mean */
 	float lo, hi;
 	int optimizer, link;
@@ -473,6 +510,16 @@ MFS_API int mfs_source_open(mfs_source **out, const char *const *inputs, size_t 
  * calling mfs_source_skip_file().
  */
 MFS_API int mfs_source_next(mfs_source *s, const mfs_event **ev, mfs_diag *diag);
+
+/*
+ * Where event i of the batch the last mfs_source_next returned was read: its
+ * file (*path points into the source and lives as long as it) and 1-based
+ * line. For a warning about one event (a rating outside the range, ...).
+ * path and line may be NULL. Returns 0, or -MFS_E_RANGE (no event i in that
+ * batch), -MFS_E_INVAL.
+ */
+MFS_API int mfs_source_event_line(const mfs_source *s, size_t i, const char **path,
+				  uint64_t *line);
 
 /* Abandon the current file (after an error) and continue with the next one. */
 MFS_API void mfs_source_skip_file(mfs_source *s);

@@ -100,12 +100,14 @@ static char *grow_arena(struct mfs_idmap *m, size_t ncap)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-static int store_id(struct mfs_idmap *m, uint64_t row, const char *id, size_t len)
+/*
+ * Room for len more bytes at the end of the arena (compacted or grown), before
+ * anything else changes: an ID that finds no memory leaves the map as it was.
+ */
+static int reserve_id(struct mfs_idmap *m, size_t len)
 {
 	if (len > MFS_ID_MAX)
 		len = MFS_ID_MAX;
-	m->arena_dead += m->row_len[row];
-	m->row_len[row] = 0;
 	if (m->arena_len + len > m->arena_cap) {
 		uint64_t rows = m->mode == MFS_IDMAP_HASHED ? m->cap : m->used;
 		/* Compact while the live IDs fill at most half the arena, so that
@@ -124,6 +126,17 @@ static int store_id(struct mfs_idmap *m, uint64_t row, const char *id, size_t le
 			m->arena_cap = ncap;
 		}
 	}
+	return 0;
+}
+
+static int store_id(struct mfs_idmap *m, uint64_t row, const char *id, size_t len)
+{
+	if (len > MFS_ID_MAX)
+		len = MFS_ID_MAX;
+	m->arena_dead += m->row_len[row];
+	m->row_len[row] = 0;
+	if (reserve_id(m, len) < 0)
+		return -MFS_E_NOMEM;
 	memcpy(m->arena + m->arena_len, id, len);
 	m->row_off[row] = m->arena_len;
 	m->row_len[row] = (uint8_t)len;
@@ -274,6 +287,8 @@ int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t 
 	if (m->mode == MFS_IDMAP_HASHED) {
 		uint64_t r = mfs_idmap_hashed_row(m, key);
 		if (m->row_key[r] != key) {
+			if (reserve_id(m, len) < 0)
+				return -MFS_E_NOMEM; /* nothing changed: an error, not a full table */
 			if (m->row_key[r] == 0) {
 				if (m->min_count && sketch_add(m, key) < m->min_count)
 					return -MFS_E_NOTFOUND;
@@ -299,6 +314,8 @@ int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t 
 	}
 	if (m->min_count && sketch_add(m, key) < m->min_count)
 		return -MFS_E_NOTFOUND;
+	if (reserve_id(m, len) < 0)
+		return -MFS_E_NOMEM; /* nothing changed: an error, not a full table */
 	uint64_t row;
 	if (m->used < m->cap) {
 		row = m->used++;

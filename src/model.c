@@ -622,7 +622,7 @@ static void learn_partial(mfs_model *m, int64_t u, int64_t i, float rating, uint
 	s.base = raw_mu(m) + (bu ? *bu : 0.0f) + (bi ? *bi : 0.0f);
 	s.rating = r;
 	mfs_step_finish(&s, 0.0f);
-	float err = r - s.pred;
+	float err = rating - s.pred; /* scored against the true rating, learned clamped */
 	*sq += (double)err * err;
 	*ab += fabs((double)err);
 	float lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
@@ -663,7 +663,8 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 	const float l2f = m->replay ? c->replay_l2 : c->l2;
 	float l2u, l2i;
 	int64_t learned = 0;
-	uint64_t unplaced = 0, unadmitted = 0;
+	uint64_t unplaced = 0, unadmitted = 0, outside = 0;
+	int failed = 0;
 	double sq = 0.0, ab = 0.0;
 	struct mfs_step s;
 	memset(&s, 0, sizeof s);
@@ -697,6 +698,15 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 				rows2[j] = rows[2 * j] < 0 ? -1
 					   : resolve(m, &m->user, second_key(keys[2 * j]), e->user,
 						     e->user_len);
+			if (MFS_UNLIKELY(rows[2 * j] == -MFS_E_NOMEM || rows[2 * j + 1] == -MFS_E_NOMEM ||
+					 (two && rows2[j] == -MFS_E_NOMEM))) {
+				/* no memory for an ID string: an error, not a full table.
+				 * The events before this one are learned, this one and
+				 * the rest are not. */
+				failed = 1;
+				cn = j;
+				break;
+			}
 		}
 		/* the ring's place two steps ahead: prefetch_rows reads it for the slot */
 		for (size_t j = 0; hist && j < 2 * MFS_PREFETCH_AHEAD && j < cn; j++)
@@ -713,15 +723,20 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 				prefetch_rows(m, rows[2 * (j + MFS_PREFETCH_AHEAD)],
 					      rows[2 * (j + MFS_PREFETCH_AHEAD) + 1]);
 			int64_t u = rows[2 * j], i = rows[2 * j + 1];
+			/* learned with the rating clamped into range, scored against the true one */
+			const float tr = ev[base + j].rating;
+			const int out = !(tr >= lo && tr <= hi);
 			if (MFS_UNLIKELY(u < 0 || i < 0)) {
-				if (u == -MFS_E_NOTFOUND || i == -MFS_E_NOTFOUND)
-					learn_partial(m, u, i, ev[base + j].rating, &unadmitted, &sq, &ab,
-						      &learned);
-				else
+				if (u == -MFS_E_NOTFOUND || i == -MFS_E_NOTFOUND) {
+					learn_partial(m, u, i, tr, &unadmitted, &sq, &ab, &learned);
+					outside += (uint64_t)out;
+				} else {
 					unplaced++;
+				}
 				continue;
 			}
-			float r = ev[base + j].rating;
+			outside += (uint64_t)out;
+			float r = tr;
 			if (r < lo)
 				r = lo;
 			if (r > hi)
@@ -733,7 +748,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 			step_l2(m, u, i, l2f, l2b, &s, &l2u, &l2i);
 			if (two && rows2[j] >= 0 && rows2[j] != u) {
 				step_two_rows(m, u, rows2[j], i, r, &s, lrb, l2u, l2i);
-				float err = r - s.pred;
+				float err = tr - s.pred;
 				sq += (double)err * err;
 				ab += fabs((double)err);
 				m->mu_sum += r;
@@ -753,7 +768,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 			} else {
 				m->k->sgd_step(p, q, m->klen, &s);
 			}
-			float err = r - s.pred;
+			float err = tr - s.pred;
 			sq += (double)err * err;
 			ab += fabs((double)err);
 			float g = s.grad;
@@ -772,16 +787,20 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 			m->mu_count++;
 			learned++;
 		}
+		if (failed)
+			break;
 	}
-	m->events += (uint64_t)learned;
+	if (!m->replay)
+		m->events += (uint64_t)learned; /* the lifetime count: events, not replayed steps */
 	if (st) {
 		st->events += (uint64_t)learned;
 		st->unplaced += unplaced;
 		st->unadmitted += unadmitted;
+		st->out_of_range += outside;
 		st->sq_err += sq;
 		st->abs_err += ab;
 	}
-	return learned;
+	return failed ? -MFS_E_NOMEM : learned;
 }
 
 static int64_t find_row(const mfs_model *m, const struct mfs_table *s, const char *id, size_t len)
@@ -1153,4 +1172,82 @@ MFS_API const void *mfs_model_position(const mfs_model *m, size_t *len)
 	if (len)
 		*len = m && m->position ? m->position_len : 0;
 	return m ? m->position : NULL;
+}
+
+MFS_API int mfs_model_set_range(mfs_model *m, float lo, float hi)
+{
+	if (!m || !isfinite(lo) || !isfinite(hi) || !(lo < hi) || m->mu_count != 0 || m->events != 0)
+		return -MFS_E_INVAL;
+	m->cfg.lo = lo;
+	m->cfg.hi = hi;
+	return 0;
+}
+
+MFS_API int mfs_model_config_get(const mfs_model *m, mfs_config *cfg)
+{
+	if (!m || !cfg)
+		return -MFS_E_INVAL;
+	*cfg = m->cfg;
+	cfg->kernel = NULL;
+	return 0;
+}
+
+MFS_API int mfs_model_set_learning(mfs_model *m, const mfs_config *c)
+{
+	if (!m || !c || !finite_nonneg(c->lr) || !finite_nonneg(c->lr_bias) ||
+	    !finite_nonneg(c->l2) || !finite_nonneg(c->l2_bias) || !finite_nonneg(c->init_std) ||
+	    !finite_nonneg(c->replay_lr) || !finite_nonneg(c->replay_lr_bias) ||
+	    !finite_nonneg(c->replay_l2) || !finite_nonneg(c->replay_l2_bias))
+		return -MFS_E_INVAL;
+	m->cfg.lr = c->lr;
+	m->cfg.lr_bias = c->lr_bias;
+	m->cfg.l2 = c->l2;
+	m->cfg.l2_bias = c->l2_bias;
+	m->cfg.init_std = c->init_std;
+	m->cfg.replay_lr = c->replay_lr;
+	m->cfg.replay_lr_bias = c->replay_lr_bias;
+	m->cfg.replay_l2 = c->replay_l2;
+	m->cfg.replay_l2_bias = c->replay_l2_bias;
+	return 0;
+}
+
+/* The finest of 1, 1/2, 1/10, 1/100 that every rating is a multiple of (0: none). */
+static float rating_step(const mfs_event *ev, size_t n)
+{
+	static const float steps[] = { 1.0f, 0.5f, 0.1f, 0.01f };
+	for (size_t k = 0; k < sizeof steps / sizeof steps[0]; k++) {
+		double inv = 1.0 / steps[k];
+		size_t i = 0;
+		for (; i < n; i++) {
+			double x = (double)ev[i].rating * inv;
+			if (fabs(x - nearbyint(x)) > 1e-3)
+				break;
+		}
+		if (i == n)
+			return steps[k];
+	}
+	return 0.0f;
+}
+
+MFS_API int mfs_ratings_range(const mfs_event *ev, size_t n, float *lo, float *hi, float *step)
+{
+	if (!ev || n == 0)
+		return -MFS_E_INVAL;
+	float a = INFINITY, b = -INFINITY;
+	for (size_t i = 0; i < n; i++) {
+		float r = ev[i].rating;
+		if (!isfinite(r))
+			return -MFS_E_INVAL;
+		if (r < a)
+			a = r;
+		if (r > b)
+			b = r;
+	}
+	if (lo)
+		*lo = a;
+	if (hi)
+		*hi = b;
+	if (step)
+		*step = rating_step(ev, n);
+	return 0;
 }
