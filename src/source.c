@@ -88,6 +88,12 @@ struct wdir {
 
 struct slot; /* reader thread queue */
 
+/* Where an event of a batch was read (mfs_source_event_line). */
+struct evloc {
+	const char *path; /* a file's path (lives as long as the source) */
+	uint64_t line;
+};
+
 /*
  * Decode stage (with a reader thread, for compressed regular files): a second
  * thread reads and decompresses the open file into a ring of text blocks while
@@ -147,6 +153,7 @@ struct mfs_source {
 	int format;      /* of the current file; AUTO until decided */
 	int seen_record; /* a record line has been seen (header check) */
 	int discarding;  /* inside an over-long line */
+	int read_stopped; /* a pipe read gave up on mfs_source_stop: its end is not the input's */
 	uint64_t skip;   /* decoded bytes still to drop (resuming mid-frame) */
 
 	const uint8_t *raw;
@@ -164,6 +171,8 @@ struct mfs_source {
 	int nbounds;
 
 	mfs_event *events;
+	struct evloc *evloc; /* beside events: file and line of each */
+	size_t sync_n;       /* events in the last batch next_sync made */
 	mfs_source_stats st;
 
 	atomic_int stop;
@@ -628,6 +637,29 @@ static int open_file(struct mfs_source *s, mfs_diag *d)
 }
 
 /*
+ * read(2) from a pipe or terminal that gives up when the source is stopped
+ * (mfs_source_stop): a read blocked on an idle pipe would otherwise keep the
+ * reader thread, and mfs_source_free joining it, waiting for input forever.
+ * Returns as read(2); 0 with s->read_stopped set when stopped.
+ */
+static ssize_t read_stoppable(struct mfs_source *s, void *buf, size_t len)
+{
+	for (;;) {
+		if (atomic_load(&s->stop)) {
+			s->read_stopped = 1;
+			return 0;
+		}
+		struct pollfd pf = { .fd = s->fd, .events = POLLIN };
+		int pr = poll(&pf, 1, 50);
+		if (pr == 0 || (pr < 0 && errno == EINTR))
+			continue;
+		ssize_t r = read(s->fd, buf, len);
+		if (r >= 0 || errno != EINTR)
+			return r;
+	}
+}
+
+/*
  * Next raw bytes into raw[0..raw_len). Returns bytes, 0 at end of file, or <0.
  * Touches only the raw-side fields (the decode stage calls it too).
  */
@@ -642,7 +674,7 @@ static ssize_t fetch_raw(struct mfs_source *s, const char *path, mfs_diag *d)
 		s->raw = s->own_raw;
 		for (;;) {
 			r = s->is_reg ? pread(s->fd, s->own_raw, s->cfg2.chunk, (off_t)s->read_off)
-				      : read(s->fd, s->own_raw, s->cfg2.chunk);
+				      : read_stoppable(s, s->own_raw, s->cfg2.chunk);
 			if (r >= 0 || errno != EINTR)
 				break;
 		}
@@ -669,17 +701,48 @@ static ssize_t fetch(struct mfs_source *s, mfs_diag *d)
 }
 
 /*
- * Decide the codec from the first 4 bytes. Returns 1 when decided, 0 when the
- * file has fewer bytes so far (follow mode waits), <0 on error.
+ * Compressions this build cannot read, by their magic bytes: the name of the
+ * one m[0..have) starts with, or NULL. The file is refused rather than read
+ * as text (a bzip2 file would be thousands of malformed lines).
+ */
+static const char *foreign_codec(const uint8_t *m, size_t have)
+{
+	static const struct {
+		const char *name;
+		uint8_t len;
+		uint8_t magic[6];
+	} k[] = {
+		{ "xz", 6, { 0xFD, '7', 'z', 'X', 'Z', 0x00 } },
+		{ "lz4", 4, { 0x04, 0x22, 0x4D, 0x18 } },
+		{ "zip", 4, { 'P', 'K', 0x03, 0x04 } },
+		{ "7z", 6, { '7', 'z', 0xBC, 0xAF, 0x27, 0x1C } },
+		{ "lzip", 4, { 'L', 'Z', 'I', 'P' } },
+	};
+	/* bzip2: "BZh", the block size digit, then a block or end-of-stream magic */
+	static const uint8_t blk[6] = { 0x31, 0x41, 0x59, 0x26, 0x53, 0x59 },
+			     eos[6] = { 0x17, 0x72, 0x45, 0x38, 0x50, 0x90 };
+	if (have >= 10 && m[0] == 'B' && m[1] == 'Z' && m[2] == 'h' && m[3] >= '1' && m[3] <= '9' &&
+	    (memcmp(m + 4, blk, 6) == 0 || memcmp(m + 4, eos, 6) == 0))
+		return "bzip2";
+	for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+		if (have >= k[i].len && memcmp(m, k[i].magic, k[i].len) == 0)
+			return k[i].name;
+	return NULL;
+}
+
+/*
+ * Decide the codec from the first bytes (4 decide zstd and gzip; up to 10 are
+ * looked at for the compressions refused). Returns 1 when decided, 0 when the
+ * file has fewer than 4 bytes so far (follow mode waits), <0 on error.
  */
 static int sniff(struct mfs_source *s, mfs_diag *d)
 {
-	uint8_t m[4];
+	uint8_t m[10];
 	size_t have = 0;
 	if (s->is_reg) {
 		ssize_t r;
 		do
-			r = pread(s->fd, m, 4, 0);
+			r = pread(s->fd, m, sizeof m, 0);
 		while (r < 0 && errno == EINTR);
 		if (r < 0)
 			return mfs_diag_set(d, MFS_E_IO, errno, cur_path(s), 0, 0, "read failed: %s",
@@ -690,10 +753,7 @@ static int sniff(struct mfs_source *s, mfs_diag *d)
 	} else {
 		/* A pipe: the first bytes read stay in raw and are decoded next. */
 		while (s->raw_len < 4) {
-			ssize_t r;
-			do
-				r = read(s->fd, s->own_raw + s->raw_len, s->raw_cap - s->raw_len);
-			while (r < 0 && errno == EINTR);
+			ssize_t r = read_stoppable(s, s->own_raw + s->raw_len, s->raw_cap - s->raw_len);
 			if (r < 0)
 				return mfs_diag_set(d, MFS_E_IO, errno, cur_path(s), 0, 0,
 						    "read failed: %s", strerror(errno));
@@ -704,9 +764,15 @@ static int sniff(struct mfs_source *s, mfs_diag *d)
 			s->read_off += (uint64_t)r;
 			s->st.bytes += (uint64_t)r;
 		}
-		have = s->raw_len < 4 ? s->raw_len : 4;
+		have = s->raw_len < sizeof m ? s->raw_len : sizeof m;
 		memcpy(m, s->own_raw, have);
 	}
+	const char *foreign = foreign_codec(m, have);
+	if (foreign)
+		return mfs_diag_set(d, MFS_E_UNSUPPORTED, 0, cur_path(s), 0, 0,
+				    "the file is %s-compressed (by its magic bytes), which is not "
+				    "supported: decompress it, or recompress it with zstd or gzip",
+				    foreign);
 	s->codec = mfs_zstd_magic(m, have) ? CODEC_ZSTD
 		   : mfs_gzip_magic(m, have) ? CODEC_GZIP
 					     : CODEC_PLAIN;
@@ -1084,8 +1150,12 @@ static int take_line(struct mfs_source *s, char *line, size_t len, mfs_event *ev
 		report_bad(s, why);
 		return 0;
 	}
-	if (r > 0)
+	if (r > 0) {
 		s->records++;
+		size_t k = (size_t)(ev - s->events);
+		s->evloc[k].path = cur_path(s);
+		s->evloc[k].line = s->line_no;
+	}
 	return r;
 }
 
@@ -1119,7 +1189,7 @@ static int end_of_file(struct mfs_source *s, int truncated, mfs_diag *d)
 			return 0;
 		}
 	}
-	if (truncated) {
+	if (truncated && !s->read_stopped) {
 		uint64_t off = s->dec_active ? s->dec_read_off : s->read_off;
 		return mfs_diag_set(d, MFS_E_TRUNCATED, 0, cur_path(s), 0, off,
 				    "%s stream is truncated at compressed byte %llu",
@@ -1265,7 +1335,7 @@ static int next_sync(struct mfs_source *s, mfs_diag *diag)
 				continue; /* parked: wait for more */
 			/* End of a complete file: a last line without '\n'. */
 			avail = s->text_len - s->text_pos;
-			if (avail > 0 && !s->discarding) {
+			if (avail > 0 && !s->discarding && !s->read_stopped) {
 				char *line = s->text + s->text_pos;
 				line[avail] = 0;
 				s->text_pos = s->text_len;
@@ -1277,6 +1347,7 @@ static int next_sync(struct mfs_source *s, mfs_diag *diag)
 		}
 	}
 	s->st.events += n;
+	s->sync_n = n;
 	return (int)n;
 }
 
@@ -1333,6 +1404,7 @@ static void skip_file_sync(struct mfs_source *s)
 
 struct slot {
 	mfs_event *events;
+	struct evloc *loc;
 	char *arena;
 	int n; /* events, or a negative error code */
 	mfs_diag diag;
@@ -1368,6 +1440,7 @@ static void *reader_main(void *arg)
 				a += e.item_len;
 				sl->events[k] = e;
 			}
+			memcpy(sl->loc, s->evloc, (size_t)n * sizeof *sl->loc);
 		}
 		sl->n = n;
 		sl->where = snap_now(s);
@@ -1523,6 +1596,7 @@ MFS_API void mfs_source_free(mfs_source *s)
 	if (s->slots) {
 		for (unsigned i = 0; i < s->nslots; i++) {
 			free(s->slots[i].events);
+			free(s->slots[i].loc);
 			free(s->slots[i].arena);
 		}
 		free(s->slots);
@@ -1538,6 +1612,7 @@ MFS_API void mfs_source_free(mfs_source *s)
 	free(s->own_text);
 	free(s->events);
 	free(s->stash);
+	free(s->evloc);
 	free(s);
 }
 
@@ -1653,7 +1728,8 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 	s->own_raw = malloc(s->raw_cap);
 	s->own_text = s->text = malloc(TEXT_CAP + 1);
 	s->events = malloc(s->cfg.batch * sizeof *s->events);
-	if (!s->own_raw || !s->text || !s->events || mfs_zstream_create(&s->z) < 0 ||
+	s->evloc = malloc(s->cfg.batch * sizeof *s->evloc);
+	if (!s->own_raw || !s->text || !s->events || !s->evloc || mfs_zstream_create(&s->z) < 0 ||
 	    mfs_gzstream_create(&s->gz) < 0) {
 		rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
 		goto out;
@@ -1693,8 +1769,9 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 		pthread_cond_init(&s->cv, NULL);
 		for (unsigned i = 0; i < s->nslots; i++) {
 			s->slots[i].events = malloc(s->cfg.batch * sizeof(mfs_event));
+			s->slots[i].loc = malloc(s->cfg.batch * sizeof(struct evloc));
 			s->slots[i].arena = malloc(s->cfg.batch * 2 * MFS_ID_MAX + 1);
-			if (!s->slots[i].events || !s->slots[i].arena) {
+			if (!s->slots[i].events || !s->slots[i].loc || !s->slots[i].arena) {
 				rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
 				goto out;
 			}
@@ -1802,6 +1879,31 @@ MFS_API int mfs_source_set_align(mfs_source *s, uint64_t every)
 	if (!s)
 		return -MFS_E_INVAL;
 	s->align = every;
+	return 0;
+}
+
+MFS_API int mfs_source_event_line(const mfs_source *s, size_t i, const char **path,
+				  uint64_t *line)
+{
+	if (!s)
+		return -MFS_E_INVAL;
+	const struct evloc *loc;
+	size_t n;
+	if (s->threaded && s->started) {
+		if (!s->held)
+			return -MFS_E_RANGE;
+		loc = s->held->loc;
+		n = (size_t)s->held->n;
+	} else {
+		loc = s->evloc;
+		n = s->sync_n;
+	}
+	if (i >= n)
+		return -MFS_E_RANGE;
+	if (path)
+		*path = loc[i].path;
+	if (line)
+		*line = loc[i].line;
 	return 0;
 }
 
