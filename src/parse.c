@@ -1085,6 +1085,65 @@ static int json_object_dotted(struct jp *j, int depth, const char *const rem[NRO
 	return json_object(j, depth, rem, splits, got, 1);
 }
 
+/*
+ * The top-level keys of the object on line, quoted and comma-separated into
+ * buf (cut with "..." when they do not fit): the reason for a missing field
+ * names what there is, so that --fields can be written from it. Error path
+ * only. Returns 0, or -1 when the object cannot be walked again (a key the
+ * failed parse decoded in place): then buf says nothing.
+ */
+static int object_keys(char *line, size_t len, char *buf, size_t blen)
+{
+	const struct err quiet = { NULL, 0 };
+	struct jp j = { line, line, line + len, &quiet };
+	size_t o = 0;
+	buf[0] = 0;
+	jws(&j);
+	if (j.p >= j.end || *j.p != '{')
+		return -1;
+	j.p++;
+	jws(&j);
+	if (j.p < j.end && *j.p == '}')
+		return 0;
+	for (int k = 0;; k++) {
+		struct field key, val;
+		enum jtype t;
+		char q[QUOTE_BUF];
+		if (j.p >= j.end || *j.p != '"' || json_string(&j, 0, &key) < 0)
+			goto fail;
+		for (size_t i = 0; i < key.n; i++)
+			if ((unsigned char)key.p[i] < 0x20)
+				goto fail; /* decoded in place: not the key as written */
+		if (o + 8 < blen) {
+			int w = snprintf(buf + o, blen - o, "%s\"%s\"", k ? ", " : "",
+					 quote(q, key.p, key.n));
+			if (w < 0 || o + (size_t)w + 8 >= blen) {
+				snprintf(buf + o, blen - o, "%s...", k ? ", " : "");
+				o = blen; /* full: walk on without writing */
+			} else {
+				o += (size_t)w;
+			}
+		}
+		jws(&j);
+		if (j.p >= j.end || *j.p != ':')
+			goto fail;
+		j.p++;
+		jws(&j);
+		if (json_value(&j, 1, 0, &t, &val) < 0)
+			goto fail;
+		jws(&j);
+		if (j.p < j.end && *j.p == '}')
+			return 0;
+		if (j.p >= j.end || *j.p != ',')
+			goto fail;
+		j.p++;
+		jws(&j);
+	}
+fail:
+	buf[0] = 0;
+	return -1;
+}
+
 static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *line, size_t len,
 		       mfs_event *ev)
 {
@@ -1108,9 +1167,15 @@ static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *li
 
 	static const char *const role_name[NROLES] = { "user", "item", "rating", "time" };
 	for (int r = 0; r < NROLES; r++) {
-		if (r != ROLE_TIME && got[r].type == J_NONE)
-			return fail(e, "missing \"%s\" field",
-				    quote(q, names[r], strnlen(names[r], MFS_FIELD_MAX + 1)));
+		if (r != ROLE_TIME && got[r].type == J_NONE) {
+			char keys[160];
+			int walked = object_keys(line, len, keys, sizeof keys) == 0;
+			return fail(e, "missing \"%s\" field (%s%s%sname the fields with --fields "
+				    "%s=KEY,...)",
+				    quote(q, names[r], strnlen(names[r], MFS_FIELD_MAX + 1)),
+				    !walked ? "" : keys[0] ? "the object has the keys " : "the object has no keys",
+				    walked ? keys : "", walked ? "; " : "", role_name[r]);
+		}
 	}
 	for (int r = ROLE_USER; r <= ROLE_ITEM; r++) {
 		if (got[r].type != J_STRING && got[r].type != J_NUMBER)
