@@ -352,6 +352,95 @@ static void source__empty_file_and_blank_lines_give_no_events(void **state)
 	free(x);
 }
 
+/* Compressions the reader cannot decode are refused by their magic bytes, named;
+ * text that merely starts like one ("BZh9" as an ID) is read as text. */
+static void source_next__foreign_compression_is_refused_by_name(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *name, *file;
+		const char *bytes;
+		size_t len;
+	} k[] = {
+		{ "bzip2", "x.bz2", "BZh91AY&SY\x01\x02\x03", 13 },
+		{ "xz", "x.xz", "\xfd" "7zXZ\x00\x00\x04", 8 },
+		{ "lz4", "x.lz4", "\x04\x22\x4d\x18\x64\x40", 6 },
+		{ "zip", "x.zip", "PK\x03\x04\x14\x00", 6 },
+		{ "7z", "x.7z", "7z\xbc\xaf\x27\x1c\x00\x04", 8 },
+	};
+	for (int thread = 0; thread < 2; thread++)
+		for (size_t i = 0; i < sizeof k / sizeof k[0]; i++) {
+			const char *p = mfs_test_path(k[i].file);
+			mfs_write_file(p, k[i].bytes, k[i].len);
+			mfs_source_config c;
+			mfs_source_config_default(&c);
+			mfs_source_config2 c2;
+			mfs_source_config2_default(&c2);
+			c2.queue = thread ? 2 : 0;
+			mfs_source *s;
+			mfs_diag d;
+			assert_int_equal(mfs_source_open2(&s, &p, 1, &c, &c2, &d), 0);
+			const mfs_event *e;
+			memset(&d, 0, sizeof d);
+			assert_int_equal(mfs_source_next(s, &e, &d), -MFS_E_UNSUPPORTED);
+			char want[64];
+			snprintf(want, sizeof want, "%s-compressed", k[i].name);
+			assert_non_null(strstr(d.reason, want));
+			assert_string_equal(d.path, p);
+			mfs_source_skip_file(s);
+			assert_int_equal(mfs_source_next(s, &e, &d), 0);
+			mfs_source_free(s);
+		}
+	const char *t = mfs_test_path("bzh.tsv");
+	mfs_write_file(t, "BZh9\titem\t4\n", 12);
+	struct bad_log b = { 0 };
+	mfs_source_stats st;
+	char *x = read_all(&t, 1, MFS_FORMAT_AUTO, &b, &st);
+	assert_string_equal(x, "BZh9|item|4\n");
+	free(x);
+}
+
+/* Every event of a batch knows its file and line, across files, malformed and
+ * blank lines, with and without the reader thread. */
+static void source_event_line__names_file_and_line_of_each_event(void **state)
+{
+	(void)state;
+	const char *a = mfs_test_path("lines_a.tsv"), *b = mfs_test_path("lines_b.tsv");
+	mfs_write_file(a, "u1\ti1\t4\nbad line\n\nu2\ti2\t3\n", 26);
+	mfs_write_file(b, "u3\ti3\t5\n", 8);
+	const char *in[2] = { a, b };
+	for (int thread = 0; thread < 2; thread++) {
+		mfs_source_config c;
+		mfs_source_config_default(&c);
+		mfs_source_config2 c2;
+		mfs_source_config2_default(&c2);
+		c2.queue = thread ? 2 : 0;
+		mfs_source *s;
+		assert_int_equal(mfs_source_open2(&s, in, 2, &c, &c2, NULL), 0);
+		const mfs_event *e;
+		const char *path;
+		uint64_t line;
+		assert_int_equal(mfs_source_event_line(s, 0, &path, &line), -MFS_E_RANGE);
+		static const uint64_t want_line[3] = { 1, 4, 1 };
+		static const char *const want_id[3] = { "u1", "u2", "u3" };
+		int k = 0, n;
+		while ((n = mfs_source_next(s, &e, NULL)) > 0) {
+			for (int i = 0; i < n; i++, k++) {
+				assert_true(k < 3);
+				assert_memory_equal(e[i].user, want_id[k], 2);
+				assert_int_equal(mfs_source_event_line(s, (size_t)i, &path, &line), 0);
+				assert_string_equal(path, k < 2 ? a : b);
+				assert_int_equal(line, want_line[k]);
+			}
+			assert_int_equal(mfs_source_event_line(s, (size_t)n, &path, &line),
+					 -MFS_E_RANGE);
+		}
+		assert_int_equal(k, 3);
+		assert_int_equal(mfs_source_next(s, &e, NULL), 0);
+		mfs_source_free(s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +454,8 @@ int main(void)
 		cmocka_unit_test(source_next__corrupt_zstd_is_reported_then_next_file_read),
 		cmocka_unit_test(source_next__truncated_zstd_is_reported),
 		cmocka_unit_test(source__empty_file_and_blank_lines_give_no_events),
+		cmocka_unit_test(source_next__foreign_compression_is_refused_by_name),
+		cmocka_unit_test(source_event_line__names_file_and_line_of_each_event),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
