@@ -50,7 +50,8 @@ double mfs_json_number(const char *json, const char *key);
 /* Relative comparison: |a-b| <= rtol * max(1, |a|, |b|). */
 int mfs_close(double a, double b, double rtol);
 
-/* The MovieLens 100K folder if it exists ($MFS_DATA_DIR/ml-100k), else NULL. */
+/* The MovieLens 100K folder if it exists, else NULL: $MFS_DATA_DIR/ml-100k when
+ * MFS_DATA_DIR is set, else the checkout's ../shared/data/ml-100k. */
 const char *mfs_ml100k_dir(void);
 
 /* --- a small HTTP/1.1 client for the serving tests ----------------------- */
