@@ -257,7 +257,9 @@ static void checkpoint_write__keeps_the_newest_n(void **state)
 
 /* A full disk: a 2 MiB tmpfs holds one checkpoint; later writes fail with
  * ENOSPC, are reported and counted, learning goes on, and the checkpoint that
- * was written stays whole. Skipped where tmpfs cannot be mounted. */
+ * was written stays whole. The final checkpoint fails too: the run exits 1 and
+ * says how many events no checkpoint holds. Skipped where tmpfs cannot be
+ * mounted. */
 static void train__checkpoint_enospc_keeps_the_previous_one_and_goes_on(void **state)
 {
 	(void)state;
@@ -279,16 +281,21 @@ static void train__checkpoint_enospc_keeps_the_previous_one_and_goes_on(void **s
 	double events = mfs_json_number(r.out, "events");
 	double failures = mfs_json_number(r.out, "checkpoint_failures");
 	double written = mfs_json_number(r.out, "checkpoints");
+	double unsaved = mfs_json_number(r.out, "unsaved_events");
 	int says = strstr(r.err, "No space left on device") != NULL;
+	int lost = strstr(r.err, "the final checkpoint failed: the ") != NULL &&
+		   strstr(r.err, " events learned since the newest valid checkpoint") != NULL;
 	mfs_run_free(&r);
 	struct mfs_run ev;
 	RUN(&ev, "eval", "--model", dir, stream);
 	umount(mnt);
-	assert_int_equal(status, 0);
+	assert_int_equal(status, 1); /* the events after the checkpoint that fit are lost */
 	assert_float_equal(events, 300000, 0);
 	assert_true(failures > 0);
 	assert_true(written >= 1);
 	assert_true(says);
+	assert_true(lost);
+	assert_true(unsaved > 0 && unsaved < 300000);
 	assert_int_equal(ev.status, 0); /* the checkpoint that fit is whole and loads */
 	assert_float_equal(mfs_json_number(ev.out, "n"), 300000, 0);
 	mfs_run_free(&ev);

@@ -2,6 +2,7 @@
 #ifndef MFS_CLI_H
 #define MFS_CLI_H
 
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -16,12 +17,40 @@
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "mfstream: <diag as path:line: reason>" on stderr. */
 void cli_diag(const mfs_diag *d);
-/* A usage error: message, a hint to run "mfstream CMD --help"; returns EXIT_USAGE. */
+/* A usage error: "mfstream: <message>", a hint to run "mfstream CMD --help"; returns EXIT_USAGE. */
 int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Option value parsers: 0 on success, else print a usage error and return -1. */
+/*
+ * getopt_long (optstring starting with ':') with the usage errors of every
+ * command printed: a missing value, or a value that is the next option
+ * ("--lr needs a value"), an unknown option. Returns the option, -1 at the
+ * end, or CLI_OPT_ERR after printing the error.
+ */
+#define CLI_OPT_ERR (-2)
+int cli_getopt(const char *cmd, int argc, char **argv, const char *optstring,
+	       const struct option *opts);
+
+/*
+ * Option value parsers: 0 on success, else print a usage error naming the
+ * option ("--lr: must be > 0, got -1") and return -1.
+ *
+ * Counts: digits, or a decimal with a suffix k or K (1e3), M (1e6), G (1e9):
+ * 5000, 5k, 1.5M; the result must be whole. cli_u64 is cli_count.
+ * Durations: a decimal and a unit ms, s, m (minutes), h: 500ms, 1.5s, 30s, 5m, 2h.
+ * Periods (--checkpoint-every, --delta-every): a duration or a count; case
+ * tells 5m (minutes) from 5M (a million events).
+ */
+int cli_count(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64_t hi,
+	      uint64_t *out);
 int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+int cli_duration(const char *cmd, const char *opt, const char *s, double *sec);
+/* Either *sec > 0 and *events = 0, or *events > 0 and *sec = 0. */
+int cli_period(const char *cmd, const char *opt, const char *s, double *sec, uint64_t *events);
 int cli_float(const char *cmd, const char *opt, const char *s, float *out);
+/* A number within bounds: CLI_GT (> lo) or CLI_GE (>= lo), and/or CLI_LE (<= hi). */
+enum { CLI_GT = 1, CLI_GE = 2, CLI_LE = 4 };
+int cli_float_in(const char *cmd, const char *opt, const char *s, int bounds, float lo, float hi,
+		 float *out);
 /* A byte size: digits with an optional K/M/G/T suffix (powers of 1024). */
 int cli_size(const char *cmd, const char *opt, const char *s, uint64_t *out);
 int cli_range(const char *cmd, const char *opt, const char *s, float *lo, float *hi);
@@ -41,19 +70,23 @@ int cli_open_server(const char *path, const char *kernel, mfs_server **out);
 /* "warning: skipping <diag>" on stderr: the on_skip of checkpoint loading. */
 void cli_warn_skip(void *ctx, const mfs_diag *d);
 
-/* Bad-record reporter for sources: prints the first few, counts all. */
+/* Bad-record reporter for sources: prints the first few, counts all, keeps the first. */
 struct cli_bad {
 	uint64_t count;
 	uint64_t shown;
+	mfs_diag first;
 };
 void cli_on_bad(void *ctx, const mfs_diag *d);
 void cli_bad_finish(const struct cli_bad *b);
 
-/* Score a model on rated pairs from inputs. Returns 0 or EXIT_RUNTIME. */
+/* Score a model on rated pairs from inputs. Returns 0 or EXIT_RUNTIME. A
+ * signal (cli_signals_install) stops it early: then interrupted is set. */
 struct cli_eval {
 	uint64_t n;
 	double sq, ab;
 	uint64_t skipped;
+	mfs_diag first_bad; /* the first malformed record, if skipped */
+	int interrupted;
 };
 int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int format,
 		 const char *fields, struct cli_eval *ev);
@@ -119,7 +152,22 @@ int cmd_serve(int argc, char **argv);
 /* Reader options shared by train and scan (cli_scan.c): --io, --follow, --reader-thread.
  * 0, or a usage error printed and -1. */
 int cli_reader_option(const char *cmd, const char *opt, const char *arg, mfs_source_config2 *c);
-/* Print the io_uring fallback notice if any; SIGINT/SIGTERM stop src after its batch. */
+/* Print the io_uring fallback notice if any; SIGINT/SIGTERM stop src after its
+ * batch (cli_signals_install, cli_stop_source). */
 void cli_reader_start(mfs_source *src);
+
+/*
+ * Signals (cli_signal.c). cli_signals_install: SIGINT/SIGTERM set a flag kept
+ * for the life of the process, and stop the source given to cli_stop_source;
+ * a second signal ends the process (default action). cli_stop_signal: the
+ * first signal's number, or 0. cli_stop_source(src): the source a signal
+ * stops (stopped at once if a signal came already); cli_stop_source(NULL)
+ * before freeing it. cli_signals_child: a forked writer ignores both.
+ */
+void cli_signals_install(void);
+void cli_signals_child(void);
+int cli_stop_signal(void);
+void cli_stop_source(mfs_source *src);
+const char *cli_signal_name(int sig);
 
 #endif

@@ -182,7 +182,7 @@ int cmd_gen(int argc, char **argv)
 	const char *output = NULL, *houtput = NULL;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(cmd, argc, argv, ":h", opts)) != -1) {
 		int bad = 0;
 		switch (c) {
 		case 'h':
@@ -214,16 +214,16 @@ int cmd_gen(int argc, char **argv)
 			else if (strcmp(optarg, "string") == 0)
 				strings = 1;
 			else
-				return cli_usage(cmd, "--ids must be int or string, not \"%s\"", optarg);
+				return cli_usage(cmd, "--ids: must be int or string, got \"%s\"", optarg);
 			break;
 		case 'f':
 			format = mfs_format_parse(optarg);
 			if (format <= 0)
-				return cli_usage(cmd, "--format must be tsv, csv, dat, jsonl or ssv, not \"%s\"",
+				return cli_usage(cmd, "--format: must be tsv, csv, dat, jsonl or ssv, got \"%s\"",
 						 optarg);
 			break;
-		case ':':
-			return cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
+		case CLI_OPT_ERR:
+			return EXIT_USAGE;
 		default:
 			return cli_usage(cmd, "unknown option \"%s\"", argv[optind - 1]);
 		}

@@ -43,7 +43,7 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":hm:u:i:k:t:", opts, NULL)) != -1) {
+	while ((c = cli_getopt(cmd, argc, argv, ":hm:u:i:k:t:", opts)) != -1) {
 		int need = 0;
 		switch (c) {
 		case 'h':
@@ -100,8 +100,8 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 				return EXIT_USAGE;
 			q->min_events_set = 1;
 			break;
-		case ':':
-			return cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
+		case CLI_OPT_ERR:
+			return EXIT_USAGE;
 		default:
 		unknown:
 			return cli_usage(cmd, "unknown option \"%s\"", argv[optind - 1]);

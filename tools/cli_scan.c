@@ -1,6 +1,5 @@
 /* cli_scan.c - "mfstream scan": read, decompress and parse without learning; reader options. */
 #include <getopt.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +10,7 @@ int cli_reader_option(const char *cmd, const char *opt, const char *arg, mfs_sou
 	if (strcmp(opt, "--io") == 0) {
 		int io = mfs_io_parse(arg);
 		if (io < 0) {
-			cli_usage(cmd, "--io must be auto, uring or pread, not \"%s\"", arg);
+			cli_usage(cmd, "--io: must be auto, uring or pread, got \"%s\"", arg);
 			return -1;
 		}
 		c->io = io;
@@ -23,20 +22,11 @@ int cli_reader_option(const char *cmd, const char *opt, const char *arg, mfs_sou
 		else if (strcmp(arg, "off") == 0)
 			c->queue = 0;
 		else {
-			cli_usage(cmd, "--reader-thread must be on or off, not \"%s\"", arg);
+			cli_usage(cmd, "--reader-thread: must be on or off, got \"%s\"", arg);
 			return -1;
 		}
 	}
 	return 0;
-}
-
-static mfs_source *volatile stop_src;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	if (stop_src)
-		mfs_source_stop(stop_src);
 }
 
 void cli_reader_start(mfs_source *src)
@@ -44,21 +34,19 @@ void cli_reader_start(mfs_source *src)
 	mfs_diag d;
 	if (mfs_source_io_fallback(src, &d))
 		cli_diag(&d); /* the one notice */
-	stop_src = src;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	cli_signals_install();
+	cli_stop_source(src);
 }
 
 static const char scan_help[] =
 	"Usage: mfstream scan [options] INPUT...\n"
 	"\n"
 	"Read, decompress and parse the inputs as train would, without learning; print\n"
-	"{\"events\": ..., \"skipped\": ..., \"bytes\": ..., \"seconds\": ..., ...} on stdout.\n"
-	"Validates files, and measures the reader. Exit 1 if a file could not be read.\n"
+	"{\"events\": ..., \"skipped\": ..., \"bytes\": ..., \"seconds\": ..., ...} on stdout,\n"
+	"with the ratings seen: rating_min, rating_max and rating_step (1: whole numbers,\n"
+	"0.5: half stars, 0: no common step). Validates files, and measures the reader.\n"
+	"Exit 1 if a file could not be read under --on-error stop, or if SIGINT/SIGTERM\n"
+	"ended the scan before the end of the input (in --follow they are its end: exit 0).\n"
 	"\n"
 	"  --format F          auto|tsv|csv|dat|jsonl|ssv (default auto)\n"
 	"  --fields SPEC       jsonl field names (see train --help)\n"
@@ -83,7 +71,7 @@ int cmd_scan(int argc, char **argv)
 	c2.queue = 4;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(cmd, argc, argv, ":h", opts)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(scan_help, stdout);
@@ -102,7 +90,7 @@ int cmd_scan(int argc, char **argv)
 			else if (strcmp(optarg, "skip-file") == 0)
 				stop_on_error = 0;
 			else
-				return cli_usage(cmd, "--on-error must be skip-file or stop, not \"%s\"",
+				return cli_usage(cmd, "--on-error: must be skip-file or stop, got \"%s\"",
 						 optarg);
 			break;
 		case 'i':
@@ -116,15 +104,13 @@ int cmd_scan(int argc, char **argv)
 			if (cli_reader_option(cmd, "--reader-thread", optarg, &c2) < 0)
 				return EXIT_USAGE;
 			break;
-		case ':':
-			return cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
 		default:
-			return cli_usage(cmd, "unknown option \"%s\"", argv[optind - 1]);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc)
 		return cli_usage(cmd, "no INPUT given (a file, a directory, or '-' for standard input)");
-	struct cli_bad bad = { 0, 0 };
+	struct cli_bad bad = { 0 };
 	mfs_source_config sc;
 	mfs_source_config_default(&sc);
 	sc.format = format;
@@ -141,6 +127,8 @@ int cmd_scan(int argc, char **argv)
 	cli_reader_start(src);
 	int rc = 0;
 	uint64_t failed = 0;
+	float lo = 0, hi = 0, step = 1;
+	uint64_t rated = 0;
 	double t0 = cli_now();
 	for (;;) {
 		const mfs_event *ev;
@@ -157,21 +145,38 @@ int cmd_scan(int argc, char **argv)
 		}
 		if (n == 0)
 			break;
+		/* the ratings seen: their range and step (what train's auto range would see) */
+		float a, b, k;
+		if (mfs_ratings_range(ev, (size_t)n, &a, &b, &k) == 0) {
+			int first = rated == 0;
+			lo = first || a < lo ? a : lo;
+			hi = first || b > hi ? b : hi;
+			step = first || k < step ? k : step;
+			rated += (uint64_t)n;
+		}
 	}
 	double secs = cli_now() - t0;
-	stop_src = NULL;
+	cli_stop_source(NULL);
+	int sig = cli_stop_signal();
 	cli_bad_finish(&bad);
 	mfs_source_stats st;
 	mfs_source_stats_get(src, &st);
 	printf("{\"events\": %llu, \"skipped\": %llu, \"bytes\": %llu, \"seconds\": %.3f, "
-	       "\"files\": %llu, \"files_failed\": %llu, \"bytes_per_sec\": %.4g, \"io\": \"%s\"}\n",
+	       "\"files\": %llu, \"files_failed\": %llu, \"bytes_per_sec\": %.4g, \"io\": \"%s\"",
 	       (unsigned long long)st.events, (unsigned long long)st.skipped,
 	       (unsigned long long)st.bytes, secs, (unsigned long long)st.files,
 	       (unsigned long long)failed, secs > 0 ? (double)st.bytes / secs : 0.0,
 	       mfs_source_io(src));
+	if (rated)
+		printf(", \"rating_min\": %g, \"rating_max\": %g, \"rating_step\": %g", lo, hi, step);
+	printf(", \"interrupted\": %s}\n", sig ? "true" : "false");
 	fflush(stdout);
 	mfs_source_free(src);
 	if (rc == 0 && failed && stop_on_error)
 		rc = EXIT_RUNTIME;
+	if (rc == 0 && sig && !c2.follow) {
+		cli_error("interrupted by %s before the end of the input", cli_signal_name(sig));
+		rc = EXIT_RUNTIME;
+	}
 	return rc;
 }

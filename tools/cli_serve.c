@@ -417,7 +417,7 @@ int cmd_serve(int argc, char **argv)
 	int no_stdin = 0, c, include_seen = 0, min_events_set = 0;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":hm:", opts, NULL)) != -1) {
+	while ((c = cli_getopt("serve", argc, argv, ":hm:", opts)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(serve_help, stdout);
@@ -483,8 +483,8 @@ int cmd_serve(int argc, char **argv)
 		case 'K':
 			kernel = optarg;
 			break;
-		case ':':
-			return cli_usage("serve", "option %s needs a value", argv[optind - 1]);
+		case CLI_OPT_ERR:
+			return EXIT_USAGE;
 		default:
 			return cli_usage("serve", "unknown option \"%s\"", argv[optind - 1]);
 		}

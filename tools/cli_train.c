@@ -1,6 +1,7 @@
 /* cli_train.c - "mfstream train" and "mfstream eval". */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -22,7 +23,8 @@ static void train_help(void)
 	       "file (plain, zstd or gzip, recognised by its magic bytes), a directory\n"
 	       "(its files in order; Kafka-sink names by partition and offset; hidden and\n"
 	       "temporary files ignored) or '-' for standard input. Prints a JSON summary on\n"
-	       "stdout; progress and diagnostics go to stderr.\n"
+	       "stdout; progress and diagnostics go to stderr. bzip2, xz, lz4, zip and 7z\n"
+	       "files are refused (named by their magic bytes).\n"
 	       "\n"
 	       "Input:\n"
 	       "  --format F          auto|tsv|csv|dat|jsonl|ssv (default auto: decided per file;\n"
@@ -33,7 +35,8 @@ static void train_help(void)
 	       "                      stop: exit 1 on it. Malformed records are always skipped and counted.\n"
 	       "  --io B              auto (default: io_uring, else pread with a notice), uring, pread\n"
 	       "  --follow            keep reading as files grow and new files appear; SIGINT/SIGTERM\n"
-	       "                      finish the current batch, print the summary and exit 0\n"
+	       "                      end the run: the current batch, the final checkpoint, --test,\n"
+	       "                      --save and the summary, then exit 0\n"
 	       "  --linger-ms N       --follow: events that have arrived wait at most N ms for more\n"
 	       "                      before they are learned as a batch (default 5; 0: at once)\n"
 	       "  --reader-thread X   on (default): read, decompress and parse on a second core; off\n");
@@ -46,8 +49,12 @@ static void train_help(void)
 	       "  --l2 F              factor L2, at every step (default %g)\n"
 	       "  --l2-bias F         bias L2 (default %g)\n"
 	       "  --init-std F        std of the initial factors (default %g)\n"
-	       "  --rating-range LO:HI  predictions stay inside (default %g:%g); ratings outside are\n"
-	       "                      clamped into it\n"
+	       "  --rating-range R    LO:HI, or auto (default): the smallest and largest rating of\n"
+	       "                      the first batch read (up to 4096 events; with --follow what\n"
+	       "                      has arrived), or the checkpoint's when resuming; said on\n"
+	       "                      stderr. Predictions stay inside. A rating outside is learned\n"
+	       "                      clamped into it, scored as it is, counted in out_of_range\n"
+	       "                      and reported once with its file:line (library default %g:%g)\n"
 	       "  --range-link L      %s (default) or %s\n"
 	       "  --range-margin F    sigmoid link: the sigmoid spans the range widened by F of it on\n"
 	       "                      each side, predictions are clamped into range (default %g)\n",
@@ -90,13 +97,24 @@ static void train_help(void)
 	       "  --checkpoint-dir DIR  write checkpoints (ckpt-<events>.mfs) here while learning, and\n"
 	       "                      one at the end; a run with checkpoints in DIR resumes from the\n"
 	       "                      newest whole one, after the last event it holds (same inputs).\n"
-	       "                      Written by a forked copy-on-write child: learning does not wait\n"
-	       "  --checkpoint-every X  30s (default), 5m, or a number of events\n"
+	       "                      Options given that differ from the checkpoint's (--dim, --ids,\n"
+	       "                      capacities, --rating-range, --optimizer, --seed, ...) are refused\n"
+	       "                      (exit 2); --lr, --lr-bias, --l2, --l2-bias, --init-std are taken\n"
+	       "                      and said. Written by a forked copy-on-write child: learning\n"
+	       "                      does not wait\n"
+	       "  --checkpoint-every X  a duration (500ms, 1.5s, 30s, 5m, 2h; default 30s) or a count\n"
+	       "                      of events (50000, 50k, 1.5M). Case matters: 5m is five\n"
+	       "                      minutes, 5M five million events\n"
 	       "  --delta-every X     between whole checkpoints, write deltas (ckpt-<events>.delta:\n"
-	       "                      only the rows changed since the previous checkpoint) every X:\n"
-	       "                      30s, 5m or a number of events (default: none). Readers apply\n"
+	       "                      only the rows changed since the previous checkpoint) every X,\n"
+	       "                      a duration or a count as above (default: none). Readers apply\n"
 	       "                      the chain of deltas onto the newest whole checkpoint\n"
 	       "  --keep N            whole checkpoints kept, with their deltas (default 3)\n"
+	       "  --on-checkpoint-error P  continue (default): a failed periodic checkpoint is said\n"
+	       "                      and counted, and the next period tries again; stop: the run\n"
+	       "                      ends at the first failure (the final checkpoint is tried, exit 1).\n"
+	       "                      A failed final checkpoint always exits 1, saying how many events\n"
+	       "                      no checkpoint holds\n"
 	       "  --checkpoint-compress N  zstd level of checkpoint sections (default 0: raw)\n"
 	       "  --test FILE         rated pairs to score after training (repeatable)\n"
 	       "  --save FILE         write the final model (atomically)\n"
@@ -105,12 +123,28 @@ static void train_help(void)
 	       "                      stderr is a terminal)\n"
 	       "  -h, --help          this text\n"
 	       "\n"
-	       "Summary fields: events (read), skipped (malformed), epochs, steps (SGD updates),\n"
-	       "users, items, model_events (the model's lifetime), checkpoints,\n"
-	       "deltas, checkpoint_failures, checkpoint_stall_ms_max, resumed (with --checkpoint-dir),\n"
-	       "evictions, ids, prequential_rmse/mae (pass 1, each event predicted\n"
-	       "before it is learned), test_rmse/mae (with --test), seconds, events_per_sec,\n"
-	       "kernel, io.\n",
+	       "Counts (--max-users, --epochs, --checkpoint-every N, ...) take k or K (1e3), M (1e6)\n"
+	       "and G (1e9): 5k, 1.5M. A bad value names its option: \"--lr: must be >= 0, got -1\".\n"
+	       "\n"
+	       "Summary fields: events (read), skipped (malformed), epochs (passes completed),\n"
+	       "steps (SGD updates), users, items, model_events (first-pass events over the\n"
+	       "model's lifetime), rating_range, out_of_range (events rated outside it),\n"
+	       "checkpoints, deltas, checkpoint_failures, checkpoint_stall_ms_max, resumed,\n"
+	       "unsaved_events (a failed final checkpoint) (with --checkpoint-dir), evictions,\n"
+	       "ids, prequential_rmse/mae (pass 1, each event predicted before it is learned,\n"
+	       "against its true rating), test_rmse/mae (with --test), interrupted (a signal\n"
+	       "ended the run), interrupted_during (what it cut short), seconds, events_per_sec,\n"
+	       "kernel, io. The progress line of passes 2..N shows the training RMSE.\n"
+	       "\n"
+	       "Exit status: 0 success, also a --follow run ended by SIGINT/SIGTERM. 1 runtime\n"
+	       "failure: an input or output failed; nothing learned from input that is not\n"
+	       "empty (every record malformed, no file readable, an empty directory without\n"
+	       "--follow); the final checkpoint or --save failed; a run without --follow\n"
+	       "stopped by SIGINT/SIGTERM before it finished (reading, passes 2..N or --test are\n"
+	       "cut short; what was learned is still written to the final checkpoint and\n"
+	       "--save). 2 usage error: a bad or missing value, options that contradict each\n"
+	       "other (--epochs 2 --follow, ...) or the checkpoint resumed. Output paths are\n"
+	       "checked before learning. A second SIGINT/SIGTERM ends the process at once.\n",
 	       d.replay_lr, d.replay_lr_bias, d.replay_l2, d.replay_l2_bias, d.freq_alpha,
 	       d.freq_alpha_bias);
 }
@@ -120,7 +154,7 @@ enum {
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
 	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER,
-	OPT_HISTORY,
+	OPT_HISTORY, OPT_CKERR, OPT_END
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -189,6 +223,10 @@ struct ckpt {
 	uint64_t last_any_events, last_model_events;
 	int need_full;       /* no checkpoint to apply a delta on (none yet, or the last failed) */
 	uint64_t started, failed, deltas;
+	int stop_on_error;   /* --on-checkpoint-error stop: a failed one ends the run */
+	int abort;           /* ... and one has failed */
+	uint64_t pending_events; /* model events of the state the writer holds */
+	uint64_t saved_events;   /* model events of the newest valid checkpoint */
 	double stall_ms_max;
 	double wait_ms; /* learning waited for a busy writer, in all */
 	double final_ms; /* the end-of-run checkpoint, written in the foreground */
@@ -243,6 +281,9 @@ static void ckpt_reap(struct ckpt *ck, int wait)
 	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		ck->failed++; /* the child said why on stderr; the previous checkpoints stand */
 		ck->need_full = 1;
+		ck->abort |= ck->stop_on_error;
+	} else {
+		ck->saved_events = ck->pending_events;
 	}
 	ck->pid = -1;
 	/* The child no longer shares the tables: merge the pages that the kernel
@@ -254,17 +295,25 @@ static void ckpt_reap(struct ckpt *ck, int wait)
 	}
 }
 
-static void ckpt_write_now(struct ckpt *ck, mfs_model *m, mfs_source *src)
+/* A whole checkpoint in the foreground. Returns 0, or -1 (said, counted). */
+static int ckpt_write_now(struct ckpt *ck, mfs_model *m, mfs_source *src)
 {
 	size_t len;
 	char *pos = position_blob(src, &len);
 	mfs_diag d;
+	mfs_model_info mi;
+	mfs_model_info_get(m, &mi);
 	ck->started++;
-	if (mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d) < 0) {
+	int rc = mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d);
+	if (rc < 0) {
 		cli_diag(&d);
 		ck->failed++;
+		ck->abort |= ck->stop_on_error;
+	} else {
+		ck->saved_events = mi.events;
 	}
 	free(pos);
+	return rc < 0 ? -1 : 0;
 }
 
 static uint64_t gcd64(uint64_t a, uint64_t b)
@@ -325,6 +374,7 @@ static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t 
 	fflush(stderr);
 	pid_t pid = fork();
 	if (pid == 0) {
+		cli_signals_child();
 		mfs_diag d;
 		int rc = full ? mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d)
 			      : mfs_checkpoint_write_delta(m, ck->dir, pos, len, ck->compress,
@@ -344,6 +394,7 @@ static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t 
 		ck->pid = pid;
 		ck->started++;
 		ck->deltas += !full;
+		ck->pending_events = mi.events;
 	}
 	/* the child holds this state: the next delta holds what is learned from now on */
 	mfs_checkpoint_mark(m);
@@ -381,6 +432,8 @@ struct progress {
 	double start, last;
 };
 
+/* Pass 1 is scored test-then-train (prequential); passes 2..N replay events
+ * already learned, so their error is a training error. */
 static void progress_line(struct progress *p, const mfs_learn_stats *st, int epoch, int final)
 {
 	double now = cli_now();
@@ -389,11 +442,287 @@ static void progress_line(struct progress *p, const mfs_learn_stats *st, int epo
 	p->last = now;
 	double secs = now - p->start;
 	double rmse = st->events ? sqrt(st->sq_err / (double)st->events) : 0.0;
-	fprintf(stderr, "\r\033[Kepoch %d  %llu events  %.3g events/s  prequential RMSE %.4f", epoch,
-		(unsigned long long)st->events, secs > 0 ? (double)st->events / secs : 0.0, rmse);
+	fprintf(stderr, "\r\033[Kepoch %d  %llu events  %.3g events/s  %s RMSE %.4f", epoch,
+		(unsigned long long)st->events, secs > 0 ? (double)st->events / secs : 0.0,
+		epoch > 1 ? "training" : "prequential", rmse);
 	if (final)
 		fputc('\n', stderr);
 	fflush(stderr);
+}
+
+/* The first event of a batch with a rating outside the model's range, said with its file:line. */
+static void warn_out_of_range(const mfs_model *m, mfs_source *src, const mfs_event *ev, size_t n)
+{
+	mfs_model_info mi;
+	mfs_model_info_get(m, &mi);
+	for (size_t i = 0; i < n; i++) {
+		float r = ev[i].rating;
+		if (r >= mi.lo && r <= mi.hi)
+			continue;
+		const char *path;
+		uint64_t line;
+		char where[700] = "";
+		if (src && mfs_source_event_line(src, i, &path, &line) == 0)
+			snprintf(where, sizeof where, "%s:%llu: ", path, (unsigned long long)line);
+		cli_error("warning: %srating %g is outside the rating range %g:%g: learned as %g, "
+			  "scored as %g; such events are counted in out_of_range and not reported "
+			  "again (--rating-range LO:HI sets the range)",
+			  where, r, mi.lo, mi.hi, r < mi.lo ? mi.lo : mi.hi, r);
+		return;
+	}
+}
+
+/* Learn one batch. A failure of the library ends the run: said, -1. */
+static int learn_batch(mfs_model *m, mfs_source *src, const mfs_event *ev, size_t n,
+		       mfs_learn_stats *st, int *warned)
+{
+	uint64_t out = st->out_of_range;
+	int64_t r = mfs_model_learn(m, ev, n, st);
+	if (r < 0) {
+		if (r == -MFS_E_NOMEM)
+			cli_error("learning stopped: out of memory (for an ID string, or to copy the "
+				  "loaded model into memory); %llu events were learned in this pass, "
+				  "none after them", (unsigned long long)st->events);
+		else
+			cli_error("learning stopped: %s", mfs_error_name((int)r));
+		return -1;
+	}
+	if (st->out_of_range > out && !*warned) {
+		*warned = 1;
+		warn_out_of_range(m, src, ev, n);
+	}
+	return 0;
+}
+
+/*
+ * --rating-range auto on a new model: the range of the first batch the reader
+ * returns (its smallest and largest rating), said on stderr with the step
+ * seen. A batch that rates one value only keeps the default range widened to
+ * hold it.
+ */
+static void range_from_first(mfs_model *m, const mfs_event *ev, size_t n)
+{
+	float lo, hi, step;
+	if (mfs_ratings_range(ev, n, &lo, &hi, &step) < 0)
+		return;
+	char how[96];
+	if (step == 1.0f)
+		snprintf(how, sizeof how, "whole numbers");
+	else if (step == 0.5f)
+		snprintf(how, sizeof how, "half steps");
+	else if (step > 0.0f)
+		snprintf(how, sizeof how, "steps of %g", step);
+	else
+		snprintf(how, sizeof how, "no common step");
+	if (lo == hi) {
+		mfs_model_info mi;
+		mfs_model_info_get(m, &mi);
+		float v = lo;
+		lo = v < mi.lo ? v : mi.lo;
+		hi = v > mi.hi ? v : mi.hi;
+		cli_error("rating range %g:%g: the first %zu events all rate %g, so the default range "
+			  "is kept (give --rating-range LO:HI)", lo, hi, n, v);
+	} else {
+		cli_error("rating range %g:%g from the first %zu events (%s)%s", lo, hi, n, how,
+			  n < 100 ? "; few events: give --rating-range LO:HI if the scale is wider"
+				  : "");
+	}
+	mfs_model_set_range(m, lo, hi);
+}
+
+static const char *ids_name(int ids)
+{
+	return ids == MFS_IDS_HASHED ? "hashed" : "exact";
+}
+
+/*
+ * Resuming from a checkpoint: the settings given on the command line must be
+ * the checkpoint's (a model's shape and scale cannot change), except the
+ * learning settings, which are taken and said. Only options given count: a
+ * default never refuses a resume. Returns 0, or EXIT_USAGE after naming each
+ * difference.
+ */
+static int resume_check(const char *dir, const char *from, const unsigned char *given, int memory,
+			const mfs_config *want, mfs_model *m)
+{
+	mfs_config have;
+	mfs_model_config_get(m, &have);
+	int bad = 0;
+#define G(o) given[(o) - OPT_FORMAT]
+#define DIFF(cond, ...)                  \
+	do {                              \
+		if (cond) {               \
+			cli_error(__VA_ARGS__); \
+			bad++;            \
+		}                         \
+	} while (0)
+	DIFF(G(OPT_DIM) && want->dim != have.dim, "--dim %u but the checkpoint in %s has dim %u",
+	     want->dim, dir, have.dim);
+	DIFF(G(OPT_IDS) && want->ids != have.ids, "--ids %s but the checkpoint in %s has --ids %s",
+	     ids_name(want->ids), dir, ids_name(have.ids));
+	DIFF((G(OPT_MAXU) || memory) && want->max_users != have.max_users,
+	     "%s %llu but the checkpoint in %s holds %llu user rows", memory ? "--memory: users" : "--max-users",
+	     (unsigned long long)want->max_users, dir, (unsigned long long)have.max_users);
+	DIFF((G(OPT_MAXI) || memory) && want->max_items != have.max_items,
+	     "%s %llu but the checkpoint in %s holds %llu item rows", memory ? "--memory: items" : "--max-items",
+	     (unsigned long long)want->max_items, dir, (unsigned long long)have.max_items);
+	DIFF(G(OPT_RANGE) && (want->lo != have.lo || want->hi != have.hi),
+	     "--rating-range %g:%g but the checkpoint in %s has the range %g:%g", want->lo, want->hi,
+	     dir, have.lo, have.hi);
+	DIFF(G(OPT_OPT) && want->optimizer != have.optimizer,
+	     "--optimizer %s but the checkpoint in %s has %s",
+	     want->optimizer == MFS_OPT_SGD ? "sgd" : "adagrad", dir,
+	     have.optimizer == MFS_OPT_SGD ? "sgd" : "adagrad");
+	DIFF(G(OPT_LINK) && want->link != have.link, "--range-link %s but the checkpoint in %s has %s",
+	     want->link == MFS_RANGE_CLAMP ? "clamp" : "sigmoid", dir,
+	     have.link == MFS_RANGE_CLAMP ? "clamp" : "sigmoid");
+	DIFF(G(OPT_MARGIN) && want->range_margin != have.range_margin,
+	     "--range-margin %g but the checkpoint in %s has %g", want->range_margin, dir,
+	     have.range_margin);
+	DIFF(G(OPT_HASHES) && want->user_hashes != have.user_hashes,
+	     "--hashes %u but the checkpoint in %s has %u", want->user_hashes, dir, have.user_hashes);
+	DIFF(G(OPT_NOEVICT) && want->evict != have.evict,
+	     "--no-evict but the checkpoint in %s evicts", dir);
+	DIFF(G(OPT_MINCOUNT) && want->min_count != have.min_count,
+	     "--min-count %u but the checkpoint in %s has %u", want->min_count, dir, have.min_count);
+	DIFF(G(OPT_SEED) && want->seed != have.seed,
+	     "--seed %llu but the checkpoint in %s has seed %llu", (unsigned long long)want->seed,
+	     dir, (unsigned long long)have.seed);
+	DIFF(G(OPT_FA) && want->freq_alpha != have.freq_alpha,
+	     "--freq-alpha %g but the checkpoint in %s has %g", want->freq_alpha, dir, have.freq_alpha);
+	DIFF(G(OPT_FAB) && want->freq_alpha_bias != have.freq_alpha_bias,
+	     "--freq-alpha-bias %g but the checkpoint in %s has %g", want->freq_alpha_bias, dir,
+	     have.freq_alpha_bias);
+#undef DIFF
+	if (bad) {
+		cli_error("%s: a checkpoint keeps the settings it was made with: leave %s out to "
+			  "resume it, or give another --checkpoint-dir", dir, bad > 1 ? "them" : "it");
+		return EXIT_USAGE;
+	}
+	mfs_model_info mi;
+	mfs_model_info_get(m, &mi);
+	cli_error("resuming from %s (%llu events learned, rating range %g:%g)", from,
+		  (unsigned long long)mi.events, mi.lo, mi.hi);
+	/* learning settings may change: taken, and said */
+	static const struct {
+		int opt;
+		const char *name;
+		size_t off;
+	} lrs[] = {
+		{ OPT_LR, "--lr", offsetof(mfs_config, lr) },
+		{ OPT_LRB, "--lr-bias", offsetof(mfs_config, lr_bias) },
+		{ OPT_L2, "--l2", offsetof(mfs_config, l2) },
+		{ OPT_L2B, "--l2-bias", offsetof(mfs_config, l2_bias) },
+		{ OPT_INIT, "--init-std", offsetof(mfs_config, init_std) },
+	};
+	mfs_config nc = have;
+	int changed = 0;
+	for (size_t i = 0; i < sizeof lrs / sizeof lrs[0]; i++) {
+		float w, h;
+		memcpy(&w, (const char *)want + lrs[i].off, sizeof w);
+		memcpy(&h, (const char *)&have + lrs[i].off, sizeof h);
+		if (G(lrs[i].opt) && w != h) {
+			cli_error("resuming with %s %g (the checkpoint's was %g)", lrs[i].name, w, h);
+			memcpy((char *)&nc + lrs[i].off, &w, sizeof w);
+			changed = 1;
+		}
+	}
+#undef G
+	if (changed && mfs_model_set_learning(m, &nc) < 0) {
+		cli_error("cannot change the learning settings of the checkpoint");
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+/* --save PATH can be written: its directory exists and takes files. Returns 0 or -1 (said). */
+static int check_save_path(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		cli_error("--save %s: is a directory (give a file name)", path);
+		return -1;
+	}
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *sl = strrchr(dir, '/');
+	if (!sl)
+		snprintf(dir, sizeof dir, ".");
+	else if (sl == dir)
+		dir[1] = 0;
+	else
+		*sl = 0;
+	if (stat(dir, &st) < 0) {
+		cli_error("--save %s: the directory %s: %s", path, dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		cli_error("--save %s: %s is not a directory", path, dir);
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		cli_error("--save %s: cannot write in %s: %s", path, dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* --checkpoint-dir DIR exists (made if not) and takes files. Returns 0 or -1 (said). */
+static int check_checkpoint_dir(const char *dir)
+{
+	struct stat st;
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		cli_error("--checkpoint-dir %s: cannot create it: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		cli_error("--checkpoint-dir %s: %s", dir, errno ? strerror(errno) : "not a directory");
+		return -1;
+	}
+	if (access(dir, W_OK | X_OK) < 0) {
+		cli_error("--checkpoint-dir %s: cannot write in it: %s", dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * A run that learned no event: is that a failure, and why? Input that yields
+ * nothing (every record malformed, no file readable, a directory without
+ * files) is; empty input, or a resume with nothing new, is not. Says which.
+ * Returns 1 for a failure.
+ */
+static int nothing_learned(const struct cli_bad *bad, uint64_t files_failed, const mfs_source *src,
+			   int follow, const char *const *inputs, size_t n, int resumed)
+{
+	mfs_source_stats ss;
+	mfs_source_stats_get(src, &ss);
+	if (bad->count) {
+		char first[1024];
+		mfs_diag_format(&bad->first, first, sizeof first);
+		cli_error("nothing learned: all %llu records were malformed (the first: %s); is it a "
+			  "file of ratings? --format and --fields say how to read one",
+			  (unsigned long long)bad->count, first);
+		return 1;
+	}
+	if (files_failed) {
+		cli_error("nothing learned: %llu input file%s could not be read (said above)",
+			  (unsigned long long)files_failed, files_failed > 1 ? "s" : "");
+		return 1;
+	}
+	if (ss.files == 0 && !follow) {
+		for (size_t i = 0; i < n; i++) {
+			struct stat st;
+			if (stat(inputs[i], &st) == 0 && S_ISDIR(st.st_mode)) {
+				cli_error("nothing learned: %s holds no file to read (it is empty, or "
+					  "holds only hidden and temporary names)", inputs[i]);
+				return 1;
+			}
+		}
+	}
+	if (!resumed && !follow && !cli_stop_signal())
+		cli_error("warning: no events in the input");
+	return 0;
 }
 
 int cmd_train(int argc, char **argv)
@@ -425,6 +754,7 @@ int cmd_train(int argc, char **argv)
 		{ "keep", required_argument, 0, OPT_KEEP },
 		{ "checkpoint-compress", required_argument, 0, OPT_CKZ },
 		{ "delta-every", required_argument, 0, OPT_DELTA },
+		{ "on-checkpoint-error", required_argument, 0, OPT_CKERR },
 		{ "replay-lr", required_argument, 0, OPT_RLR },
 		{ "replay-lr-bias", required_argument, 0, OPT_RLRB },
 		{ "replay-l2", required_argument, 0, OPT_RL2 },
@@ -458,12 +788,16 @@ int cmd_train(int argc, char **argv)
 	size_t ntests = 0;
 	uint64_t epochs = 1, v, memory = 0;
 	struct ckpt ck = { .every_sec = 30, .keep = 3, .pid = -1, .need_full = 1 };
-	int compress = 0;
+	int compress = 0, range_auto = 1;
 	unsigned linger_ms = 5;
+	unsigned char given[OPT_END - OPT_FORMAT]; /* the options given: a resume compares those */
+	memset(given, 0, sizeof given);
 	int c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+	while ((c = cli_getopt(cmd, argc, argv, ":h", opts)) != -1) {
+		if (c >= OPT_FORMAT && c < OPT_END)
+			given[c - OPT_FORMAT] = 1;
 		switch (c) {
 		case 'h':
 			train_help();
@@ -473,7 +807,7 @@ int cmd_train(int argc, char **argv)
 			format = mfs_format_parse(optarg);
 			if (format < 0) {
 				free(tests);
-				return cli_usage(cmd, "--format must be auto, tsv, csv, dat, jsonl or ssv, not \"%s\"",
+				return cli_usage(cmd, "--format: must be auto, tsv, csv, dat, jsonl or ssv, got \"%s\"",
 						 optarg);
 			}
 			break;
@@ -487,7 +821,7 @@ int cmd_train(int argc, char **argv)
 				stop_on_error = 0;
 			else {
 				free(tests);
-				return cli_usage(cmd, "--on-error must be skip-file or stop, not \"%s\"", optarg);
+				return cli_usage(cmd, "--on-error: must be skip-file or stop, got \"%s\"", optarg);
 			}
 			break;
 		case OPT_DIM:
@@ -501,32 +835,35 @@ int cmd_train(int argc, char **argv)
 			else if (strcmp(optarg, "adagrad") == 0)
 				cfg.optimizer = MFS_OPT_ADAGRAD;
 			else {
-				cli_usage(cmd, "--optimizer must be sgd or adagrad, not \"%s\"", optarg);
+				cli_usage(cmd, "--optimizer: must be sgd or adagrad, got \"%s\"", optarg);
 				goto usage;
 			}
 			break;
 		case OPT_LR:
-			if (cli_float(cmd, "--lr", optarg, &cfg.lr) < 0)
+			if (cli_float_in(cmd, "--lr", optarg, CLI_GE, 0, 0, &cfg.lr) < 0)
 				goto usage;
 			break;
 		case OPT_LRB:
-			if (cli_float(cmd, "--lr-bias", optarg, &cfg.lr_bias) < 0)
+			if (cli_float_in(cmd, "--lr-bias", optarg, CLI_GE, 0, 0, &cfg.lr_bias) < 0)
 				goto usage;
 			break;
 		case OPT_L2:
-			if (cli_float(cmd, "--l2", optarg, &cfg.l2) < 0)
+			if (cli_float_in(cmd, "--l2", optarg, CLI_GE, 0, 0, &cfg.l2) < 0)
 				goto usage;
 			break;
 		case OPT_L2B:
-			if (cli_float(cmd, "--l2-bias", optarg, &cfg.l2_bias) < 0)
+			if (cli_float_in(cmd, "--l2-bias", optarg, CLI_GE, 0, 0, &cfg.l2_bias) < 0)
 				goto usage;
 			break;
 		case OPT_INIT:
-			if (cli_float(cmd, "--init-std", optarg, &cfg.init_std) < 0)
+			if (cli_float_in(cmd, "--init-std", optarg, CLI_GE, 0, 0, &cfg.init_std) < 0)
 				goto usage;
 			break;
 		case OPT_RANGE:
-			if (cli_range(cmd, "--rating-range", optarg, &cfg.lo, &cfg.hi) < 0)
+			range_auto = strcmp(optarg, "auto") == 0;
+			if (range_auto)
+				given[OPT_RANGE - OPT_FORMAT] = 0; /* auto: the checkpoint's, on a resume */
+			else if (cli_range(cmd, "--rating-range", optarg, &cfg.lo, &cfg.hi) < 0)
 				goto usage;
 			break;
 		case OPT_LINK:
@@ -535,7 +872,7 @@ int cmd_train(int argc, char **argv)
 			else if (strcmp(optarg, "sigmoid") == 0)
 				cfg.link = MFS_RANGE_SIGMOID;
 			else {
-				cli_usage(cmd, "--range-link must be clamp or sigmoid, not \"%s\"", optarg);
+				cli_usage(cmd, "--range-link: must be clamp or sigmoid, got \"%s\"", optarg);
 				goto usage;
 			}
 			break;
@@ -562,7 +899,7 @@ int cmd_train(int argc, char **argv)
 			else if (strcmp(optarg, "hashed") == 0)
 				cfg.ids = MFS_IDS_HASHED;
 			else {
-				cli_usage(cmd, "--ids must be exact or hashed, not \"%s\"", optarg);
+				cli_usage(cmd, "--ids: must be exact or hashed, got \"%s\"", optarg);
 				goto usage;
 			}
 			break;
@@ -573,26 +910,24 @@ int cmd_train(int argc, char **argv)
 			ck.dir = optarg;
 			break;
 		case OPT_CKEVERY:
-		case OPT_DELTA: {
-			const char *name = c == OPT_CKEVERY ? "--checkpoint-every" : "--delta-every";
-			double *sec = c == OPT_CKEVERY ? &ck.every_sec : &ck.delta_sec;
-			uint64_t *evs = c == OPT_CKEVERY ? &ck.every_events : &ck.delta_events;
-			size_t l = strlen(optarg);
-			if (l > 1 && (optarg[l - 1] == 's' || optarg[l - 1] == 'm')) {
-				char num[64];
-				snprintf(num, sizeof num, "%.*s", (int)(l - 1), optarg);
-				if (cli_u64(cmd, name, num, 1, 1000000000, &v) < 0)
-					goto usage;
-				*sec = (double)v * (optarg[l - 1] == 'm' ? 60 : 1);
-				*evs = 0;
-			} else {
-				if (cli_u64(cmd, name, optarg, 1, UINT64_MAX, &v) < 0)
-					goto usage;
-				*evs = v;
-				*sec = 0;
+			if (cli_period(cmd, "--checkpoint-every", optarg, &ck.every_sec, &ck.every_events) < 0)
+				goto usage;
+			break;
+		case OPT_DELTA:
+			if (cli_period(cmd, "--delta-every", optarg, &ck.delta_sec, &ck.delta_events) < 0)
+				goto usage;
+			break;
+		case OPT_CKERR:
+			if (strcmp(optarg, "stop") == 0)
+				ck.stop_on_error = 1;
+			else if (strcmp(optarg, "continue") == 0)
+				ck.stop_on_error = 0;
+			else {
+				cli_usage(cmd, "--on-checkpoint-error: must be stop or continue, got \"%s\"",
+					  optarg);
+				goto usage;
 			}
 			break;
-		}
 		case OPT_KEEP:
 			if (cli_u64(cmd, "--keep", optarg, 1, 1000000, &v) < 0)
 				goto usage;
@@ -609,31 +944,31 @@ int cmd_train(int argc, char **argv)
 			cfg.user_hashes = (uint32_t)v;
 			break;
 		case OPT_MARGIN:
-			if (cli_float(cmd, "--range-margin", optarg, &cfg.range_margin) < 0)
+			if (cli_float_in(cmd, "--range-margin", optarg, CLI_GE | CLI_LE, 0, 10, &cfg.range_margin) < 0)
 				goto usage;
 			break;
 		case OPT_RLR:
-			if (cli_float(cmd, "--replay-lr", optarg, &cfg.replay_lr) < 0)
+			if (cli_float_in(cmd, "--replay-lr", optarg, CLI_GE, 0, 0, &cfg.replay_lr) < 0)
 				goto usage;
 			break;
 		case OPT_RLRB:
-			if (cli_float(cmd, "--replay-lr-bias", optarg, &cfg.replay_lr_bias) < 0)
+			if (cli_float_in(cmd, "--replay-lr-bias", optarg, CLI_GE, 0, 0, &cfg.replay_lr_bias) < 0)
 				goto usage;
 			break;
 		case OPT_RL2:
-			if (cli_float(cmd, "--replay-l2", optarg, &cfg.replay_l2) < 0)
+			if (cli_float_in(cmd, "--replay-l2", optarg, CLI_GE, 0, 0, &cfg.replay_l2) < 0)
 				goto usage;
 			break;
 		case OPT_FA:
-			if (cli_float(cmd, "--freq-alpha", optarg, &cfg.freq_alpha) < 0)
+			if (cli_float_in(cmd, "--freq-alpha", optarg, CLI_GE | CLI_LE, 0, 1, &cfg.freq_alpha) < 0)
 				goto usage;
 			break;
 		case OPT_FAB:
-			if (cli_float(cmd, "--freq-alpha-bias", optarg, &cfg.freq_alpha_bias) < 0)
+			if (cli_float_in(cmd, "--freq-alpha-bias", optarg, CLI_GE | CLI_LE, 0, 1, &cfg.freq_alpha_bias) < 0)
 				goto usage;
 			break;
 		case OPT_RL2B:
-			if (cli_float(cmd, "--replay-l2-bias", optarg, &cfg.replay_l2_bias) < 0)
+			if (cli_float_in(cmd, "--replay-l2-bias", optarg, CLI_GE, 0, 0, &cfg.replay_l2_bias) < 0)
 				goto usage;
 			break;
 		case OPT_MINCOUNT:
@@ -682,11 +1017,7 @@ int cmd_train(int argc, char **argv)
 					      optarg, &rc2) < 0)
 				goto usage;
 			break;
-		case ':':
-			cli_usage(cmd, "option %s needs a value", argv[optind - 1]);
-			goto usage;
-		default:
-			cli_usage(cmd, "unknown option \"%s\"", argv[optind - 1]);
+		default: /* CLI_OPT_ERR: said */
 			goto usage;
 		}
 	}
@@ -697,22 +1028,78 @@ int cmd_train(int argc, char **argv)
 	if (cfg.kernel && strcmp(cfg.kernel, "auto") != 0 && strcmp(cfg.kernel, "scalar") != 0 &&
 	    strcmp(cfg.kernel, "avx2") != 0 && strcmp(cfg.kernel, "avx512") != 0 &&
 	    strcmp(cfg.kernel, "neon") != 0) {
-		cli_usage(cmd, "--kernel must be auto, scalar, avx2, avx512 or neon, not \"%s\"",
+		cli_usage(cmd, "--kernel: must be auto, scalar, avx2, avx512 or neon, got \"%s\"",
 			  cfg.kernel);
 		goto usage;
 	}
 
 	ck.last_t = ck.last_any_t = cli_now();
-	if ((ck.delta_events || ck.delta_sec > 0) && !ck.dir) {
-		cli_usage(cmd, "--delta-every needs --checkpoint-dir");
+	/* options that contradict each other, or do nothing without another: usage errors */
+#define GIVEN(o) given[(o) - OPT_FORMAT]
+	if (epochs > 1 && rc2.follow) {
+		cli_usage(cmd, "--epochs %llu and --follow: a followed stream has no end to start "
+			  "pass 2 from (give one of them)", (unsigned long long)epochs);
 		goto usage;
 	}
 	if (ck.dir && epochs > 1) {
-		cli_usage(cmd, "--checkpoint-dir works with one pass over a stream (--epochs 1)");
+		cli_usage(cmd, "--checkpoint-dir and --epochs %llu: checkpoints cover one pass over a "
+			  "stream (--epochs 1)", (unsigned long long)epochs);
 		goto usage;
 	}
-	if (ck.dir && mkdir(ck.dir, 0755) < 0 && errno != EEXIST) {
-		cli_error("%s: cannot create the checkpoint directory: %s", ck.dir, strerror(errno));
+	static const struct {
+		int opt;
+		const char *name;
+	} need_ck[] = { { OPT_CKEVERY, "--checkpoint-every" }, { OPT_DELTA, "--delta-every" },
+			{ OPT_KEEP, "--keep" },	{ OPT_CKZ, "--checkpoint-compress" },
+			{ OPT_CKERR, "--on-checkpoint-error" } };
+	for (size_t i = 0; i < sizeof need_ck / sizeof need_ck[0]; i++)
+		if (GIVEN(need_ck[i].opt) && !ck.dir) {
+			cli_usage(cmd, "%s needs --checkpoint-dir", need_ck[i].name);
+			goto usage;
+		}
+	if (GIVEN(OPT_COMPRESS) && !save) {
+		cli_usage(cmd, "--compress needs --save (checkpoints: --checkpoint-compress)");
+		goto usage;
+	}
+	if (memory && (GIVEN(OPT_MAXU) || GIVEN(OPT_MAXI))) {
+		cli_usage(cmd, "--memory and --max-users/--max-items: give the capacities one way");
+		goto usage;
+	}
+	if (cfg.user_hashes == 2 && cfg.ids != MFS_IDS_HASHED) {
+		cli_usage(cmd, "--hashes 2 needs --ids hashed");
+		goto usage;
+	}
+	if (GIVEN(OPT_NOEVICT) && cfg.ids == MFS_IDS_HASHED) {
+		cli_usage(cmd, "--no-evict and --ids hashed: hashed IDs share rows, nothing is evicted");
+		goto usage;
+	}
+	if (fields && format != MFS_FORMAT_AUTO && format != MFS_FORMAT_JSONL) {
+		cli_usage(cmd, "--fields names JSON keys: it needs --format jsonl (or auto)");
+		goto usage;
+	}
+	static const struct {
+		int opt;
+		const char *name;
+	} replay_opts[] = { { OPT_RLR, "--replay-lr" }, { OPT_RLRB, "--replay-lr-bias" },
+			    { OPT_RL2, "--replay-l2" }, { OPT_RL2B, "--replay-l2-bias" } };
+	for (size_t i = 0; i < sizeof replay_opts / sizeof replay_opts[0]; i++)
+		if (GIVEN(replay_opts[i].opt) && epochs < 2) {
+			cli_usage(cmd, "%s sets passes 2..N: it needs --epochs 2 or more",
+				  replay_opts[i].name);
+			goto usage;
+		}
+	/* where the results go, before anything is learned */
+	for (size_t i = 0; i < ntests; i++)
+		if (access(tests[i], R_OK) < 0) {
+			cli_error("--test %s: %s", tests[i], strerror(errno));
+			free(tests);
+			return EXIT_RUNTIME;
+		}
+	if (save && check_save_path(save) < 0) {
+		free(tests);
+		return EXIT_RUNTIME;
+	}
+	if (ck.dir && check_checkpoint_dir(ck.dir) < 0) {
 		free(tests);
 		return EXIT_RUNTIME;
 	}
@@ -722,7 +1109,7 @@ int cmd_train(int argc, char **argv)
 		uint64_t quad = 4 * per_row + 3 * mfs_model_history_bytes(&cfg);
 		uint64_t items = memory / quad;
 		if (items < 2) {
-			cli_usage(cmd, "--memory %llu bytes holds fewer than 8 rows of dim %u",
+			cli_usage(cmd, "--memory: %llu bytes hold fewer than 8 rows of dim %u",
 				  (unsigned long long)memory, cfg.dim);
 			goto usage;
 		}
@@ -744,10 +1131,15 @@ int cmd_train(int argc, char **argv)
 		if (r == 0) {
 			mfs_model_info mi;
 			mfs_model_info_get(m, &mi);
-			cli_error("resuming from %s (%llu events learned)", from,
-				  (unsigned long long)mi.events);
+			/* the settings given must be the checkpoint's (learning rates may change) */
+			rc = resume_check(ck.dir, from, given, memory != 0, &cfg, m);
+			if (rc != 0)
+				goto out;
+			rc = EXIT_RUNTIME;
 			resumed = 1;
 			ck.need_full = 0; /* deltas may go on the chain it was loaded from */
+			ck.saved_events = mi.events;
+			range_auto = 0; /* the checkpoint's */
 		} else if (r != -MFS_E_NOTFOUND) {
 			cli_diag(&d);
 			goto out;
@@ -758,7 +1150,7 @@ int cmd_train(int argc, char **argv)
 		goto out;
 	}
 	ck.m = m;
-	struct cli_bad bad = { 0, 0 };
+	struct cli_bad bad = { 0 };
 	mfs_source_config sc;
 	mfs_source_config_default(&sc);
 	sc.format = format;
@@ -797,6 +1189,7 @@ int cmd_train(int argc, char **argv)
 	memset(&pre, 0, sizeof pre);
 	struct progress pg = { progress, cli_now(), 0 };
 	uint64_t steps = 0, files_failed = 0;
+	int warned = 0; /* the one warning about a rating outside the range */
 	double t0 = cli_now();
 	for (;;) {
 		const mfs_event *ev;
@@ -804,8 +1197,11 @@ int cmd_train(int argc, char **argv)
 		if (n == -MFS_E_AGAIN) {
 			/* idle: the progress line and the checkpoint clock go on */
 			progress_line(&pg, &pre, 1, 0);
-			if (ck.dir)
+			if (ck.dir) {
 				ckpt_maybe(&ck, m, src, pre.events + pre.unplaced);
+				if (ck.abort)
+					break; /* --on-checkpoint-error stop */
+			}
 			continue;
 		}
 		if (n < 0) {
@@ -823,10 +1219,30 @@ int cmd_train(int argc, char **argv)
 				  (unsigned long long)epochs);
 			goto out;
 		}
-		mfs_model_learn(m, ev, (size_t)n, &pre);
+		if (range_auto) {
+			range_from_first(m, ev, (size_t)n); /* the range of the first batch */
+			range_auto = 0;
+		}
+		if (learn_batch(m, src, ev, (size_t)n, &pre, &warned) < 0)
+			goto out;
 		progress_line(&pg, &pre, 1, 0);
-		if (ck.dir)
+		if (ck.dir) {
 			ckpt_maybe(&ck, m, src, pre.events + pre.unplaced);
+			if (ck.abort)
+				break; /* --on-checkpoint-error stop */
+		}
+	}
+	cli_stop_source(NULL); /* reading is over: a signal now only sets the flag */
+	/* What a signal cut short (in --follow it is the run's normal end). */
+	char cut[64] = "";
+	if (cli_stop_signal() && !rc2.follow)
+		snprintf(cut, sizeof cut, "reading");
+	int failed = 0; /* a failure that makes the exit status 1 */
+	int final_ok = 0;
+	uint64_t unsaved = 0;
+	if (ck.abort) {
+		cli_error("a checkpoint failed and --on-checkpoint-error is stop: learning stopped");
+		failed = 1;
 	}
 	if (ck.dir) {
 		/* the last period's writer, then a checkpoint of the end */
@@ -835,9 +1251,25 @@ int cmd_train(int argc, char **argv)
 		double tf = cli_now();
 		mfs_model_info fi;
 		mfs_model_info_get(m, &fi);
+		int fr = 0;
 		if (ck.need_full || ck.started == 0 || fi.events != ck.last_model_events)
-			ckpt_write_now(&ck, m, src); /* else the last periodic one holds this state */
+			fr = ckpt_write_now(&ck, m, src); /* else the last periodic one holds this state */
 		ck.final_ms = (cli_now() - tf) * 1000.0;
+		final_ok = fr == 0;
+		if (fr < 0) {
+			mfs_model_info mi;
+			mfs_model_info_get(m, &mi);
+			unsaved = mi.events - ck.saved_events;
+			if (ck.saved_events)
+				cli_error("the final checkpoint failed: the %llu events learned since the "
+					  "newest valid checkpoint in %s (%llu events) are not saved",
+					  (unsigned long long)unsaved, ck.dir,
+					  (unsigned long long)ck.saved_events);
+			else
+				cli_error("the final checkpoint failed: no checkpoint in %s holds any of "
+					  "the %llu events learned", ck.dir, (unsigned long long)unsaved);
+			failed = 1;
+		}
 	}
 	steps = pre.events;
 	progress_line(&pg, &pre, 1, 1);
@@ -845,8 +1277,14 @@ int cmd_train(int argc, char **argv)
 		cli_error("warning: %llu events not learned: a table is full (raise --max-users / "
 			  "--max-items)",
 			  (unsigned long long)pre.unplaced);
+	cli_bad_finish(&bad);
+	int nothing = pre.events == 0 && nothing_learned(&bad, files_failed, src, rc2.follow,
+							 (const char *const *)argv + optind,
+							 (size_t)(argc - optind), resumed);
+	failed |= nothing;
 
-	if (epochs > 1 && rp.n > 0) {
+	uint64_t epochs_done = 1;
+	if (epochs > 1 && rp.n > 0 && !cut[0] && !nothing && !failed) {
 		uint32_t *order = malloc(rp.n * sizeof *order);
 		mfs_event *batch = malloc(4096 * sizeof *batch);
 		if (!order || !batch) {
@@ -859,7 +1297,7 @@ int cmd_train(int argc, char **argv)
 			order[i] = (uint32_t)i;
 		uint64_t rs = cfg.seed ^ 0x5eed5eed5eed5eedULL;
 		mfs_model_set_replay(m, 1); /* passes 2..N: the --replay-* settings */
-		for (uint64_t ep = 2; ep <= epochs; ep++) {
+		for (uint64_t ep = 2; ep <= epochs && !cut[0]; ep++) {
 			for (size_t i = rp.n - 1; i > 0; i--) {
 				size_t j = (size_t)(mix64(&rs) % (i + 1));
 				uint32_t t = order[i];
@@ -870,6 +1308,11 @@ int cmd_train(int argc, char **argv)
 			memset(&es, 0, sizeof es);
 			pg.start = cli_now();
 			for (size_t i = 0; i < rp.n; i += 4096) {
+				if (cli_stop_signal()) {
+					snprintf(cut, sizeof cut, "epoch %llu of %llu",
+						 (unsigned long long)ep, (unsigned long long)epochs);
+					break;
+				}
 				size_t cn = rp.n - i < 4096 ? rp.n - i : 4096;
 				for (size_t j = 0; j < cn; j++) {
 					const struct rec *x = &rp.recs[order[i + j]];
@@ -880,23 +1323,42 @@ int cmd_train(int argc, char **argv)
 					batch[j].rating = x->rating;
 					batch[j].time = 0;
 				}
-				mfs_model_learn(m, batch, cn, &es);
+				if (learn_batch(m, NULL, batch, cn, &es, &warned) < 0) {
+					free(order);
+					free(batch);
+					goto out;
+				}
 				progress_line(&pg, &es, (int)ep, 0);
 			}
 			steps += es.events;
 			progress_line(&pg, &es, (int)ep, 1);
+			if (!cut[0])
+				epochs_done = ep;
 		}
 		free(order);
 		free(batch);
 	}
 	double secs = cli_now() - t0;
-	cli_bad_finish(&bad);
 
 	struct cli_eval te;
 	memset(&te, 0, sizeof te);
-	if (ntests && cli_evaluate(m, tests, ntests, format, fields, &te) != 0)
-		goto out;
-	if (save) {
+	int tested = 0;
+	if (ntests && (cut[0] || nothing))
+		cli_error("--test skipped: %s", nothing ? "nothing was learned" : "interrupted");
+	else if (ntests) {
+		if (cli_evaluate(m, tests, ntests, format, fields, &te) != 0)
+			goto out;
+		if (te.interrupted) {
+			snprintf(cut, sizeof cut, "--test");
+		} else if (te.n == 0) {
+			cli_error("--test: no rated pairs to score in the test files");
+			failed = 1;
+		} else {
+			tested = 1;
+		}
+	}
+	int save_failed = 0;
+	if (save && !nothing) {
 		/* the saved model records where its input ended, like a checkpoint */
 		size_t plen;
 		char *pos = position_blob(src, &plen);
@@ -905,7 +1367,8 @@ int cmd_train(int argc, char **argv)
 		free(pos);
 		if (sr < 0) {
 			cli_diag(&d);
-			goto out;
+			cli_error("--save %s failed: the model learned in this run is not saved", save);
+			save_failed = failed = 1;
 		}
 	}
 	mfs_model_info info;
@@ -915,11 +1378,13 @@ int cmd_train(int argc, char **argv)
 	printf("{\"events\": %llu, \"skipped\": %llu, \"epochs\": %llu, \"steps\": %llu, "
 	       "\"users\": %llu, \"items\": %llu",
 	       (unsigned long long)ss.events, (unsigned long long)ss.skipped,
-	       (unsigned long long)epochs, (unsigned long long)steps,
+	       (unsigned long long)epochs_done, (unsigned long long)steps,
 	       (unsigned long long)info.users, (unsigned long long)info.items);
 	if (pre.unplaced)
 		printf(", \"unplaced\": %llu", (unsigned long long)pre.unplaced);
 	printf(", \"model_events\": %llu", (unsigned long long)info.events);
+	printf(", \"rating_range\": \"%g:%g\", \"out_of_range\": %llu", info.lo, info.hi,
+	       (unsigned long long)pre.out_of_range);
 	if (ck.dir)
 		printf(", \"checkpoints\": %llu, \"deltas\": %llu, \"checkpoint_failures\": %llu, "
 		       "\"checkpoint_stall_ms_max\": %.3f, \"checkpoint_wait_ms\": %.1f, "
@@ -927,6 +1392,10 @@ int cmd_train(int argc, char **argv)
 		       (unsigned long long)(ck.started - ck.failed), (unsigned long long)ck.deltas,
 		       (unsigned long long)ck.failed, ck.stall_ms_max, ck.wait_ms, ck.final_ms,
 		       resumed ? "true" : "false");
+	if (unsaved)
+		printf(", \"unsaved_events\": %llu", (unsigned long long)unsaved);
+	if (save_failed)
+		printf(", \"save_failed\": true");
 	printf(", \"evictions\": %llu",
 	       (unsigned long long)(info.user_evictions + info.item_evictions));
 	if (cfg.min_count > 1)
@@ -939,15 +1408,30 @@ int cmd_train(int argc, char **argv)
 		       sqrt(pre.sq_err / (double)pre.events), pre.abs_err / (double)pre.events);
 	if (ntests) {
 		printf(", \"test_n\": %llu", (unsigned long long)te.n);
-		if (te.n)
+		if (tested)
 			printf(", \"test_rmse\": %.6f, \"test_mae\": %.6f", sqrt(te.sq / (double)te.n),
 			       te.ab / (double)te.n);
 	}
+	int sig = cli_stop_signal();
+	printf(", \"interrupted\": %s", sig ? "true" : "false");
+	if (cut[0])
+		printf(", \"interrupted_during\": \"%s\"", cut);
 	printf(", \"seconds\": %.3f, \"events_per_sec\": %.4g, \"kernel\": \"%s\", \"io\": \"%s\"}\n",
 	       secs, secs > 0 ? (double)steps / secs : 0.0, info.kernel, mfs_source_io(src));
 	fflush(stdout);
-	rc = 0;
+	if (cut[0]) {
+		int saved = save && !save_failed;
+		cli_error("interrupted by %s during %s: the run did not finish (exit status 1); what "
+			  "was learned until then is %s", cli_signal_name(sig), cut,
+			  final_ok && saved ? "in the final checkpoint and --save"
+			  : final_ok	    ? "in the final checkpoint"
+			  : saved	    ? "saved (--save)"
+					    : "not saved");
+		failed = 1;
+	}
+	rc = failed ? EXIT_RUNTIME : 0;
 out:
+	cli_stop_source(NULL);
 	regroup_join(&ck, 1);
 	mfs_source_free(src);
 	mfs_model_free(m);
@@ -964,7 +1448,9 @@ static const char eval_help[] =
 	"Usage: mfstream eval --model PATH [options] TEST...\n"
 	"\n"
 	"Score a saved model on rated pairs (any input format train reads) and print\n"
-	"{\"n\": ..., \"rmse\": ..., \"mae\": ..., \"skipped\": ...} on stdout.\n"
+	"{\"n\": ..., \"rmse\": ..., \"mae\": ..., \"skipped\": ...} on stdout. Errors are taken\n"
+	"against the ratings as given (not clamped into the model's range). Exit 1 when\n"
+	"there is no rated pair to score (n would be 0).\n"
 	"\n"
 	"  --model PATH    a model file, or a checkpoint directory (its newest valid model)\n"
 	"  --format F      auto|tsv|csv|dat|jsonl|ssv (default auto)\n"
@@ -983,7 +1469,7 @@ int cmd_eval(int argc, char **argv)
 	int format = MFS_FORMAT_AUTO, c;
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":hm:", opts, NULL)) != -1) {
+	while ((c = cli_getopt("eval", argc, argv, ":hm:", opts)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(eval_help, stdout);
@@ -994,7 +1480,8 @@ int cmd_eval(int argc, char **argv)
 		case 'f':
 			format = mfs_format_parse(optarg);
 			if (format < 0)
-				return cli_usage("eval", "--format must be auto, tsv, csv, dat, jsonl or ssv");
+				return cli_usage("eval", "--format: must be auto, tsv, csv, dat, jsonl or ssv, "
+						 "got \"%s\"", optarg);
 			break;
 		case 'F':
 			fields = optarg;
@@ -1002,10 +1489,8 @@ int cmd_eval(int argc, char **argv)
 		case 'K':
 			kernel = optarg;
 			break;
-		case ':':
-			return cli_usage("eval", "option %s needs a value", argv[optind - 1]);
-		default:
-			return cli_usage("eval", "unknown option \"%s\"", argv[optind - 1]);
+		default: /* CLI_OPT_ERR: said */
+			return EXIT_USAGE;
 		}
 	}
 	if (!model)
@@ -1019,10 +1504,21 @@ int cmd_eval(int argc, char **argv)
 	struct cli_eval te;
 	rc = cli_evaluate(m, (const char *const *)argv + optind, (size_t)(argc - optind), format,
 			  fields, &te);
-	if (rc == 0) {
+	if (rc == 0 && te.n == 0) {
+		/* an RMSE of nothing is no score: say why there was nothing */
+		if (te.skipped) {
+			char first[1024];
+			mfs_diag_format(&te.first_bad, first, sizeof first);
+			cli_error("no rated pairs to score: all %llu records were malformed (the first: "
+				  "%s)", (unsigned long long)te.skipped, first);
+		} else {
+			cli_error("no rated pairs to score: the test input is empty");
+		}
+		rc = EXIT_RUNTIME;
+	} else if (rc == 0) {
 		printf("{\"n\": %llu, \"rmse\": %.6f, \"mae\": %.6f, \"skipped\": %llu}\n",
-		       (unsigned long long)te.n, te.n ? sqrt(te.sq / (double)te.n) : 0.0,
-		       te.n ? te.ab / (double)te.n : 0.0, (unsigned long long)te.skipped);
+		       (unsigned long long)te.n, sqrt(te.sq / (double)te.n), te.ab / (double)te.n,
+		       (unsigned long long)te.skipped);
 	}
 	mfs_model_free(m);
 	return rc;

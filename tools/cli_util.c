@@ -1,5 +1,6 @@
 /* cli_util.c - messages, option values, model loading, evaluation. */
 #include <dirent.h>
+#include <getopt.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -32,8 +33,6 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	va_list ap;
 	fputs("mfstream: ", stderr);
-	if (cmd)
-		fprintf(stderr, "%s: ", cmd);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -44,37 +43,177 @@ int cli_usage(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
-int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+int cli_getopt(const char *cmd, int argc, char **argv, const char *optstring,
+	       const struct option *opts)
 {
-	char *end;
+	int li = -1;
+	int c = getopt_long(argc, argv, optstring, opts, &li);
+	char name[80];
+	if (c == ':' || (c != -1 && c != '?' && optarg && optarg[0] == '-' && optarg[1] == '-')) {
+		/* a value missing, or the next word is another option: name the option */
+		if (c == ':')
+			snprintf(name, sizeof name, "%s", argv[optind - 1]);
+		else if (li >= 0)
+			snprintf(name, sizeof name, "--%s", opts[li].name);
+		else
+			snprintf(name, sizeof name, "-%c", c);
+		char *eq = strchr(name, '=');
+		if (eq)
+			*eq = 0;
+		cli_usage(cmd, "%s needs a value", name);
+		return CLI_OPT_ERR;
+	}
+	if (c == '?') {
+		const char *w = argv[optind - 1];
+		if (optopt && optopt < 256 && !(w[0] == '-' && w[1] == '-'))
+			cli_usage(cmd, "unknown option \"-%c\"", optopt);
+		else
+			cli_usage(cmd, "unknown option \"%s\"", w);
+		return CLI_OPT_ERR;
+	}
+	return c;
+}
+
+/* --- option values ----------------------------------------------------- */
+
+/*
+ * A decimal number at s: digits with an optional fraction. *end after it.
+ * Returns 0, or -1 when there is no digit (or too many).
+ */
+static int decimal(const char *s, double *v, const char **end)
+{
+	const char *p = s;
+	double x = 0;
+	int digits = 0;
+	while (*p >= '0' && *p <= '9') {
+		x = x * 10 + (*p++ - '0');
+		digits++;
+	}
+	if (*p == '.') {
+		double f = 0.1;
+		p++;
+		while (*p >= '0' && *p <= '9') {
+			x += (*p++ - '0') * f;
+			f /= 10;
+			digits++;
+		}
+	}
+	*end = p;
+	*v = x;
+	return digits && digits <= 24 ? 0 : -1;
+}
+
+int cli_count(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64_t hi,
+	      uint64_t *out)
+{
+	if (!s || !*s || *s == '-' || *s == '+') {
+		cli_usage(cmd, "%s: must be a whole number (5000, 5k, 1.5M), got \"%s\"", opt,
+			  s ? s : "");
+		return -1;
+	}
+	/* exact for plain digits (seeds use all 64 bits) */
+	char *e;
 	errno = 0;
-	if (!s || !*s || *s == '-') {
-		cli_usage(cmd, "%s needs a whole number, not \"%s\"", opt, s ? s : "");
-		return -1;
+	unsigned long long whole = strtoull(s, &e, 10);
+	uint64_t v;
+	if (!*e && !errno) {
+		v = whole;
+	} else {
+		double x;
+		const char *end;
+		if (decimal(s, &x, &end) < 0)
+			goto bad;
+		double mul = 1;
+		if (*end == 'k' || *end == 'K')
+			mul = 1e3, end++;
+		else if (*end == 'M')
+			mul = 1e6, end++;
+		else if (*end == 'G')
+			mul = 1e9, end++;
+		else if (*end == 'm' && !end[1]) {
+			cli_usage(cmd, "%s: must be a count, got \"%s\" (lower-case m means minutes; "
+				  "M is a million)", opt, s);
+			return -1;
+		}
+		if (*end)
+			goto bad;
+		x *= mul;
+		if (x >= 18446744073709551615.0) {
+			cli_usage(cmd, "%s: %s is too large", opt, s);
+			return -1;
+		}
+		if (x != floor(x)) {
+			cli_usage(cmd, "%s: must be a whole number, got \"%s\" (= %.17g)", opt, s, x);
+			return -1;
+		}
+		v = (uint64_t)x;
 	}
-	unsigned long long v = strtoull(s, &end, 10);
-	uint64_t mul = 1;
-	if (*end == 'k' || *end == 'K')
-		mul = 1000, end++;
-	else if (*end == 'M')
-		mul = 1000000, end++;
-	else if (*end == 'G')
-		mul = 1000000000, end++;
-	if (errno || *end || end == s) {
-		cli_usage(cmd, "%s needs a whole number, not \"%s\"", opt, s);
-		return -1;
-	}
-	if (mul > 1 && v > UINT64_MAX / mul) {
-		cli_usage(cmd, "%s %s is too large", opt, s);
-		return -1;
-	}
-	v *= mul;
 	if (v < lo || v > hi) {
-		cli_usage(cmd, "%s %s is out of range %llu..%llu", opt, s, (unsigned long long)lo,
-			  (unsigned long long)hi);
+		cli_usage(cmd, "%s: must be %llu..%llu, got %s", opt, (unsigned long long)lo,
+			  (unsigned long long)hi, s);
 		return -1;
 	}
 	*out = v;
+	return 0;
+bad:
+	cli_usage(cmd, "%s: must be a whole number (5000, 5k, 1.5M), got \"%s\"", opt, s);
+	return -1;
+}
+
+int cli_u64(const char *cmd, const char *opt, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	return cli_count(cmd, opt, s, lo, hi, out);
+}
+
+/* The unit of a duration at p ("ms", "s", "m", "h"): seconds per unit, or 0. */
+static double duration_unit(const char *p)
+{
+	if (strcmp(p, "ms") == 0)
+		return 1e-3;
+	if (strcmp(p, "s") == 0)
+		return 1;
+	if (strcmp(p, "m") == 0)
+		return 60;
+	if (strcmp(p, "h") == 0)
+		return 3600;
+	return 0;
+}
+
+int cli_duration(const char *cmd, const char *opt, const char *s, double *sec)
+{
+	double x, unit;
+	const char *end;
+	if (!s || decimal(s, &x, &end) < 0 || (unit = duration_unit(end)) == 0) {
+		cli_usage(cmd, "%s: must be a duration (500ms, 1.5s, 30s, 5m, 2h), got \"%s\"", opt,
+			  s ? s : "");
+		return -1;
+	}
+	if (x <= 0) {
+		cli_usage(cmd, "%s: must be longer than 0, got \"%s\"", opt, s);
+		return -1;
+	}
+	*sec = x * unit;
+	return 0;
+}
+
+int cli_period(const char *cmd, const char *opt, const char *s, double *sec, uint64_t *events)
+{
+	double x;
+	const char *end;
+	if (s && decimal(s, &x, &end) == 0 && duration_unit(end) > 0) {
+		if (cli_duration(cmd, opt, s, sec) < 0)
+			return -1;
+		*events = 0;
+		return 0;
+	}
+	if (s && decimal(s, &x, &end) == 0 && *end && !strchr("kKMG", *end)) {
+		cli_usage(cmd, "%s: must be a duration (500ms, 1.5s, 30s, 5m, 2h) or a count of "
+			  "events (50000, 50k, 1.5M), got \"%s\"", opt, s);
+		return -1;
+	}
+	if (cli_count(cmd, opt, s, 1, UINT64_MAX, events) < 0)
+		return -1;
+	*sec = 0;
 	return 0;
 }
 
@@ -83,7 +222,7 @@ int cli_size(const char *cmd, const char *opt, const char *s, uint64_t *out)
 	char *end;
 	errno = 0;
 	if (!s || !*s || *s == '-') {
-		cli_usage(cmd, "%s needs a size like 512M or 4G, not \"%s\"", opt, s ? s : "");
+		cli_usage(cmd, "%s: must be a size like 512M or 4G, got \"%s\"", opt, s ? s : "");
 		return -1;
 	}
 	unsigned long long v = strtoull(s, &end, 10);
@@ -97,7 +236,7 @@ int cli_size(const char *cmd, const char *opt, const char *s, uint64_t *out)
 	if (*end == 'B' || *end == 'b')
 		end++;
 	if (errno || *end || end == s || v == 0 || (shift && v > (UINT64_MAX >> shift))) {
-		cli_usage(cmd, "%s needs a size like 512M or 4G, not \"%s\"", opt, s);
+		cli_usage(cmd, "%s: must be a size like 512M or 4G, got \"%s\"", opt, s);
 		return -1;
 	}
 	*out = (uint64_t)v << shift;
@@ -110,10 +249,35 @@ int cli_float(const char *cmd, const char *opt, const char *s, float *out)
 	errno = 0;
 	double v = s ? strtod(s, &end) : 0.0;
 	if (!s || !*s || errno || *end || !isfinite(v)) {
-		cli_usage(cmd, "%s needs a number, not \"%s\"", opt, s ? s : "");
+		cli_usage(cmd, "%s: must be a number, got \"%s\"", opt, s ? s : "");
 		return -1;
 	}
 	*out = (float)v;
+	return 0;
+}
+
+int cli_float_in(const char *cmd, const char *opt, const char *s, int bounds, float lo, float hi,
+		 float *out)
+{
+	float v;
+	if (cli_float(cmd, opt, s, &v) < 0)
+		return -1;
+	int bad = ((bounds & CLI_GT) && !(v > lo)) || ((bounds & CLI_GE) && !(v >= lo)) ||
+		  ((bounds & CLI_LE) && !(v <= hi));
+	if (bad) {
+		char want[96];
+		if ((bounds & (CLI_GT | CLI_GE)) && (bounds & CLI_LE))
+			snprintf(want, sizeof want, "between %g and %g", lo, hi);
+		else if (bounds & CLI_GT)
+			snprintf(want, sizeof want, "> %g", lo);
+		else if (bounds & CLI_GE)
+			snprintf(want, sizeof want, ">= %g", lo);
+		else
+			snprintf(want, sizeof want, "<= %g", hi);
+		cli_usage(cmd, "%s: must be %s, got %s", opt, want, s);
+		return -1;
+	}
+	*out = v;
 	return 0;
 }
 
@@ -121,7 +285,7 @@ int cli_range(const char *cmd, const char *opt, const char *s, float *lo, float 
 {
 	const char *colon = s ? strchr(s, ':') : NULL;
 	if (!colon) {
-		cli_usage(cmd, "%s needs LO:HI, not \"%s\"", opt, s ? s : "");
+		cli_usage(cmd, "%s: must be LO:HI (like 1:5 or 0.5:5), got \"%s\"", opt, s ? s : "");
 		return -1;
 	}
 	char a[64], b[64];
@@ -130,7 +294,7 @@ int cli_range(const char *cmd, const char *opt, const char *s, float *lo, float 
 	char *e1, *e2;
 	double x = strtod(a, &e1), y = strtod(b, &e2);
 	if (!*a || !*b || *e1 || *e2 || !isfinite(x) || !isfinite(y) || !(x < y)) {
-		cli_usage(cmd, "%s needs LO:HI with LO < HI, not \"%s\"", opt, s);
+		cli_usage(cmd, "%s: must be LO:HI with LO < HI, got \"%s\"", opt, s);
 		return -1;
 	}
 	*lo = (float)x;
@@ -220,7 +384,8 @@ void cli_warn_skip(void *ctx, const mfs_diag *d)
 void cli_on_bad(void *ctx, const mfs_diag *d)
 {
 	struct cli_bad *b = ctx;
-	b->count++;
+	if (b->count++ == 0)
+		b->first = *d;
 	if (b->shown < BAD_SHOWN) {
 		b->shown++;
 		cli_diag(d);
@@ -239,7 +404,8 @@ int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int fo
 {
 	mfs_source_config sc;
 	mfs_source_config_default(&sc);
-	struct cli_bad bad = { 0, 0 };
+	struct cli_bad bad;
+	memset(&bad, 0, sizeof bad);
 	sc.format = format;
 	sc.fields = fields;
 	sc.on_bad = cli_on_bad;
@@ -252,6 +418,10 @@ int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int fo
 		return EXIT_RUNTIME;
 	}
 	int rc = 0;
+	/* a signal before (the end of a --follow run) is not this one's to act on */
+	int watch = !cli_stop_signal();
+	if (watch)
+		cli_stop_source(src);
 	for (;;) {
 		const mfs_event *e;
 		int got = mfs_source_next(src, &e, &d);
@@ -271,8 +441,13 @@ int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int fo
 			ev->n++;
 		}
 	}
+	if (watch) {
+		cli_stop_source(NULL);
+		ev->interrupted = cli_stop_signal() != 0;
+	}
 	cli_bad_finish(&bad);
 	ev->skipped = bad.count;
+	ev->first_bad = bad.first;
 	mfs_source_free(src);
 	return rc;
 }

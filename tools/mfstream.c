@@ -21,8 +21,8 @@ static const char usage[] =
 	"  gen [options]                write a synthetic stream from a planted model\n"
 	"  scan [options] INPUT...      read and parse without learning (validate, benchmark)\n"
 	"\n"
-	"Run 'mfstream COMMAND --help' for the options of a command.\n"
-	"Options: --help, --version.\n"
+	"Run 'mfstream COMMAND --help' (or 'mfstream help COMMAND') for the options of a\n"
+	"command. Options: --help, --version.\n"
 	"Exit status: 0 success, 1 runtime failure, 2 usage error.\n";
 
 int main(int argc, char **argv)
@@ -32,7 +32,17 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
-	if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+	char *help_argv[4];
+	if (strcmp(cmd, "help") == 0 && argc >= 3) {
+		/* "mfstream help CMD" is "mfstream CMD --help" */
+		help_argv[0] = argv[0];
+		help_argv[1] = argv[2];
+		help_argv[2] = "--help";
+		help_argv[3] = NULL;
+		cmd = argv[2];
+		argc = 3;
+		argv = help_argv;
+	} else if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
 		fputs(usage, stdout);
 		return 0;
 	}
