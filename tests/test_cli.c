@@ -1,5 +1,6 @@
 /* test_cli.c - the mfstream command line, run as a user would. */
 #include <math.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -646,6 +647,597 @@ static void cli_train__space_separated_input_learns_as_tsv_does(void **state)
 	}
 }
 
+/* --- a child process watched while it runs ------------------------------------ */
+
+struct child {
+	pid_t pid;
+	int in, out, err; /* our ends; in is -1 unless asked for */
+	char obuf[65536], ebuf[65536];
+	size_t olen, elen;
+};
+
+static void child_start(struct child *c, char *const argv[], int with_stdin)
+{
+	int in[2], out[2], err[2];
+	memset(c, 0, sizeof *c);
+	assert_int_equal(pipe(in) | pipe(out) | pipe(err), 0);
+	c->pid = fork();
+	assert_true(c->pid >= 0);
+	if (c->pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		dup2(err[1], 2);
+		close(in[0]);
+		close(in[1]);
+		close(out[0]);
+		close(out[1]);
+		close(err[0]);
+		close(err[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	close(err[1]);
+	c->out = out[0];
+	c->err = err[0];
+	c->in = in[1];
+	if (!with_stdin) {
+		close(c->in);
+		c->in = -1;
+	}
+}
+
+/* Read what the child wrote for up to ms milliseconds (or until needle is in stderr). */
+static int child_read(struct child *c, const char *needle, int ms)
+{
+	for (int waited = 0; waited <= ms; waited += 20) {
+		if (needle && strstr(c->ebuf, needle))
+			return 1;
+		struct pollfd p[2] = { { .fd = c->out, .events = POLLIN }, { .fd = c->err, .events = POLLIN } };
+		if (poll(p, 2, 20) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			char *b = i ? c->ebuf : c->obuf;
+			size_t *len = i ? &c->elen : &c->olen;
+			ssize_t n = read(p[i].fd, b + *len, sizeof c->obuf - 1 - *len);
+			if (n > 0) {
+				*len += (size_t)n;
+				b[*len] = 0;
+			}
+		}
+	}
+	return needle ? strstr(c->ebuf, needle) != NULL : 0;
+}
+
+/* Wait for the child to exit, reading its output: its exit code (128 + signal),
+ * or -1 if it is still running after ms milliseconds (then it is killed). */
+static int child_wait(struct child *c, int ms)
+{
+	int st;
+	for (int waited = 0;; waited += 20) {
+		child_read(c, NULL, 0);
+		pid_t r = waitpid(c->pid, &st, WNOHANG);
+		if (r == c->pid)
+			break;
+		if (waited > ms) {
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, &st, 0);
+			st = -1;
+			break;
+		}
+		usleep(20000);
+	}
+	child_read(c, NULL, 100); /* what is left in the pipes */
+	if (c->in >= 0)
+		close(c->in);
+	close(c->out);
+	close(c->err);
+	if (st == -1)
+		return -1;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Whether pid has a handler for sig yet (/proc/PID/status SigCgt), waiting up to ms. */
+static int catches(pid_t pid, int sig, int ms)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	for (int waited = 0; waited <= ms; waited += 10) {
+		FILE *f = fopen(path, "r");
+		char line[256];
+		unsigned long long mask = 0;
+		while (f && fgets(line, sizeof line, f))
+			if (sscanf(line, "SigCgt: %llx", &mask) == 1)
+				break;
+		if (f)
+			fclose(f);
+		if (mask & (1ULL << (sig - 1)))
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+	int n = 0;
+	for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	return n;
+}
+
+/* --- labels: the range, out-of-range ratings, true-label scores ----------------- */
+
+/* MovieLens latest-small-like data: half stars, 0.5..5, a CSV with a header. */
+static void cli_train__half_stars_detect_their_range_and_score_true_labels(void **state)
+{
+	(void)state;
+	const char *p = mfs_test_path("half.csv");
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs("userId,movieId,rating,timestamp\n", f);
+	uint64_t x = 12345;
+	for (int i = 0; i < 20000; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		fprintf(f, "%u,%u,%.1f,%d\n", (unsigned)(x >> 33) % 600, (unsigned)(x >> 45) % 3000,
+			0.5 * (double)(1 + (x >> 20) % 10), 1000 + i);
+	}
+	fclose(f);
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", p);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\"rating_range\": \"0.5:5\""));
+	assert_float_equal(mfs_json_number(r.out, "out_of_range"), 0, 0);
+	assert_non_null(strstr(r.err, "rating range 0.5:5 from the first 4096 events (half steps)"));
+	mfs_run_free(&r);
+	RUN(&r, "scan", p);
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "rating_min"), 0.5, 0);
+	assert_float_equal(mfs_json_number(r.out, "rating_max"), 5, 0);
+	assert_float_equal(mfs_json_number(r.out, "rating_step"), 0.5, 0);
+	mfs_run_free(&r);
+	/* an explicit range is kept: the 0.5s are then out of it */
+	RUN(&r, "train", "--quiet", "--rating-range", "1:5", p);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\"rating_range\": \"1:5\""));
+	assert_true(mfs_json_number(r.out, "out_of_range") > 1000);
+	assert_null(strstr(r.err, "rating range 1:5 from"));
+	mfs_run_free(&r);
+}
+
+/* Out-of-range ratings: counted, the first reported once with file:line, and
+ * the prequential error taken against the true rating. */
+static void cli_train__out_of_range_counted_reported_once_scored_true(void **state)
+{
+	(void)state;
+	/* 10000 lines (three batches): out of range at lines 3, 4 and 9000 */
+	const char *p = mfs_test_path("oor.tsv");
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	for (int i = 1; i <= 10000; i++)
+		fprintf(f, "u%d\ti%d\t%s\n", i % 97, i % 89,
+			i == 3 ? "0.5" : i == 4 ? "9" : i == 9000 ? "6" : i % 2 ? "4" : "2");
+	fclose(f);
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--rating-range", "1:5", p);
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "out_of_range"), 3, 0);
+	char where[1400];
+	snprintf(where, sizeof where, "%s:3: rating 0.5 is outside the rating range 1:5", p);
+	assert_non_null(strstr(r.err, where));
+	assert_int_equal(count_of(r.err, "is outside the rating range"), 1);
+	mfs_run_free(&r);
+	/* one event rated 0 in 1:5: predicted mu = 3 before learning; against the
+	 * true 0 the error is 3 (against the clamped 1 it would be 2) */
+	const char *q = mfs_test_path("zero.tsv");
+	mfs_write_file(q, "u\ti\t0\n", 6);
+	RUN(&r, "train", "--quiet", "--init-std", "0", "--rating-range", "1:5", q);
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "prequential_rmse"), 3.0, 1e-4);
+	assert_float_equal(mfs_json_number(r.out, "out_of_range"), 1, 0);
+	mfs_run_free(&r);
+}
+
+/* --- resume: settings compared with the checkpoint's ------------------------------- */
+
+static void cli_train__resume_refuses_a_changed_shape_and_names_it(void **state)
+{
+	(void)state;
+	char ck[1200];
+	snprintf(ck, sizeof ck, "%s", mfs_test_path("resume_ck"));
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--dim", "8", "--checkpoint-dir", ck, small_stream());
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", "--dim", "16", "--ids", "hashed", "--rating-range", "0.5:5",
+	    "--checkpoint-dir", ck, small_stream());
+	assert_int_equal(r.status, 2);
+	char want[1400];
+	snprintf(want, sizeof want, "--dim 16 but the checkpoint in %s has dim 8", ck);
+	assert_non_null(strstr(r.err, want));
+	assert_non_null(strstr(r.err, "--ids hashed but the checkpoint"));
+	assert_non_null(strstr(r.err, "--rating-range 0.5:5 but the checkpoint"));
+	assert_string_equal(r.out, "");
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", "--max-users", "64", "--checkpoint-dir", ck, small_stream());
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--max-users 64 but the checkpoint"));
+	mfs_run_free(&r);
+	/* defaults do not refuse it (the checkpoint's dim is not the default); the
+	 * same value given does not either; a learning rate is taken and said */
+	RUN(&r, "train", "--quiet", "--checkpoint-dir", ck, small_stream());
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\"resumed\": true"));
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", "--dim", "8", "--lr", "0.05", "--checkpoint-dir", ck,
+	    small_stream());
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.err, "resuming with --lr 0.05"));
+	mfs_run_free(&r);
+}
+
+/* --- signals ------------------------------------------------------------------- */
+
+/* SIGINT in pass 2..N: the passes stop, the model learned so far is saved, the
+ * summary says so, exit 1 (the run did not finish). */
+static void cli_train__sigint_during_epochs_stops_and_says_interrupted(void **state)
+{
+	(void)state;
+	const char *model = mfs_test_path("int.mfs");
+	char *argv[] = { MFS_CLI, "train", "--progress", "--epochs", "100000", "--save",
+			 (char *)model, (char *)small_stream(), NULL };
+	struct child c;
+	child_start(&c, argv, 0);
+	int replaying = child_read(&c, "epoch 3 ", 120000); /* in the replayed passes */
+	int labels = strstr(c.ebuf, "training RMSE") && strstr(c.ebuf, "prequential RMSE");
+	if (replaying)
+		kill(c.pid, SIGINT);
+	/* 100000 passes would take hours: still running after a minute means it
+	 * did not stop (and it is killed before any assert) */
+	int status = child_wait(&c, replaying ? 60000 : 0);
+	assert_true(replaying);
+	assert_true(labels);
+	assert_int_equal(status, 1);
+	assert_non_null(strstr(c.obuf, "\"interrupted\": true"));
+	assert_non_null(strstr(c.obuf, "\"interrupted_during\": \"epoch "));
+	assert_non_null(strstr(c.ebuf, "interrupted by SIGINT during epoch"));
+	double epochs = mfs_json_number(c.obuf, "epochs");
+	assert_true(epochs >= 2 && epochs < 100000);
+	assert_float_equal(mfs_json_number(c.obuf, "model_events"), 30000, 0);
+	struct stat st;
+	assert_int_equal(stat(model, &st), 0); /* what was learned is saved */
+}
+
+/* SIGTERM while reading an idle pipe ends the run at once: exit 0 with
+ * --follow (its normal end), 1 without (the input did not end). */
+static void cli_train__sigterm_on_an_idle_stdin_pipe_does_not_hang(void **state)
+{
+	(void)state;
+	for (int follow = 0; follow < 2; follow++)
+		for (int thread = 0; thread < 2; thread++) {
+			char *argv[] = { MFS_CLI, "train", "--progress", "--reader-thread",
+					 thread ? "on" : "off", "-", follow ? "--follow" : NULL, NULL };
+			struct child c;
+			child_start(&c, argv, 1);
+			int wrote = write(c.in, "u1\ti1\t4\n", 8) == 8; /* then nothing more */
+			/* the handler is set (with --follow and no reader thread nothing is
+			 * printed while the read waits: ask the kernel) */
+			int learned = wrote && catches(c.pid, SIGTERM, 60000) &&
+				      (follow || child_read(&c, "1 events", 60000));
+			if (learned)
+				kill(c.pid, SIGTERM);
+			/* the pipe stays open: still running after 30 s means it waits for it */
+			int status = child_wait(&c, learned ? 30000 : 0);
+			assert_true(learned);
+			assert_int_equal(status, follow ? 0 : 1);
+			/* with --follow the one event may still have waited for more */
+			assert_true(mfs_json_number(c.obuf, "events") == 1 ||
+				    (follow && mfs_json_number(c.obuf, "events") == 0));
+			assert_non_null(strstr(c.obuf, "\"interrupted\": true"));
+			if (!follow)
+				assert_non_null(strstr(c.obuf, "\"interrupted_during\": \"reading\""));
+		}
+}
+
+/* --- paths, conflicts, option values --------------------------------------------- */
+
+static void cli_train__output_paths_are_checked_before_learning(void **state)
+{
+	(void)state;
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--save", "/nonexistent/dir/m.mfs", small_stream());
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "--save /nonexistent/dir/m.mfs"));
+	assert_string_equal(r.out, ""); /* refused before anything was learned */
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", "--test", "/no/such/test.tsv", small_stream());
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "/no/such/test.tsv"));
+	assert_string_equal(r.out, "");
+	mfs_run_free(&r);
+	char under_file[1300];
+	snprintf(under_file, sizeof under_file, "%s/ck", small_stream()); /* a file is no directory */
+	RUN(&r, "train", "--quiet", "--checkpoint-dir", under_file, small_stream());
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "--checkpoint-dir"));
+	assert_string_equal(r.out, "");
+	mfs_run_free(&r);
+}
+
+static void cli_train__conflicting_options_are_usage_errors(void **state)
+{
+	(void)state;
+	static const char *const cases[][5] = {
+		{ "--epochs", "2", "--follow", "-", "--epochs 2 and --follow" }, /* stdin: ends */
+		{ "--epochs", "2", "--checkpoint-dir", "ck_conflict", "--checkpoint-dir and --epochs 2" },
+		{ "--keep", "2", NULL, NULL, "--keep needs --checkpoint-dir" },
+		{ "--delta-every", "10s", NULL, NULL, "--delta-every needs --checkpoint-dir" },
+		{ "--memory", "64M", "--max-users", "100", "--memory and --max-users" },
+		{ "--compress", "3", NULL, NULL, "--compress needs --save" },
+		{ "--replay-lr", "0.01", NULL, NULL, "--replay-lr sets passes 2..N" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *argv[8] = { MFS_CLI, "train", "--quiet" };
+		int n = 3;
+		for (int k = 0; k < 4 && cases[i][k]; k++)
+			argv[n++] = (char *)cases[i][k];
+		int dash = strcmp(argv[n - 1], "-") == 0;
+		if (!dash)
+			argv[n++] = (char *)small_stream();
+		argv[n] = NULL;
+		struct mfs_run r;
+		assert_int_equal(mfs_run_argv(&r, argv, dash ? "a\tb\t4\n" : NULL, dash ? 6 : 0), 0);
+		if (r.status != 2 || !strstr(r.err, cases[i][4]))
+			print_error("case %zu: status %d, stderr %s\n", i, r.status, r.err);
+		assert_int_equal(r.status, 2);
+		assert_non_null(strstr(r.err, cases[i][4]));
+		assert_string_equal(r.out, "");
+		mfs_run_free(&r);
+	}
+}
+
+static void cli__option_values_are_named_and_parsed_one_way(void **state)
+{
+	(void)state;
+	struct mfs_run r;
+	RUN(&r, "train", "--lr", "-1", small_stream());
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "mfstream: --lr: must be >= 0, got -1"));
+	mfs_run_free(&r);
+	RUN(&r, "train", small_stream(), "--lr");
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--lr needs a value"));
+	mfs_run_free(&r);
+	RUN(&r, "train", "--lr", "--quiet", small_stream());
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--lr needs a value"));
+	mfs_run_free(&r);
+	RUN(&r, "recommend", "--model", "m.mfs", "--user", "1", "-k");
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "-k needs a value"));
+	mfs_run_free(&r);
+	/* durations and counts, for every option that takes them */
+	char ck[1200];
+	snprintf(ck, sizeof ck, "%s", mfs_test_path("periods"));
+	static const char *const good[] = { "500ms", "1.5s", "30s", "5m", "2h", "5000", "5k", "1.5M" };
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		RUN(&r, "train", "--quiet", "--dim", "4", "--checkpoint-dir", ck, "--checkpoint-every",
+		    good[i], "--delta-every", good[i], "--max-users", "1.5k", small_stream());
+		if (r.status != 0)
+			print_error("--checkpoint-every %s: %s\n", good[i], r.err);
+		assert_int_equal(r.status, 0);
+		mfs_run_free(&r);
+	}
+	static const char *const bad[] = { "5mm", "1.5", "-3s", "0s", "10x", "1.5k5" };
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		RUN(&r, "train", "--quiet", "--checkpoint-dir", ck, "--checkpoint-every", bad[i],
+		    small_stream());
+		assert_int_equal(r.status, 2);
+		assert_non_null(strstr(r.err, "--checkpoint-every"));
+		mfs_run_free(&r);
+	}
+	RUN(&r, "train", "--max-users", "5m", small_stream());
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "lower-case m means minutes"));
+	mfs_run_free(&r);
+	RUN(&r, "train", "--max-users", "1.2345k", small_stream());
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--max-users: must be a whole number"));
+	mfs_run_free(&r);
+	/* help CMD is CMD --help */
+	struct mfs_run h;
+	RUN(&r, "help", "train");
+	RUN(&h, "train", "--help");
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.out, h.out);
+	assert_non_null(strstr(r.out, "--rating-range"));
+	mfs_run_free(&r);
+	mfs_run_free(&h);
+}
+
+/* --- nothing learned, failures that decide the exit status ------------------------- */
+
+static void cli_train__nothing_learned_from_input_exits_one_with_the_reason(void **state)
+{
+	(void)state;
+	struct mfs_run r;
+	/* not a rating file */
+	const char *junk = mfs_test_path("junk.bin");
+	char bytes[3000];
+	for (size_t i = 0; i < sizeof bytes; i++)
+		bytes[i] = (char)(i * 7 % 251 + 1);
+	mfs_write_file(junk, bytes, sizeof bytes);
+	RUN(&r, "train", "--quiet", junk);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "nothing learned: all "));
+	assert_float_equal(mfs_json_number(r.out, "events"), 0, 0);
+	mfs_run_free(&r);
+	/* compressions that are not read, named by their magic */
+	const char *bz = mfs_test_path("r.tsv.bz2"), *xz = mfs_test_path("r.tsv.xz");
+	mfs_write_file(bz, "BZh91AY&SY\x12\x34\x56", 13);
+	mfs_write_file(xz, "\xfd" "7zXZ\x00\x00\x04\xe6", 9);
+	RUN(&r, "train", "--quiet", bz, xz);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "bzip2-compressed"));
+	assert_non_null(strstr(r.err, "xz-compressed"));
+	assert_non_null(strstr(r.err, "nothing learned: 2 input files could not be read"));
+	mfs_run_free(&r);
+	/* JSON whose keys --fields does not name: the keys it has are named */
+	const char *js = mfs_test_path("k.jsonl");
+	const char j[] = "{\"userId\": 1, \"movieId\": 2, \"rating\": 4, \"timestamp\": 5}\n";
+	mfs_write_file(js, j, sizeof j - 1);
+	RUN(&r, "train", "--quiet", js);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "\"userId\", \"movieId\", \"rating\", \"timestamp\""));
+	assert_non_null(strstr(r.err, "--fields"));
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", "--fields", "user=userId,item=movieId", js);
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "events"), 1, 0);
+	mfs_run_free(&r);
+	/* an empty directory */
+	char dir[1200];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("emptydir"));
+	mkdir(dir, 0755);
+	RUN(&r, "train", "--quiet", dir);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "holds no file to read"));
+	mfs_run_free(&r);
+	/* an empty file is no failure (a resume with nothing new reads the same) */
+	const char *empty = mfs_test_path("empty.tsv");
+	mfs_write_file(empty, "", 0);
+	RUN(&r, "train", "--quiet", empty);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+}
+
+static void cli_eval__no_rated_pairs_exits_one(void **state)
+{
+	(void)state;
+	const char *model = mfs_test_path("ev.mfs"), *bad = mfs_test_path("ev_bad.tsv");
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--save", model, small_stream());
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	mfs_write_file(bad, "not a rating\n", 13);
+	RUN(&r, "eval", "--model", model, bad);
+	assert_int_equal(r.status, 1);
+	assert_string_equal(r.out, "");
+	assert_non_null(strstr(r.err, "no rated pairs to score"));
+	mfs_run_free(&r);
+}
+
+/* The checkpoint directory replaced by a file while a run goes on: the final
+ * checkpoint fails, the run exits 1 saying how many events no checkpoint holds.
+ * With --on-checkpoint-error stop a failed periodic one ends the run itself. */
+static void cli_train__failed_checkpoints_decide_the_exit_status(void **state)
+{
+	(void)state;
+	for (int stop = 0; stop < 2; stop++) {
+		char in[1200], ck[1200], moved[1300], p[1400];
+		snprintf(in, sizeof in, "%s", mfs_test_path(stop ? "ckfail_in_stop" : "ckfail_in"));
+		snprintf(ck, sizeof ck, "%s", mfs_test_path(stop ? "ckfail_stop" : "ckfail"));
+		snprintf(moved, sizeof moved, "%s.moved", ck);
+		mkdir(in, 0755);
+		snprintf(p, sizeof p, "%s/a+0+0000000000.tsv", in);
+		mfs_write_file(p, "u1\ti1\t4\nu2\ti2\t5\nu3\ti1\t3\n", 24);
+		char *argv[] = { MFS_CLI, "train", "--quiet", "--follow", "--dim", "4", "--checkpoint-dir",
+				 ck, "--checkpoint-every", "1", stop ? "--on-checkpoint-error" : in,
+				 stop ? "stop" : NULL, in, NULL };
+		struct child c;
+		child_start(&c, argv, 0);
+		char first[1400];
+		snprintf(first, sizeof first, "%s/ckpt-00000000000000000003.mfs", ck);
+		struct stat st;
+		int waited = 0;
+		while (stat(first, &st) != 0 && waited < 60000) {
+			usleep(20000);
+			waited += 20;
+		}
+		int started = stat(first, &st) == 0;
+		usleep(100000); /* the writer has renamed it; let it exit */
+		int replaced = started && rename(ck, moved) == 0;
+		if (replaced)
+			mfs_write_file(ck, "a file", 6);
+		if (!replaced)
+			child_wait(&c, 0);
+		assert_true(started);
+		assert_true(replaced);
+		int status = -1;
+		for (int k = 1; k < 300 && status < 0; k++) {
+			/* more events: more checkpoints, which fail */
+			snprintf(p, sizeof p, "%s/a+0+%010d.tsv", in, 3 * k);
+			mfs_write_file(p, "u4\ti1\t2\nu5\ti2\t1\nu1\ti2\t4\n", 24);
+			if (!stop && k == 5)
+				kill(c.pid, SIGTERM);
+			int r = 0;
+			pid_t w = waitpid(c.pid, &r, WNOHANG);
+			if (w == c.pid)
+				status = WIFEXITED(r) ? WEXITSTATUS(r) : 128 + WTERMSIG(r);
+			child_read(&c, NULL, 100);
+		}
+		if (status < 0)
+			status = child_wait(&c, 30000);
+		else
+			child_wait(&c, 0); /* reaped: collect the output */
+		assert_int_equal(status, 1);
+		assert_non_null(strstr(c.ebuf, "the final checkpoint failed: the "));
+		assert_non_null(strstr(c.ebuf, "events learned since the newest valid checkpoint"));
+		assert_true(mfs_json_number(c.obuf, "unsaved_events") > 0);
+		if (stop)
+			assert_non_null(strstr(c.ebuf, "--on-checkpoint-error is stop"));
+		else
+			assert_non_null(strstr(c.obuf, "\"interrupted\": true"));
+	}
+}
+
+/* model_events and inspect count events, not SGD steps */
+static void cli_train__model_events_count_events_not_steps(void **state)
+{
+	(void)state;
+	const char *model = mfs_test_path("steps.mfs");
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--epochs", "3", "--save", model, small_stream());
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "steps"), 90000, 0);
+	assert_float_equal(mfs_json_number(r.out, "model_events"), 30000, 0);
+	assert_float_equal(mfs_json_number(r.out, "epochs"), 3, 0);
+	mfs_run_free(&r);
+	RUN(&r, "inspect", "--model", model);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "events learned: 30000\n"));
+	mfs_run_free(&r);
+}
+
+/* MFS_DATA_DIR is read when the tests run, not fixed when they are built */
+static void support__ml100k_dir_follows_mfs_data_dir(void **state)
+{
+	(void)state;
+	char d[1200], m[1300], u[1400];
+	snprintf(d, sizeof d, "%s", mfs_test_path("datadir"));
+	snprintf(m, sizeof m, "%s/ml-100k", d);
+	snprintf(u, sizeof u, "%s/u.data", m);
+	mkdir(d, 0755);
+	mkdir(m, 0755);
+	mfs_write_file(u, "1\t1\t5\t0\n", 8);
+	const char *old = getenv("MFS_DATA_DIR");
+	char *keep = old ? strdup(old) : NULL;
+	setenv("MFS_DATA_DIR", d, 1);
+	const char *got = mfs_ml100k_dir();
+	assert_non_null(got);
+	assert_string_equal(got, m);
+	setenv("MFS_DATA_DIR", "/no/such/data", 1);
+	assert_null(mfs_ml100k_dir());
+	if (keep)
+		setenv("MFS_DATA_DIR", keep, 1);
+	else
+		unsetenv("MFS_DATA_DIR");
+	free(keep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -665,6 +1257,19 @@ int main(void)
 		cmocka_unit_test(cli_titles__movies_csv_names_items_in_every_query),
 		cmocka_unit_test(cli_titles__wrong_file_is_an_error_naming_it),
 		cmocka_unit_test(cli_train__space_separated_input_learns_as_tsv_does),
+		cmocka_unit_test(cli_train__half_stars_detect_their_range_and_score_true_labels),
+		cmocka_unit_test(cli_train__out_of_range_counted_reported_once_scored_true),
+		cmocka_unit_test(cli_train__resume_refuses_a_changed_shape_and_names_it),
+		cmocka_unit_test(cli_train__sigint_during_epochs_stops_and_says_interrupted),
+		cmocka_unit_test(cli_train__sigterm_on_an_idle_stdin_pipe_does_not_hang),
+		cmocka_unit_test(cli_train__output_paths_are_checked_before_learning),
+		cmocka_unit_test(cli_train__conflicting_options_are_usage_errors),
+		cmocka_unit_test(cli__option_values_are_named_and_parsed_one_way),
+		cmocka_unit_test(cli_train__nothing_learned_from_input_exits_one_with_the_reason),
+		cmocka_unit_test(cli_eval__no_rated_pairs_exits_one),
+		cmocka_unit_test(cli_train__failed_checkpoints_decide_the_exit_status),
+		cmocka_unit_test(cli_train__model_events_count_events_not_steps),
+		cmocka_unit_test(support__ml100k_dir_follows_mfs_data_dir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
