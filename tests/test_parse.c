@@ -976,11 +976,11 @@ static void parse_jsonl__follows_dotted_paths_into_nested_objects(void **state)
 			 1);
 	assert_event("deep!", "it", 2.0, 0);
 	/* a name without dots still means a top-level key only */
-	expect_error(MFS_FORMAT_JSONL, "{\"x\":{\"user\":\"u\"},\"item\":\"i\",\"rating\":2}",
-		     "missing \"user\" field");
+	expect_error_has(MFS_FORMAT_JSONL, "{\"x\":{\"user\":\"u\"},\"item\":\"i\",\"rating\":2}",
+		     "missing \"user\" field (");
 	assert_int_equal(parse_fields(spec, "{\"payload\":{\"movieId\":1,\"rating\":3}}"),
 			 -MFS_E_PARSE);
-	assert_string_equal(reason, "missing \"payload.userId\" field");
+	assert_non_null(strstr(reason, "missing \"payload.userId\" field ("));
 	/* the nested objects are still checked as JSON */
 	assert_int_equal(parse_fields(spec, "{\"payload\":{\"userId\":1,,\"movieId\":2}}"),
 			 -MFS_E_PARSE);
@@ -1043,11 +1043,11 @@ static void parse_jsonl__dotted_paths_do_not_enter_arrays_or_end_at_objects(void
 	assert_int_equal(parse_fields("user=items.0,item=i,rating=r",
 				      "{\"items\":[\"u\"],\"i\":1,\"r\":1}"),
 			 -MFS_E_PARSE);
-	assert_string_equal(reason, "missing \"items.0\" field");
+	assert_non_null(strstr(reason, "missing \"items.0\" field ("));
 	assert_int_equal(parse_fields("user=p.u,item=i,rating=r",
 				      "{\"p\":[{\"u\":\"x\"}],\"i\":1,\"r\":1}"),
 			 -MFS_E_PARSE);
-	assert_string_equal(reason, "missing \"p.u\" field");
+	assert_non_null(strstr(reason, "missing \"p.u\" field ("));
 	/* a path that ends at an object, or goes past a scalar */
 	assert_int_equal(parse_fields("user=p,item=p.i,rating=r",
 				      "{\"p\":{\"i\":\"it\"},\"r\":1}"),
@@ -1056,7 +1056,7 @@ static void parse_jsonl__dotted_paths_do_not_enter_arrays_or_end_at_objects(void
 	assert_non_null(strstr(reason, "is not a string or a number"));
 	assert_int_equal(parse_fields("user=u.x,item=i,rating=r", "{\"u\":\"s\",\"i\":1,\"r\":1}"),
 			 -MFS_E_PARSE);
-	assert_string_equal(reason, "missing \"u.x\" field");
+	assert_non_null(strstr(reason, "missing \"u.x\" field ("));
 }
 
 static void parse_jsonl__last_duplicate_key_wins(void **state)
