@@ -980,7 +980,7 @@ static void cli_train__conflicting_options_are_usage_errors(void **state)
 		{ "--replay-lr", "0.01", NULL, NULL, "--replay-lr sets passes 2..N" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		char *argv[8] = { MFS_CLI, "train", "--quiet" };
+		char *argv[10] = { MFS_CLI, "train", "--quiet" };
 		int n = 3;
 		for (int k = 0; k < 4 && cases[i][k]; k++)
 			argv[n++] = (char *)cases[i][k];
