@@ -1311,7 +1311,8 @@ static int next_sync(struct mfs_source *s, mfs_diag *diag)
 		 * read on.
 		 */
 		if (n > 0) {
-			if (!s->stash || (linger_end >= 0 && now_ms() >= linger_end))
+			/* a pipe's read blocks until more comes: no linger there */
+			if (!s->stash || !s->is_reg || (linger_end >= 0 && now_ms() >= linger_end))
 				break;
 			stash_ids(s, n);
 		}

@@ -302,6 +302,44 @@ static void live__checkpoint_cadence_exact_under_a_fast_stream(void **state)
 	assert_int_equal(n, 10);
 }
 
+static void *fifo_writer(void *arg)
+{
+	int fd = open((const char *)arg, O_WRONLY);
+	if (fd < 0)
+		return NULL;
+	if (write(fd, "p1\ti1\t4\n", 9) != 9)
+		return NULL;
+	usleep(1500 * 1000); /* the pipe stays open, quiet */
+	close(fd);
+	return NULL;
+}
+
+/* A pipe in follow mode: a line is handed out at once, not when the next one comes. */
+static void live__follow_pipe_line_handed_out_without_waiting_for_more(void **state)
+{
+	(void)state;
+	const char *path = mfs_test_path("live.fifo");
+	assert_int_equal(mkfifo(path, 0600), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, fifo_writer, (void *)path), 0);
+	mfs_source *s = open_follow(path, 0);
+	double t0 = now_s();
+	int n = 0;
+	while (n == 0 && now_s() - t0 < 5) {
+		const mfs_event *ev;
+		mfs_diag d;
+		n = mfs_source_next_wait(s, &ev, 50, &d);
+		if (n == -MFS_E_AGAIN)
+			n = 0;
+	}
+	double dt = now_s() - t0;
+	assert_int_equal(n, 1);
+	if (dt > 1.2)
+		fail_msg("the line came out after %.2f s: it waited for the writer", dt);
+	mfs_source_free(s);
+	pthread_join(th, NULL);
+}
+
 /* A directory with a symlink loop and a hard link: each file once, no error. */
 static void live__directory_links_and_loops_read_once(void **state)
 {
@@ -418,6 +456,7 @@ int main(void)
 		cmocka_unit_test(live__train_follow_checkpoints_what_arrived_while_idle),
 		cmocka_unit_test(live__checkpoint_cadence_exact_under_a_fast_stream),
 		cmocka_unit_test(live__directory_links_and_loops_read_once),
+		cmocka_unit_test(live__follow_pipe_line_handed_out_without_waiting_for_more),
 		cmocka_unit_test(live__follow_many_new_files_and_a_loop_each_event_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
