@@ -1692,14 +1692,20 @@ MFS_API int mfs_source_open2(mfs_source **out, const char *const *inputs, size_t
 		if (S_ISDIR(st.st_mode)) {
 			rc = add_dir(s, in, diag, 0, (int)i);
 		} else {
-			/* Fail now, before anything is learned, if it cannot be read. */
-			int fd = open(in, O_RDONLY | O_CLOEXEC);
-			if (fd < 0) {
+			/*
+			 * Fail now, before anything is learned, if it cannot be read. A
+			 * FIFO is not opened here: its writer would be let in and then
+			 * see the reader leave (SIGPIPE), or the open would block.
+			 */
+			int fd = -1;
+			if (S_ISFIFO(st.st_mode) ? access(in, R_OK) < 0
+						 : (fd = open(in, O_RDONLY | O_CLOEXEC)) < 0) {
 				int e = errno;
 				rc = mfs_diag_set(diag, MFS_E_IO, e, in, 0, 0, "%s", strerror(e));
 				goto out;
 			}
-			close(fd);
+			if (fd >= 0)
+				close(fd);
 			rc = add_file(s, in, &st, (int)i, 0);
 		}
 	}
