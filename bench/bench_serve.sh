@@ -63,7 +63,8 @@ for u in $(head -n 20 "$dir/users-$items.txt"); do
   awk -v u="$u" '{ print u "\t" $0 }' "$dir/all-items.txt" |
     "$bin" predict --model "$m" | sort -t"$(printf '\t')" -k3,3gr -k2,2 | head -n 10 |
     cut -f2,3 | sort > "$dir/brute.txt"
-  "$bin" recommend --model "$m" --user "$u" -k 10 | sort > "$dir/rec.txt"
+  # --include-seen: brute force ranks every item, so the scan must too
+  "$bin" recommend --model "$m" --user "$u" -k 10 --include-seen | sort > "$dir/rec.txt"
   if cmp -s "$dir/brute.txt" "$dir/rec.txt"; then same=$((same + 1))
   elif [ "$(cut -f2 "$dir/brute.txt" | sort)" = "$(cut -f2 "$dir/rec.txt" | sort)" ]; then
     same=$((same + 1))   # the same scores; a tie took another item
