@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mathf.h"
+
 /* How a raw score becomes a prediction inside [lo, hi]. */
 enum mfs_link {
 	MFS_LINK_CLAMP = 0,   /* pred = clamp(raw, lo, hi); gradient 1 inside */
@@ -58,7 +60,7 @@ static inline void mfs_step_finish(struct mfs_step *s, float dot)
 	float raw = s->base + dot;
 	if (s->link == MFS_LINK_SIGMOID) {
 		float span = s->shi - s->slo;
-		float sg = 1.0f / (1.0f + expf(-raw));
+		float sg = 1.0f / (1.0f + mfs_expf(-raw)); /* mathf.h: no libm call */
 		float p = s->slo + span * sg;
 		/* learn from the sigmoid's value; predict it kept inside [lo, hi] */
 		s->grad = (s->rating - p) * span * sg * (1.0f - sg);

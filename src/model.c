@@ -204,8 +204,8 @@ int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_ker
 			rc = -MFS_E_NOMEM;
 		for (uint32_t n = 0; m->freq_w && n < MFS_FREQ_TABLE; n++) {
 			float r = (float)(n ? n : 1) / MFS_FREQ_REF;
-			m->freq_w[n] = powf(r, cfg->freq_alpha - 1.0f);
-			m->freq_w[MFS_FREQ_TABLE + n] = powf(r, cfg->freq_alpha_bias - 1.0f);
+			m->freq_w[n] = mfs_powf(r, cfg->freq_alpha - 1.0f);
+			m->freq_w[MFS_FREQ_TABLE + n] = mfs_powf(r, cfg->freq_alpha_bias - 1.0f);
 		}
 	}
 	if (rc < 0) {
@@ -466,7 +466,7 @@ static inline float raw_mu(const mfs_model *m)
 		t = 1e-3;
 	if (t > 1.0 - 1e-3)
 		t = 1.0 - 1e-3;
-	return (float)log(t / (1.0 - t));
+	return mfs_logf((float)(t / (1.0 - t))); /* mathf.h: no libm call per event */
 }
 
 /*
@@ -480,7 +480,7 @@ static inline float freq_weight(const mfs_model *m, const struct mfs_table *s, i
 	if (n < MFS_FREQ_TABLE)
 		return m->freq_w[(uint32_t)bias * MFS_FREQ_TABLE + n];
 	float a = bias ? m->cfg.freq_alpha_bias : m->cfg.freq_alpha;
-	return powf((float)n / MFS_FREQ_REF, a - 1.0f);
+	return mfs_powf((float)n / MFS_FREQ_REF, a - 1.0f);
 }
 
 /* A row learns an event: count it (first pass only: replays do not add to n). */

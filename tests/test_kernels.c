@@ -690,6 +690,49 @@ static void test_dispatch_named_kernel_matches_get(void **state)
 
 /* ---- registration -------------------------------------------------------------- */
 
+/* ---- mathf.h: exp, log and pow of the per-event path against libm ------- */
+
+/* Relative error allowed: a few float ulps. */
+#define MATH_RTOL 4e-7
+
+static void test_mathf_expf_matches_libm(void **state)
+{
+	(void)state;
+	uint64_t rs = 11;
+	for (int j = 0; j < 200000; j++) {
+		float x = j < 1000 ? -87.0f + 175.0f * (float)j / 1000.0f : rng_float(&rs, -30.0f, 30.0f);
+		double want = exp((double)x), got = mfs_expf(x);
+		snprintf(ctx, sizeof ctx, "mfs_expf(%.9g) = %.9g, exp = %.9g", x, got, want);
+		if (fabs(got - want) > MATH_RTOL * want)
+			fail_msg("%s", ctx);
+	}
+	/* clamped ends stay finite normal floats; NaN stays NaN */
+	assert_true(isfinite(mfs_expf(1000.0f)) && mfs_expf(1000.0f) > 1e38f);
+	assert_true(mfs_expf(-1000.0f) >= FLT_MIN && mfs_expf(-1000.0f) < 1e-37f);
+	assert_true(isnan(mfs_expf(NAN)));
+}
+
+static void test_mathf_logf_and_powf_match_libm(void **state)
+{
+	(void)state;
+	uint64_t rs = 12;
+	for (int j = 0; j < 200000; j++) {
+		/* log-uniform over 1e-30 .. 1e30, and the logit's range 1e-3 .. 1e3 densely */
+		float x = j & 1 ? expf(rng_float(&rs, -69.0f, 69.0f)) : expf(rng_float(&rs, -6.9f, 6.9f));
+		double want = log((double)x), got = mfs_logf(x);
+		snprintf(ctx, sizeof ctx, "mfs_logf(%.9g) = %.9g, log = %.9g", x, got, want);
+		if (fabs(got - want) > MATH_RTOL * fabs(want) + 1e-7)
+			fail_msg("%s", ctx);
+		/* the frequency weight: (n / 100)^(alpha - 1), alpha in [0, 1] */
+		float r = (float)(1 + (rng_next(&rs) % 10000000)) / 100.0f;
+		float a = rng_float(&rs, -1.0f, 0.0f);
+		double pw = pow((double)r, (double)a), pg = mfs_powf(r, a);
+		snprintf(ctx, sizeof ctx, "mfs_powf(%.9g, %.9g) = %.9g, pow = %.9g", r, a, pg, pw);
+		if (fabs(pg - pw) > 2e-6 * pw)
+			fail_msg("%s", ctx);
+	}
+}
+
 #define KTEST(isa, fn) { "kernels_" #isa "__" #fn, test_##fn, NULL, NULL, (void *)#isa }
 #define KTESTS(isa)                                                               \
 	KTEST(isa, table_names_isa_and_width), KTEST(isa, dot_matches_scalar),     \
@@ -716,6 +759,8 @@ int main(void)
 		DTEST(unknown_name_is_inval),
 		DTEST(foreign_isa_is_unsupported),
 		DTEST(named_kernel_matches_get),
+		{ "mathf__expf_matches_libm", test_mathf_expf_matches_libm, NULL, NULL, NULL },
+		{ "mathf__logf_and_powf_match_libm", test_mathf_logf_and_powf_match_libm, NULL, NULL, NULL },
 		KTESTS(avx2),
 		KTESTS(avx512),
 		KTESTS(neon),
