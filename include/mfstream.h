@@ -244,6 +244,35 @@ typedef struct mfs_learn_stats {
  */
 MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st);
 
+/* An event resolved to table rows (mfs_model_resolve), for replaying it. */
+typedef struct mfs_row_event {
+	uint32_t user; /* user row */
+	uint32_t item; /* item row */
+	float rating;
+} mfs_row_event;
+
+/*
+ * Resolve n events to the rows their IDs hold now, without giving any ID a
+ * row or touching the model: out[j] gets event j's rows, or user/item
+ * UINT32_MAX when that ID has no row. Only where rows are found exactly
+ * (exact ID mode, one hash per user); else every ID is UINT32_MAX.
+ * Returns the number of events with both rows (n when all replay exactly),
+ * or -MFS_E_INVAL.
+ */
+MFS_API int64_t mfs_model_resolve(const mfs_model *m, const mfs_event *ev, size_t n,
+				  mfs_row_event *out);
+
+/*
+ * Learn n resolved events, in order: the same steps mfs_model_learn takes on
+ * the events they came from while their IDs keep those rows (passes 2..N of
+ * --epochs replay these records instead of IDs: no hashing, no index). The
+ * events are not new sightings: the eviction clock does not move. Events
+ * whose rows are not in use are not learned (st->unplaced).
+ * Returns the number of events learned, or -MFS_E_INVAL.
+ */
+MFS_API int64_t mfs_model_learn_rows(mfs_model *m, const mfs_row_event *ev, size_t n,
+				     mfs_learn_stats *st);
+
 /*
  * Switch learning between the first-pass settings (on = 0, the default) and
  * the replay_* settings (on = 1), for passes over events the model has

@@ -643,6 +643,47 @@ static void learn_partial(mfs_model *m, int64_t u, int64_t i, float rating, uint
 	(*learned)++;
 }
 
+/*
+ * One SGD step of the event (u, i, r) (rows in use, r the rating clamped
+ * inside the range, tr the true one): the kernel on the factors, then the
+ * biases; the squared and absolute error of the prediction before the step
+ * against tr go to *sq and *ab.
+ */
+static inline void step_one(mfs_model *m, int64_t u, int64_t i, float r, float tr,
+			    struct mfs_step *s, int adagrad, float lrb, float l2u, float l2i,
+			    double *sq, double *ab)
+{
+	float *p = mfs_row(&m->user, (uint64_t)u, m->stride);
+	float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
+	float *bu = &m->user.bias[u], *bi = &m->item.bias[i];
+	s->base = raw_mu(m) + *bu + *bi;
+	s->rating = r;
+	if (adagrad) {
+		s->acc_p = &m->user.acc[u];
+		s->acc_q = &m->item.acc[i];
+		m->k->adagrad_step(p, q, m->klen, s);
+	} else {
+		m->k->sgd_step(p, q, m->klen, s);
+	}
+	float err = tr - s->pred;
+	*sq += (double)err * err;
+	*ab += fabs((double)err);
+	float g = s->grad;
+	float gu = g - l2u * *bu, gi = g - l2i * *bi;
+	if (adagrad) {
+		float *au = &m->user.bacc[u], *ai = &m->item.bacc[i];
+		*bu += lrb / sqrtf(*au) * gu;
+		*bi += lrb / sqrtf(*ai) * gi;
+		*au += gu * gu;
+		*ai += gi * gi;
+	} else {
+		*bu += lrb * gu;
+		*bi += lrb * gi;
+	}
+	m->mu_sum += r;
+	m->mu_count++;
+}
+
 MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st)
 {
 	if (!m || (!ev && n))
@@ -756,35 +797,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 				learned++;
 				continue;
 			}
-			float *p = mfs_row(&m->user, (uint64_t)u, m->stride);
-			float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
-			float *bu = &m->user.bias[u], *bi = &m->item.bias[i];
-			s.base = raw_mu(m) + *bu + *bi;
-			s.rating = r;
-			if (adagrad) {
-				s.acc_p = &m->user.acc[u];
-				s.acc_q = &m->item.acc[i];
-				m->k->adagrad_step(p, q, m->klen, &s);
-			} else {
-				m->k->sgd_step(p, q, m->klen, &s);
-			}
-			float err = tr - s.pred;
-			sq += (double)err * err;
-			ab += fabs((double)err);
-			float g = s.grad;
-			float gu = g - l2u * *bu, gi = g - l2i * *bi;
-			if (adagrad) {
-				float *au = &m->user.bacc[u], *ai = &m->item.bacc[i];
-				*bu += lrb / sqrtf(*au) * gu;
-				*bi += lrb / sqrtf(*ai) * gi;
-				*au += gu * gu;
-				*ai += gi * gi;
-			} else {
-				*bu += lrb * gu;
-				*bi += lrb * gi;
-			}
-			m->mu_sum += r;
-			m->mu_count++;
+			step_one(m, u, i, r, tr, &s, adagrad, lrb, l2u, l2i, &sq, &ab);
 			learned++;
 		}
 		if (failed)
@@ -809,6 +822,102 @@ static int64_t find_row(const mfs_model *m, const struct mfs_table *s, const cha
 		return -1;
 	return mfs_idmap_find(&s->ids, id_key(m, id, (uint32_t)len));
 }
+
+/* Resolved events learned ahead of the current one whose rows are prefetched. */
+#define MFS_ROWS_AHEAD 8
+
+MFS_API int64_t mfs_model_learn_rows(mfs_model *m, const mfs_row_event *ev, size_t n,
+				     mfs_learn_stats *st)
+{
+	if (!m || (!ev && n))
+		return -MFS_E_INVAL;
+	if (MFS_UNLIKELY(m->n_mapped)) {
+		int rc = mfs_model_unmap(m);
+		if (rc < 0)
+			return rc;
+	}
+	const mfs_config *c = &m->cfg;
+	const int adagrad = c->optimizer == MFS_OPT_ADAGRAD;
+	const float lo = c->lo, hi = c->hi;
+	const float lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
+	const float l2b = m->replay ? c->replay_l2_bias : c->l2_bias;
+	const float l2f = m->replay ? c->replay_l2 : c->l2;
+	const uint64_t nu = table_rows(&m->user), ni = table_rows(&m->item);
+	float l2u, l2i;
+	int64_t learned = 0;
+	uint64_t unplaced = 0, outside = 0;
+	double sq = 0.0, ab = 0.0;
+	struct mfs_step s;
+	memset(&s, 0, sizeof s);
+	s.lo = lo;
+	s.hi = hi;
+	sigmoid_span(m, &s.slo, &s.shi);
+	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
+	s.lr = m->replay ? c->replay_lr : c->lr;
+	s.dim = c->dim;
+	for (size_t j = 0; j < MFS_ROWS_AHEAD && j < n; j++)
+		if (ev[j].user < nu && ev[j].item < ni)
+			prefetch_rows(m, ev[j].user, ev[j].item);
+	for (size_t j = 0; j < n; j++) {
+		if (j + MFS_ROWS_AHEAD < n) {
+			const mfs_row_event *a = &ev[j + MFS_ROWS_AHEAD];
+			if (a->user < nu && a->item < ni)
+				prefetch_rows(m, a->user, a->item);
+		}
+		int64_t u = ev[j].user, i = ev[j].item;
+		if (MFS_UNLIKELY((uint64_t)u >= nu || (uint64_t)i >= ni || !row_live(&m->user, u) ||
+				 !row_live(&m->item, i))) {
+			unplaced++;
+			continue;
+		}
+		const float tr = ev[j].rating;
+		outside += !(tr >= lo && tr <= hi);
+		float r = tr;
+		if (r < lo)
+			r = lo;
+		if (r > hi)
+			r = hi;
+		count_event(m, &m->user, u);
+		count_event(m, &m->item, i);
+		step_l2(m, u, i, l2f, l2b, &s, &l2u, &l2i);
+		mfs_dirty_set(&m->user, (uint64_t)u);
+		mfs_dirty_set(&m->item, (uint64_t)i);
+		step_one(m, u, i, r, tr, &s, adagrad, lrb, l2u, l2i, &sq, &ab);
+		learned++;
+	}
+	if (!m->replay)
+		m->events += (uint64_t)learned; /* the lifetime count: events, not replayed steps */
+	if (st) {
+		st->events += (uint64_t)learned;
+		st->unplaced += unplaced;
+		st->out_of_range += outside;
+		st->sq_err += sq;
+		st->abs_err += ab;
+	}
+	return learned;
+}
+
+MFS_API int64_t mfs_model_resolve(const mfs_model *m, const mfs_event *ev, size_t n,
+				  mfs_row_event *out)
+{
+	if (!m || ((!ev || !out) && n))
+		return -MFS_E_INVAL;
+	int exact = m->cfg.ids == MFS_IDS_EXACT && m->cfg.user_hashes == 1;
+	int64_t both = 0;
+	for (size_t j = 0; j < n; j++) {
+		int64_t u = -1, i = -1;
+		if (exact) {
+			u = find_row(m, &m->user, ev[j].user, ev[j].user_len);
+			i = find_row(m, &m->item, ev[j].item, ev[j].item_len);
+		}
+		out[j].user = u < 0 ? UINT32_MAX : (uint32_t)u;
+		out[j].item = i < 0 ? UINT32_MAX : (uint32_t)i;
+		out[j].rating = ev[j].rating;
+		both += u >= 0 && i >= 0;
+	}
+	return both;
+}
+
 
 MFS_API int64_t mfs_model_find(const mfs_model *m, int side, const char *id, size_t len)
 {

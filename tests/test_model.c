@@ -232,6 +232,65 @@ static void model_learn__batch_equals_event_by_event(void **state)
 	mfs_model_free(b);
 }
 
+/*
+ * Replay: learning resolved (user row, item row, rating) records takes the
+ * same steps as learning the events' IDs again (default AdaGrad, sigmoid,
+ * frequency L2, replay settings), byte for byte.
+ */
+static void model_learn_rows__equals_learning_the_ids_again(void **state)
+{
+	(void)state;
+	mfs_config c;
+	mfs_config_default(&c);
+	c.dim = 20;
+	c.max_users = 64;
+	c.max_items = 64;
+	c.kernel = "scalar";
+	mfs_model *a, *b;
+	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
+	assert_int_equal(mfs_model_create(&b, &c, NULL), 0);
+	enum { N = 3000 };
+	static char ids[N][2][12];
+	static mfs_event e[N];
+	static mfs_row_event r[N];
+	for (int k = 0; k < N; k++) {
+		snprintf(ids[k][0], 12, "u%d", (k * 7) % 41);
+		snprintf(ids[k][1], 12, "i%d", (k * 13) % 37);
+		e[k] = ev(ids[k][0], ids[k][1], 1.0f + (float)((k * 3) % 5));
+	}
+	assert_int_equal(mfs_model_learn(a, e, N, NULL), N);
+	assert_int_equal(mfs_model_learn(b, e, N, NULL), N);
+	assert_int_equal(mfs_model_resolve(b, e, N, r), N);
+	mfs_model_set_replay(a, 1);
+	mfs_model_set_replay(b, 1);
+	mfs_learn_stats sa, sb;
+	memset(&sa, 0, sizeof sa);
+	memset(&sb, 0, sizeof sb);
+	for (int pass = 0; pass < 3; pass++) {
+		assert_int_equal(mfs_model_learn(a, e, N, &sa), N);
+		assert_int_equal(mfs_model_learn_rows(b, r, N, &sb), N);
+	}
+	assert_true(sa.sq_err == sb.sq_err);
+	assert_int_equal(sa.events, sb.events);
+	for (int k = 0; k < N; k += 7) {
+		float pa, pb;
+		mfs_model_predict(a, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pa);
+		mfs_model_predict(b, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pb);
+		assert_memory_equal(&pa, &pb, sizeof pa);
+	}
+	/* an ID without a row is not resolved; a row not in use is not learned */
+	mfs_event x[2] = { ev("u1", "nope", 3.0f), ev("u1", "i1", 3.0f) };
+	mfs_row_event xr[2];
+	assert_int_equal(mfs_model_resolve(b, x, 2, xr), 1);
+	assert_int_equal(xr[0].item, UINT32_MAX);
+	assert_true(xr[1].user != UINT32_MAX && xr[1].item != UINT32_MAX);
+	memset(&sb, 0, sizeof sb);
+	assert_int_equal(mfs_model_learn_rows(b, xr, 2, &sb), 1);
+	assert_int_equal(sb.unplaced, 1);
+	mfs_model_free(a);
+	mfs_model_free(b);
+}
+
 static void model_learn__full_table_counts_unplaced_events(void **state)
 {
 	(void)state;
@@ -929,6 +988,7 @@ int main(void)
 		cmocka_unit_test(model_predict__stays_inside_rating_range),
 		cmocka_unit_test(model__same_seed_same_model),
 		cmocka_unit_test(model_learn__batch_equals_event_by_event),
+		cmocka_unit_test(model_learn_rows__equals_learning_the_ids_again),
 		cmocka_unit_test(model_learn__full_table_counts_unplaced_events),
 		cmocka_unit_test(model_recommend__equals_brute_force_over_all_items),
 		cmocka_unit_test(model_similar__excludes_itself_and_ranks_by_cosine),

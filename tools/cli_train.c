@@ -725,6 +725,110 @@ static int nothing_learned(const struct cli_bad *bad, uint64_t files_failed, con
 	return 0;
 }
 
+/* The i-th kept event as an mfs_event. */
+static void replay_event(const struct replay *rp, size_t i, mfs_event *e)
+{
+	const struct rec *x = &rp->recs[i];
+	e->user = rp->arena + x->off;
+	e->user_len = x->ulen;
+	e->item = rp->arena + x->off + x->ulen;
+	e->item_len = x->ilen;
+	e->rating = x->rating;
+	e->time = 0;
+}
+
+/*
+ * Passes 2..epochs over the kept events, each in a seeded random order (the
+ * Fisher-Yates shuffle goes on from the previous pass's order). When every
+ * kept event's IDs still hold rows, the events are resolved once and the
+ * passes learn (user row, item row, rating) records: no hashing, no index,
+ * the same steps. Else (IDs evicted or not admitted in pass 1, hashed IDs)
+ * each pass looks the IDs up again. Returns 0 or -1 (out of memory, said).
+ */
+static int replay_passes(mfs_model *m, struct replay *rp, uint64_t epochs, uint64_t seed,
+			 struct progress *pg, uint64_t *steps, char *cut, size_t cut_len, int *warned,
+			 uint64_t *epochs_done)
+{
+	enum { B = 4096 };
+	mfs_event *batch = malloc(B * sizeof *batch);
+	mfs_row_event *rows = malloc(rp->n * sizeof *rows);
+	uint32_t *order = NULL;
+	int rc = -1;
+	if (!batch) {
+		cli_error("out of memory for --epochs");
+		goto out;
+	}
+	int resolved = rows != NULL;
+	for (size_t i = 0; resolved && i < rp->n; i += B) {
+		size_t cn = rp->n - i < B ? rp->n - i : B;
+		for (size_t j = 0; j < cn; j++)
+			replay_event(rp, i + j, &batch[j]);
+		resolved = mfs_model_resolve(m, batch, cn, rows + i) == (int64_t)cn;
+	}
+	if (!resolved) {
+		free(rows);
+		rows = NULL;
+		order = malloc(rp->n * sizeof *order);
+		if (!order) {
+			cli_error("out of memory for --epochs");
+			goto out;
+		}
+		for (size_t i = 0; i < rp->n; i++)
+			order[i] = (uint32_t)i;
+	}
+	uint64_t rs = seed ^ 0x5eed5eed5eed5eedULL;
+	mfs_model_set_replay(m, 1); /* passes 2..N: the --replay-* settings */
+	for (uint64_t ep = 2; ep <= epochs && !cut[0]; ep++) {
+		/* the same swaps on the records as on an index, so both orders agree */
+		for (size_t i = rp->n - 1; i > 0; i--) {
+			size_t j = (size_t)(mix64(&rs) % (i + 1));
+			if (rows) {
+				mfs_row_event t = rows[i];
+				rows[i] = rows[j];
+				rows[j] = t;
+			} else {
+				uint32_t t = order[i];
+				order[i] = order[j];
+				order[j] = t;
+			}
+		}
+		mfs_learn_stats es;
+		memset(&es, 0, sizeof es);
+		pg->start = cli_now();
+		for (size_t i = 0, cn; i < rp->n; i += cn) {
+			if (cli_stop_signal()) {
+				snprintf(cut, cut_len, "epoch %llu of %llu", (unsigned long long)ep,
+					 (unsigned long long)epochs);
+				break;
+			}
+			cn = rp->n - i < B ? rp->n - i : B;
+			if (rows) {
+				int64_t r = mfs_model_learn_rows(m, rows + i, cn, &es);
+				if (r < 0) {
+					cli_error("learning stopped: %s", mfs_error_name((int)r));
+					goto out;
+				}
+			} else {
+				for (size_t j = 0; j < cn; j++)
+					replay_event(rp, order[i + j], &batch[j]);
+				if (learn_batch(m, NULL, batch, cn, &es, warned) < 0)
+					goto out;
+			}
+			progress_line(pg, &es, (int)ep, 0);
+		}
+		*steps += es.events;
+		progress_line(pg, &es, (int)ep, 1);
+		if (!cut[0])
+			*epochs_done = ep;
+	}
+	rc = 0;
+out:
+	free(order);
+	free(rows);
+	free(batch);
+	return rc;
+}
+
 int cmd_train(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1284,60 +1388,10 @@ int cmd_train(int argc, char **argv)
 	failed |= nothing;
 
 	uint64_t epochs_done = 1;
-	if (epochs > 1 && rp.n > 0 && !cut[0] && !nothing && !failed) {
-		uint32_t *order = malloc(rp.n * sizeof *order);
-		mfs_event *batch = malloc(4096 * sizeof *batch);
-		if (!order || !batch) {
-			free(order);
-			free(batch);
-			cli_error("out of memory for --epochs");
-			goto out;
-		}
-		for (size_t i = 0; i < rp.n; i++)
-			order[i] = (uint32_t)i;
-		uint64_t rs = cfg.seed ^ 0x5eed5eed5eed5eedULL;
-		mfs_model_set_replay(m, 1); /* passes 2..N: the --replay-* settings */
-		for (uint64_t ep = 2; ep <= epochs && !cut[0]; ep++) {
-			for (size_t i = rp.n - 1; i > 0; i--) {
-				size_t j = (size_t)(mix64(&rs) % (i + 1));
-				uint32_t t = order[i];
-				order[i] = order[j];
-				order[j] = t;
-			}
-			mfs_learn_stats es;
-			memset(&es, 0, sizeof es);
-			pg.start = cli_now();
-			for (size_t i = 0; i < rp.n; i += 4096) {
-				if (cli_stop_signal()) {
-					snprintf(cut, sizeof cut, "epoch %llu of %llu",
-						 (unsigned long long)ep, (unsigned long long)epochs);
-					break;
-				}
-				size_t cn = rp.n - i < 4096 ? rp.n - i : 4096;
-				for (size_t j = 0; j < cn; j++) {
-					const struct rec *x = &rp.recs[order[i + j]];
-					batch[j].user = rp.arena + x->off;
-					batch[j].user_len = x->ulen;
-					batch[j].item = rp.arena + x->off + x->ulen;
-					batch[j].item_len = x->ilen;
-					batch[j].rating = x->rating;
-					batch[j].time = 0;
-				}
-				if (learn_batch(m, NULL, batch, cn, &es, &warned) < 0) {
-					free(order);
-					free(batch);
-					goto out;
-				}
-				progress_line(&pg, &es, (int)ep, 0);
-			}
-			steps += es.events;
-			progress_line(&pg, &es, (int)ep, 1);
-			if (!cut[0])
-				epochs_done = ep;
-		}
-		free(order);
-		free(batch);
-	}
+	if (epochs > 1 && rp.n > 0 && !cut[0] && !nothing && !failed &&
+	    replay_passes(m, &rp, epochs, cfg.seed, &pg, &steps, cut, sizeof cut, &warned,
+			  &epochs_done) < 0)
+		goto out;
 	double secs = cli_now() - t0;
 
 	struct cli_eval te;
