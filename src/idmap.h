@@ -93,6 +93,25 @@ static inline int64_t mfs_idmap_find(const struct mfs_idmap *m, uint64_t key)
 	}
 }
 
+/*
+ * Exact mode: the row of key, its slot stamped with tick (the least recently
+ * seen clock), or -1 when the key has no row (nothing is changed then).
+ */
+static inline int64_t mfs_idmap_touch(struct mfs_idmap *m, uint64_t key, uint32_t tick)
+{
+	uint64_t i = key & m->mask;
+	for (;;) {
+		struct mfs_idslot *s = &m->slots[i];
+		if (s->key == key) {
+			s->seen = tick;
+			return (int64_t)s->row;
+		}
+		if (s->key == 0)
+			return -1;
+		i = (i + 1) & m->mask;
+	}
+}
+
 /* Prefetch what looking key up will touch first. */
 static inline void mfs_idmap_prefetch(const struct mfs_idmap *m, uint64_t key)
 {

@@ -11,9 +11,6 @@
 /* Largest row stride (dim 4096 rounded up to 16 floats). */
 #define MFS_DIM_MAX_STRIDE 4096
 
-/* Events ahead whose rows are prefetched. */
-#define MFS_PREFETCH_AHEAD 4
-
 struct mfs_table {
 	struct mfs_idmap ids;
 	uint64_t cap;

@@ -291,6 +291,55 @@ static void model_learn_rows__equals_learning_the_ids_again(void **state)
 	mfs_model_free(b);
 }
 
+/*
+ * With tables full and eviction on, a batch still equals the event-by-event
+ * loop: a new ID never evicts a row that an earlier event of the batch holds
+ * and has not learned yet (it would learn on a re-initialised row).
+ */
+static void model_learn__batch_equals_event_by_event_when_evicting(void **state)
+{
+	(void)state;
+	mfs_config c;
+	mfs_config_default(&c);
+	c.dim = 8;
+	c.max_users = 6;
+	c.max_items = 5;
+	c.kernel = "scalar";
+	mfs_model *a, *b;
+	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
+	assert_int_equal(mfs_model_create(&b, &c, NULL), 0);
+	enum { N = 3000 };
+	static char ids[N][2][12];
+	static mfs_event e[N];
+	uint64_t rs = 5;
+	for (int k = 0; k < N; k++) {
+		rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+		snprintf(ids[k][0], 12, "u%d", (int)((rs >> 33) % 9));
+		snprintf(ids[k][1], 12, "i%d", (int)((rs >> 45) % 8));
+		e[k] = ev(ids[k][0], ids[k][1], 1.0f + (float)((rs >> 20) % 5));
+	}
+	mfs_learn_stats sa, sb;
+	memset(&sa, 0, sizeof sa);
+	memset(&sb, 0, sizeof sb);
+	assert_int_equal(mfs_model_learn(a, e, N, &sa), N);
+	for (int k = 0; k < N; k++)
+		mfs_model_learn(b, &e[k], 1, &sb);
+	mfs_model_info ia, ib;
+	mfs_model_info_get(a, &ia);
+	mfs_model_info_get(b, &ib);
+	assert_true(ia.user_evictions > 100 && ia.item_evictions > 100);
+	assert_int_equal(ia.user_evictions, ib.user_evictions);
+	assert_true(sa.sq_err == sb.sq_err);
+	for (int k = 0; k < N; k += 11) {
+		float pa, pb;
+		mfs_model_predict(a, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pa);
+		mfs_model_predict(b, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pb);
+		assert_memory_equal(&pa, &pb, sizeof pa);
+	}
+	mfs_model_free(a);
+	mfs_model_free(b);
+}
+
 static void model_learn__full_table_counts_unplaced_events(void **state)
 {
 	(void)state;
@@ -989,6 +1038,7 @@ int main(void)
 		cmocka_unit_test(model__same_seed_same_model),
 		cmocka_unit_test(model_learn__batch_equals_event_by_event),
 		cmocka_unit_test(model_learn_rows__equals_learning_the_ids_again),
+		cmocka_unit_test(model_learn__batch_equals_event_by_event_when_evicting),
 		cmocka_unit_test(model_learn__full_table_counts_unplaced_events),
 		cmocka_unit_test(model_recommend__equals_brute_force_over_all_items),
 		cmocka_unit_test(model_similar__excludes_itself_and_ranks_by_cosine),
