@@ -274,6 +274,19 @@ MFS_API int64_t mfs_model_learn_rows(mfs_model *m, const mfs_row_event *ev, size
 				     mfs_learn_stats *st);
 
 /*
+ * Learner threads of mfs_model_learn_rows (default 1: the caller's thread,
+ * events in order). With threads = N > 1 each call is learned in windows of
+ * up to N x 65536 events: a window's events are bucketed by (user row mod N,
+ * item row mod N) into an N x N grid, keeping their order inside a block, and
+ * N threads learn conflict-free blocks in N rounds (thread t learns block
+ * (t, (t + r) mod N) in round r: the stratified SGD of DSGD / FPSGD / LIBMF).
+ * Predictions inside a window use mu as it was at the window's start. The
+ * same model, events, calls and N give the same model byte for byte, however
+ * the threads are scheduled. Returns 0 or -MFS_E_INVAL (0, or over 64).
+ */
+MFS_API int mfs_model_set_threads(mfs_model *m, unsigned threads);
+
+/*
  * Switch learning between the first-pass settings (on = 0, the default) and
  * the replay_* settings (on = 1), for passes over events the model has
  * already learned once. Returns 0 or -MFS_E_INVAL.

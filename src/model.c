@@ -645,18 +645,19 @@ static void learn_partial(mfs_model *m, int64_t u, int64_t i, float rating, uint
 
 /*
  * One SGD step of the event (u, i, r) (rows in use, r the rating clamped
- * inside the range, tr the true one): the kernel on the factors, then the
- * biases; the squared and absolute error of the prediction before the step
- * against tr go to *sq and *ab.
+ * inside the range, tr the true one) with the prediction's mu term rawmu: the
+ * kernel on the factors, then the biases; the squared and absolute error of
+ * the prediction before the step against tr go to *sq and *ab. mu itself is
+ * not updated.
  */
-static inline void step_one(mfs_model *m, int64_t u, int64_t i, float r, float tr,
-			    struct mfs_step *s, int adagrad, float lrb, float l2u, float l2i,
-			    double *sq, double *ab)
+static inline void step_at(mfs_model *m, int64_t u, int64_t i, float r, float tr,
+			   struct mfs_step *s, int adagrad, float lrb, float l2u, float l2i,
+			   float rawmu, double *sq, double *ab)
 {
 	float *p = mfs_row(&m->user, (uint64_t)u, m->stride);
 	float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
 	float *bu = &m->user.bias[u], *bi = &m->item.bias[i];
-	s->base = raw_mu(m) + *bu + *bi;
+	s->base = rawmu + *bu + *bi;
 	s->rating = r;
 	if (adagrad) {
 		s->acc_p = &m->user.acc[u];
@@ -680,6 +681,14 @@ static inline void step_one(mfs_model *m, int64_t u, int64_t i, float r, float t
 		*bu += lrb * gu;
 		*bi += lrb * gi;
 	}
+}
+
+/* step_at with the running mu, which then learns r. */
+static inline void step_one(mfs_model *m, int64_t u, int64_t i, float r, float tr,
+			    struct mfs_step *s, int adagrad, float lrb, float l2u, float l2i,
+			    double *sq, double *ab)
+{
+	step_at(m, u, i, r, tr, s, adagrad, lrb, l2u, l2i, raw_mu(m), sq, ab);
 	m->mu_sum += r;
 	m->mu_count++;
 }
@@ -879,8 +888,79 @@ static int64_t find_row(const mfs_model *m, const struct mfs_table *s, const cha
 	return mfs_idmap_find(&s->ids, id_key(m, id, (uint32_t)len));
 }
 
+/* The settings of a step in the current pass (first or replay). */
+static void step_setup(const mfs_model *m, struct mfs_step *s, float *lrb, float *l2b, float *l2f)
+{
+	const mfs_config *c = &m->cfg;
+	*lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
+	*l2b = m->replay ? c->replay_l2_bias : c->l2_bias;
+	*l2f = m->replay ? c->replay_l2 : c->l2;
+	memset(s, 0, sizeof *s);
+	s->lo = c->lo;
+	s->hi = c->hi;
+	sigmoid_span(m, &s->slo, &s->shi);
+	s->link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
+	s->lr = m->replay ? c->replay_lr : c->lr;
+	s->dim = c->dim;
+}
+
+/* A resolved event's rows are in use. */
+static inline int rows_ok(const mfs_model *m, uint64_t nu, uint64_t ni, const mfs_row_event *e)
+{
+	return e->user < nu && e->item < ni && row_live(&m->user, e->user) &&
+	       row_live(&m->item, e->item);
+}
+
 /* Resolved events learned ahead of the current one whose rows are prefetched. */
 #define MFS_ROWS_AHEAD 8
+
+float mfs_model_raw_mu(const mfs_model *m)
+{
+	return raw_mu(m);
+}
+
+int mfs_model_rows_ok(const mfs_model *m, const mfs_row_event *e)
+{
+	return rows_ok(m, table_rows(&m->user), table_rows(&m->item), e);
+}
+
+void mfs_model_learn_block(mfs_model *m, const mfs_row_event *ev, size_t n, float rawmu,
+			   struct mfs_block_acc *acc)
+{
+	const int adagrad = m->cfg.optimizer == MFS_OPT_ADAGRAD;
+	const float lo = m->cfg.lo, hi = m->cfg.hi;
+	float lrb, l2b, l2f, l2u, l2i;
+	struct mfs_step s;
+	step_setup(m, &s, &lrb, &l2b, &l2f);
+	for (size_t j = 0; j < MFS_ROWS_AHEAD && j < n; j++)
+		prefetch_rows(m, ev[j].user, ev[j].item);
+	for (size_t j = 0; j < n; j++) {
+		if (j + MFS_ROWS_AHEAD < n)
+			prefetch_rows(m, ev[j + MFS_ROWS_AHEAD].user, ev[j + MFS_ROWS_AHEAD].item);
+		int64_t u = ev[j].user, i = ev[j].item;
+		const float tr = ev[j].rating;
+		acc->outside += !(tr >= lo && tr <= hi);
+		float r = tr;
+		if (r < lo)
+			r = lo;
+		if (r > hi)
+			r = hi;
+		count_event(m, &m->user, u);
+		count_event(m, &m->item, i);
+		step_l2(m, u, i, l2f, l2b, &s, &l2u, &l2i);
+		step_at(m, u, i, r, tr, &s, adagrad, lrb, l2u, l2i, rawmu, &acc->sq, &acc->ab);
+		acc->mu_sum += r;
+		acc->mu_count++;
+	}
+}
+
+MFS_API int mfs_model_set_threads(mfs_model *m, unsigned threads)
+{
+	if (!m || threads == 0 || threads > MFS_THREADS_MAX)
+		return -MFS_E_INVAL;
+	m->threads = threads;
+	return 0;
+}
 
 MFS_API int64_t mfs_model_learn_rows(mfs_model *m, const mfs_row_event *ev, size_t n,
 				     mfs_learn_stats *st)
@@ -892,25 +972,17 @@ MFS_API int64_t mfs_model_learn_rows(mfs_model *m, const mfs_row_event *ev, size
 		if (rc < 0)
 			return rc;
 	}
-	const mfs_config *c = &m->cfg;
-	const int adagrad = c->optimizer == MFS_OPT_ADAGRAD;
-	const float lo = c->lo, hi = c->hi;
-	const float lrb = m->replay ? c->replay_lr_bias : c->lr_bias;
-	const float l2b = m->replay ? c->replay_l2_bias : c->l2_bias;
-	const float l2f = m->replay ? c->replay_l2 : c->l2;
+	if (m->threads > 1)
+		return mfs_parallel_learn_rows(m, ev, n, st);
+	const int adagrad = m->cfg.optimizer == MFS_OPT_ADAGRAD;
+	const float lo = m->cfg.lo, hi = m->cfg.hi;
 	const uint64_t nu = table_rows(&m->user), ni = table_rows(&m->item);
-	float l2u, l2i;
+	float lrb, l2b, l2f, l2u, l2i;
 	int64_t learned = 0;
 	uint64_t unplaced = 0, outside = 0;
 	double sq = 0.0, ab = 0.0;
 	struct mfs_step s;
-	memset(&s, 0, sizeof s);
-	s.lo = lo;
-	s.hi = hi;
-	sigmoid_span(m, &s.slo, &s.shi);
-	s.link = c->link == MFS_RANGE_SIGMOID ? MFS_LINK_SIGMOID : MFS_LINK_CLAMP;
-	s.lr = m->replay ? c->replay_lr : c->lr;
-	s.dim = c->dim;
+	step_setup(m, &s, &lrb, &l2b, &l2f);
 	for (size_t j = 0; j < MFS_ROWS_AHEAD && j < n; j++)
 		if (ev[j].user < nu && ev[j].item < ni)
 			prefetch_rows(m, ev[j].user, ev[j].item);
@@ -920,12 +992,11 @@ MFS_API int64_t mfs_model_learn_rows(mfs_model *m, const mfs_row_event *ev, size
 			if (a->user < nu && a->item < ni)
 				prefetch_rows(m, a->user, a->item);
 		}
-		int64_t u = ev[j].user, i = ev[j].item;
-		if (MFS_UNLIKELY((uint64_t)u >= nu || (uint64_t)i >= ni || !row_live(&m->user, u) ||
-				 !row_live(&m->item, i))) {
+		if (MFS_UNLIKELY(!rows_ok(m, nu, ni, &ev[j]))) {
 			unplaced++;
 			continue;
 		}
+		int64_t u = ev[j].user, i = ev[j].item;
 		const float tr = ev[j].rating;
 		outside += !(tr >= lo && tr <= hi);
 		float r = tr;

@@ -54,6 +54,7 @@ struct mfs_mapped {
 
 struct mfs_model {
 	mfs_config cfg; /* cfg.kernel is not kept (NULL) */
+	unsigned threads; /* mfs_model_learn_rows: learner threads (0, 1: the caller's alone) */
 	const struct mfs_kernels *k;
 	uint32_t stride; /* floats per row, multiple of 16 */
 	uint32_t klen;   /* length passed to kernels: dim rounded up to the kernel width */
@@ -78,6 +79,37 @@ struct mfs_model {
 	struct mfs_mapped mapped[MFS_MAX_MAPPED];
 	int n_mapped;
 };
+
+/* --- block-parallel learning (parallel.c) --------------------------------- */
+
+#define MFS_THREADS_MAX 64
+
+/* What one thread's blocks of a window add up to (merged in thread order). */
+struct mfs_block_acc {
+	double sq, ab;   /* prequential squared and absolute errors */
+	double mu_sum;   /* ratings learned, for mu */
+	uint64_t mu_count;
+	uint64_t outside; /* ratings outside the range (learned clamped) */
+};
+
+/* mu's term in a prediction now. */
+float mfs_model_raw_mu(const mfs_model *m);
+
+/* A resolved event's rows are both in use. */
+int mfs_model_rows_ok(const mfs_model *m, const mfs_row_event *e);
+
+/*
+ * Learn n resolved events (rows in use, checked by the caller) in order,
+ * predicting with mu's term fixed at rawmu; adds to *acc, leaves mu, the
+ * event count and the dirty bits to the caller. Touches only the rows of ev:
+ * threads may learn blocks with disjoint user and item rows at once.
+ */
+void mfs_model_learn_block(mfs_model *m, const mfs_row_event *ev, size_t n, float rawmu,
+			   struct mfs_block_acc *acc);
+
+/* mfs_model_learn_rows on m->threads threads (parallel.c). */
+int64_t mfs_parallel_learn_rows(mfs_model *m, const mfs_row_event *ev, size_t n,
+				mfs_learn_stats *st);
 
 /* Allocate an empty model for a validated config and a kernel table. */
 int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_kernels *k);

@@ -1238,6 +1238,40 @@ static void support__ml100k_dir_follows_mfs_data_dir(void **state)
 	free(keep);
 }
 
+/*
+ * --threads 2 for the replay passes: the saved model is the same byte for
+ * byte on every run, its accuracy that of --threads 1, and a bad count is a
+ * usage error naming the option.
+ */
+static void cli_train__threads_replay_is_deterministic(void **state)
+{
+	(void)state;
+	char m1[1200], m2[1200], m3[1200];
+	snprintf(m1, sizeof m1, "%s", mfs_test_path("thr1.mfs"));
+	snprintf(m2, sizeof m2, "%s", mfs_test_path("thr2a.mfs"));
+	snprintf(m3, sizeof m3, "%s", mfs_test_path("thr2b.mfs"));
+	struct mfs_run r;
+	double rmse[3];
+	const char *out[3] = { m1, m2, m3 }, *thr[3] = { "1", "2", "2" };
+	for (int k = 0; k < 3; k++) {
+		RUN(&r, "train", "--quiet", "--dim", "16", "--epochs", "4", "--threads", thr[k],
+		    "--test", small_stream(), "--save", out[k], small_stream());
+		assert_int_equal(r.status, 0);
+		rmse[k] = mfs_json_number(r.out, "test_rmse");
+		mfs_run_free(&r);
+	}
+	size_t l2, l3;
+	char *b2 = mfs_read_file(m2, &l2), *b3 = mfs_read_file(m3, &l3);
+	assert_true(l2 == l3 && memcmp(b2, b3, l2) == 0);
+	free(b2);
+	free(b3);
+	assert_true(rmse[1] > 0.0 && fabs(rmse[1] - rmse[0]) < 0.01 * rmse[0]);
+	RUN(&r, "train", "--threads", "0", small_stream());
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--threads"));
+	mfs_run_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1270,6 +1304,7 @@ int main(void)
 		cmocka_unit_test(cli_train__failed_checkpoints_decide_the_exit_status),
 		cmocka_unit_test(cli_train__model_events_count_events_not_steps),
 		cmocka_unit_test(support__ml100k_dir_follows_mfs_data_dir),
+		cmocka_unit_test(cli_train__threads_replay_is_deterministic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

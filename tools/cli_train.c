@@ -86,6 +86,10 @@ static void train_help(void)
 	       "  --epochs N          passes over finite input (default 1). Pass 1 is in input order\n"
 	       "                      (and scored prequentially); passes 2..N replay the events,\n"
 	       "                      kept in memory, in a seeded random order, with the replay settings:\n"
+	       "  --threads N         learner threads of passes 2..N (default 1): the replayed events\n"
+	       "                      are learned in blocks by (user row mod N, item row mod N), N\n"
+	       "                      conflict-free blocks at a time; the same N gives the same model.\n"
+	       "                      Pass 1 is learned on one thread, in input order\n"
 	       "  --replay-lr F       factor learning rate of passes 2..N (default %g)\n"
 	       "  --replay-lr-bias F  bias learning rate of passes 2..N (default %g)\n"
 	       "  --replay-l2 F       factor L2 of passes 2..N (default %g)\n"
@@ -153,7 +157,7 @@ enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER,
+	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER, OPT_THREADS,
 	OPT_HISTORY, OPT_CKERR, OPT_END
 };
 
@@ -746,10 +750,10 @@ static void replay_event(const struct replay *rp, size_t i, mfs_event *e)
  * each pass looks the IDs up again. Returns 0 or -1 (out of memory, said).
  */
 static int replay_passes(mfs_model *m, struct replay *rp, uint64_t epochs, uint64_t seed,
-			 struct progress *pg, uint64_t *steps, char *cut, size_t cut_len, int *warned,
-			 uint64_t *epochs_done)
+			 uint64_t threads, struct progress *pg, uint64_t *steps, char *cut,
+			 size_t cut_len, int *warned, uint64_t *epochs_done)
 {
-	enum { B = 4096 };
+	enum { B = 4096, RB = 1 << 20 };
 	mfs_event *batch = malloc(B * sizeof *batch);
 	mfs_row_event *rows = malloc(rp->n * sizeof *rows);
 	uint32_t *order = NULL;
@@ -803,6 +807,8 @@ static int replay_passes(mfs_model *m, struct replay *rp, uint64_t epochs, uint6
 			}
 			cn = rp->n - i < B ? rp->n - i : B;
 			if (rows) {
+				if (threads > 1) /* whole windows per call: the blocks fill up */
+					cn = rp->n - i < RB ? rp->n - i : RB;
 				int64_t r = mfs_model_learn_rows(m, rows + i, cn, &es);
 				if (r < 0) {
 					cli_error("learning stopped: %s", mfs_error_name((int)r));
@@ -876,6 +882,7 @@ int cmd_train(int argc, char **argv)
 		{ "io", required_argument, 0, OPT_IO },
 		{ "follow", no_argument, 0, OPT_FOLLOW },
 		{ "linger-ms", required_argument, 0, OPT_LINGER },
+		{ "threads", required_argument, 0, OPT_THREADS },
 		{ "reader-thread", required_argument, 0, OPT_RTHREAD },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
@@ -890,7 +897,7 @@ int cmd_train(int argc, char **argv)
 	const char *fields = NULL, *save = NULL;
 	const char **tests = calloc((size_t)argc + 1, sizeof *tests);
 	size_t ntests = 0;
-	uint64_t epochs = 1, v, memory = 0;
+	uint64_t epochs = 1, v, memory = 0, threads = 1;
 	struct ckpt ck = { .every_sec = 30, .keep = 3, .pid = -1, .need_full = 1 };
 	int compress = 0, range_auto = 1;
 	unsigned linger_ms = 5;
@@ -1091,6 +1098,10 @@ int cmd_train(int argc, char **argv)
 			if (cli_u64(cmd, "--epochs", optarg, 1, 100000, &epochs) < 0)
 				goto usage;
 			break;
+		case OPT_THREADS:
+			if (cli_u64(cmd, "--threads", optarg, 1, 64, &threads) < 0)
+				goto usage;
+			break;
 		case OPT_TEST:
 			tests[ntests++] = optarg;
 			break;
@@ -1254,6 +1265,7 @@ int cmd_train(int argc, char **argv)
 		goto out;
 	}
 	ck.m = m;
+	mfs_model_set_threads(m, (unsigned)threads);
 	struct cli_bad bad = { 0 };
 	mfs_source_config sc;
 	mfs_source_config_default(&sc);
@@ -1389,7 +1401,7 @@ int cmd_train(int argc, char **argv)
 
 	uint64_t epochs_done = 1;
 	if (epochs > 1 && rp.n > 0 && !cut[0] && !nothing && !failed &&
-	    replay_passes(m, &rp, epochs, cfg.seed, &pg, &steps, cut, sizeof cut, &warned,
+	    replay_passes(m, &rp, epochs, cfg.seed, threads, &pg, &steps, cut, sizeof cut, &warned,
 			  &epochs_done) < 0)
 		goto out;
 	double secs = cli_now() - t0;
