@@ -263,6 +263,18 @@ static void insert_slot(struct mfs_idmap *m, uint64_t key, uint64_t row, uint32_
 	m->slots[i].seen = tick;
 }
 
+void mfs_idmap_age(struct mfs_idmap *m, uint64_t tick)
+{
+	if (m->mode != MFS_IDMAP_EXACT || !m->slots)
+		return;
+	const uint32_t now = (uint32_t)tick, cap = UINT32_C(1) << 31;
+	for (uint64_t i = 0; i <= m->mask; i++) {
+		struct mfs_idslot *s = &m->slots[i];
+		if (s->key && (uint32_t)(now - s->seen) > cap)
+			s->seen = now - cap;
+	}
+}
+
 /* The least recently seen of the next MFS_EVICT_SAMPLE rows after the hand. */
 static uint64_t pick_victim(struct mfs_idmap *m, uint32_t tick)
 {

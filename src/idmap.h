@@ -166,6 +166,17 @@ int mfs_idmap_load_ids(struct mfs_idmap *m, const uint8_t *enc, size_t len, uint
 int mfs_idmap_put(struct mfs_idmap *m, uint64_t r, uint64_t key, const char *id, size_t len,
 		  uint32_t seen);
 
+/*
+ * The eviction clock is 64-bit (the model's tick); a slot keeps the low 32
+ * bits of the tick of its last access, and ages are (uint32_t)(tick - seen).
+ * So that an age never wraps and aliases (after 4.3G events a row unseen
+ * since would look fresh), the model calls mfs_idmap_age every
+ * MFS_AGE_PERIOD ticks: ages over 2^31 are clamped to 2^31, so every age
+ * stays below 2^31 + MFS_AGE_PERIOD < 2^32. O(slots) per 2^30 events.
+ */
+#define MFS_AGE_PERIOD (UINT64_C(1) << 30)
+void mfs_idmap_age(struct mfs_idmap *m, uint64_t tick);
+
 /* Remove key from the index (exact mode). Returns 1 if it was there. */
 int mfs_idmap_remove(struct mfs_idmap *m, uint64_t key);
 

@@ -424,7 +424,7 @@ static int64_t resolve(mfs_model *m, struct mfs_table *s, uint64_t key, const ch
 		       uint32_t len)
 {
 	int fresh;
-	int64_t row = mfs_idmap_get(&s->ids, key, id, len, m->tick, &fresh);
+	int64_t row = mfs_idmap_get(&s->ids, key, id, len, (uint32_t)m->tick, &fresh);
 	if (fresh)
 		init_row(m, s, (uint64_t)row);
 	/* Every row an event changes comes through here: one bit for the next delta. */
@@ -758,7 +758,7 @@ static inline int64_t resolve_side(mfs_model *m, struct learn_ctx *c, struct mfs
 				   uint64_t key, const char *id, uint32_t len, size_t j, size_t *nl)
 {
 	if (s->ids.mode == MFS_IDMAP_EXACT) {
-		int64_t r = mfs_idmap_touch(&s->ids, key, m->tick);
+		int64_t r = mfs_idmap_touch(&s->ids, key, (uint32_t)m->tick);
 		if (MFS_LIKELY(r >= 0)) {
 			mfs_dirty_set(s, (uint64_t)r);
 			return r;
@@ -831,7 +831,10 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 		size_t nl = 0; /* next event to learn */
 		for (size_t j = 0; j < cn; j++) {
 			const mfs_event *e = &ce[j];
-			m->tick++;
+			if (MFS_UNLIKELY((++m->tick & (MFS_AGE_PERIOD - 1)) == 0)) {
+				mfs_idmap_age(&m->user.ids, m->tick);
+				mfs_idmap_age(&m->item.ids, m->tick);
+			}
 			rows[2 * j] = resolve_side(m, &c, &m->user, keys[2 * j], e->user, e->user_len, j,
 						   &nl);
 			rows[2 * j + 1] = resolve_side(m, &c, &m->item, keys[2 * j + 1], e->item,

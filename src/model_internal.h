@@ -63,7 +63,8 @@ struct mfs_model {
 	double mu_sum;
 	uint64_t mu_count;
 	uint64_t events;
-	uint32_t tick; /* advances once per event: the clock of least-recently-seen eviction */
+	uint64_t tick; /* advances once per event: the clock of least-recently-seen eviction
+			  (64-bit: idmap.h, mfs_idmap_age) */
 	float *freq_w;  /* 2 x MFS_FREQ_TABLE weights (n / ref)^(alpha - 1): factors, biases */
 	int replay;    /* learning uses the replay_* settings (mfs_model_set_replay) */
 	struct mfs_table user, item;

@@ -177,7 +177,8 @@ static void encode_header(const mfs_model *m, uint32_t n_sections, uint32_t kind
 	put32(h + 168, (uint32_t)m->cfg.ids);
 	put32(h + 172, (uint32_t)m->cfg.evict);
 	put32(h + 176, m->cfg.min_count);
-	put32(h + 180, m->tick);
+	put32(h + 180, (uint32_t)m->tick);
+	put32(h + 244, (uint32_t)(m->tick >> 32)); /* 0 in files before the 64-bit clock */
 	put64(h + 184, m->user.ids.hand);
 	put64(h + 192, m->item.ids.hand);
 	put64(h + 200, m->user.ids.evictions);
@@ -867,7 +868,7 @@ static int decode_state(struct loader *L, mfs_model *m)
 	m->mu_sum = getd(h + 96);
 	for (int i = 0; i < 4; i++)
 		m->rng.s[i] = get64(h + 136 + 8 * i);
-	m->tick = get32(h + 180);
+	m->tick = get32(h + 180) | (uint64_t)get32(h + 244) << 32;
 	m->user.ids.hand = get64(h + 184);
 	m->item.ids.hand = get64(h + 192);
 	m->user.ids.evictions = get64(h + 200);

@@ -77,6 +77,29 @@ static void idmap_get__full_table_evicts_least_recently_seen(void **state)
 	mfs_idmap_free(&m);
 }
 
+/*
+ * The 64-bit clock: a slot keeps the low 32 bits of its last tick. Past 2^32
+ * events a row unseen since tick 10 would alias to a young age (11); with the
+ * sweeps the model makes every MFS_AGE_PERIOD ticks it stays the oldest.
+ */
+static void idmap_age__ages_do_not_alias_past_2_to_the_32_events(void **state)
+{
+	(void)state;
+	struct mfs_idmap m = exact(8, 1, 1);
+	int fresh;
+	assert_int_equal(get(&m, 1, 10, &fresh), 0);
+	uint64_t t = (UINT64_C(1) << 31) + 100;
+	for (uint64_t k = 2; k <= 8; k++)
+		get(&m, k, (uint32_t)(t + k), &fresh);
+	uint64_t now = (UINT64_C(1) << 32) + 21;
+	for (uint64_t s = MFS_AGE_PERIOD; s <= now; s += MFS_AGE_PERIOD)
+		mfs_idmap_age(&m, s);
+	assert_int_equal(get(&m, 99, (uint32_t)now, &fresh), 0); /* key 1's row */
+	assert_true(fresh);
+	assert_int_equal(mfs_idmap_find(&m, 1), -1);
+	mfs_idmap_free(&m);
+}
+
 static void idmap_get__hot_ids_survive_a_flood_of_one_offs(void **state)
 {
 	(void)state;
@@ -240,6 +263,7 @@ int main(void)
 		cmocka_unit_test(idmap_get__assigns_rows_in_order_of_first_sight),
 		cmocka_unit_test(idmap_get__full_table_without_eviction_is_an_error),
 		cmocka_unit_test(idmap_get__full_table_evicts_least_recently_seen),
+		cmocka_unit_test(idmap_age__ages_do_not_alias_past_2_to_the_32_events),
 		cmocka_unit_test(idmap_get__hot_ids_survive_a_flood_of_one_offs),
 		cmocka_unit_test(idmap_remove__index_stays_consistent_under_churn),
 		cmocka_unit_test(idmap_find__probes_across_the_wrap_around),
