@@ -13,7 +13,8 @@
  *
  * The pieces:
  *   mfs_model   the model: create, learn a batch of events, predict, top-K, save, load
- *   mfs_source  a reader of event files (tsv/csv/dat/jsonl, plain or zstd), batch by batch
+ *   mfs_source  a reader of event files (tsv/csv/dat/jsonl, plain or zstd), or of
+ *               Kafka topics (mfs_source_open_kafka), batch by batch
  *   mfs_server  serving: the newest model of a path, swapped in while queries run
  *   mfs_titles  item ID -> title, from MovieLens u.item, movies.csv or id<TAB>title
  *
@@ -714,6 +715,120 @@ MFS_API int mfs_source_position(const mfs_source *s, void *buf, size_t len);
  * -MFS_E_NOTFOUND (its file is not among the inputs), -MFS_E_INVAL.
  */
 MFS_API int mfs_source_seek(mfs_source *s, const void *pos, size_t len, mfs_diag *diag);
+
+/* ===================================================================== */
+/* Source: Kafka topics                                                  */
+/* ===================================================================== */
+
+/*
+ * A Kafka source reads the messages of one or more topics through
+ * librdkafka's consumer; each message holds one record or several lines of
+ * records in any of the formats above (decided per message under
+ * MFS_FORMAT_AUTO), parsed exactly as lines of a file are. It is an
+ * mfs_source: mfs_source_next_wait, _position, _seek, _stats_get, _stop and
+ * _free work on it, in follow mode always (it never ends: -MFS_E_AGAIN when
+ * idle, 0 only after mfs_source_stop).
+ *
+ * Its position blob (mfs_source_position) holds, per topic partition, the
+ * offset of the next message not yet handed out, the lines of that message
+ * already handed out, and the events and malformed records taken from the
+ * partition over the blob's lifetime. mfs_source_seek starts every partition
+ * there as it is assigned, whatever the group has committed; a partition the
+ * blob does not hold starts at the "start" setting. A malformed message is
+ * skipped, counted and passed to on_bad with d->path "topic T partition P
+ * offset O" (", line L" within a multi-line message).
+ *
+ * Settings are made with mfs_kafka_config_set() on an opaque config:
+ *   "brokers"   bootstrap servers, host:port[,host:port...] (required)
+ *   "topics"    topic[,topic...] (required)
+ *   "group"     consumer group: partitions are assigned by the group (subscribe),
+ *               with static membership (group.instance.id, see "instance") so that a
+ *               restarted member gets its partitions back at once. Unset (default):
+ *               the source assigns itself every partition of the topics (partitions
+ *               added later are picked up within 30 s) and needs no group session;
+ *               commits go to group "mfstream-" + topics, which it never joins
+ *   "instance"  group.instance.id with "group" (default: "mfstream-" + host name)
+ *   "start"     earliest (default) | latest: where a partition that the position
+ *               does not hold starts
+ *   "notice-ms" at most one notice per kind this often (default 10000)
+ *   any other key is a librdkafka property (e.g. "security.protocol"), checked here.
+ * Offsets are never committed by librdkafka itself: mfs_source_commit() commits
+ * the offsets of a position blob (after the checkpoint holding it is written).
+ */
+typedef struct mfs_kafka_config mfs_kafka_config;
+
+/* Returns 0 or -MFS_E_NOMEM. */
+MFS_API int mfs_kafka_config_create(mfs_kafka_config **out);
+MFS_API void mfs_kafka_config_free(mfs_kafka_config *kc);
+
+/* Set key to value (copied). Returns 0, or -MFS_E_INVAL (unknown key or bad value:
+ * diag says which and why). */
+MFS_API int mfs_kafka_config_set(mfs_kafka_config *kc, const char *key, const char *value,
+				 mfs_diag *diag);
+
+/*
+ * Notices for a person, from the source's calls (its thread): brokers
+ * unreachable and retried (at most one per "notice-ms", with the count of
+ * errors since the last), receiving again, partitions assigned and revoked,
+ * offsets gone (retention) and skipped, failed commits. d->code says the kind
+ * (MFS_E_IO: a broker problem, MFS_E_OK: information). fn may be NULL.
+ */
+MFS_API int mfs_kafka_config_set_notice(mfs_kafka_config *kc, mfs_bad_record_fn fn, void *ctx);
+
+/*
+ * With "group": fn is called (from mfs_source_next_wait) before a rebalance
+ * takes partitions away, when every batch handed out has been learned: the
+ * place to write a checkpoint. The events of the batch in progress that came
+ * from those partitions are dropped (the next owner reads them).
+ */
+MFS_API int mfs_kafka_config_set_revoke(mfs_kafka_config *kc, void (*fn)(void *ctx), void *ctx);
+
+/*
+ * Open a Kafka source. cfg as for files (format, fields, batch, on_bad; NULL:
+ * defaults). Nothing waits for a broker here: partitions are looked up and
+ * assigned by the first mfs_source_next_wait calls, which keep retrying while
+ * the brokers are unreachable. Returns 0, or -MFS_E_INVAL (missing brokers or
+ * topics, a bad setting), -MFS_E_NOMEM, -MFS_E_IO (librdkafka refused).
+ */
+MFS_API int mfs_source_open_kafka(mfs_source **out, const mfs_kafka_config *kc,
+				  const mfs_source_config *cfg, mfs_diag *diag);
+
+/*
+ * Commit the offsets of a position blob of this source to its group
+ * (asynchronously: a failure is a notice). Only partitions assigned now are
+ * committed. A file source commits nothing.
+ * Returns 0, -MFS_E_CORRUPT (not a Kafka position), -MFS_E_INVAL.
+ */
+MFS_API int mfs_source_commit(mfs_source *s, const void *pos, size_t len, mfs_diag *diag);
+
+/* One partition of a Kafka source or of a Kafka position blob. */
+typedef struct mfs_kafka_partition {
+	const char *topic;   /* points into the source or the blob's copy: see below */
+	size_t topic_len;
+	int32_t partition;
+	int assigned;        /* the source consumes it now (0 for a blob) */
+	int64_t offset;      /* the next message not handed out */
+	uint64_t lines;      /* lines of that message already handed out */
+	int64_t end;         /* the partition's high watermark as last fetched, or -1 */
+	int64_t lag;         /* end - offset, or -1 when end is not known */
+	uint64_t events;     /* events taken from it over the position's lifetime */
+	uint64_t skipped;    /* malformed records likewise */
+} mfs_kafka_partition;
+
+/*
+ * Partition i of a Kafka source (in the order they became known). Returns
+ * the number of partitions (p filled when i is below it), or 0 for a file
+ * source. topic is valid until the source is freed.
+ */
+MFS_API int mfs_source_kafka_partition(const mfs_source *s, size_t i, mfs_kafka_partition *p);
+
+/*
+ * Partition i of a Kafka position blob (as stored in a checkpoint). Returns
+ * the number of partitions, or -MFS_E_CORRUPT (not a Kafka position). topic
+ * points into pos (topic_len bytes, not NUL-terminated).
+ */
+MFS_API int mfs_position_kafka_partition(const void *pos, size_t len, size_t i,
+					 mfs_kafka_partition *p);
 
 /* ===================================================================== */
 /* Checkpoints                                                           */

@@ -35,6 +35,7 @@
 #include "gzip.h"
 #include "files.h"
 #include "internal.h"
+#include "kafka.h"
 #include "parse.h"
 #include "uring.h"
 #include "zstd_stage.h"
@@ -117,6 +118,7 @@ struct dblk {
 };
 
 struct mfs_source {
+	struct mfs_ksrc *ks; /* a Kafka source (kafka.c): the calls below dispatch to it */
 	mfs_source_config cfg;
 	mfs_source_config2 cfg2;
 	struct mfs_fields fields;
@@ -1572,6 +1574,7 @@ MFS_API void mfs_source_free(mfs_source *s)
 {
 	if (!s)
 		return;
+	mfs_ksrc_free(s->ks);
 	stop_thread(s);
 	dec_stop(s);
 	dec_quit(s);
@@ -1802,6 +1805,8 @@ MFS_API int mfs_source_open(mfs_source **out, const char *const *inputs, size_t 
 
 MFS_API const char *mfs_source_io(const mfs_source *s)
 {
+	if (s && s->ks)
+		return "kafka";
 	return s && s->be == BE_URING ? "uring" : "pread";
 }
 
@@ -1826,7 +1831,7 @@ MFS_API void mfs_source_stop(mfs_source *s)
 
 MFS_API void mfs_source_skip_file(mfs_source *s)
 {
-	if (!s)
+	if (!s || s->ks)
 		return;
 	if (s->threaded && s->started) {
 		pthread_mutex_lock(&s->mu);
@@ -1848,6 +1853,8 @@ MFS_API int mfs_source_next_wait(mfs_source *s, const mfs_event **out, int timeo
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "NULL argument");
 	if (atomic_load(&s->stop))
 		return 0;
+	if (s->ks)
+		return mfs_ksrc_next(s->ks, out, timeout_ms, s->linger_ms, s->align, diag);
 	if (!s->cfg2.follow)
 		timeout_ms = -1; /* a finite input never makes the caller wait on nothing */
 	if (s->threaded) {
@@ -1918,6 +1925,10 @@ MFS_API void mfs_source_stats_get(const mfs_source *s, mfs_source_stats *st)
 {
 	if (!s || !st)
 		return;
+	if (s->ks) {
+		mfs_ksrc_stats(s->ks, st);
+		return;
+	}
 	if (s->threaded && s->started) {
 		*st = s->cons_st;
 		return;
@@ -1937,6 +1948,11 @@ MFS_API int mfs_source_where_get(const mfs_source *s, mfs_source_where *w)
 {
 	if (!s || !w)
 		return -MFS_E_INVAL;
+	if (s->ks) {
+		memset(w, 0, sizeof *w);
+		w->path = ""; /* no file: mfs_source_kafka_partition tells the offsets */
+		return 0;
+	}
 	struct snap x = cons_snap(s);
 	memset(w, 0, sizeof *w);
 	w->path = x.path;
@@ -1983,6 +1999,8 @@ MFS_API int mfs_source_position(const mfs_source *s, void *buf, size_t len)
 {
 	if (!s)
 		return -MFS_E_INVAL;
+	if (s->ks)
+		return mfs_ksrc_position(s->ks, buf, len);
 	struct snap x = cons_snap(s);
 	size_t pl = strlen(x.path);
 	size_t need = POS_FIXED + pl;
@@ -2009,6 +2027,11 @@ MFS_API int mfs_source_seek(mfs_source *s, const void *pos, size_t len, mfs_diag
 {
 	if (!s || (!pos && len))
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "NULL argument");
+	if (s->ks)
+		return mfs_ksrc_seek(s->ks, pos, len, diag);
+	if (mfs_kpos_is_kafka(pos, len))
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0,
+				    "the position is of Kafka topics, not of files");
 	if (s->started || s->fd >= 0)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "seek only before the first mfs_source_next");
@@ -2046,4 +2069,63 @@ MFS_API int mfs_source_seek(mfs_source *s, const void *pos, size_t len, mfs_diag
 	s->files[i].done = done;
 	s->cur = 0;
 	return 0;
+}
+
+/* --- Kafka sources (kafka.c does the work) ------------------------------------ */
+
+MFS_API int mfs_source_open_kafka(mfs_source **out, const mfs_kafka_config *kc,
+				  const mfs_source_config *cfg, mfs_diag *diag)
+{
+	if (!out || !kc)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "NULL argument");
+	struct mfs_source *s = calloc(1, sizeof *s);
+	if (!s)
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+	int rc;
+	s->fd = -1;
+	s->ino_fd = -1;
+	atomic_init(&s->stop, 0);
+	if (cfg)
+		s->cfg = *cfg;
+	else
+		mfs_source_config_default(&s->cfg);
+	mfs_source_config2_default(&s->cfg2);
+	s->cfg2.follow = 1;
+	s->be = BE_PREAD;
+	s->linger_ms = 5;
+	if (s->cfg.batch == 0)
+		s->cfg.batch = 4096;
+	if (s->cfg.format < MFS_FORMAT_AUTO || s->cfg.format > MFS_FORMAT_JSONL) {
+		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "unknown format %d", s->cfg.format);
+		goto out;
+	}
+	char why[256];
+	if (mfs_fields_parse(&s->fields, s->cfg.fields, why, sizeof why) < 0) {
+		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "%s", why);
+		goto out;
+	}
+	rc = mfs_ksrc_open(&s->ks, kc, &s->cfg, &s->fields, &s->stop, diag);
+	if (rc < 0)
+		goto out;
+	*out = s;
+	return 0;
+out:
+	mfs_source_free(s);
+	return rc;
+}
+
+MFS_API int mfs_source_commit(mfs_source *s, const void *pos, size_t len, mfs_diag *diag)
+{
+	if (!s || (!pos && len))
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "NULL argument");
+	if (!s->ks)
+		return 0;
+	return mfs_ksrc_commit(s->ks, pos, len, diag);
+}
+
+MFS_API int mfs_source_kafka_partition(const mfs_source *s, size_t i, mfs_kafka_partition *p)
+{
+	if (!s || !s->ks)
+		return 0;
+	return mfs_ksrc_partition(s->ks, i, p);
 }

@@ -39,7 +39,19 @@ static void train_help(void)
 	       "                      --save and the summary, then exit 0\n"
 	       "  --linger-ms N       --follow: events that have arrived wait at most N ms for more\n"
 	       "                      before they are learned as a batch (default 5; 0: at once)\n"
-	       "  --reader-thread X   on (default): read, decompress and parse on a second core; off\n");
+	       "  --reader-thread X   on (default): read, decompress and parse on a second core; off\n"
+	       "Kafka input (instead of INPUT; follow mode: SIGINT/SIGTERM checkpoint and exit 0):\n"
+	       "  --kafka BROKERS     consume from these bootstrap servers (host:port[,host:port])\n"
+	       "  --topic T[,T2...]   the topics; a message holds one record or several lines\n"
+	       "  --group G           partitions assigned by consumer group G, with static membership\n"
+	       "                      (group.instance.id mfstream-HOSTNAME, or --kafka-opt instance=ID).\n"
+	       "                      Without --group every partition of the topics is consumed (no\n"
+	       "                      group session). Offsets are committed after each checkpoint (to\n"
+	       "                      G, or to mfstream-TOPICS, a group never joined)\n"
+	       "  --kafka-start S     earliest (default) or latest: where a partition starts that the\n"
+	       "                      checkpoint holds no offset for (offsets live in the checkpoints)\n"
+	       "  --kafka-opt K=V     a librdkafka property (repeatable), or notice-ms=N: at most\n"
+	       "                      one broker notice per N ms (default 10000)\n");
 	printf("Model (defaults tuned on MovieLens 100K, see README.md):\n"
 	       "  --dim K             embedding width (default %u)\n"
 	       "  --optimizer O       adagrad (default: per-row AdaGrad for factors and biases, as\n"
@@ -138,7 +150,8 @@ static void train_help(void)
 	       "ids, prequential_rmse/mae (pass 1, each event predicted before it is learned,\n"
 	       "against its true rating), test_rmse/mae (with --test), interrupted (a signal\n"
 	       "ended the run), interrupted_during (what it cut short), seconds, events_per_sec,\n"
-	       "kernel, io. The progress line of passes 2..N shows the training RMSE.\n"
+	       "kernel, io, kafka (with --kafka, per partition: topic, partition, assigned, offset,\n"
+	       "lag, events, skipped). The progress line of passes 2..N shows the training RMSE.\n"
 	       "\n"
 	       "Exit status: 0 success, also a --follow run ended by SIGINT/SIGTERM. 1 runtime\n"
 	       "failure: an input or output failed; nothing learned from input that is not\n"
@@ -158,7 +171,8 @@ enum {
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
 	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER, OPT_THREADS,
-	OPT_HISTORY, OPT_CKERR, OPT_END
+	OPT_HISTORY, OPT_CKERR,
+	OPT_KAFKA, OPT_TOPIC, OPT_GROUP, OPT_KOPT, OPT_KSTART, OPT_END
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -238,6 +252,10 @@ struct ckpt {
 	mfs_model *m;
 	pthread_t regroup;
 	int regrouping, regroup_off, regroup_done;
+	/* Kafka: the position of the checkpoint being written, committed once it is */
+	mfs_source *commit_src;
+	char *cpos;
+	size_t cpos_len;
 };
 
 static void *regroup_main(void *arg)
@@ -288,6 +306,8 @@ static void ckpt_reap(struct ckpt *ck, int wait)
 		ck->abort |= ck->stop_on_error;
 	} else {
 		ck->saved_events = ck->pending_events;
+		if (ck->commit_src && ck->cpos)
+			mfs_source_commit(ck->commit_src, ck->cpos, ck->cpos_len, NULL);
 	}
 	ck->pid = -1;
 	/* The child no longer shares the tables: merge the pages that the kernel
@@ -315,6 +335,8 @@ static int ckpt_write_now(struct ckpt *ck, mfs_model *m, mfs_source *src)
 		ck->abort |= ck->stop_on_error;
 	} else {
 		ck->saved_events = mi.events;
+		if (ck->commit_src && pos)
+			mfs_source_commit(ck->commit_src, pos, len, NULL);
 	}
 	free(pos);
 	return rc < 0 ? -1 : 0;
@@ -387,6 +409,12 @@ static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t 
 			cli_diag(&d);
 		_exit(rc < 0 ? 1 : 0);
 	}
+	if (ck->commit_src && pid > 0) {
+		free(ck->cpos); /* committed when the child is reaped */
+		ck->cpos = pos;
+		ck->cpos_len = len;
+		pos = NULL;
+	}
 	free(pos);
 	if (pid < 0) {
 		/* no fork (out of processes or memory): write it here, and say so */
@@ -434,7 +462,45 @@ static uint64_t mix64(uint64_t *s)
 struct progress {
 	int on;
 	double start, last;
+	const mfs_source *kafka; /* show the consumer lag */
 };
+
+/* The consumer lag of a Kafka source, over its partitions (-1: not known yet). */
+static int64_t kafka_lag(const mfs_source *src)
+{
+	int64_t lag = -1;
+	mfs_kafka_partition kp;
+	int n = mfs_source_kafka_partition(src, 0, NULL);
+	for (int i = 0; i < n; i++)
+		if (mfs_source_kafka_partition(src, (size_t)i, &kp) > 0 && kp.assigned && kp.lag >= 0)
+			lag = (lag < 0 ? 0 : lag) + kp.lag;
+	return lag;
+}
+
+/* --group: a rebalance takes partitions away; checkpoint what is learned first. */
+struct revoke_ctx {
+	struct ckpt *ck;
+	mfs_model *m;
+	mfs_source *src;
+};
+
+static void on_revoke(void *arg)
+{
+	struct revoke_ctx *r = arg;
+	if (!r->ck->dir || !r->src)
+		return;
+	ckpt_reap(r->ck, 1);
+	regroup_join(r->ck, 1);
+	ckpt_write_now(r->ck, r->m, r->src);
+	mfs_checkpoint_mark(r->m);
+	r->ck->need_full = 0;
+}
+
+static void kafka_notice(void *ctx, const mfs_diag *d)
+{
+	(void)ctx;
+	cli_diag(d);
+}
 
 /* Pass 1 is scored test-then-train (prequential); passes 2..N replay events
  * already learned, so their error is a training error. */
@@ -449,6 +515,8 @@ static void progress_line(struct progress *p, const mfs_learn_stats *st, int epo
 	fprintf(stderr, "\r\033[Kepoch %d  %llu events  %.3g events/s  %s RMSE %.4f", epoch,
 		(unsigned long long)st->events, secs > 0 ? (double)st->events / secs : 0.0,
 		epoch > 1 ? "training" : "prequential", rmse);
+	if (p->kafka)
+		fprintf(stderr, "  lag %lld", (long long)kafka_lag(p->kafka));
 	if (final)
 		fputc('\n', stderr);
 	fflush(stderr);
@@ -884,6 +952,11 @@ int cmd_train(int argc, char **argv)
 		{ "linger-ms", required_argument, 0, OPT_LINGER },
 		{ "threads", required_argument, 0, OPT_THREADS },
 		{ "reader-thread", required_argument, 0, OPT_RTHREAD },
+		{ "kafka", required_argument, 0, OPT_KAFKA },
+		{ "topic", required_argument, 0, OPT_TOPIC },
+		{ "group", required_argument, 0, OPT_GROUP },
+		{ "kafka-opt", required_argument, 0, OPT_KOPT },
+		{ "kafka-start", required_argument, 0, OPT_KSTART },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -903,7 +976,15 @@ int cmd_train(int argc, char **argv)
 	unsigned linger_ms = 5;
 	unsigned char given[OPT_END - OPT_FORMAT]; /* the options given: a resume compares those */
 	memset(given, 0, sizeof given);
+	const char *kafka = NULL, *topic = NULL, *group = NULL, *kstart = NULL;
+	const char **kopts = calloc((size_t)argc + 1, sizeof *kopts);
+	size_t nkopts = 0;
 	int c;
+	if (!kopts) {
+		free(tests);
+		cli_error("out of memory");
+		return EXIT_RUNTIME;
+	}
 	optind = 1;
 	opterr = 0;
 	while ((c = cli_getopt(cmd, argc, argv, ":h", opts)) != -1) {
@@ -913,11 +994,13 @@ int cmd_train(int argc, char **argv)
 		case 'h':
 			train_help();
 			free(tests);
+			free(kopts);
 			return 0;
 		case OPT_FORMAT:
 			format = mfs_format_parse(optarg);
 			if (format < 0) {
 				free(tests);
+				free(kopts);
 				return cli_usage(cmd, "--format: must be auto, tsv, csv, dat, jsonl or ssv, got \"%s\"",
 						 optarg);
 			}
@@ -932,6 +1015,7 @@ int cmd_train(int argc, char **argv)
 				stop_on_error = 0;
 			else {
 				free(tests);
+				free(kopts);
 				return cli_usage(cmd, "--on-error: must be skip-file or stop, got \"%s\"", optarg);
 			}
 			break;
@@ -1124,6 +1208,29 @@ int cmd_train(int argc, char **argv)
 				goto usage;
 			linger_ms = (unsigned)v;
 			break;
+		case OPT_KAFKA:
+			kafka = optarg;
+			break;
+		case OPT_TOPIC:
+			topic = optarg;
+			break;
+		case OPT_GROUP:
+			group = optarg;
+			break;
+		case OPT_KSTART:
+			if (strcmp(optarg, "earliest") != 0 && strcmp(optarg, "latest") != 0) {
+				cli_usage(cmd, "--kafka-start must be earliest or latest, not \"%s\"", optarg);
+				goto usage;
+			}
+			kstart = optarg;
+			break;
+		case OPT_KOPT:
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				cli_usage(cmd, "--kafka-opt needs KEY=VALUE, not \"%s\"", optarg);
+				goto usage;
+			}
+			kopts[nkopts++] = optarg;
+			break;
 		case OPT_IO:
 		case OPT_FOLLOW:
 		case OPT_RTHREAD:
@@ -1136,7 +1243,26 @@ int cmd_train(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (optind >= argc) {
+	if (kafka && optind < argc) {
+		cli_usage(cmd, "--kafka reads topics, not INPUT files (\"%s\")", argv[optind]);
+		goto usage;
+	}
+	if (!kafka && (topic || group || kstart || nkopts)) {
+		cli_usage(cmd, "%s needs --kafka BROKERS",
+			  topic ? "--topic" : group ? "--group" : kstart ? "--kafka-start" : "--kafka-opt");
+		goto usage;
+	}
+	if (kafka && !topic) {
+		cli_usage(cmd, "--kafka needs --topic T");
+		goto usage;
+	}
+	if (kafka && epochs > 1) {
+		cli_usage(cmd, "--kafka is a stream: one pass (--epochs 1)");
+		goto usage;
+	}
+	if (kafka)
+		rc2.follow = 1; /* a topic never ends: a signal ends the run, as in --follow */
+	if (!kafka && optind >= argc) {
 		cli_usage(cmd, "no INPUT given (a file, a directory, or '-' for standard input)");
 		goto usage;
 	}
@@ -1208,14 +1334,17 @@ int cmd_train(int argc, char **argv)
 		if (access(tests[i], R_OK) < 0) {
 			cli_error("--test %s: %s", tests[i], strerror(errno));
 			free(tests);
+			free(kopts);
 			return EXIT_RUNTIME;
 		}
 	if (save && check_save_path(save) < 0) {
 		free(tests);
+		free(kopts);
 		return EXIT_RUNTIME;
 	}
 	if (ck.dir && check_checkpoint_dir(ck.dir) < 0) {
 		free(tests);
+		free(kopts);
 		return EXIT_RUNTIME;
 	}
 	if (memory) {
@@ -1238,6 +1367,36 @@ int cmd_train(int argc, char **argv)
 	memset(&rp, 0, sizeof rp);
 	mfs_diag d;
 	int resumed = 0;
+	mfs_kafka_config *kc = NULL;
+	struct revoke_ctx rv = { &ck, NULL, NULL };
+	if (kafka) {
+		/* every setting is checked before anything is loaded */
+		if (mfs_kafka_config_create(&kc) < 0) {
+			cli_error("out of memory");
+			goto out;
+		}
+		const char *keys[] = { "brokers", "topics", "group", "start" };
+		const char *vals[] = { kafka, topic, group, kstart };
+		for (size_t i = 0; i < 4; i++)
+			if (vals[i] && mfs_kafka_config_set(kc, keys[i], vals[i], &d) < 0) {
+				cli_diag(&d);
+				rc = EXIT_USAGE;
+				goto out;
+			}
+		for (size_t i = 0; i < nkopts; i++) {
+			char key[256];
+			const char *eq = strchr(kopts[i], '=');
+			snprintf(key, sizeof key, "%.*s", (int)(eq - kopts[i]), kopts[i]);
+			if (mfs_kafka_config_set(kc, key, eq + 1, &d) < 0) {
+				cli_usage(cmd, "--kafka-opt %s: %s", kopts[i], d.reason);
+				rc = EXIT_USAGE;
+				goto out;
+			}
+		}
+		mfs_kafka_config_set_notice(kc, kafka_notice, NULL);
+		if (group)
+			mfs_kafka_config_set_revoke(kc, on_revoke, &rv);
+	}
 	if (ck.dir) {
 		/* Resume from the newest whole checkpoint, if there is one. */
 		char from[4096];
@@ -1266,6 +1425,7 @@ int cmd_train(int argc, char **argv)
 	}
 	ck.m = m;
 	mfs_model_set_threads(m, (unsigned)threads);
+	rv.m = m;
 	struct cli_bad bad = { 0 };
 	mfs_source_config sc;
 	mfs_source_config_default(&sc);
@@ -1273,8 +1433,9 @@ int cmd_train(int argc, char **argv)
 	sc.fields = fields;
 	sc.on_bad = cli_on_bad;
 	sc.on_bad_ctx = &bad;
-	if (mfs_source_open2(&src, (const char *const *)argv + optind, (size_t)(argc - optind), &sc,
-			     &rc2, &d) < 0) {
+	if (kafka ? mfs_source_open_kafka(&src, kc, &sc, &d) < 0
+		  : mfs_source_open2(&src, (const char *const *)argv + optind,
+				     (size_t)(argc - optind), &sc, &rc2, &d) < 0) {
 		cli_diag(&d);
 		rc = d.code == MFS_E_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
 		goto out;
@@ -1288,6 +1449,10 @@ int cmd_train(int argc, char **argv)
 				  "inputs, or another --checkpoint-dir)");
 			goto out;
 		}
+	}
+	if (kafka) {
+		rv.src = src;
+		ck.commit_src = src;
 	}
 	mfs_source_set_linger(src, linger_ms);
 	if (ck.dir && (ck.every_events || ck.delta_events))
@@ -1303,7 +1468,7 @@ int cmd_train(int argc, char **argv)
 
 	mfs_learn_stats pre;
 	memset(&pre, 0, sizeof pre);
-	struct progress pg = { progress, cli_now(), 0 };
+	struct progress pg = { progress, cli_now(), 0, kafka ? src : NULL };
 	uint64_t steps = 0, files_failed = 0;
 	int warned = 0; /* the one warning about a rating outside the range */
 	double t0 = cli_now();
@@ -1478,6 +1643,22 @@ int cmd_train(int argc, char **argv)
 			printf(", \"test_rmse\": %.6f, \"test_mae\": %.6f", sqrt(te.sq / (double)te.n),
 			       te.ab / (double)te.n);
 	}
+	if (kafka) {
+		int np = mfs_source_kafka_partition(src, 0, NULL);
+		printf(", \"kafka\": [");
+		for (int i = 0; i < np; i++) {
+			mfs_kafka_partition kp;
+			mfs_source_kafka_partition(src, (size_t)i, &kp);
+			printf("%s{\"topic\": ", i ? ", " : "");
+			cli_json_string(stdout, kp.topic, kp.topic_len);
+			printf(", \"partition\": %d, \"assigned\": %s, \"offset\": %lld, \"lag\": %lld, "
+			       "\"events\": %llu, \"skipped\": %llu}",
+			       (int)kp.partition, kp.assigned ? "true" : "false", (long long)kp.offset,
+			       (long long)kp.lag, (unsigned long long)kp.events,
+			       (unsigned long long)kp.skipped);
+		}
+		printf("]");
+	}
 	int sig = cli_stop_signal();
 	printf(", \"interrupted\": %s", sig ? "true" : "false");
 	if (cut[0])
@@ -1500,13 +1681,17 @@ out:
 	cli_stop_source(NULL);
 	regroup_join(&ck, 1);
 	mfs_source_free(src);
+	mfs_kafka_config_free(kc);
+	free(ck.cpos);
 	mfs_model_free(m);
 	free(rp.arena);
 	free(rp.recs);
 	free(tests);
+	free(kopts);
 	return rc;
 usage:
 	free(tests);
+	free(kopts);
 	return EXIT_USAGE;
 }
 
