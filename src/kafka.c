@@ -66,7 +66,6 @@ struct kpart {
 	int assigned;
 	int known;        /* the seek position holds it */
 	struct kstate out, rd;
-	uint64_t gap_from; /* notice: offsets skipped (retention), once per gap */
 };
 
 struct mfs_ksrc {
@@ -103,7 +102,9 @@ struct mfs_ksrc {
 	char err_text[256];
 	uint64_t err_count;
 	int64_t last_notice;
+	int64_t last_gap; /* the last notice of offsets not in the log */
 	int down;
+	int debug; /* the "debug" property is set: librdkafka's log lines are notices */
 };
 
 static int64_t now_ms(void)
@@ -280,6 +281,20 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 	char buf[256];
 	snprintf(buf, sizeof buf, "%s: %s", rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 	note_error(k, buf);
+}
+
+/*
+ * librdkafka's log lines (served from the poll, log.queue): the library never
+ * prints, so they are dropped, unless the "debug" property asked for them;
+ * then they are notices. Errors come through on_error.
+ */
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	struct mfs_ksrc *k = rd_kafka_opaque(rk);
+	if (!k || !k->debug)
+		return;
+	(void)level;
+	notice(k, MFS_E_OK, "librdkafka %s: %s", fac, buf);
 }
 
 static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -594,6 +609,14 @@ int mfs_ksrc_open(struct mfs_ksrc **out, const mfs_kafka_config *kc, const mfs_s
 	}
 	k->grouped = k->kc.group != NULL;
 	k->has_group_id = 1;
+	char dbg[256];
+	size_t dl = sizeof dbg;
+	k->debug = rd_kafka_conf_get(conf, "debug", dbg, &dl) == RD_KAFKA_CONF_OK && dbg[0];
+	if (rd_kafka_conf_set(conf, "log.queue", "true", err, sizeof err) != RD_KAFKA_CONF_OK) {
+		rc = mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "kafka log.queue: %s", err);
+		goto out;
+	}
+	rd_kafka_conf_set_log_cb(conf, on_log);
 	rd_kafka_conf_set_opaque(conf, k);
 	rd_kafka_conf_set_error_cb(conf, on_error);
 	rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
@@ -605,6 +628,7 @@ int mfs_ksrc_open(struct mfs_ksrc **out, const mfs_kafka_config *kc, const mfs_s
 		goto out; /* rd_kafka_new frees conf only on success */
 	}
 	conf = NULL;
+	rd_kafka_set_log_queue(k->rk, NULL); /* log lines to the main queue, then ours */
 	rd_kafka_poll_set_consumer(k->rk);
 	if (k->grouped) {
 		rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)k->ntopics);
@@ -780,15 +804,16 @@ static int accept_message(struct mfs_ksrc *k, rd_kafka_message_t *m)
 	if (m->offset == p->rd.off) {
 		skip = (size_t)p->rd.lines; /* resumed inside this message */
 	} else {
-		if (p->rd.off > 0 || p->known)
-			if (p->gap_from != (uint64_t)p->rd.off + 1) {
-				notice(k, MFS_E_OK,
-				       "topic %s partition %d: offsets %lld..%lld are not in the log "
-				       "(retention, compaction or transaction markers); going on at %lld",
-				       p->topic, (int)p->part, (long long)p->rd.off,
-				       (long long)m->offset - 1, (long long)m->offset);
-				p->gap_from = (uint64_t)p->rd.off + 1;
-			}
+		int64_t t = now_ms();
+		if ((p->rd.off > 0 || p->known) &&
+		    (!k->last_gap || t - k->last_gap >= (int64_t)k->kc.notice_ms)) {
+			k->last_gap = t; /* at most one a period: a compacted log has many gaps */
+			notice(k, MFS_E_OK,
+			       "topic %s partition %d: offsets %lld..%lld are not in the log "
+			       "(retention, compaction or transaction markers); going on at %lld",
+			       p->topic, (int)p->part, (long long)p->rd.off, (long long)m->offset - 1,
+			       (long long)m->offset);
+		}
 		p->rd.off = m->offset;
 		p->rd.lines = 0;
 	}

@@ -93,7 +93,9 @@ int main(int argc, char **argv)
 	snprintf(nb, sizeof nb, "%d", brokers);
 	if (rd_kafka_conf_set(conf, "test.mock.num.brokers", nb, err, sizeof err) != RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof err) != RD_KAFKA_CONF_OK ||
-	    rd_kafka_conf_set(conf, "log_level", "4", err, sizeof err) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "log_level", "2", err, sizeof err) != RD_KAFKA_CONF_OK ||
+	    rd_kafka_conf_set(conf, "reconnect.backoff.max.ms", "200", err, sizeof err) !=
+		    RD_KAFKA_CONF_OK ||
 	    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof err) != RD_KAFKA_CONF_OK) {
 		fprintf(stderr, "kafka_mock: %s\n", err);
 		return 77;
