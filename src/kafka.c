@@ -660,11 +660,11 @@ void mfs_ksrc_free(struct mfs_ksrc *k)
 		return;
 	if (k->pend)
 		rd_kafka_message_destroy(k->pend);
-	if (k->rk) {
-		if (k->grouped)
-			rd_kafka_consumer_close(k->rk); /* leave the group (static: keep the slot) */
-		rd_kafka_destroy(k->rk);
-	}
+	if (k->rk)
+		/* no consumer close: it waits for the group coordinator without a bound when
+		 * the brokers are gone, and has nothing to do here (offsets are committed
+		 * after checkpoints; a static member keeps its slot without a LeaveGroup) */
+		rd_kafka_destroy_flags(k->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
 	for (size_t i = 0; i < k->nparts; i++)
 		free(k->parts[i].topic);
 	free(k->parts);

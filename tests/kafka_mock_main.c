@@ -14,6 +14,8 @@
  *                                      events FIRST..FIRST+N-1 of the stream SEED
  *     multi TOPIC PART N SEED FIRST    one message holding those N events as lines
  *     bad TOPIC PART TEXT...           one message with TEXT as its payload
+ *     dump PATH N SEED FIRST           write those events as lines to PATH (the same
+ *                                      stream as a file, for comparisons)
  *     fetch-errors N                   the next N Fetch requests fail (retriable)
  *     down / up                        every broker refuses / accepts connections
  *     quit                             (or end of input) stop
@@ -150,6 +152,15 @@ int main(int argc, char **argv)
 			int rc = produce(rk, topic, part, text, strlen(text));
 			rd_kafka_flush(rk, 60000);
 			printf(rc || failed ? "error produce\n" : "ok 1\n");
+		} else if (sscanf(line, "dump %255s %d %llu %llu", topic, &n, &seed, &first) == 4) {
+			FILE *f = fopen(topic, "w");
+			for (int i = 0; f && i < n; i++) {
+				int l = event_line(buf, 256, seed, first + (uint64_t)i);
+				buf[l++] = '\n';
+				fwrite(buf, 1, (size_t)l, f);
+			}
+			int bad = !f || fclose(f) != 0;
+			printf(bad ? "error dump\n" : "ok %d\n", n);
 		} else if (sscanf(line, "fetch-errors %d", &n) == 1) {
 			rd_kafka_resp_err_t *es = calloc((size_t)n, sizeof *es);
 			for (int i = 0; es && i < n; i++)
