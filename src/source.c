@@ -2095,7 +2095,7 @@ MFS_API int mfs_source_open_kafka(mfs_source **out, const mfs_kafka_config *kc,
 	s->linger_ms = 5;
 	if (s->cfg.batch == 0)
 		s->cfg.batch = 4096;
-	if (s->cfg.format < MFS_FORMAT_AUTO || s->cfg.format > MFS_FORMAT_JSONL) {
+	if (s->cfg.format < MFS_FORMAT_AUTO || s->cfg.format > MFS_FORMAT_LAST) {
 		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "unknown format %d", s->cfg.format);
 		goto out;
 	}
