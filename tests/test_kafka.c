@@ -528,8 +528,8 @@ static void train_kafka__usage_errors(void **state)
 	const char *cases[][2] = {
 		{ "--kafka 127.0.0.1:1", "--kafka needs --topic" },
 		{ "--topic t x.tsv", "--topic needs --kafka" },
-		{ "--kafka 127.0.0.1:1 --topic t --kafka-start never", "--kafka-start must be" },
-		{ "--kafka 127.0.0.1:1 --topic t --kafka-opt nonsense", "--kafka-opt needs KEY=VALUE" },
+		{ "--kafka 127.0.0.1:1 --topic t --kafka-start never", "--kafka-start: must be" },
+		{ "--kafka 127.0.0.1:1 --topic t --kafka-opt nonsense", "--kafka-opt: must be KEY=VALUE" },
 		{ "--kafka 127.0.0.1:1 --topic t --kafka-opt bogus.prop=1", "bogus.prop" },
 		{ "--kafka 127.0.0.1:1 --topic t x.tsv", "not INPUT files" },
 	};

@@ -1219,14 +1219,14 @@ int cmd_train(int argc, char **argv)
 			break;
 		case OPT_KSTART:
 			if (strcmp(optarg, "earliest") != 0 && strcmp(optarg, "latest") != 0) {
-				cli_usage(cmd, "--kafka-start must be earliest or latest, not \"%s\"", optarg);
+				cli_usage(cmd, "--kafka-start: must be earliest or latest, got \"%s\"", optarg);
 				goto usage;
 			}
 			kstart = optarg;
 			break;
 		case OPT_KOPT:
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
-				cli_usage(cmd, "--kafka-opt needs KEY=VALUE, not \"%s\"", optarg);
+				cli_usage(cmd, "--kafka-opt: must be KEY=VALUE, got \"%s\"", optarg);
 				goto usage;
 			}
 			kopts[nkopts++] = optarg;
