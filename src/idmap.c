@@ -305,7 +305,7 @@ int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t 
 				if (m->min_count && sketch_add(m, key) < m->min_count)
 					return -MFS_E_NOTFOUND;
 				*fresh = 1; /* a new row; a collision keeps the shared row */
-				m->used++;
+				mfs_idmap_used_set(m, m->used + 1);
 			}
 			if (store_id(m, r, id, len) < 0)
 				return -MFS_E_NOMEM;
@@ -330,7 +330,8 @@ int64_t mfs_idmap_get(struct mfs_idmap *m, uint64_t key, const char *id, size_t 
 		return -MFS_E_NOMEM; /* nothing changed: an error, not a full table */
 	uint64_t row;
 	if (m->used < m->cap) {
-		row = m->used++;
+		row = m->used;
+		mfs_idmap_used_set(m, row + 1);
 	} else if (m->evict) {
 		row = pick_victim(m, tick);
 		mfs_idmap_remove(m, m->row_key[row]);
@@ -357,7 +358,7 @@ int mfs_idmap_append(struct mfs_idmap *m, uint64_t key, const char *id, size_t l
 		return -MFS_E_NOMEM;
 	insert_slot(m, key, row, 0);
 	m->row_key[row] = key;
-	m->used++;
+	mfs_idmap_used_set(m, m->used + 1);
 	return 0;
 }
 
@@ -370,7 +371,7 @@ int mfs_idmap_set_row(struct mfs_idmap *m, uint64_t r, uint64_t key, const char 
 	if (store_id(m, r, id, len) < 0)
 		return -MFS_E_NOMEM;
 	m->row_key[r] = key;
-	m->used++;
+	mfs_idmap_used_set(m, m->used + 1);
 	return 0;
 }
 
@@ -385,7 +386,7 @@ int mfs_idmap_load_keys(struct mfs_idmap *m, const uint64_t *keys, const uint32_
 		uint64_t used = 0;
 		for (uint64_t r = 0; r < n; r++)
 			used += m->row_key[r] != 0;
-		m->used = used;
+		mfs_idmap_used_set(m, used);
 		return 0;
 	}
 	/* Probe slots a few keys ahead: the index is far bigger than the caches. */
@@ -406,7 +407,7 @@ int mfs_idmap_load_keys(struct mfs_idmap *m, const uint64_t *keys, const uint32_
 		m->slots[i].row = (uint32_t)r;
 		m->slots[i].seen = seen ? seen[r] : 0;
 	}
-	m->used = n;
+	mfs_idmap_used_set(m, n);
 	return 0;
 }
 
@@ -447,7 +448,7 @@ int mfs_idmap_put(struct mfs_idmap *m, uint64_t r, uint64_t key, const char *id,
 		return -MFS_E_CORRUPT;
 	if (m->mode == MFS_IDMAP_HASHED) {
 		if (m->row_key[r] == 0)
-			m->used++;
+			mfs_idmap_used_set(m, m->used + 1);
 	} else {
 		if (r >= m->used || mfs_idmap_find(m, key) >= 0)
 			return -MFS_E_CORRUPT;

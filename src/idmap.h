@@ -56,6 +56,17 @@ struct mfs_idmap {
 	uint64_t sketch_adds; /* increments since the last halving */
 };
 
+/*
+ * used grows while another thread may read it (mfs_model_regroup_pages, on
+ * the checkpointing learner's regroup thread, sizes what it collapses by it):
+ * every store while a model is shared is atomic (relaxed: the reader only
+ * needs some value it held; a plain load and store on x86-64 and aarch64).
+ */
+static inline void mfs_idmap_used_set(struct mfs_idmap *m, uint64_t v)
+{
+	__atomic_store_n(&m->used, v, __ATOMIC_RELAXED);
+}
+
 /* A key is never 0 (0 marks an empty slot). */
 static inline uint64_t mfs_idmap_key(uint64_t h)
 {

@@ -1090,7 +1090,7 @@ static int delta_apply_side(mfs_model *m, struct mfs_table *s, const struct delt
 		for (uint64_t k = 0; k < d->nd; k++)
 			if (d->idx[k] < s->ids.used && s->ids.row_key[d->idx[k]])
 				mfs_idmap_remove(&s->ids, s->ids.row_key[d->idx[k]]);
-		s->ids.used = d->n;
+		mfs_idmap_used_set(&s->ids, d->n);
 	}
 	uint64_t o = 0;
 	size_t rb = (size_t)m->stride * 4;

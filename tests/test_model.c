@@ -1,5 +1,6 @@
 /* test_model.c - model maths, determinism, top-K and the API's argument checks. */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1111,6 +1112,71 @@ static void model_learn__no_memory_for_ids_is_an_error_not_unplaced(void **state
 #endif
 }
 
+struct regroup_arg {
+	mfs_model *m;
+	int stop;
+	int calls;
+};
+
+static void *regroup_loop(void *arg)
+{
+	struct regroup_arg *a = arg;
+	while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+		int64_t got = mfs_model_regroup_pages(a->m);
+		if (got == -MFS_E_UNSUPPORTED)
+			break; /* no MADV_COLLAPSE: it still read the tables' sizes once */
+		a->calls++;
+	}
+	return NULL;
+}
+
+/*
+ * The page-regroup thread of a checkpointing learner (mfs_model_regroup_pages)
+ * runs while the learner gives rows to new IDs (ids.used grows): under
+ * ThreadSanitizer (label "threads") a plain access to a shared count is a
+ * reported race. The model learned meanwhile is the model learned without it.
+ */
+static void model_regroup_pages__runs_while_learning(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	c.dim = 16;
+	c.max_users = 40000;
+	c.max_items = 20000;
+	mfs_model *m, *ref;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	assert_int_equal(mfs_model_create(&ref, &c, NULL), 0);
+	struct regroup_arg a = { m, 0, 0 };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, regroup_loop, &a), 0);
+	char u[32], i[32];
+	for (int k = 0; k < 30000; k++) {
+		/* a new user at every event and a new item at every other: used grows */
+		snprintf(u, sizeof u, "user-%d", k);
+		snprintf(i, sizeof i, "item-%d", k / 2);
+		mfs_event e = ev(u, i, 1.0f + (float)(k % 5));
+		assert_int_equal(mfs_model_learn(m, &e, 1, NULL), 1);
+		assert_int_equal(mfs_model_learn(ref, &e, 1, NULL), 1);
+	}
+	__atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	mfs_model_info mi, ri;
+	mfs_model_info_get(m, &mi);
+	mfs_model_info_get(ref, &ri);
+	assert_int_equal(mi.users, 30000);
+	assert_int_equal(mi.items, 15000);
+	for (int k = 0; k < 30000; k += 997) {
+		snprintf(u, sizeof u, "user-%d", k);
+		snprintf(i, sizeof i, "item-%d", (k * 7) % 15000);
+		float pm, pr;
+		assert_int_equal(mfs_model_predict(m, u, strlen(u), i, strlen(i), &pm), 3);
+		assert_int_equal(mfs_model_predict(ref, u, strlen(u), i, strlen(i), &pr), 3);
+		assert_memory_equal(&pm, &pr, sizeof pm);
+	}
+	mfs_model_free(m);
+	mfs_model_free(ref);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1142,6 +1208,7 @@ int main(void)
 		cmocka_unit_test(model_set_range__only_before_learning),
 		cmocka_unit_test(ratings_range__gives_min_max_and_step),
 		cmocka_unit_test(model_learn__no_memory_for_ids_is_an_error_not_unplaced),
+		cmocka_unit_test(model_regroup_pages__runs_while_learning),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
