@@ -8,8 +8,9 @@
  *   - a number of at most 19 digits whose decimal exponent fits
  *     the exact powers of ten (|e| <= 22) is computed as one correctly rounded
  *     double operation (m * 10^e or m / 10^e, m < 2^53); anything else is
- *     normalised into a stack buffer and handed to strtod (the C locale, as
- *     the library never calls setlocale);
+ *     normalised into a stack buffer and handed to strtod_l with a C locale
+ *     made once (not strtod: a program embedding the library may have set a
+ *     comma-decimal LC_NUMERIC, and "4.5" would read as 4);
  *   - times that are plain integers never touch floating point (8 digits
  *     at a time where SWAR is available).
  * The jsonl parser checks the full JSON grammar (RFC 8259) of each line in
@@ -22,7 +23,9 @@
  */
 #include "parse.h"
 
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -192,10 +195,20 @@ static const double pow10_exact[23] = {
 /* Exponents are saturated here while scanning: beyond it every value is 0 or inf. */
 #define EXP_SAT 1000000000LL
 
+/* The C locale of the slow path's strtod_l, made once (newlocale of "C" does
+ * not allocate in glibc; NULL if it failed, and the slow path then fails). */
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void make_c_locale(void)
+{
+	c_locale = newlocale(LC_ALL_MASK, "C", (locale_t)0);
+}
+
 /*
  * The slow path: rewrite the (already validated) number as
  * [-]0.DDDD[1]e<exp> with at most SLOW_DIGITS significant digits and let
- * strtod round it.
+ * strtod_l (C locale: '.' is the decimal point) round it.
  */
 #if defined(__GNUC__)
 __attribute__((noinline))
@@ -242,9 +255,12 @@ static int number_slow(const unsigned char *ip, size_t nint, const unsigned char
 	if (e < -100000)
 		e = -100000;
 	snprintf(buf + o, sizeof buf - o, "e%d", (int)e);
+	pthread_once(&c_locale_once, make_c_locale);
+	if (c_locale == (locale_t)0)
+		return -1;
 	char *end;
-	double v = strtod(buf, &end);
-	if (!isfinite(v))
+	double v = strtod_l(buf, &end, c_locale);
+	if (*end != '\0' || !isfinite(v))
 		return -1;
 	*out = v;
 	return 0;

@@ -2,6 +2,7 @@
 #include "support.h"
 
 #include <float.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1478,6 +1479,80 @@ static void format_parse__maps_names_both_ways(void **state)
 	assert_string_equal(mfs_format_name(-1), "unknown");
 }
 
+/*
+ * A comma-decimal LC_NUMERIC for this process, as an embedding application
+ * may set: an installed de_DE/fr_FR, else one built with localedef under the
+ * test directory (LC_NUMERIC only, about a second) and found through
+ * LOCPATH. NULL when neither works (the test is then skipped).
+ */
+static const char *set_comma_locale(void)
+{
+	static const char *const names[] = { "de_DE.UTF-8", "fr_FR.UTF-8", "de_DE.utf8",
+					     "fr_FR.utf8" };
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+		if (setlocale(LC_NUMERIC, names[i]))
+			return names[i];
+	char src[1300], dir[1300];
+	snprintf(src, sizeof src, "%s", mfs_test_path("comma.locale"));
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("locales"));
+	static const char def[] = "LC_NUMERIC\ndecimal_point \"<U002C>\"\n"
+				  "thousands_sep \"<U002E>\"\ngrouping 3;3\nEND LC_NUMERIC\n";
+	mfs_write_file(src, def, sizeof def - 1);
+	struct mfs_run r;
+	/* -c: the other categories are missing on purpose (exit 1, files written) */
+	if (mfs_run_sh(&r, "mkdir -p '%s' && localedef -c -i '%s' -f UTF-8 '%s/xx_COMMA.UTF-8'",
+		       dir, src, dir) != 0)
+		return NULL;
+	mfs_run_free(&r);
+	setenv("LOCPATH", dir, 1);
+	return setlocale(LC_NUMERIC, "xx_COMMA.UTF-8") ? "xx_COMMA.UTF-8 (localedef)" : NULL;
+}
+
+/* Numbers read the same whatever LC_NUMERIC the embedding program set: the
+ * slow path (more than 19 digits, or an exponent beyond the exact powers)
+ * too, which hands a normalised text to a C-locale strtod. */
+static void parse_number__ignores_a_comma_decimal_locale(void **state)
+{
+	(void)state;
+	const char *loc = set_comma_locale();
+	if (!loc) {
+		print_message("no comma-decimal locale (none installed, localedef failed)\n");
+		skip();
+	}
+	/* the locale really changes what strtod reads, or this test proves nothing */
+	char *end;
+	double probe = strtod("4.5", &end);
+	if (probe == 4.5) {
+		setlocale(LC_NUMERIC, "C");
+		print_message("%s does not change strtod\n", loc);
+		skip();
+	}
+	static const struct {
+		const char *s;
+		double want;
+	} cases[] = {
+		{ "4.5", 4.5 },
+		{ "4.50000000000000000000000001", 4.5 },         /* 28 digits: slow path */
+		{ "0.000000000000000000000000045e26", 4.5 },     /* leading zeros count */
+		{ "-3.25e30", -3.25e30 },                        /* exponent past 10^22 */
+		{ "1234567890123456789012.5", 1234567890123456789012.5 },
+	};
+	double got[sizeof cases / sizeof cases[0]];
+	int rc[sizeof cases / sizeof cases[0]];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		rc[i] = mfs_parse_number(cases[i].s, strlen(cases[i].s), &got[i]);
+	int line = parse_n(MFS_FORMAT_TSV, NULL, "u\ti\t4.50000000000000000000000001",
+			   strlen("u\ti\t4.50000000000000000000000001"));
+	float rating = ev.rating;
+	setlocale(LC_NUMERIC, "C");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		assert_int_equal(rc[i], 0);
+		assert_true(got[i] == cases[i].want);
+	}
+	assert_int_equal(line, 1);
+	assert_true(rating == 4.5f);
+}
+
 #define T(f) cmocka_unit_test_teardown(f, teardown)
 
 int main(void)
@@ -1488,6 +1563,7 @@ int main(void)
 		T(parse_number__rejects_overflow_to_inf),
 		T(parse_number__rounds_like_strtod),
 		T(parse_number__handles_very_long_digit_strings),
+		T(parse_number__ignores_a_comma_decimal_locale),
 		T(parse_tsv__accepts_three_fields),
 		T(parse_tsv__accepts_four_fields_with_time),
 		T(parse_tsv__ignores_trailing_cr),
