@@ -436,7 +436,7 @@ static void serve__answers_lines_on_stdin(void **state)
 	(void)state;
 	const char *model = stream_and_model();
 	static const char q[] = "recommend 1 3\nsimilar 5 2\npredict 1 5\ninfo\n\nfly me\n"
-				"recommend 1 0\n";
+				"recommend 1 0\nrecommend \xff\x01\xc3 2\n";
 	char *argv[] = { MFS_CLI, "serve", "--model", (char *)model, NULL };
 	struct mfs_run r;
 	assert_int_equal(mfs_run_argv(&r, argv, q, sizeof q - 1), 0);
@@ -444,15 +444,18 @@ static void serve__answers_lines_on_stdin(void **state)
 	int lines = 0;
 	for (const char *p = r.out; (p = strchr(p, '\n')) != NULL; p++)
 		lines++;
-	assert_int_equal(lines, 6);
+	assert_int_equal(lines, 7);
 	assert_true(strstr(r.out, "{\"op\": \"recommend\", \"user\": \"1\", \"known\": true") !=
+		    NULL);
+	/* an ID of invalid UTF-8 and a control byte is echoed as valid JSON */
+	assert_true(strstr(r.out, "\"user\": \"\xef\xbf\xbd\\u0001\xef\xbf\xbd\", \"known\": false") !=
 		    NULL);
 	assert_true(strstr(r.out, "\"op\": \"similar\"") != NULL);
 	assert_true(strstr(r.out, "\"op\": \"predict\"") != NULL);
 	assert_true(strstr(r.out, "\"op\": \"info\", \"model_events\": 40000") != NULL);
 	assert_true(strstr(r.out, "\"line\": 6}") != NULL);
 	assert_true(strstr(r.out, "\"line\": 7}") != NULL);
-	assert_float_equal(mfs_json_number(r.err, "answers"), 6, 0);
+	assert_float_equal(mfs_json_number(r.err, "answers"), 7, 0);
 	mfs_run_free(&r);
 }
 
