@@ -74,6 +74,7 @@ enum mfs_error {
 	MFS_E_RANGE = 10,      /* a value outside its allowed range */
 	MFS_E_TRUNCATED = 11,  /* input ends in the middle of a record or frame */
 	MFS_E_AGAIN = 12,      /* nothing ready within the time asked for; not a failure: call again */
+	MFS_E_BUSY = 13,       /* held by another process (a checkpoint directory's lock) */
 	MFS_E_MAX_CODE
 };
 
@@ -844,6 +845,41 @@ MFS_API int mfs_position_kafka_partition(const void *pos, size_t len, size_t i,
  * directory is its newest whole checkpoint with its chain of deltas applied
  * in order; the name that sorts last is always that newest state.
  */
+
+/*
+ * One learner per checkpoint directory. Two learners writing one directory
+ * would prune each other's checkpoints and resume from each other's models,
+ * so a learner takes the directory's lock before it reads or writes there.
+ */
+typedef struct mfs_lock mfs_lock;
+
+/*
+ * Lock checkpoint directory dir (it must exist): an exclusive flock(2) on
+ * dir/LOCK, a file that records the holder's pid (for the message of the
+ * next learner; only the flock counts). The lock is held until
+ * mfs_checkpoint_unlock or the end of the process, however it ends: the lock
+ * of a process killed with SIGKILL is free again, and the next learner takes
+ * it over. A child made by fork holds it too (it shares the open file
+ * description): a forked checkpoint writer keeps the directory locked until
+ * it exits, even if its parent died first; such a child must not call
+ * mfs_checkpoint_unlock (it just exits). When the holder is gone but a
+ * writer it forked still holds the lock, this call waits for that writer (up
+ * to 30 s). With the lock taken, the temporary files of writers that died
+ * (.ckpt-*.tmp.*, left by a kill during a write) are removed.
+ * Readers (mfs_checkpoint_load_newest, mfs_server_open) need no lock, and
+ * mfs_checkpoint_write does not check it.
+ * Returns the number of temporary files removed (>= 0) and sets *out, or
+ * -MFS_E_BUSY (another live process holds it: diag->reason names its pid),
+ * -MFS_E_IO (cannot create dir/LOCK, e.g. a read-only directory; diag->os_errno),
+ * -MFS_E_NOMEM, -MFS_E_INVAL.
+ */
+MFS_API int mfs_checkpoint_lock(mfs_lock **out, const char *dir, mfs_diag *diag);
+
+/*
+ * Release a lock (NULL: no-op): its descriptor is closed. A forked writer
+ * that still runs keeps the directory locked until it exits.
+ */
+MFS_API void mfs_checkpoint_unlock(mfs_lock *lock);
 
 /*
  * Write m to dir/ckpt-<events>.mfs with position (may be NULL) and zstd level

@@ -3,13 +3,19 @@
  * write one atomically (mfs_model_save) or a delta of the rows changed since
  * the last (mfs_model_save_delta), keep the newest few whole ones and their
  * deltas, and find the newest state that loads: a whole one and its chain.
+ * The directory's lock (one learner per directory) lives here too: a flock
+ * on DIR/LOCK, and the removal of temporary files that dead writers left.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "model_internal.h"
@@ -17,6 +23,137 @@
 #define CKPT_PREFIX "ckpt-"
 #define CKPT_SUFFIX ".mfs"
 #define DELTA_SUFFIX ".delta" /* sorts before ".mfs": a whole file of the same state wins */
+
+#define LOCK_NAME "LOCK"
+/* How long mfs_checkpoint_lock waits for the writer of a learner that died. */
+#define ORPHAN_WAIT_MS 30000
+
+struct mfs_lock {
+	int fd;
+};
+
+/* The pid recorded in an open lock file (0 when empty or unreadable). */
+static long lock_holder(int fd)
+{
+	char b[32];
+	ssize_t n = pread(fd, b, sizeof b - 1, 0);
+	if (n <= 0)
+		return 0;
+	b[n] = 0;
+	char *end;
+	long pid = strtol(b, &end, 10);
+	return end != b && pid > 0 ? pid : 0;
+}
+
+/* A temporary file of mfs_model_save for a checkpoint: ".ckpt-<...>.tmp.XXXXXX". */
+static int is_ckpt_temp(const char *n)
+{
+	return n[0] == '.' && strncmp(n + 1, CKPT_PREFIX, strlen(CKPT_PREFIX)) == 0 &&
+	       strstr(n, ".tmp.") != NULL;
+}
+
+/* Remove the temporary files in dir (the caller holds its lock: their writers are dead). */
+static int remove_temps(const char *dir, mfs_diag *diag)
+{
+	DIR *dp = opendir(dir);
+	if (!dp) {
+		int e = errno;
+		return mfs_diag_set(diag, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, dir, 0, 0,
+				    "cannot read checkpoint directory: %s", strerror(e));
+	}
+	int removed = 0;
+	struct dirent *e;
+	while ((e = readdir(dp)) != NULL)
+		if (is_ckpt_temp(e->d_name) && unlinkat(dirfd(dp), e->d_name, 0) == 0)
+			removed++;
+	closedir(dp);
+	return removed;
+}
+
+MFS_API int mfs_checkpoint_lock(mfs_lock **out, const char *dir, mfs_diag *diag)
+{
+	if (!out || !dir || !*dir)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, dir, 0, 0, "no directory");
+	char path[4096];
+	int l = snprintf(path, sizeof path, "%s/" LOCK_NAME, dir);
+	if (l < 0 || (size_t)l >= sizeof path)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, dir, 0, 0, "path too long");
+	struct mfs_lock *lk = malloc(sizeof *lk);
+	if (!lk)
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, dir, 0, 0, "out of memory");
+	int rc;
+	/* O_CLOEXEC: a program the learner runs does not hold the directory */
+	lk->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lk->fd < 0) {
+		int e = errno;
+		rc = mfs_diag_set(diag, e == ENOENT ? MFS_E_NOTFOUND : MFS_E_IO, e, path, 0, 0,
+				  "cannot open the checkpoint directory's lock: %s", strerror(e));
+		goto fail;
+	}
+	for (int waited = 0;; waited += 10) {
+		if (flock(lk->fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		int e = errno;
+		if (e == EINTR)
+			continue;
+		if (e != EWOULDBLOCK) {
+			rc = mfs_diag_set(diag, MFS_E_IO, e, path, 0, 0,
+					  "cannot lock the checkpoint directory: %s", strerror(e));
+			goto fail;
+		}
+		/* Held. By a live learner: refused. By the checkpoint writer of a
+		 * learner that died (its child inherited the lock): wait for it. */
+		long pid = lock_holder(lk->fd);
+		int dead = pid > 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH;
+		if (!dead || waited >= ORPHAN_WAIT_MS) {
+			if (pid == 0)
+				rc = mfs_diag_set(diag, MFS_E_BUSY, 0, dir, 0, 0,
+						  "another learner holds this checkpoint directory "
+						  "(its pid is not recorded yet)");
+			else if (!dead)
+				rc = mfs_diag_set(diag, MFS_E_BUSY, 0, dir, 0, 0,
+						  "another learner (pid %ld) holds this checkpoint "
+						  "directory; one learner per directory",
+						  pid);
+			else
+				rc = mfs_diag_set(diag, MFS_E_BUSY, 0, dir, 0, 0,
+						  "a checkpoint writer of learner pid %ld (which has "
+						  "exited) still holds this directory after %d s",
+						  pid, ORPHAN_WAIT_MS / 1000);
+			goto fail;
+		}
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	/* Ours: record the pid for the message of a learner that comes next. */
+	char b[32];
+	int n = snprintf(b, sizeof b, "%ld\n", (long)getpid());
+	if (ftruncate(lk->fd, 0) < 0 || pwrite(lk->fd, b, (size_t)n, 0) != n) {
+		int e = errno;
+		rc = mfs_diag_set(diag, MFS_E_IO, e, path, 0, 0,
+				  "cannot write the checkpoint directory's lock: %s", strerror(e));
+		goto fail;
+	}
+	rc = remove_temps(dir, diag);
+	if (rc < 0)
+		goto fail;
+	*out = lk;
+	return rc;
+fail:
+	if (lk->fd >= 0)
+		close(lk->fd); /* the last descriptor: the flock, if taken, goes with it */
+	free(lk);
+	return rc;
+}
+
+MFS_API void mfs_checkpoint_unlock(mfs_lock *lock)
+{
+	if (!lock)
+		return;
+	/* close, never LOCK_UN: an unlock would release a forked writer's hold too */
+	close(lock->fd);
+	free(lock);
+}
 
 static int has_suffix(const char *n, const char *suf)
 {

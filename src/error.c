@@ -21,6 +21,7 @@ static const char *const names[MFS_E_MAX_CODE] = {
 	[MFS_E_RANGE] = "MFS_E_RANGE",
 	[MFS_E_TRUNCATED] = "MFS_E_TRUNCATED",
 	[MFS_E_AGAIN] = "MFS_E_AGAIN",
+	[MFS_E_BUSY] = "MFS_E_BUSY",
 };
 
 MFS_API const char *mfs_error_name(int code)

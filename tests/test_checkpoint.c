@@ -632,6 +632,135 @@ static void train__sigkill_and_resume_with_deltas(void **state)
 	assert_same_file(ref, out);
 }
 
+/* --- the directory's lock ------------------------------------------------------ */
+
+static int exists(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0;
+}
+
+/*
+ * One learner per directory: a second lock (here, or a train run) is refused
+ * naming the holder's pid; a forked child that exits does not release it; the
+ * lock of a killed process is taken over; a writer left by a dead learner is
+ * waited for; temporary files of dead writers are removed and counted.
+ */
+static void checkpoint_lock__one_learner_per_directory(void **state)
+{
+	(void)state;
+	char dir[1200], p[1400], keep1[1400], keep2[1400], marker[1400];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("lockdir"));
+	mkdir(dir, 0755);
+	/* a dead writer's leftovers, and names that are not ours to remove */
+	const char *temps[] = { ".ckpt-00000000000000001000.mfs.tmp.Ab3xYz",
+				".ckpt-00000000000000002000.delta.tmp.QQ0000" };
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof p, "%s/%s", dir, temps[i]);
+		mfs_write_file(p, "x", 1);
+	}
+	snprintf(keep1, sizeof keep1, "%s/.model.mfs.tmp.Ab3xYz", dir);
+	mfs_write_file(keep1, "x", 1);
+	snprintf(keep2, sizeof keep2, "%s/ckpt-00000000000000000500.tmp", dir);
+	mfs_write_file(keep2, "x", 1);
+	mfs_lock *a = NULL, *b = NULL;
+	mfs_diag d;
+	assert_int_equal(mfs_checkpoint_lock(&a, dir, &d), 2);
+	assert_non_null(a);
+	for (int i = 0; i < 2; i++) {
+		snprintf(p, sizeof p, "%s/%s", dir, temps[i]);
+		assert_false(exists(p));
+	}
+	assert_true(exists(keep1));
+	assert_true(exists(keep2));
+	/* a second lock, even in this process, is refused with the holder's pid */
+	char pid[32];
+	snprintf(pid, sizeof pid, "pid %ld", (long)getpid());
+	assert_int_equal(mfs_checkpoint_lock(&b, dir, &d), -MFS_E_BUSY);
+	assert_null(b);
+	assert_non_null(strstr(d.reason, pid));
+	/* and a learner exits 1 saying so, before it learns anything */
+	const char *stream = mfs_test_path("lock.tsv");
+	mfs_write_file(stream, "u1\ti1\t4\nu2\ti2\t3\n", 16);
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--dim", "4", "--checkpoint-dir", dir, stream);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, pid));
+	assert_non_null(strstr(r.err, "one learner per directory"));
+	assert_string_equal(r.out, "");
+	mfs_run_free(&r);
+	/* a forked child (a checkpoint writer) that exits leaves the lock held */
+	pid_t c = fork();
+	assert_true(c >= 0);
+	if (c == 0)
+		_exit(0);
+	int st;
+	waitpid(c, &st, 0);
+	assert_int_equal(mfs_checkpoint_lock(&b, dir, &d), -MFS_E_BUSY);
+	mfs_checkpoint_unlock(a);
+	/* the lock of a process killed with SIGKILL is free: the next one takes it */
+	int ready[2];
+	assert_int_equal(pipe(ready), 0);
+	c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		mfs_lock *x;
+		char ok = mfs_checkpoint_lock(&x, dir, NULL) >= 0 ? 'y' : 'n';
+		if (write(ready[1], &ok, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char ok = 0;
+	assert_int_equal(read(ready[0], &ok, 1), 1);
+	assert_int_equal(ok, 'y');
+	assert_int_equal(mfs_checkpoint_lock(&b, dir, &d), -MFS_E_BUSY);
+	kill(c, SIGKILL);
+	waitpid(c, &st, 0);
+	assert_int_equal(mfs_checkpoint_lock(&b, dir, &d), 0);
+	mfs_checkpoint_unlock(b);
+	b = NULL;
+	/* a learner that died while its forked writer still writes: the lock
+	 * waits for the writer (which leaves a marker just before it exits) */
+	snprintf(marker, sizeof marker, "%s/writer-done", mfs_test_dir());
+	c = fork();
+	assert_true(c >= 0);
+	if (c == 0) {
+		mfs_lock *x;
+		if (mfs_checkpoint_lock(&x, dir, NULL) < 0)
+			_exit(1);
+		pid_t w = fork();
+		if (w == 0) {
+			/* the writer: outlives its parent, then finishes */
+			struct timespec ts = { 0, 300 * 1000000L };
+			nanosleep(&ts, NULL);
+			FILE *f = fopen(marker, "w");
+			if (f)
+				fclose(f);
+			_exit(0);
+		}
+		char y = 'y';
+		if (write(ready[1], &y, 1) != 1)
+			_exit(1);
+		_exit(0); /* the learner dies (no unlock) */
+	}
+	assert_int_equal(read(ready[0], &ok, 1), 1);
+	waitpid(c, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_int_equal(mfs_checkpoint_lock(&b, dir, &d), 0);
+	assert_true(exists(marker)); /* taken only once the writer had finished */
+	mfs_checkpoint_unlock(b);
+	close(ready[0]);
+	close(ready[1]);
+	/* free again: train runs, and says it removed nothing */
+	RUN(&r, "train", "--quiet", "--dim", "4", "--checkpoint-dir", dir, stream);
+	assert_int_equal(r.status, 0);
+	assert_float_equal(mfs_json_number(r.out, "stale_temp_removed"), 0, 0);
+	mfs_run_free(&r);
+	assert_int_equal(mfs_checkpoint_lock(&b, NULL, &d), -MFS_E_INVAL);
+	mfs_checkpoint_unlock(NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -644,6 +773,7 @@ int main(void)
 		cmocka_unit_test(checkpoint_write__keep_prunes_deltas_with_their_base),
 		cmocka_unit_test(model_regroup_pages__keeps_the_model),
 		cmocka_unit_test(train__sigkill_and_resume_with_deltas),
+		cmocka_unit_test(checkpoint_lock__one_learner_per_directory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -37,6 +37,8 @@ static void error_codes__are_pinned(void **state)
 	assert_int_equal(MFS_E_NOTFOUND, 9);
 	assert_int_equal(MFS_E_RANGE, 10);
 	assert_int_equal(MFS_E_TRUNCATED, 11);
+	assert_int_equal(MFS_E_AGAIN, 12);
+	assert_int_equal(MFS_E_BUSY, 13);
 }
 
 static void diag_format__file_line_reason(void **state)

@@ -117,7 +117,9 @@ static void train_help(void)
 	       "                      capacities, --rating-range, --optimizer, --seed, ...) are refused\n"
 	       "                      (exit 2); --lr, --lr-bias, --l2, --l2-bias, --init-std are taken\n"
 	       "                      and said. Written by a forked copy-on-write child: learning\n"
-	       "                      does not wait\n"
+	       "                      does not wait. One learner per DIR (a lock, DIR/LOCK: a\n"
+	       "                      second one exits 1); temporary files of killed writers are\n"
+	       "                      removed at start\n"
 	       "  --checkpoint-every X  a duration (500ms, 1.5s, 30s, 5m, 2h; default 30s) or a count\n"
 	       "                      of events (50000, 50k, 1.5M). Case matters: 5m is five\n"
 	       "                      minutes, 5M five million events\n"
@@ -146,6 +148,7 @@ static void train_help(void)
 	       "steps (SGD updates), users, items, model_events (first-pass events over the\n"
 	       "model's lifetime), rating_range, out_of_range (events rated outside it),\n"
 	       "checkpoints, deltas, checkpoint_failures, checkpoint_stall_ms_max, resumed,\n"
+	       "stale_temp_removed (temporaries of killed writers removed at start),\n"
 	       "unsaved_events (a failed final checkpoint) (with --checkpoint-dir), evictions,\n"
 	       "ids, prequential_rmse/mae (pass 1, each event predicted before it is learned,\n"
 	       "against its true rating), test_rmse/mae (with --test), interrupted (a signal\n"
@@ -1366,7 +1369,8 @@ int cmd_train(int argc, char **argv)
 	struct replay rp;
 	memset(&rp, 0, sizeof rp);
 	mfs_diag d;
-	int resumed = 0;
+	int resumed = 0, stale = 0;
+	mfs_lock *lock = NULL;
 	mfs_kafka_config *kc = NULL;
 	struct revoke_ctx rv = { &ck, NULL, NULL };
 	if (kafka) {
@@ -1396,6 +1400,16 @@ int cmd_train(int argc, char **argv)
 		mfs_kafka_config_set_notice(kc, kafka_notice, NULL);
 		if (group)
 			mfs_kafka_config_set_revoke(kc, on_revoke, &rv);
+	}
+	if (ck.dir) {
+		/* one learner per directory; temporary files of dead writers go */
+		if ((stale = mfs_checkpoint_lock(&lock, ck.dir, &d)) < 0) {
+			cli_diag(&d);
+			goto out;
+		}
+		if (stale > 0)
+			cli_error("removed %d temporary file%s of an interrupted checkpoint write",
+				  stale, stale == 1 ? "" : "s");
 	}
 	if (ck.dir) {
 		/* Resume from the newest whole checkpoint, if there is one. */
@@ -1619,10 +1633,10 @@ int cmd_train(int argc, char **argv)
 	if (ck.dir)
 		printf(", \"checkpoints\": %llu, \"deltas\": %llu, \"checkpoint_failures\": %llu, "
 		       "\"checkpoint_stall_ms_max\": %.3f, \"checkpoint_wait_ms\": %.1f, "
-		       "\"checkpoint_final_ms\": %.1f, \"resumed\": %s",
+		       "\"checkpoint_final_ms\": %.1f, \"resumed\": %s, \"stale_temp_removed\": %d",
 		       (unsigned long long)(ck.started - ck.failed), (unsigned long long)ck.deltas,
 		       (unsigned long long)ck.failed, ck.stall_ms_max, ck.wait_ms, ck.final_ms,
-		       resumed ? "true" : "false");
+		       resumed ? "true" : "false", stale);
 	if (unsaved)
 		printf(", \"unsaved_events\": %llu", (unsigned long long)unsaved);
 	if (save_failed)
@@ -1680,6 +1694,7 @@ int cmd_train(int argc, char **argv)
 out:
 	cli_stop_source(NULL);
 	regroup_join(&ck, 1);
+	mfs_checkpoint_unlock(lock); /* a writer still running keeps it until it exits */
 	mfs_source_free(src);
 	mfs_kafka_config_free(kc);
 	free(ck.cpos);
