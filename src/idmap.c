@@ -33,9 +33,7 @@ int mfs_idmap_init(struct mfs_idmap *m, uint64_t cap, int mode, int evict, uint3
 	m->arena = mfs_alloc_huge(m->arena_cap);
 	m->order = mfs_alloc_huge(cap * sizeof *m->order);
 	if (m->min_count) {
-		uint64_t w = 1024;
-		while (w < cap && w < (1ULL << 30))
-			w <<= 1;
+		uint64_t w = mfs_idmap_sketch_width(cap);
 		m->sketch_mask = (uint32_t)(w - 1);
 		m->sketch = calloc(MFS_SKETCH_DEPTH, w);
 	}

@@ -194,6 +194,16 @@ int mfs_idmap_remove(struct mfs_idmap *m, uint64_t key);
 /* The sketch's estimate of how often key has been seen (admission). */
 uint32_t mfs_idmap_sketch_count(const struct mfs_idmap *m, uint64_t key);
 
+/* Width (counters per row) of the admission sketch of a table of cap rows: a
+ * power of two >= cap, 1024..2^30. */
+static inline uint64_t mfs_idmap_sketch_width(uint64_t cap)
+{
+	uint64_t w = 1024;
+	while (w < cap && w < (1ULL << 30))
+		w <<= 1;
+	return w;
+}
+
 /* Bytes of the sketch (0 without admission). */
 static inline size_t mfs_idmap_sketch_bytes(const struct mfs_idmap *m)
 {

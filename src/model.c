@@ -261,18 +261,20 @@ int mfs_model_unmap(mfs_model *m)
 {
 	while (m->n_mapped > 0) {
 		struct mfs_mapped *r = &m->mapped[m->n_mapped - 1];
-		void *t = mfs_alloc_huge(r->len);
+		/* what is in use: the mapped head, and rows that deltas added after it */
+		size_t used = (size_t)table_rows(r->side) * r->row_bytes;
+		if (used < r->len)
+			used = r->len;
+		if (used > r->bytes)
+			used = r->bytes;
+		/* a new table beside the mapped one, then the pointer: on failure the
+		 * model stays whole (still mapped), never with a hole */
+		void *t = mfs_alloc_huge(r->bytes);
 		if (!t)
 			return -MFS_E_NOMEM;
-		memcpy(t, r->p, r->len);
-		/* move the copy's pages over the mapping: the address stays, the file goes */
-		if (mremap(t, r->len, r->len, MREMAP_MAYMOVE | MREMAP_FIXED, r->p) == MAP_FAILED) {
-			mfs_free_huge(t, r->len);
-			return -MFS_E_NOMEM;
-		}
-		size_t alloc = (r->len + ((size_t)2 << 20) - 1) & ~(((size_t)2 << 20) - 1);
-		if (alloc > r->len)
-			munmap((char *)t + r->len, alloc - r->len);
+		memcpy(t, *r->table, used);
+		mfs_free_huge(*r->table, r->bytes);
+		*r->table = t;
 		m->n_mapped--;
 	}
 	return 0;

@@ -44,10 +44,18 @@ static inline uint64_t *mfs_hist_row(const struct mfs_table *s, uint64_t row)
 /* Counts below this take their L2 weights from a table (no powf per step). */
 #define MFS_FREQ_TABLE 1024u
 
-/* A table region that mfs_model_load mapped from its file (copy-on-write). */
+/*
+ * A table whose head mfs_model_load mapped from its file (copy-on-write):
+ * *table (a field of the model: s->rows, s->bias, ...) points to a mapping
+ * of bytes (as mfs_alloc_huge made it) whose first len (page-rounded) come
+ * from the file. Rows of row_bytes; side s says how many are in use.
+ */
+struct mfs_table;
 struct mfs_mapped {
-	void *p;
-	size_t len; /* page-rounded */
+	void **table;
+	size_t bytes, len;
+	struct mfs_table *side;
+	size_t row_bytes;
 };
 
 #define MFS_MAX_MAPPED 16

@@ -82,6 +82,18 @@ enum section_tag {
 
 #define SEC_FLAG_ZSTD 1u
 
+/*
+ * Whether bytes match their stored checksum. The fuzz build
+ * (-DMFS_FUZZ_IGNORE_CHECKSUMS, tests/fuzz only) takes every checksum as a
+ * match, so that mutated files reach the section parsers instead of stopping
+ * at the first checksum; never defined in a library build.
+ */
+#ifdef MFS_FUZZ_IGNORE_CHECKSUMS
+#define SUM_OK(p, n, want) ((void)(p), (void)(n), (void)(want), 1)
+#else
+#define SUM_OK(p, n, want) (mfs_checksum((p), (n)) == (want))
+#endif
+
 struct section {
 	uint32_t tag, flags;
 	uint64_t offset, stored_len, raw_len, checksum;
@@ -538,6 +550,55 @@ static void loader_close(struct loader *L)
 	L->fd = -1;
 }
 
+/*
+ * Every entry of the section table, before any section is touched (a valid
+ * checksum proves nothing about a crafted file): known flags, one entry per
+ * tag, a 64-byte aligned offset past the table (so that every raw section is
+ * aligned for the u32/u64/float loads of its parser), the stored bytes inside
+ * the file and overlapping no other section, stored == raw for a raw section,
+ * and a compressed one a single zstd frame that can hold its raw length (so
+ * that what is allocated for it is bounded by the file).
+ */
+static int check_table(struct loader *L)
+{
+	uint64_t table_end = HEADER_SIZE + (uint64_t)L->ns * ENTRY_SIZE + 8;
+	for (uint32_t i = 0; i < L->ns; i++) {
+		const uint8_t *e = L->table + (size_t)i * ENTRY_SIZE;
+		uint32_t tag = get32(e), flags = get32(e + 4);
+		uint64_t off = get64(e + 8), stored = get64(e + 16), raw = get64(e + 24);
+		if (flags & ~SEC_FLAG_ZSTD)
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, HEADER_SIZE,
+					    "section %u has unknown flags 0x%x", tag, flags);
+		if (off % 64 != 0 || off < table_end)
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, HEADER_SIZE,
+					    "section %u has an impossible offset %llu", tag,
+					    (unsigned long long)off);
+		if (off > L->size || stored > L->size - off)
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
+					    "file is truncated (section %u ends past its %llu bytes)",
+					    tag, (unsigned long long)L->size);
+		if (!(flags & SEC_FLAG_ZSTD) && stored != raw)
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
+					    "section %u has an impossible size", tag);
+		for (uint32_t j = 0; j < i; j++) {
+			const uint8_t *f = L->table + (size_t)j * ENTRY_SIZE;
+			uint64_t o2 = get64(f + 8), s2 = get64(f + 16);
+			if (get32(f) == tag)
+				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, HEADER_SIZE,
+						    "section %u appears twice", tag);
+			if (stored && s2 && off < o2 + s2 && o2 < off + stored)
+				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
+						    "sections %u and %u overlap", get32(f), tag);
+		}
+		const char *why;
+		if ((flags & SEC_FLAG_ZSTD) &&
+		    mfs_zstd_check_frame(L->base + off, stored, raw, &why) < 0)
+			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
+					    "section %u %s", tag, why);
+	}
+	return 0;
+}
+
 /* The whole file into anonymous memory at b (MFS_LOAD_COPY). Returns 0 or < 0. */
 static int read_whole(struct loader *L, uint8_t *b)
 {
@@ -601,16 +662,20 @@ static int loader_open(struct loader *L, const char *path, unsigned flags, mfs_d
 		return mfs_diag_set(diag, MFS_E_VERSION, 0, path, 0, 0,
 				    "model format version %u is not supported (this build reads %u and %u)",
 				    version, FORMAT_VERSION, FORMAT_VERSION_DELTA);
-	if (get64(h + 248) != mfs_checksum(h, 248))
+	if (!SUM_OK(h, 248, get64(h + 248)))
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "header checksum mismatch");
+	if (get32(h + 12) != HEADER_SIZE)
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
+				    "header size %u is not %u", get32(h + 12), HEADER_SIZE);
 	L->ns = get32(h + 132);
 	if (L->ns > MAX_SECTIONS || L->size < HEADER_SIZE + (uint64_t)L->ns * ENTRY_SIZE + 8)
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "section table is damaged");
 	L->table = L->base + HEADER_SIZE;
-	if (get64(L->table + (size_t)L->ns * ENTRY_SIZE) !=
-	    mfs_checksum(L->table, (size_t)L->ns * ENTRY_SIZE))
+	if (!SUM_OK(L->table, (size_t)L->ns * ENTRY_SIZE, get64(L->table + (size_t)L->ns * ENTRY_SIZE)))
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, HEADER_SIZE,
 				    "section table checksum mismatch");
+	if ((rc = check_table(L)) < 0)
+		return rc;
 	return (int)version;
 }
 
@@ -660,7 +725,7 @@ static int get_section(struct loader *L, uint32_t tag, uint64_t want, int requir
 		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
 				    "section %u has an impossible size", tag);
 	}
-	if (mfs_checksum(L->base + off, stored) != sum)
+	if (!SUM_OK(L->base + off, stored, sum))
 		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
 				    "checksum mismatch in section %u", tag);
 	if (!(flags & SEC_FLAG_ZSTD)) {
@@ -680,41 +745,55 @@ static int get_section(struct loader *L, uint32_t tag, uint64_t want, int requir
 }
 
 /*
- * Section tag (want raw bytes) into a table at dst (page-aligned, with room
- * for want rounded up to a page). A raw, page-aligned section is mapped there
- * copy-on-write instead of copied (recorded in m->mapped); its checksum is
- * still verified.
+ * Section tag (want raw bytes) into the table *slot (table_bytes long, as
+ * mfs_alloc_huge made it; rows of row_bytes of side s). A raw, page-aligned
+ * section is mapped copy-on-write instead of copied: at the head of a fresh
+ * table, which replaces *slot only once the mapping is in place and its
+ * checksum verified (recorded in m->mapped). A MAP_FIXED that fails may
+ * unmap what it was to replace: here that is only the fresh table, which is
+ * dropped whole, and the section is copied into the live one instead, so a
+ * failure never leaves a hole in a table in use.
  */
-static int load_table(struct loader *L, mfs_model *m, uint32_t tag, void *dst, uint64_t want)
+static int load_table(struct loader *L, mfs_model *m, uint32_t tag, void **slot,
+		      size_t table_bytes, struct mfs_table *s, size_t row_bytes, uint64_t want)
 {
 	const uint8_t *e = find_entry(L, tag);
 	if (e && !L->copy && want >= MAP_MIN && m->n_mapped < MFS_MAX_MAPPED &&
 	    !(get32(e + 4) & SEC_FLAG_ZSTD)) {
 		uint64_t off = get64(e + 8), stored = get64(e + 16);
 		size_t page = (size_t)sysconf(_SC_PAGESIZE);
+		size_t plen = (want + page - 1) & ~(uint64_t)(page - 1);
+		void *fresh = NULL;
 		if (get64(e + 24) == want && stored == want && off % page == 0 && off <= L->size &&
-		    stored <= L->size - off && (uintptr_t)dst % page == 0) {
-			size_t plen = (want + page - 1) & ~(uint64_t)(page - 1);
-			void *p = mmap(dst, plen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, L->fd,
+		    stored <= L->size - off && plen <= table_bytes)
+			fresh = mfs_alloc_huge(table_bytes);
+		if (fresh && (uintptr_t)fresh % page == 0) {
+			void *p = mmap(fresh, plen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, L->fd,
 				       (off_t)off);
-			if (p != MAP_FAILED) {
-				m->mapped[m->n_mapped++] = (struct mfs_mapped){ p, plen };
+			if (p == fresh) {
 				/* the page's bytes past the section belong to the next one */
 				memset((uint8_t *)p + want, 0, plen - want);
-				if (mfs_checksum(p, want) != get64(e + 32))
+				if (!SUM_OK(p, want, get64(e + 32))) {
+					mfs_free_huge(fresh, table_bytes);
 					return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
 							    "checksum mismatch in section %u", tag);
+				}
+				mfs_free_huge(*slot, table_bytes); /* untouched: nothing learned yet */
+				*slot = fresh;
+				m->mapped[m->n_mapped++] =
+					(struct mfs_mapped){ slot, table_bytes, plen, s, row_bytes };
 				return 1;
 			}
-			/* not mappable here: copy */
 		}
+		/* not mappable here: drop the fresh table (and any hole in it), copy */
+		mfs_free_huge(fresh, table_bytes);
 	}
 	const void *data;
 	void *owned;
 	int rc = get_section(L, tag, want, 1, &data, &owned);
 	if (rc < 0)
 		return rc;
-	memcpy(dst, data, want);
+	memcpy(*slot, data, want);
 	free(owned);
 	return 1;
 }
@@ -732,7 +811,8 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 	int rc;
 	const void *seen = NULL, *ids = NULL;
 	void *seen_owned = NULL, *ids_owned = NULL;
-	if ((rc = load_table(L, m, t0, s->ids.row_key, n * 8)) < 0)
+	const size_t cap = (size_t)s->cap, stride = (size_t)m->stride * 4;
+	if ((rc = load_table(L, m, t0, (void **)&s->ids.row_key, cap * 8, s, 8, n * 8)) < 0)
 		goto out;
 	if (s->ids.mode == MFS_IDMAP_EXACT &&
 	    (rc = get_section(L, t0 + 6, n * 4, 1, &seen, &seen_owned)) < 0)
@@ -743,8 +823,14 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 		goto out;
 	}
 	uint64_t idlen = 0;
-	if (!section_len(L, t0 + 1, &idlen) || idlen > (1ULL << 40)) {
+	if (!section_len(L, t0 + 1, &idlen)) {
 		rc = mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0, "ID section is missing");
+		goto out;
+	}
+	if (idlen < n || idlen > n * (1 + MFS_ID_MAX)) {
+		rc = mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+				  "ID section of %llu bytes cannot hold %llu IDs",
+				  (unsigned long long)idlen, (unsigned long long)n);
 		goto out;
 	}
 	if ((rc = get_section(L, t0 + 1, idlen, 1, &ids, &ids_owned)) < 0)
@@ -755,12 +841,13 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 				  rc == -MFS_E_NOMEM ? "out of memory" : "ID section is damaged");
 		goto out;
 	}
-	if ((rc = load_table(L, m, t0 + 2, s->bias, n * 4)) < 0 ||
-	    (rc = load_table(L, m, t0 + 3, s->rows, n * m->stride * 4)) < 0)
+	if ((rc = load_table(L, m, t0 + 2, (void **)&s->bias, cap * 4, s, 4, n * 4)) < 0 ||
+	    (rc = load_table(L, m, t0 + 3, (void **)&s->rows, s->rows_bytes, s, stride,
+			     n * stride)) < 0)
 		goto out;
 	if (s->acc) {
-		if ((rc = load_table(L, m, t0 + 4, s->acc, n * 4)) < 0 ||
-		    (rc = load_table(L, m, t0 + 5, s->bacc, n * 4)) < 0)
+		if ((rc = load_table(L, m, t0 + 4, (void **)&s->acc, cap * 4, s, 4, n * 4)) < 0 ||
+		    (rc = load_table(L, m, t0 + 5, (void **)&s->bacc, cap * 4, s, 4, n * 4)) < 0)
 			goto out;
 	}
 	if (s->ids.sketch) {
@@ -772,11 +859,14 @@ static int load_side(struct loader *L, mfs_model *m, struct mfs_table *s, uint64
 		memcpy(s->ids.sketch, sk, mfs_idmap_sketch_bytes(&s->ids));
 		free(sk_owned);
 	}
-	if (s->count && (rc = load_table(L, m, t0 + 9, s->count, n * 4)) < 0)
+	if (s->count &&
+	    (rc = load_table(L, m, t0 + 9, (void **)&s->count, cap * 4, s, 4, n * 4)) < 0)
 		goto out;
 	if (s->hist) {
-		if ((rc = load_table(L, m, SEC_USER_HIST, s->hist, n * s->hist_len * 8)) < 0 ||
-		    (rc = load_table(L, m, SEC_USER_HPOS, s->hpos, n * 4)) < 0)
+		size_t hrow = (size_t)s->hist_len * 8;
+		if ((rc = load_table(L, m, SEC_USER_HIST, (void **)&s->hist, cap * hrow, s, hrow,
+				     n * hrow)) < 0 ||
+		    (rc = load_table(L, m, SEC_USER_HPOS, (void **)&s->hpos, cap * 4, s, 4, n * 4)) < 0)
 			goto out;
 		for (uint64_t r = 0; r < n; r++)
 			if (!hpos_ok(s, s->hpos[r])) {
@@ -828,6 +918,59 @@ static int load_history_len(struct loader *L, uint32_t *len)
 		return rc;
 	*len = get32(p);
 	free(owned);
+	return 0;
+}
+
+/*
+ * The sections a whole model with header L->h must hold, at the raw sizes the
+ * header implies, checked before the model is created: a crafted header
+ * cannot make the loader allocate what the file does not hold (the admission
+ * sketch, sized by the capacity, is creation's one big allocation; the
+ * tables are mapped lazily).
+ */
+static int check_layout(struct loader *L, const mfs_config *cfg, uint64_t nu, uint64_t ni)
+{
+	uint64_t stride = ((uint64_t)cfg->dim + 15) & ~15ULL;
+	int exact = cfg->ids != MFS_IDS_HASHED, adagrad = cfg->optimizer == MFS_OPT_ADAGRAD;
+	int counted = cfg->freq_alpha != 1.0f || cfg->freq_alpha_bias != 1.0f;
+	if (get32(L->h + 20) != stride || nu > cfg->max_users || ni > cfg->max_items ||
+	    (!exact && (nu != cfg->max_users || ni != cfg->max_items)))
+		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0, "header sizes disagree");
+	for (int sd = 0; sd < 2; sd++) {
+		uint64_t n = sd ? ni : nu, cap = sd ? cfg->max_items : cfg->max_users;
+		uint32_t t0 = sd ? SEC_ITEM_KEYS : SEC_USER_KEYS;
+		const struct {
+			uint32_t tag;
+			uint64_t bytes;
+			int need;
+		} want[] = {
+			{ t0, n * 8, 1 },
+			{ t0 + 2, n * 4, 1 },
+			{ t0 + 3, n * stride * 4, 1 },
+			{ t0 + 4, n * 4, adagrad },
+			{ t0 + 5, n * 4, adagrad },
+			{ t0 + 6, n * 4, exact },
+			{ t0 + 9, n * 4, counted },
+			{ t0 + 7, MFS_SKETCH_DEPTH * mfs_idmap_sketch_width(cap), cfg->min_count > 1 },
+			{ SEC_USER_HIST, n * cfg->history * 8, sd == 0 && cfg->history > 0 },
+			{ SEC_USER_HPOS, n * 4, sd == 0 && cfg->history > 0 },
+		};
+		for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+			uint64_t len;
+			if (!want[k].need)
+				continue;
+			if (!section_len(L, want[k].tag, &len))
+				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+						    "section %u is missing", want[k].tag);
+			if (len != want[k].bytes)
+				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
+						    "section %u holds %llu bytes where the header "
+						    "(%llu rows, capacity %llu) needs %llu",
+						    want[k].tag, (unsigned long long)len,
+						    (unsigned long long)n, (unsigned long long)cap,
+						    (unsigned long long)want[k].bytes);
+		}
+	}
 	return 0;
 }
 
@@ -930,6 +1073,8 @@ int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, 
 	if ((rc = load_freq(&L, &cfg)) < 0 || (rc = load_history_len(&L, &cfg.history)) < 0)
 		goto out;
 	uint64_t nu = get64(h + 48), ni = get64(h + 56);
+	if ((rc = check_layout(&L, &cfg, nu, ni)) < 0)
+		goto out;
 	mfs_diag cd;
 	rc = mfs_model_create(&m, &cfg, &cd);
 	if (rc < 0) {
@@ -938,11 +1083,6 @@ int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, 
 		else
 			rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
 					  "header holds an invalid setting: %s", cd.reason);
-		goto out;
-	}
-	if (get32(h + 20) != m->stride || nu > cfg.max_users || ni > cfg.max_items ||
-	    (cfg.ids == MFS_IDS_HASHED && (nu != cfg.max_users || ni != cfg.max_items))) {
-		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "header sizes disagree");
 		goto out;
 	}
 	m->hash_seed = get64(h + 64);

@@ -105,6 +105,26 @@ int mfs_zstd_compress(const void *src, size_t len, int level, void **dst, size_t
 	return 0;
 }
 
+int mfs_zstd_check_frame(const void *src, size_t len, uint64_t raw_len, const char **why)
+{
+	size_t fl = ZSTD_findFrameCompressedSize(src, len);
+	if (ZSTD_isError(fl) || fl != len) {
+		*why = "is not one whole zstd frame";
+		return -MFS_E_CORRUPT;
+	}
+	unsigned long long cs = ZSTD_getFrameContentSize(src, len);
+	if (cs == ZSTD_CONTENTSIZE_ERROR || (cs != ZSTD_CONTENTSIZE_UNKNOWN && cs != raw_len)) {
+		*why = "holds another size than its table entry says";
+		return -MFS_E_CORRUPT;
+	}
+	/* each block yields at most 128 KiB and costs at least 4 bytes */
+	if (raw_len / 32768 > len) {
+		*why = "is too short to decompress to the size its table entry says";
+		return -MFS_E_CORRUPT;
+	}
+	return 0;
+}
+
 int mfs_zstd_decompress(const void *src, size_t len, void *dst, size_t raw_len)
 {
 	size_t r = ZSTD_decompress(dst, raw_len, src, len);

@@ -32,6 +32,16 @@ int mfs_zstream_mid_frame(const struct mfs_zstream *z);
 /* Compress src into a malloc'd buffer (*dst, *dst_len). 0 or -MFS_E_NOMEM/-MFS_E_INVAL. */
 int mfs_zstd_compress(const void *src, size_t len, int level, void **dst, size_t *dst_len);
 
+/*
+ * Whether src[0..len) can be one zstd frame that decompresses to raw_len
+ * bytes, checked from its headers alone (before anything is allocated for
+ * it): exactly one frame fills len, its content size (when it records one)
+ * is raw_len, and raw_len is no more than len bytes of blocks can produce
+ * (an RLE block of 128 KiB costs at least 4 bytes). 0, or -MFS_E_CORRUPT with
+ * a static reason in *why.
+ */
+int mfs_zstd_check_frame(const void *src, size_t len, uint64_t raw_len, const char **why);
+
 /* Decompress exactly raw_len bytes of one frame. 0, or -MFS_E_CORRUPT. */
 int mfs_zstd_decompress(const void *src, size_t len, void *dst, size_t raw_len);
 

@@ -497,6 +497,195 @@ static void model_load__impossible_history_is_corrupt(void **state)
 	assert_non_null(strstr(d.reason, "history"));
 }
 
+/* --- crafted files: valid checksums, hostile structure -------------------------- */
+
+static uint32_t le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The table entry of section tag in a model file's bytes (NULL if absent). */
+static uint8_t *entry_of(uint8_t *b, uint32_t tag)
+{
+	uint32_t ns = le32(b + 132);
+	for (uint32_t i = 0; i < ns; i++)
+		if (le32(b + 256 + 48 * i) == tag)
+			return b + 256 + 48 * i;
+	return NULL;
+}
+
+/* Recompute every checksum (sections inside the file, table, header), as a
+ * crafted file would carry them: the loader must refuse it for its structure. */
+static void reseal(uint8_t *b, size_t n)
+{
+	uint32_t ns = le32(b + 132);
+	for (uint32_t i = 0; i < ns; i++) {
+		uint8_t *e = b + 256 + 48 * i;
+		uint64_t off = le64(e + 8), stored = le64(e + 16);
+		if (off <= n && stored <= n - off)
+			put_le64(e + 32, mfs_checksum(b + off, stored));
+	}
+	put_le64(b + 256 + 48 * ns, mfs_checksum(b + 256, 48 * (size_t)ns));
+	put_le64(b + 248, mfs_checksum(b, 248));
+}
+
+/* Move section tag to the end of the file at an offset that is 4 bytes past
+ * a 64-byte boundary (its bytes unchanged). Returns the new length. */
+static size_t move_unaligned(uint8_t **b, size_t n, uint32_t tag)
+{
+	uint8_t *e = entry_of(*b, tag);
+	assert_non_null(e);
+	uint64_t off = le64(e + 8), stored = le64(e + 16);
+	size_t at = ((n + 63) & ~(size_t)63) + 4;
+	*b = realloc(*b, at + stored);
+	assert_non_null(*b);
+	memset(*b + n, 0, at - n);
+	memcpy(*b + at, *b + off, stored);
+	put_le64(entry_of(*b, tag) + 8, at);
+	reseal(*b, at + stored);
+	return at + stored;
+}
+
+static void load_expect(const char *path, const void *b, size_t n, const char *why)
+{
+	mfs_write_file(path, b, n);
+	mfs_model *l = NULL;
+	mfs_diag d;
+	memset(&d, 0, sizeof d);
+	assert_int_equal(mfs_model_load(&l, path, NULL, &d), -MFS_E_CORRUPT);
+	assert_null(l);
+	if (!strstr(d.reason, why))
+		fail_msg("%s: reason \"%s\", expected it to say \"%s\"", path, d.reason, why);
+}
+
+/*
+ * Files whose checksums are all valid but whose structure is hostile are
+ * refused with a reason before any section is read: an unaligned section
+ * offset (its parser would load u32/u64 through a misaligned pointer), a
+ * header asking for a 4 GiB admission sketch the file does not hold, a
+ * compressed section claiming 4 GiB, overlapping or repeated sections,
+ * unknown flags.
+ */
+static void model_load__crafted_structure_is_refused_before_use(void **state)
+{
+	(void)state;
+	mfs_model *m = trained_with(MFS_OPT_ADAGRAD, MFS_IDS_EXACT, 500, 2);
+	const char *path = mfs_test_path("craft.mfs"), *zpath = mfs_test_path("craftz.mfs");
+	mfs_save_opts z = { .compress = 3 };
+	assert_int_equal(mfs_model_save(m, path, NULL, NULL), 0);
+	assert_int_equal(mfs_model_save(m, zpath, &z, NULL), 0);
+	size_t n, zn;
+	uint8_t *orig = (uint8_t *)mfs_read_file(path, &n), *zorig = (uint8_t *)mfs_read_file(zpath, &zn);
+	const char *out = mfs_test_path("crafted.mfs");
+	/* untouched but resealed: loads (the crafting itself is sound) */
+	uint8_t *b = malloc(n);
+	memcpy(b, orig, n);
+	reseal(b, n);
+	mfs_write_file(out, b, n);
+	mfs_model *l = NULL;
+	assert_int_equal(mfs_model_load(&l, out, NULL, NULL), 0);
+	mfs_model_free(l);
+	/* the seen ticks (u32) and the keys (u64) at offsets 4 bytes off alignment */
+	uint32_t tags[] = { 7 /* user seen */, 11 /* item keys */ };
+	for (int k = 0; k < 2; k++) {
+		memcpy(b, orig, n);
+		size_t bn = move_unaligned(&b, n, tags[k]);
+		load_expect(out, b, bn, "impossible offset");
+	}
+	/* a header asking for 2^30 user rows of capacity: a 4 GiB sketch (min count 2) */
+	b = realloc(b, n);
+	memcpy(b, orig, n);
+	put_le64(b + 32, 1ULL << 30);
+	reseal(b, n);
+	load_expect(out, b, n, "needs 4294967296");
+	/* a compressed section whose entry claims 4 GiB */
+	uint8_t *zb = malloc(zn);
+	memcpy(zb, zorig, zn);
+	uint8_t *e = entry_of(zb, 2 /* user IDs */);
+	assert_true(le32(e + 4) & 1); /* zstd */
+	put_le64(e + 24, 1ULL << 32);
+	reseal(zb, zn);
+	load_expect(out, zb, zn, "another size");
+	/* two sections on the same bytes, a section twice, unknown flags */
+	memcpy(b, orig, n);
+	memcpy(entry_of(b, 3) + 8, entry_of(b, 1) + 8, 8);
+	reseal(b, n);
+	load_expect(out, b, n, "overlap");
+	memcpy(b, orig, n);
+	entry_of(b, 13)[0] = 12; /* item bias tagged as item IDs */
+	reseal(b, n);
+	load_expect(out, b, n, "twice");
+	memcpy(b, orig, n);
+	entry_of(b, 4)[4] |= 2;
+	reseal(b, n);
+	load_expect(out, b, n, "unknown flags");
+	free(b);
+	free(zb);
+	free(orig);
+	free(zorig);
+	mfs_model_free(m);
+}
+
+/* A delta whose row list sits at an unaligned offset (valid checksums) is
+ * refused before it is read, and the model it would apply on is untouched. */
+static void model_apply_delta__unaligned_section_is_refused(void **state)
+{
+	(void)state;
+	char dir[1200], p[1400], base[1400];
+	snprintf(dir, sizeof dir, "%s", mfs_test_path("craftd"));
+	mkdir(dir, 0755);
+	mfs_model *m = trained(MFS_OPT_ADAGRAD);
+	mfs_diag d;
+	assert_int_equal(mfs_checkpoint_write(m, dir, NULL, 0, 0, 0, &d), 0);
+	mfs_checkpoint_mark(m);
+	snprintf(base, sizeof base, "%s/ckpt-00000000000000020000.mfs", dir);
+	char u[16];
+	for (int k = 0; k < 50; k++) {
+		snprintf(u, sizeof u, "new%d", k);
+		mfs_event ev = { u, "item-1", (uint32_t)strlen(u), 6, 4.0f, 0 };
+		mfs_model_learn(m, &ev, 1, NULL);
+	}
+	assert_int_equal(mfs_checkpoint_write_delta(m, dir, NULL, 0, 0, 0, &d), 0);
+	snprintf(p, sizeof p, "%s/ckpt-00000000000000020050.delta", dir);
+	size_t n;
+	uint8_t *b = (uint8_t *)mfs_read_file(p, &n);
+	assert_non_null(b);
+	mfs_model *l;
+	int touched, other;
+	/* resealed as it is, it applies */
+	reseal(b, n);
+	mfs_write_file(p, b, n);
+	assert_int_equal(mfs_model_load(&l, base, NULL, &d), 0);
+	assert_int_equal(mfs_model_apply_delta(l, p, 0, &touched, &other, &d), 0);
+	mfs_model_free(l);
+	uint32_t tags[] = { 9 /* user row list */, 11 /* item keys */, 15 /* item acc */ };
+	for (int k = 0; k < 3; k++) {
+		uint8_t *c = malloc(n);
+		memcpy(c, b, n);
+		size_t cn = move_unaligned(&c, n, tags[k]);
+		mfs_write_file(p, c, cn);
+		free(c);
+		assert_int_equal(mfs_model_load(&l, base, NULL, &d), 0);
+		assert_int_equal(mfs_model_apply_delta(l, p, 0, &touched, &other, &d), -MFS_E_CORRUPT);
+		assert_int_equal(touched, 0);
+		assert_non_null(strstr(d.reason, "impossible offset"));
+		mfs_model_free(l);
+	}
+	free(b);
+	mfs_model_free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -515,6 +704,8 @@ int main(void)
 		cmocka_unit_test(model_save_load__histories_round_trip),
 		cmocka_unit_test(model_load__file_of_0_2_0_loads_without_history),
 		cmocka_unit_test(model_load__impossible_history_is_corrupt),
+		cmocka_unit_test(model_load__crafted_structure_is_refused_before_use),
+		cmocka_unit_test(model_apply_delta__unaligned_section_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
