@@ -10,6 +10,9 @@
 # Seeds: tests/fuzz/corpus_<name>/ for target fuzz_<name> (and a libFuzzer
 # dictionary tests/fuzz/fuzz_<name>.dict if there is one). The seeds are
 # copied to a temporary directory, so the tree is never written to.
+# fuzz_model and fuzz_delta start from real models and deltas of every mode
+# (exact, hashed, admission, both optimizers, raw and compressed), written
+# here by make_model_seeds rather than committed.
 # Crash inputs are kept in $BUILD_DIR/fuzz-artifacts/<target>/.
 # Exit status: 0 all targets ran clean, 1 a target crashed, 2 setup failed.
 set -eu
@@ -34,6 +37,14 @@ cmake --build "$build" --target $targets || exit 2
 work=$(mktemp -d "${TMPDIR:-/tmp}/mfs-fuzz.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 
+case " $(echo $targets) " in
+*" fuzz_model "* | *" fuzz_delta "*)
+	cmake --build "$build" --target make_model_seeds >/dev/null || exit 2
+	gen=$(find "$build" -type f -name make_model_seeds -perm -u+x | head -n 1)
+	"$gen" "$work/seeds-model" "$work/seeds-delta" >/dev/null || exit 2
+	;;
+esac
+
 status=0
 for t in $targets; do
 	bin=$(find "$build" -type f -name "$t" -perm -u+x | head -n 1)
@@ -47,6 +58,10 @@ for t in $targets; do
 	if [ -d "$seeds" ]; then
 		cp -R "$seeds/." "$corpus/"
 	fi
+	case $t in
+	fuzz_model) cp -R "$work/seeds-model/." "$corpus/" ;;
+	fuzz_delta) cp -R "$work/seeds-delta/." "$corpus/" ;;
+	esac
 	dict="$root/tests/fuzz/$t.dict"
 	set -- -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$build/fuzz-artifacts/$t/"

@@ -90,7 +90,9 @@ void *mfs_alloc_huge(size_t size)
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
-#ifdef MADV_HUGEPAGE
+	/* (fuzz builds only: every input makes a model, and zeroing a 2 MiB page
+	 * per table would be most of the time) */
+#if defined(MADV_HUGEPAGE) && !defined(MFS_FUZZ_NO_HUGE_PAGES)
 	madvise(p, len, MADV_HUGEPAGE);
 #endif
 	return p;
