@@ -1,9 +1,13 @@
 /* test_checkpoint.c - periodic checkpoints: exact resume after SIGKILL, damage, pruning. */
 #include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -49,62 +53,210 @@ static unsigned long long newest_ckpt(const char *dir)
 	return best;
 }
 
-/* Start train, SIGKILL it after `ms` milliseconds; returns its exit status (137 when killed). */
-static int run_and_kill(char *const argv[], int ms)
+/* The event count in a checkpoint name ("ckpt-N.mfs", "ckpt-N.delta") or in the
+ * name of a checkpoint's temporary file (".ckpt-N.mfs.tmp.XXXXXX"); 0 for others. */
+static unsigned long long name_events(const char *n, int temp)
 {
+	if (temp) {
+		if (n[0] != '.' || strncmp(n + 1, "ckpt-", 5) != 0 || !strstr(n, ".tmp."))
+			return 0;
+		return strtoull(n + 6, NULL, 10);
+	}
+	if (strncmp(n, "ckpt-", 5) != 0 || strstr(n, ".tmp"))
+		return 0;
+	return strtoull(n + 5, NULL, 10);
+}
+
+/* The event count of the newest state in dir: its newest checkpoint, whole or delta. */
+static unsigned long long newest_state(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	unsigned long long best = 0;
+	struct dirent *e;
+	while (dp && (e = readdir(dp)) != NULL) {
+		unsigned long long v = name_events(e->d_name, 0);
+		if (v > best)
+			best = v;
+	}
+	if (dp)
+		closedir(dp);
+	return best;
+}
+
+/* Temporary files of checkpoint writes in dir. */
+static int count_temps(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	int n = 0;
+	struct dirent *e;
+	while (dp && (e = readdir(dp)) != NULL)
+		n += name_events(e->d_name, 1) > 0;
+	if (dp)
+		closedir(dp);
+	return n;
+}
+
+/* Wait until no process holds dir's lock (a killed learner's writer may still run). */
+static void wait_lock_free(const char *dir)
+{
+	char p[1300];
+	snprintf(p, sizeof p, "%s/LOCK", dir);
+	int fd = open(p, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return; /* no learner got that far */
+	assert_int_equal(flock(fd, LOCK_EX), 0);
+	close(fd); /* ours was the last descriptor: released */
+}
+
+/*
+ * How a kill is triggered: by what the learner does, never by a clock, so that
+ * the same kills happen on a busy machine and an idle one. Every kind acts
+ * when the run's first checkpoint write begins (its temporary file appears;
+ * inotify queues the event, so none is missed however late the test runs):
+ *   KILL_LANDED   the learner is stopped (SIGSTOP) there, its forked writer
+ *                 finishes the file, then the learner is killed
+ *   KILL_WRITING  the learner is killed there; its writer goes on alone and
+ *                 finishes the file (the next run waits for it at the lock)
+ *   KILL_GROUP    the learner and its writer (its process group) are killed
+ *                 there: the file is left half written, a temporary
+ */
+enum { KILL_LANDED, KILL_WRITING, KILL_GROUP, KILL_KINDS };
+
+/*
+ * Start argv (stderr to errpath) in its own process group and kill it as
+ * kind says at its first checkpoint of more than `after` events. Returns the
+ * exit status: 128 + SIGKILL when killed, else the run ended without writing
+ * such a checkpoint.
+ */
+static int run_until(char *const argv[], const char *dir, int kind, unsigned long long after,
+		     const char *errpath)
+{
+	int in = inotify_init1(IN_CLOEXEC);
+	assert_true(in >= 0);
+	assert_true(inotify_add_watch(in, dir, IN_CREATE | IN_MOVED_FROM | IN_DELETE) >= 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		setpgid(0, 0);
 		freopen("/dev/null", "w", stdout);
-		freopen("/dev/null", "w", stderr);
+		freopen(errpath, "w", stderr);
 		execv(argv[0], argv);
 		_exit(127);
 	}
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-	kill(pid, SIGKILL);
-	int st;
-	waitpid(pid, &st, 0);
+	setpgid(pid, pid);
+	int st, stopped = 0, killed = 0;
+	char temp[256] = "";
+	while (!killed) {
+		if (!stopped && waitpid(pid, &st, WNOHANG) == pid)
+			break; /* ended before its kill point */
+		struct pollfd pf = { in, POLLIN, 0 };
+		if (poll(&pf, 1, 50) <= 0)
+			continue;
+		char buf[8192] __attribute__((aligned(8)));
+		ssize_t n = read(in, buf, sizeof buf);
+		for (ssize_t o = 0; !killed && o < n;) {
+			const struct inotify_event *ev = (const void *)(buf + o);
+			o += (ssize_t)(sizeof *ev + ev->len);
+			if (!ev->len)
+				continue;
+			if (!temp[0] && (ev->mask & IN_CREATE) && name_events(ev->name, 1) > after) {
+				/* the write began */
+				snprintf(temp, sizeof temp, "%s", ev->name);
+				if (kind == KILL_LANDED) {
+					kill(pid, SIGSTOP);
+					stopped = 1;
+				} else {
+					kill(kind == KILL_GROUP ? -pid : pid, SIGKILL);
+					killed = 1;
+				}
+			} else if (stopped && strcmp(ev->name, temp) == 0 &&
+				   (ev->mask & (IN_MOVED_FROM | IN_DELETE))) {
+				/* renamed into place (or removed by a failed write) */
+				kill(pid, SIGKILL);
+				killed = 1;
+			}
+		}
+	}
+	if (killed)
+		waitpid(pid, &st, 0);
+	close(in);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /*
- * Start argv and SIGKILL it at a random moment within the first half of a
- * whole run (full_ms), again and again (up to 40 times), until a run
- * finishes before its kill. A busy machine can make every run die before
- * its first checkpoint: after a kill that added none, the next waits
- * longer, so the chain always moves on. *saw_delta (may be NULL) tells
- * whether a delta file was ever in dir. Returns the number of kills.
+ * Kill argv `kills` times at seeded points: run k writes its checkpoints
+ * every P_k events (--checkpoint-every, a seeded value in [lo, hi] written
+ * into the argv slot `every`; likewise --delta-every in the slot `delta`,
+ * if not NULL) and is killed, as a seeded kind, at its first one. So each
+ * run resumes from the one before and gets P_k events further, the same on
+ * any machine. Before each run the temporary files left in dir are counted,
+ * and the run must report removing exactly those. *saw_delta (may be NULL)
+ * tells whether a delta was ever written. Returns the temporary files the
+ * last kill left (the next run removes them).
  */
-static int kill_repeatedly(char *const argv[], const char *dir, int full_ms, unsigned seed,
-			   int *saw_delta)
+struct kill_slots {
+	char *every, *delta; /* argv buffers of 24 bytes (delta may be NULL) */
+	unsigned long long lo, hi, dlo, dhi;
+};
+
+static int kill_plan(char *const argv[], const char *dir, int kills, const struct kill_slots *ks,
+		     unsigned seed, int *saw_delta)
 {
-	int kills = 0, extra = 0;
-	unsigned long long last = 0;
-	for (int k = 0; k < 40; k++) {
+	int temps = 0, left_total = 0, kinds[KILL_KINDS] = { 0 };
+	mkdir(dir, 0755);
+	for (int k = 0; k < kills; k++) {
 		seed = seed * 1103515245u + 12345u;
-		int st = run_and_kill(argv, full_ms / 20 + extra +
-						(int)((seed >> 16) % (unsigned)(full_ms / 3)));
-		if (st == 0)
-			break; /* it finished before the kill */
-		assert_int_equal(st, 128 + SIGKILL);
-		kills++;
+		int kind = (int)((k + seed % 2) % KILL_KINDS); /* every kind, in turn */
+		snprintf(ks->every, 24, "%llu", ks->lo + (seed >> 8) % (ks->hi - ks->lo + 1));
+		if (ks->delta) {
+			seed = seed * 1103515245u + 12345u;
+			snprintf(ks->delta, 24, "%llu", ks->dlo + (seed >> 8) % (ks->dhi - ks->dlo + 1));
+		}
+		char errpath[1300];
+		snprintf(errpath, sizeof errpath, "%s/run-%d.err", mfs_test_dir(), k);
+		unsigned long long from = newest_state(dir);
+		int st = run_until(argv, dir, kind, from, errpath);
+		if (st != 128 + SIGKILL)
+			fail_msg("run %d ended with status %d before its first checkpoint", k, st);
+		kinds[kind]++;
+		/* what this run found and removed: the temporaries the last kill left */
+		size_t n;
+		char *err = mfs_read_file(errpath, &n);
+		assert_non_null(err);
+		char want[128];
+		snprintf(want, sizeof want, "removed %d temporary file", temps);
+		if (temps > 0 && !strstr(err, want))
+			fail_msg("run %d: expected \"%s\" on stderr, got \"%s\"", k, want, err);
+		if (temps == 0 && strstr(err, "temporary file"))
+			fail_msg("run %d removed temporary files that were not there: %s", k, err);
+		free(err);
+		wait_lock_free(dir); /* a writer of KILL_WRITING finishes its file */
+		temps = count_temps(dir);
+		left_total += temps;
+		/* a write that was let finish has landed; one killed with its writer has not */
+		if (kind != KILL_GROUP && newest_state(dir) <= from)
+			fail_msg("run %d (kind %d): no checkpoint past %llu landed", k, kind, from);
+		/* (a writer killed while writing leaves its temporary, unless it had
+		 * already renamed it when the signal came: timing, so not asserted) */
+		if (temps > 1)
+			fail_msg("run %d: %d temporaries left by one writer", k, temps);
 		DIR *dp = opendir(dir);
 		struct dirent *e;
 		while (saw_delta && dp && (e = readdir(dp)) != NULL)
 			*saw_delta |= strstr(e->d_name, ".delta") != NULL;
 		if (dp)
 			closedir(dp);
-		unsigned long long now = newest_ckpt(dir);
-		if (now == last)
-			extra += full_ms / 5;
-		last = now;
 	}
-	return kills;
+	print_message("%d kills: %d at a landed checkpoint, %d while writing, %d of the writer too;"
+		      " %d temporary files left, each removed by the next run\n",
+		      kills, kinds[KILL_LANDED], kinds[KILL_WRITING], kinds[KILL_GROUP], left_total);
+	return temps;
 }
 
-/* Killed with SIGKILL at random moments, again and again, then let finish:
- * the saved model is byte-identical to an uninterrupted run's. */
+/* Killed with SIGKILL at seeded points of its progress (kill_plan: at a
+ * landed checkpoint, while its writer writes, or with its writer), again and
+ * again, then let finish: the saved model is byte-identical to an
+ * uninterrupted run's, and no temporary file is left. */
 static void train__sigkill_and_resume_gives_the_uninterrupted_model(void **state)
 {
 	(void)state;
@@ -117,30 +269,26 @@ static void train__sigkill_and_resume_gives_the_uninterrupted_model(void **state
 	    "--output", stream);
 	assert_int_equal(r.status, 0);
 	mfs_run_free(&r);
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	RUN(&r, "train", "--quiet", "--dim", "16", "--save", ref, stream);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	assert_int_equal(r.status, 0);
 	mfs_run_free(&r);
-	/* kill at random moments within the length of a whole run (slower under sanitizers) */
-	int full_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
-	if (full_ms < 20)
-		full_ms = 20;
 
+	char every[24] = "15000";
 	char *argv[] = { MFS_CLI, "train", "--quiet", "--dim", "16", "--checkpoint-dir", dir,
-			 "--checkpoint-every", "15000", "--save", (char *)out, (char *)stream, NULL };
-	int kills = kill_repeatedly(argv, dir, full_ms, 12345, NULL);
-	/* at least two kills, each resumed from: under load a resumed run may finish the
-	 * rest before its kill, which ends the loop early (the bench kills dozens of times) */
-	assert_true(kills >= 2);
+			 "--checkpoint-every", every, "--save", (char *)out, (char *)stream, NULL };
+	/* 6 kills, each at the run's first checkpoint, after 5000..40000 of its events */
+	struct kill_slots ks = { every, NULL, 5000, 40000, 0, 0 };
+	int left = kill_plan(argv, dir, 6, &ks, 12345, NULL);
 	assert_true(newest_ckpt(dir) > 0);
+	snprintf(every, sizeof every, "15000");
 	assert_int_equal(mfs_run_argv(&r, argv, NULL, 0), 0);
 	assert_int_equal(r.status, 0);
 	assert_true(strstr(r.out, "\"resumed\": true") != NULL);
+	assert_float_equal(mfs_json_number(r.out, "stale_temp_removed"), left, 0);
 	assert_float_equal(mfs_json_number(r.out, "model_events"), 300000, 0);
 	assert_true(mfs_json_number(r.out, "events") < 300000); /* only the rest was read */
 	mfs_run_free(&r);
+	assert_int_equal(count_temps(dir), 0);
 	size_t na, nb;
 	char *a = mfs_read_file(ref, &na), *b = mfs_read_file(out, &nb);
 	assert_non_null(a);
@@ -592,8 +740,8 @@ static void model_regroup_pages__keeps_the_model(void **state)
 	mfs_model_free(m);
 }
 
-/* Killed again and again with deltas between whole checkpoints: the resumed
- * runs end with the uninterrupted run's model, byte for byte. */
+/* Killed again and again (kill_plan) with deltas between whole checkpoints:
+ * the resumed runs end with the uninterrupted run's model, byte for byte. */
 static void train__sigkill_and_resume_with_deltas(void **state)
 {
 	(void)state;
@@ -605,30 +753,29 @@ static void train__sigkill_and_resume_with_deltas(void **state)
 	RUN(&r, "gen", "--events", "300000", "--users", "5000", "--items", "1000", "--seed", "5",
 	    "--output", stream);
 	mfs_run_free(&r);
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	RUN(&r, "train", "--quiet", "--dim", "16", "--max-users", "3000", "--save", ref, stream);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
 	assert_int_equal(r.status, 0);
 	mfs_run_free(&r);
-	int full_ms = (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
-	if (full_ms < 20)
-		full_ms = 20;
 	/* 3000 user rows for 5000 users: evictions, so deltas move keys between rows */
+	char every[24] = "60000", delta[24] = "10000";
 	char *argv[] = { MFS_CLI, "train", "--quiet", "--dim", "16", "--max-users", "3000",
-			 "--checkpoint-dir", dir, "--checkpoint-every", "60000", "--delta-every",
-			 "10000", "--keep", "2", "--save", (char *)out, (char *)stream, NULL };
+			 "--checkpoint-dir", dir, "--checkpoint-every", every, "--delta-every",
+			 delta, "--keep", "2", "--save", (char *)out, (char *)stream, NULL };
 	int saw_delta = 0;
-	int kills = kill_repeatedly(argv, dir, full_ms, 777, &saw_delta);
-	/* at least two kills, each resumed from: under load a resumed run may finish the
-	 * rest before its kill, which ends the loop early (the bench kills dozens of times) */
-	assert_true(kills >= 2);
+	/* each run killed at its first write: a delta after 3000..15000 of its events,
+	 * or a whole one after 10000..40000 when that comes first (and in run 0) */
+	struct kill_slots ks = { every, delta, 10000, 40000, 3000, 15000 };
+	int left = kill_plan(argv, dir, 6, &ks, 777, &saw_delta);
 	assert_true(saw_delta);
+	snprintf(every, sizeof every, "60000");
+	snprintf(delta, sizeof delta, "10000");
 	assert_int_equal(mfs_run_argv(&r, argv, NULL, 0), 0);
 	assert_int_equal(r.status, 0);
 	assert_true(strstr(r.out, "\"resumed\": true") != NULL);
+	assert_float_equal(mfs_json_number(r.out, "stale_temp_removed"), left, 0);
 	assert_float_equal(mfs_json_number(r.out, "model_events"), 300000, 0);
 	mfs_run_free(&r);
+	assert_int_equal(count_temps(dir), 0);
 	assert_same_file(ref, out);
 }
 
