@@ -139,19 +139,40 @@ static void adagrad_step_scalar__scales_by_accumulator(void **state)
 	assert_float_equal(aq, 1.5f, 1e-6);
 }
 
+/*
+ * Predictions stay inside the rating range under both links, and reach its
+ * ends exactly: with the biases set far past them (+-100), the clamp link's
+ * raw score and the sigmoid's wider span (0.5:5.5 for 1:5) are both cut to
+ * 5 and 1 (predict and recommend), not merely kept near them.
+ */
 static void model_predict__stays_inside_rating_range(void **state)
 {
 	(void)state;
-	mfs_config c = sgd_config();
-	c.lr_bias = 2.0f; /* wild on purpose */
-	mfs_model *m;
-	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
-	mfs_event e[3] = { ev("a", "x", 5.0f), ev("a", "x", 5.0f), ev("a", "x", 5.0f) };
-	mfs_model_learn(m, e, 3, NULL);
-	float p;
-	mfs_model_predict(m, "a", 1, "x", 1, &p);
-	assert_true(p <= 5.0f && p >= 1.0f);
-	mfs_model_free(m);
+	const int links[2] = { MFS_RANGE_CLAMP, MFS_RANGE_SIGMOID };
+	for (int l = 0; l < 2; l++) {
+		mfs_config c = sgd_config();
+		c.link = links[l];
+		c.history = 0; /* recommend ranks the rated items too */
+		mfs_model *m;
+		assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+		mfs_event e[2] = { ev("a", "x", 5.0f), ev("b", "y", 1.0f) };
+		assert_int_equal(mfs_model_learn(m, e, 2, NULL), 2);
+		m->user.bias[mfs_model_find(m, MFS_USERS, "a", 1)] = 100.0f;
+		m->user.bias[mfs_model_find(m, MFS_USERS, "b", 1)] = -100.0f;
+		float p;
+		mfs_model_predict(m, "a", 1, "x", 1, &p);
+		assert_true(p == 5.0f);
+		mfs_model_predict(m, "a", 1, "y", 1, &p);
+		assert_true(p == 5.0f);
+		mfs_model_predict(m, "b", 1, "x", 1, &p);
+		assert_true(p == 1.0f);
+		mfs_scored top[2];
+		assert_int_equal(mfs_model_recommend(m, "a", 1, 2, top), 2);
+		assert_true(top[0].score == 5.0f && top[1].score == 5.0f);
+		assert_int_equal(mfs_model_recommend(m, "b", 1, 2, top), 2);
+		assert_true(top[0].score == 1.0f && top[1].score == 1.0f);
+		mfs_model_free(m);
+	}
 }
 
 static void learn_random(mfs_model *m, uint64_t seed, int n)
@@ -838,6 +859,12 @@ static void model_learn__unadmitted_ids_train_only_known_bias_and_mu(void **stat
 	mfs_model_free(m);
 }
 
+/*
+ * Hashed mode: 50 users in 16 rows. Every user has one of the 16 rows, and
+ * users that collide share it: a user never seen predicts from what its
+ * partner learned, bit for bit, and learning one of them keeps (does not
+ * re-initialise) what the other taught the row.
+ */
 static void model_learn__hashed_mode_uses_fixed_rows_and_shares_collisions(void **state)
 {
 	(void)state;
@@ -853,12 +880,43 @@ static void model_learn__hashed_mode_uses_fixed_rows_and_shares_collisions(void 
 	assert_int_equal(info.user_rows, 16);
 	assert_int_equal(info.user_evictions, 0);
 	/* every one of the 50 users resolves to one of the 16 rows */
+	int64_t row[50];
 	for (int u = 0; u < 50; u++) {
 		char us[16];
 		snprintf(us, sizeof us, "u%d", u);
-		int64_t r = mfs_model_find(m, MFS_USERS, us, strlen(us));
-		assert_true(r >= 0 && r < 16);
+		row[u] = mfs_model_find(m, MFS_USERS, us, strlen(us));
+		assert_true(row[u] >= 0 && row[u] < 16);
 	}
+	/* a colliding pair: "u<a>" and "u<b>" on one row */
+	int a = -1, b = -1;
+	for (int x = 0; x < 50 && a < 0; x++)
+		for (int y = x + 1; y < 50; y++)
+			if (row[x] == row[y]) {
+				a = x;
+				b = y;
+				break;
+			}
+	assert_true(a >= 0);
+	char ua[16], ub[16];
+	snprintf(ua, sizeof ua, "u%d", a);
+	snprintf(ub, sizeof ub, "u%d", b);
+	/* a learns to rate high; b (same row) predicts the same, bit for bit */
+	for (int k = 0; k < 300; k++) {
+		char it[16];
+		snprintf(it, sizeof it, "i%d", k % 40);
+		mfs_event e = ev(ua, it, 5.0f);
+		mfs_model_learn(m, &e, 1, NULL);
+	}
+	float pa, pb, pc;
+	mfs_model_predict(m, ua, strlen(ua), "i3", 2, &pa);
+	mfs_model_predict(m, ub, strlen(ub), "i3", 2, &pb);
+	assert_memory_equal(&pa, &pb, sizeof pa);
+	/* one event of b leaves the row's learning in place */
+	mfs_event e = ev(ub, "i7", 3.0f);
+	mfs_model_learn(m, &e, 1, NULL);
+	mfs_model_predict(m, ua, strlen(ua), "i3", 2, &pc);
+	assert_true(pa > 4.5f);
+	assert_true(fabsf(pc - pa) < 0.3f);
 	mfs_model_free(m);
 }
 
