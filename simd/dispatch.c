@@ -59,18 +59,29 @@ const struct mfs_kernels *mfs_kernels_get(const char *name)
 	return table(name);
 }
 
+const char *mfs_kernels_preferred(unsigned isa)
+{
+	if (isa & MFS_ISA_AVX512F)
+		return "avx512";
+	if (isa & MFS_ISA_AVX2_FMA)
+		return "avx2";
+	if (isa & MFS_ISA_NEON)
+		return "neon";
+	return "scalar";
+}
+
+unsigned mfs_kernels_usable_isa(void)
+{
+	return (mfs_kernels_get("avx2") ? MFS_ISA_AVX2_FMA : 0u) |
+	       (mfs_kernels_get("avx512") ? MFS_ISA_AVX512F : 0u) |
+	       (mfs_kernels_get("neon") ? MFS_ISA_NEON : 0u);
+}
+
 int mfs_kernels_select(const char *name, const struct mfs_kernels **out)
 {
 	if (!name || !*name || strcmp(name, "auto") == 0) {
-		static const char *const order[] = { "avx512", "avx2", "neon", "scalar" };
-		for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
-			const struct mfs_kernels *k = mfs_kernels_get(order[i]);
-			if (k) {
-				*out = k;
-				return 0;
-			}
-		}
-		*out = &mfs_kernels_scalar;
+		const struct mfs_kernels *k = mfs_kernels_get(mfs_kernels_preferred(mfs_kernels_usable_isa()));
+		*out = k ? k : &mfs_kernels_scalar;
 		return 0;
 	}
 	if (!known(name))

@@ -143,4 +143,17 @@ int mfs_kernels_select(const char *name, const struct mfs_kernels **out);
 /* The kernel table by name if the CPU can run it, else NULL (for tests and benches). */
 const struct mfs_kernels *mfs_kernels_get(const char *name);
 
+/* Instruction sets a kernel needs: bits of what mfs_kernels_preferred takes. */
+enum { MFS_ISA_AVX2_FMA = 1, MFS_ISA_AVX512F = 2, MFS_ISA_NEON = 4 };
+
+/*
+ * The kernel "auto" takes where the sets in isa can be run (and are built):
+ * AVX-512F, then AVX2+FMA, then NEON, then "scalar". A pure function, so
+ * that the order itself can be tested for every set, whatever this CPU is.
+ */
+const char *mfs_kernels_preferred(unsigned isa);
+
+/* The MFS_ISA_* bits whose kernels this build has and this CPU and OS run. */
+unsigned mfs_kernels_usable_isa(void);
+
 #endif
