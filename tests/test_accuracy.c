@@ -18,9 +18,14 @@
  * The issue's case: 1M events, 20k users, 3k items, string IDs, noise 0.5;
  * one pass on the first 90%, --test on the rest. The target is 10% above the
  * noise floor; with gen's default planted model (dim 8) one pass reaches about
- * 26% above it (45 ratings per user do not pin 8 factors down: even five
- * passes stay 23% above). This guards the measured figure: within 30%.
+ * 27% above it (45 ratings per user do not pin 8 factors down: even five
+ * passes stay 23% above). Measured (test RMSE / floor, default settings):
+ * gen seeds 11..16 give 1.2665 1.2771 1.2761 1.2708 1.2688 1.2767 (seed 11,
+ * this test's: 1.2665 with the avx2 and the scalar kernel alike). The guard
+ * is the worst of those plus a tolerance of 0.003: 1.280. (It was 1.30: a
+ * sigmoid gradient 15% too small, ratio 1.2887, passed it.)
  */
+#define RATIO_GUARD 1.280
 static void train__one_pass_gets_close_to_noise_floor(void **state)
 {
 	(void)state;
@@ -39,7 +44,7 @@ static void train__one_pass_gets_close_to_noise_floor(void **state)
 	print_message("noise floor %.4f, test RMSE %.4f (ratio %.3f), prequential %.4f\n", floor,
 		      rmse, rmse / floor, mfs_json_number(r.out, "prequential_rmse"));
 	assert_float_equal(mfs_json_number(r.out, "events"), 900000, 0);
-	assert_true(rmse <= 1.30 * floor);
+	assert_true(rmse <= RATIO_GUARD * floor);
 	mfs_run_free(&r);
 }
 
