@@ -4,8 +4,9 @@
  * apply on the base models fuzz_delta rebuilds for every input: one per ID
  * mode (exact with evictions, exact with admission, hashed with two rows per
  * user, hashed with admission), both optimizers, with and without the
- * frequency-dependent L2 counts. Small (dim 4 and 8, 64-row tables), so that
- * a file is a few KB and an input runs in microseconds.
+ * frequency-dependent L2 counts, and users' histories. Small (dim 4 and 8,
+ * 64-row tables, short histories), so that a file is a few KB and an input
+ * runs in microseconds.
  */
 #ifndef MFS_FUZZ_MODELS_H
 #define MFS_FUZZ_MODELS_H
@@ -25,6 +26,7 @@ static inline void fuzz_base_config(int k, mfs_config *c)
 	c->max_users = 64;
 	c->max_items = 48;
 	c->seed = 7 + (uint64_t)k;
+	c->history = k == 0 ? 16 : 4; /* users' histories: a ring per row, kept small */
 	switch (k) {
 	case 0: /* exact, AdaGrad, frequency counts; 100 users in 64 rows: evictions */
 		break;
