@@ -4,7 +4,8 @@
  * state, counts, sketch, position) -> a model used as a server and a learner
  * would (fuzz_models.h). Checksums are not checked in this build
  * (MFS_FUZZ_IGNORE_CHECKSUMS), so mutations reach the parsers. The file is a
- * memfd loaded through its /proc path (mapped, as mfs_model_load maps).
+ * memfd loaded through its /proc path: mapped, as mfs_model_load maps, or
+ * (inputs of odd length) read into memory, as servers load (MFS_LOAD_COPY).
  * Seeds: real models of every mode, written by make_model_seeds (.ci/fuzz.sh).
  */
 #include <stdint.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "fuzz_models.h"
+#include "model_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	mfs_model *m = NULL;
 	mfs_diag d;
-	int rc = mfs_model_load(&m, path, "scalar", &d);
+	int rc = mfs_model_load_flags(&m, path, "scalar", size % 2 ? MFS_LOAD_COPY : 0, &d);
 	if (rc == 0) {
 		fuzz_exercise(m);
 		mfs_model_free(m);
