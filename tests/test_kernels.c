@@ -637,6 +637,7 @@ static void test_dispatch_order_prefers_the_widest(void **state)
 	}
 }
 
+#if defined(__x86_64__)
 /* The CPU's flags as the kernel reports them (/proc/cpuinfo), read here
  * without the dispatcher's code: 1 if the flag is there, 0 if not, -1 when
  * cpuinfo cannot be read. */
@@ -658,6 +659,7 @@ static int cpuinfo_flag(const char *flag)
 	fclose(f);
 	return found;
 }
+#endif
 
 /* auto on this machine: the widest kernel its cpuinfo flags allow. */
 static void test_dispatch_auto_prefers_the_widest(void **state)
