@@ -71,10 +71,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			inside(line, len, u, ul);
 			inside(line, len, it, il);
 			CHECK(u + ul <= it);
+			/* a line with a TAB splits at TABs only (IDs may hold ' ' and ','),
+			 * else at ' ', ',' and "::" */
 			for (size_t i = 0; i < ul; i++)
-				CHECK(u[i] != '\t' && u[i] != ' ' && u[i] != ',');
+				CHECK(u[i] != '\t' && (tab || (u[i] != ' ' && u[i] != ',')));
 			for (size_t i = 0; i < il; i++)
-				CHECK(it[i] != '\t' && it[i] != ' ' && it[i] != ',');
+				CHECK(it[i] != '\t' && (tab || (it[i] != ' ' && it[i] != ',')));
 		}
 	}
 	free(line);
