@@ -42,6 +42,26 @@ void mfs_rng_normal_fill(struct mfs_rng *r, float *out, size_t n, float std);
 uint64_t mfs_rng_below(struct mfs_rng *r, uint64_t n); /* [0, n) */
 uint64_t mfs_splitmix64(uint64_t *state);
 
+/* --- little-endian fields of the file formats and position blobs ----- */
+static inline void mfs_put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void mfs_put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t mfs_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t mfs_get64(const uint8_t *p)
+{
+	return (uint64_t)mfs_get32(p) | (uint64_t)mfs_get32(p + 4) << 32;
+}
+
 /* --- aligned allocation ----------------------------------------------- */
 void *mfs_alloc_aligned(size_t size); /* 64-byte aligned, zeroed; free with free() */
 /*

@@ -934,28 +934,6 @@ void mfs_ksrc_stats(const struct mfs_ksrc *k, mfs_source_stats *st)
 
 /* --- positions ------------------------------------------------------------------ */
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 /*
  * Blob, little-endian: "MFSPOS\1\0", u32 version 2, u32 count, then per
  * partition: u32 topic length, the topic, u32 partition, u64 next offset,
@@ -977,8 +955,8 @@ int mfs_ksrc_position(const struct mfs_ksrc *k, void *buf, size_t len)
 	if (buf && len >= need) {
 		uint8_t *b = buf;
 		memcpy(b, POS_MAGIC, 8);
-		put32(b + 8, KPOS_VERSION);
-		put32(b + 12, (uint32_t)count);
+		mfs_put32(b + 8, KPOS_VERSION);
+		mfs_put32(b + 12, (uint32_t)count);
 		b += KPOS_HEAD;
 		for (size_t i = 0; i < k->nparts; i++) {
 			const struct kpart *p = &k->parts[i];
@@ -987,14 +965,14 @@ int mfs_ksrc_position(const struct mfs_ksrc *k, void *buf, size_t len)
 			size_t tl = strlen(p->topic);
 			/* never consumed and not in the seek position: start where "start" says */
 			int64_t off = has_pos(p) ? p->out.off : -1;
-			put32(b, (uint32_t)tl);
+			mfs_put32(b, (uint32_t)tl);
 			memcpy(b + 4, p->topic, tl);
 			b += 4 + tl;
-			put32(b, (uint32_t)p->part);
-			put64(b + 4, (uint64_t)off);
-			put64(b + 12, p->out.lines);
-			put64(b + 20, p->out.events);
-			put64(b + 28, p->out.skipped);
+			mfs_put32(b, (uint32_t)p->part);
+			mfs_put64(b + 4, (uint64_t)off);
+			mfs_put64(b + 12, p->out.lines);
+			mfs_put64(b + 20, p->out.events);
+			mfs_put64(b + 28, p->out.skipped);
 			b += 36;
 		}
 	}
@@ -1004,7 +982,7 @@ int mfs_ksrc_position(const struct mfs_ksrc *k, void *buf, size_t len)
 int mfs_kpos_is_kafka(const void *pos, size_t len)
 {
 	return pos && len >= KPOS_HEAD && memcmp(pos, POS_MAGIC, 8) == 0 &&
-	       get32((const uint8_t *)pos + 8) == KPOS_VERSION;
+	       mfs_get32((const uint8_t *)pos + 8) == KPOS_VERSION;
 }
 
 MFS_API int mfs_position_kafka_partition(const void *pos, size_t len, size_t i,
@@ -1013,12 +991,12 @@ MFS_API int mfs_position_kafka_partition(const void *pos, size_t len, size_t i,
 	if (!mfs_kpos_is_kafka(pos, len))
 		return -MFS_E_CORRUPT;
 	const uint8_t *b = pos, *end = b + len;
-	uint32_t count = get32(b + 12);
+	uint32_t count = mfs_get32(b + 12);
 	b += KPOS_HEAD;
 	for (uint32_t j = 0; j < count; j++) {
 		if (end - b < 4)
 			return -MFS_E_CORRUPT;
-		uint32_t tl = get32(b);
+		uint32_t tl = mfs_get32(b);
 		if (tl == 0 || tl > 4096 || (size_t)(end - b) < 4 + (size_t)tl + 36)
 			return -MFS_E_CORRUPT;
 		if (j == i && out) {
@@ -1026,11 +1004,11 @@ MFS_API int mfs_position_kafka_partition(const void *pos, size_t len, size_t i,
 			out->topic = (const char *)b + 4;
 			out->topic_len = tl;
 			const uint8_t *e = b + 4 + tl;
-			out->partition = (int32_t)get32(e);
-			out->offset = (int64_t)get64(e + 4);
-			out->lines = get64(e + 12);
-			out->events = get64(e + 20);
-			out->skipped = get64(e + 28);
+			out->partition = (int32_t)mfs_get32(e);
+			out->offset = (int64_t)mfs_get64(e + 4);
+			out->lines = mfs_get64(e + 12);
+			out->events = mfs_get64(e + 20);
+			out->skipped = mfs_get64(e + 28);
 			out->end = -1;
 			out->lag = -1;
 		}
@@ -1046,7 +1024,7 @@ int mfs_ksrc_seek(struct mfs_ksrc *k, const void *pos, size_t len, mfs_diag *d)
 	if (k->handed || k->pend)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "seek only before the first mfs_source_next");
-	if (len >= 12 && memcmp(pos, POS_MAGIC, 8) == 0 && get32((const uint8_t *)pos + 8) == 1)
+	if (len >= 12 && memcmp(pos, POS_MAGIC, 8) == 0 && mfs_get32((const uint8_t *)pos + 8) == 1)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "the position is of a file source, not of Kafka topics");
 	int n = mfs_position_kafka_partition(pos, len, 0, NULL);

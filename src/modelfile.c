@@ -102,39 +102,15 @@ struct section {
 };
 
 /* --- little-endian helpers (the format is LE; so are x86-64 and aarch64 Linux) --- */
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 0; i < 4; i++)
-		v |= (uint32_t)p[i] << (8 * i);
-	return v;
-}
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 static void putf(uint8_t *p, float f)
 {
 	uint32_t v;
 	memcpy(&v, &f, 4);
-	put32(p, v);
+	mfs_put32(p, v);
 }
 static float getf(const uint8_t *p)
 {
-	uint32_t v = get32(p);
+	uint32_t v = mfs_get32(p);
 	float f;
 	memcpy(&f, &v, 4);
 	return f;
@@ -143,11 +119,11 @@ static void putd(uint8_t *p, double f)
 {
 	uint64_t v;
 	memcpy(&v, &f, 8);
-	put64(p, v);
+	mfs_put64(p, v);
 }
 static double getd(const uint8_t *p)
 {
-	uint64_t v = get64(p);
+	uint64_t v = mfs_get64(p);
 	double f;
 	memcpy(&f, &v, 8);
 	return f;
@@ -161,20 +137,20 @@ static void encode_header(const mfs_model *m, uint32_t n_sections, uint32_t kind
 {
 	memset(h, 0, HEADER_SIZE);
 	memcpy(h, MAGIC, 8);
-	put32(h + 8, kind ? FORMAT_VERSION_DELTA : FORMAT_VERSION);
-	put32(h + 12, HEADER_SIZE);
-	put32(h + 16, m->cfg.dim);
-	put32(h + 20, m->stride);
-	put32(h + 24, (uint32_t)m->cfg.optimizer);
-	put32(h + 28, (uint32_t)m->cfg.link);
-	put64(h + 32, m->cfg.max_users);
-	put64(h + 40, m->cfg.max_items);
-	put64(h + 48, table_rows(&m->user));
-	put64(h + 56, table_rows(&m->item));
-	put64(h + 64, m->hash_seed);
-	put64(h + 72, m->cfg.seed);
-	put64(h + 80, m->events);
-	put64(h + 88, m->mu_count);
+	mfs_put32(h + 8, kind ? FORMAT_VERSION_DELTA : FORMAT_VERSION);
+	mfs_put32(h + 12, HEADER_SIZE);
+	mfs_put32(h + 16, m->cfg.dim);
+	mfs_put32(h + 20, m->stride);
+	mfs_put32(h + 24, (uint32_t)m->cfg.optimizer);
+	mfs_put32(h + 28, (uint32_t)m->cfg.link);
+	mfs_put64(h + 32, m->cfg.max_users);
+	mfs_put64(h + 40, m->cfg.max_items);
+	mfs_put64(h + 48, table_rows(&m->user));
+	mfs_put64(h + 56, table_rows(&m->item));
+	mfs_put64(h + 64, m->hash_seed);
+	mfs_put64(h + 72, m->cfg.seed);
+	mfs_put64(h + 80, m->events);
+	mfs_put64(h + 88, m->mu_count);
 	putd(h + 96, m->mu_sum);
 	putf(h + 104, m->cfg.lr);
 	putf(h + 108, m->cfg.lr_bias);
@@ -183,24 +159,24 @@ static void encode_header(const mfs_model *m, uint32_t n_sections, uint32_t kind
 	putf(h + 120, m->cfg.init_std);
 	putf(h + 124, m->cfg.lo);
 	putf(h + 128, m->cfg.hi);
-	put32(h + 132, n_sections);
+	mfs_put32(h + 132, n_sections);
 	for (int i = 0; i < 4; i++)
-		put64(h + 136 + 8 * i, m->rng.s[i]);
-	put32(h + 168, (uint32_t)m->cfg.ids);
-	put32(h + 172, (uint32_t)m->cfg.evict);
-	put32(h + 176, m->cfg.min_count);
-	put32(h + 180, (uint32_t)m->tick);
-	put32(h + 244, (uint32_t)(m->tick >> 32)); /* 0 in files before the 64-bit clock */
-	put64(h + 184, m->user.ids.hand);
-	put64(h + 192, m->item.ids.hand);
-	put64(h + 200, m->user.ids.evictions);
-	put64(h + 208, m->item.ids.evictions);
-	put64(h + 216, m->user.ids.sketch_adds);
-	put64(h + 224, m->item.ids.sketch_adds);
+		mfs_put64(h + 136 + 8 * i, m->rng.s[i]);
+	mfs_put32(h + 168, (uint32_t)m->cfg.ids);
+	mfs_put32(h + 172, (uint32_t)m->cfg.evict);
+	mfs_put32(h + 176, m->cfg.min_count);
+	mfs_put32(h + 180, (uint32_t)m->tick);
+	mfs_put32(h + 244, (uint32_t)(m->tick >> 32)); /* 0 in files before the 64-bit clock */
+	mfs_put64(h + 184, m->user.ids.hand);
+	mfs_put64(h + 192, m->item.ids.hand);
+	mfs_put64(h + 200, m->user.ids.evictions);
+	mfs_put64(h + 208, m->item.ids.evictions);
+	mfs_put64(h + 216, m->user.ids.sketch_adds);
+	mfs_put64(h + 224, m->item.ids.sketch_adds);
 	putf(h + 232, m->cfg.range_margin);
-	put32(h + 236, m->cfg.user_hashes);
-	put32(h + 240, kind);
-	put64(h + 248, mfs_checksum(h, 248));
+	mfs_put32(h + 236, m->cfg.user_hashes);
+	mfs_put32(h + 240, kind);
+	mfs_put64(h + 248, mfs_checksum(h, 248));
 }
 
 uint64_t mfs_model_state_id(const mfs_model *m)
@@ -384,14 +360,14 @@ static int save_file(const mfs_model *m, const char *path, const mfs_save_opts *
 	if (rc < 0)
 		goto out;
 	if (delta) {
-		put64(dsec, m->ck_events);
-		put64(dsec + 8, m->ck_id);
-		put64(dsec + 16, mfs_model_state_id(m));
+		mfs_put64(dsec, m->ck_events);
+		mfs_put64(dsec + 8, m->ck_id);
+		mfs_put64(dsec + 16, mfs_model_state_id(m));
 		sec[ns++] = (struct section){ .tag = SEC_DELTA, .data = dsec, .raw_len = sizeof dsec };
 	}
 	uint8_t hsec[4];
 	if (m->user.hist_len) {
-		put32(hsec, m->user.hist_len);
+		mfs_put32(hsec, m->user.hist_len);
 		sec[ns++] = (struct section){ .tag = SEC_HISTORY, .data = hsec, .raw_len = sizeof hsec };
 	}
 	uint8_t fsec[8];
@@ -438,14 +414,14 @@ static int save_file(const mfs_model *m, const char *path, const mfs_save_opts *
 	memset(t, 0, (size_t)ns * ENTRY_SIZE);
 	for (uint32_t i = 0; i < ns; i++) {
 		uint8_t *e = t + (size_t)i * ENTRY_SIZE;
-		put32(e, sec[i].tag);
-		put32(e + 4, sec[i].flags);
-		put64(e + 8, sec[i].offset);
-		put64(e + 16, sec[i].stored_len);
-		put64(e + 24, sec[i].raw_len);
-		put64(e + 32, sec[i].checksum);
+		mfs_put32(e, sec[i].tag);
+		mfs_put32(e + 4, sec[i].flags);
+		mfs_put64(e + 8, sec[i].offset);
+		mfs_put64(e + 16, sec[i].stored_len);
+		mfs_put64(e + 24, sec[i].raw_len);
+		mfs_put64(e + 32, sec[i].checksum);
 	}
-	put64(t + (size_t)ns * ENTRY_SIZE, mfs_checksum(t, (size_t)ns * ENTRY_SIZE));
+	mfs_put64(t + (size_t)ns * ENTRY_SIZE, mfs_checksum(t, (size_t)ns * ENTRY_SIZE));
 
 	/* Temporary name in the same directory: ".<base>.tmp.XXXXXX". */
 	{
@@ -564,8 +540,8 @@ static int check_table(struct loader *L)
 	uint64_t table_end = HEADER_SIZE + (uint64_t)L->ns * ENTRY_SIZE + 8;
 	for (uint32_t i = 0; i < L->ns; i++) {
 		const uint8_t *e = L->table + (size_t)i * ENTRY_SIZE;
-		uint32_t tag = get32(e), flags = get32(e + 4);
-		uint64_t off = get64(e + 8), stored = get64(e + 16), raw = get64(e + 24);
+		uint32_t tag = mfs_get32(e), flags = mfs_get32(e + 4);
+		uint64_t off = mfs_get64(e + 8), stored = mfs_get64(e + 16), raw = mfs_get64(e + 24);
 		if (flags & ~SEC_FLAG_ZSTD)
 			return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, HEADER_SIZE,
 					    "section %u has unknown flags 0x%x", tag, flags);
@@ -582,13 +558,13 @@ static int check_table(struct loader *L)
 					    "section %u has an impossible size", tag);
 		for (uint32_t j = 0; j < i; j++) {
 			const uint8_t *f = L->table + (size_t)j * ENTRY_SIZE;
-			uint64_t o2 = get64(f + 8), s2 = get64(f + 16);
-			if (get32(f) == tag)
+			uint64_t o2 = mfs_get64(f + 8), s2 = mfs_get64(f + 16);
+			if (mfs_get32(f) == tag)
 				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, HEADER_SIZE,
 						    "section %u appears twice", tag);
 			if (stored && s2 && off < o2 + s2 && o2 < off + stored)
 				return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
-						    "sections %u and %u overlap", get32(f), tag);
+						    "sections %u and %u overlap", mfs_get32(f), tag);
 		}
 		const char *why;
 		if ((flags & SEC_FLAG_ZSTD) &&
@@ -657,21 +633,21 @@ static int loader_open(struct loader *L, const char *path, unsigned flags, mfs_d
 	if (memcmp(h, MAGIC, 8) != 0)
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
 				    "not an mfstream model (bad magic)");
-	uint32_t version = get32(h + 8);
+	uint32_t version = mfs_get32(h + 8);
 	if (version != FORMAT_VERSION && version != FORMAT_VERSION_DELTA)
 		return mfs_diag_set(diag, MFS_E_VERSION, 0, path, 0, 0,
 				    "model format version %u is not supported (this build reads %u and %u)",
 				    version, FORMAT_VERSION, FORMAT_VERSION_DELTA);
-	if (!SUM_OK(h, 248, get64(h + 248)))
+	if (!SUM_OK(h, 248, mfs_get64(h + 248)))
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "header checksum mismatch");
-	if (get32(h + 12) != HEADER_SIZE)
+	if (mfs_get32(h + 12) != HEADER_SIZE)
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
-				    "header size %u is not %u", get32(h + 12), HEADER_SIZE);
-	L->ns = get32(h + 132);
+				    "header size %u is not %u", mfs_get32(h + 12), HEADER_SIZE);
+	L->ns = mfs_get32(h + 132);
 	if (L->ns > MAX_SECTIONS || L->size < HEADER_SIZE + (uint64_t)L->ns * ENTRY_SIZE + 8)
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "section table is damaged");
 	L->table = L->base + HEADER_SIZE;
-	if (!SUM_OK(L->table, (size_t)L->ns * ENTRY_SIZE, get64(L->table + (size_t)L->ns * ENTRY_SIZE)))
+	if (!SUM_OK(L->table, (size_t)L->ns * ENTRY_SIZE, mfs_get64(L->table + (size_t)L->ns * ENTRY_SIZE)))
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, HEADER_SIZE,
 				    "section table checksum mismatch");
 	if ((rc = check_table(L)) < 0)
@@ -683,7 +659,7 @@ static const uint8_t *find_entry(const struct loader *L, uint32_t tag)
 {
 	for (uint32_t i = 0; i < L->ns; i++) {
 		const uint8_t *e = L->table + (size_t)i * ENTRY_SIZE;
-		if (get32(e) == tag)
+		if (mfs_get32(e) == tag)
 			return e;
 	}
 	return NULL;
@@ -693,7 +669,7 @@ static int section_len(struct loader *L, uint32_t tag, uint64_t *raw)
 {
 	const uint8_t *e = find_entry(L, tag);
 	if (e)
-		*raw = get64(e + 24);
+		*raw = mfs_get64(e + 24);
 	return e != NULL;
 }
 
@@ -714,9 +690,9 @@ static int get_section(struct loader *L, uint32_t tag, uint64_t want, int requir
 					    "section %u is missing", tag);
 		return 0;
 	}
-	uint32_t flags = get32(e + 4);
-	uint64_t off = get64(e + 8), stored = get64(e + 16), raw = get64(e + 24);
-	uint64_t sum = get64(e + 32);
+	uint32_t flags = mfs_get32(e + 4);
+	uint64_t off = mfs_get64(e + 8), stored = mfs_get64(e + 16), raw = mfs_get64(e + 24);
+	uint64_t sum = mfs_get64(e + 32);
 	if (raw != want || off > L->size || stored > L->size - off ||
 	    (!(flags & SEC_FLAG_ZSTD) && stored != raw)) {
 		if (raw == want && off <= L->size && stored > L->size - off)
@@ -759,12 +735,12 @@ static int load_table(struct loader *L, mfs_model *m, uint32_t tag, void **slot,
 {
 	const uint8_t *e = find_entry(L, tag);
 	if (e && !L->copy && want >= MAP_MIN && m->n_mapped < MFS_MAX_MAPPED &&
-	    !(get32(e + 4) & SEC_FLAG_ZSTD)) {
-		uint64_t off = get64(e + 8), stored = get64(e + 16);
+	    !(mfs_get32(e + 4) & SEC_FLAG_ZSTD)) {
+		uint64_t off = mfs_get64(e + 8), stored = mfs_get64(e + 16);
 		size_t page = (size_t)sysconf(_SC_PAGESIZE);
 		size_t plen = (want + page - 1) & ~(uint64_t)(page - 1);
 		void *fresh = NULL;
-		if (get64(e + 24) == want && stored == want && off % page == 0 && off <= L->size &&
+		if (mfs_get64(e + 24) == want && stored == want && off % page == 0 && off <= L->size &&
 		    stored <= L->size - off && plen <= table_bytes)
 			fresh = mfs_alloc_huge(table_bytes);
 		if (fresh && (uintptr_t)fresh % page == 0) {
@@ -773,7 +749,7 @@ static int load_table(struct loader *L, mfs_model *m, uint32_t tag, void **slot,
 			if (p == fresh) {
 				/* the page's bytes past the section belong to the next one */
 				memset((uint8_t *)p + want, 0, plen - want);
-				if (!SUM_OK(p, want, get64(e + 32))) {
+				if (!SUM_OK(p, want, mfs_get64(e + 32))) {
 					mfs_free_huge(fresh, table_bytes);
 					return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, off,
 							    "checksum mismatch in section %u", tag);
@@ -916,7 +892,7 @@ static int load_history_len(struct loader *L, uint32_t *len)
 	int rc = get_section(L, SEC_HISTORY, 4, 1, &p, &owned);
 	if (rc < 0)
 		return rc;
-	*len = get32(p);
+	*len = mfs_get32(p);
 	free(owned);
 	return 0;
 }
@@ -933,7 +909,7 @@ static int check_layout(struct loader *L, const mfs_config *cfg, uint64_t nu, ui
 	uint64_t stride = ((uint64_t)cfg->dim + 15) & ~15ULL;
 	int exact = cfg->ids != MFS_IDS_HASHED, adagrad = cfg->optimizer == MFS_OPT_ADAGRAD;
 	int counted = cfg->freq_alpha != 1.0f || cfg->freq_alpha_bias != 1.0f;
-	if (get32(L->h + 20) != stride || nu > cfg->max_users || ni > cfg->max_items ||
+	if (mfs_get32(L->h + 20) != stride || nu > cfg->max_users || ni > cfg->max_items ||
 	    (!exact && (nu != cfg->max_users || ni != cfg->max_items)))
 		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0, "header sizes disagree");
 	for (int sd = 0; sd < 2; sd++) {
@@ -977,12 +953,12 @@ static int check_layout(struct loader *L, const mfs_config *cfg, uint64_t nu, ui
 static void decode_config(const uint8_t *h, const char *kernel, mfs_config *cfg)
 {
 	mfs_config_default(cfg);
-	cfg->dim = get32(h + 16);
-	cfg->optimizer = (int)get32(h + 24);
-	cfg->link = (int)get32(h + 28);
-	cfg->max_users = get64(h + 32);
-	cfg->max_items = get64(h + 40);
-	cfg->seed = get64(h + 72);
+	cfg->dim = mfs_get32(h + 16);
+	cfg->optimizer = (int)mfs_get32(h + 24);
+	cfg->link = (int)mfs_get32(h + 28);
+	cfg->max_users = mfs_get64(h + 32);
+	cfg->max_items = mfs_get64(h + 40);
+	cfg->seed = mfs_get64(h + 72);
 	cfg->lr = getf(h + 104);
 	cfg->lr_bias = getf(h + 108);
 	cfg->l2 = getf(h + 112);
@@ -991,11 +967,11 @@ static void decode_config(const uint8_t *h, const char *kernel, mfs_config *cfg)
 	cfg->lo = getf(h + 124);
 	cfg->hi = getf(h + 128);
 	cfg->range_margin = getf(h + 232);
-	cfg->user_hashes = get32(h + 236);
+	cfg->user_hashes = mfs_get32(h + 236);
 	cfg->kernel = kernel;
-	cfg->ids = (int)get32(h + 168);
-	cfg->evict = (int)get32(h + 172);
-	cfg->min_count = get32(h + 176);
+	cfg->ids = (int)mfs_get32(h + 168);
+	cfg->evict = (int)mfs_get32(h + 172);
+	cfg->min_count = mfs_get32(h + 176);
 }
 
 /* The learner state of header h into m (after the tables: the hands are checked against them). */
@@ -1003,21 +979,21 @@ static int decode_state(struct loader *L, mfs_model *m)
 {
 	const uint8_t *h = L->h;
 	if (m->user.ids.mode == MFS_IDMAP_EXACT &&
-	    (get64(h + 184) >= m->cfg.max_users || get64(h + 192) >= m->cfg.max_items))
+	    (mfs_get64(h + 184) >= m->cfg.max_users || mfs_get64(h + 192) >= m->cfg.max_items))
 		return mfs_diag_set(L->diag, MFS_E_CORRUPT, 0, L->path, 0, 0,
 				    "eviction state is damaged");
-	m->events = get64(h + 80);
-	m->mu_count = get64(h + 88);
+	m->events = mfs_get64(h + 80);
+	m->mu_count = mfs_get64(h + 88);
 	m->mu_sum = getd(h + 96);
 	for (int i = 0; i < 4; i++)
-		m->rng.s[i] = get64(h + 136 + 8 * i);
-	m->tick = get32(h + 180) | (uint64_t)get32(h + 244) << 32;
-	m->user.ids.hand = get64(h + 184);
-	m->item.ids.hand = get64(h + 192);
-	m->user.ids.evictions = get64(h + 200);
-	m->item.ids.evictions = get64(h + 208);
-	m->user.ids.sketch_adds = get64(h + 216);
-	m->item.ids.sketch_adds = get64(h + 224);
+		m->rng.s[i] = mfs_get64(h + 136 + 8 * i);
+	m->tick = mfs_get32(h + 180) | (uint64_t)mfs_get32(h + 244) << 32;
+	m->user.ids.hand = mfs_get64(h + 184);
+	m->item.ids.hand = mfs_get64(h + 192);
+	m->user.ids.evictions = mfs_get64(h + 200);
+	m->item.ids.evictions = mfs_get64(h + 208);
+	m->user.ids.sketch_adds = mfs_get64(h + 216);
+	m->item.ids.sketch_adds = mfs_get64(h + 224);
 	return 0;
 }
 
@@ -1063,7 +1039,7 @@ int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, 
 	if (rc < 0)
 		goto out;
 	const uint8_t *h = L.h;
-	if (get32(h + 240) != 0) {
+	if (mfs_get32(h + 240) != 0) {
 		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0,
 				  "a delta checkpoint, not a whole model: load its directory");
 		goto out;
@@ -1072,7 +1048,7 @@ int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, 
 	decode_config(h, kernel, &cfg);
 	if ((rc = load_freq(&L, &cfg)) < 0 || (rc = load_history_len(&L, &cfg.history)) < 0)
 		goto out;
-	uint64_t nu = get64(h + 48), ni = get64(h + 56);
+	uint64_t nu = mfs_get64(h + 48), ni = mfs_get64(h + 56);
 	if ((rc = check_layout(&L, &cfg, nu, ni)) < 0)
 		goto out;
 	mfs_diag cd;
@@ -1085,7 +1061,7 @@ int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, 
 					  "header holds an invalid setting: %s", cd.reason);
 		goto out;
 	}
-	m->hash_seed = get64(h + 64);
+	m->hash_seed = mfs_get64(h + 64);
 	if ((rc = load_side(&L, m, &m->user, nu, SEC_USER_KEYS)) < 0 ||
 	    (rc = load_side(&L, m, &m->item, ni, SEC_ITEM_KEYS)) < 0 ||
 	    (rc = decode_state(&L, m)) < 0 || (rc = load_position(&L, m)) < 0)
@@ -1272,7 +1248,7 @@ int mfs_model_apply_delta(mfs_model *m, const char *path, unsigned flags, int *t
 	if (rc < 0)
 		goto out;
 	const uint8_t *h = L.h;
-	if (get32(h + 240) != 1) {
+	if (mfs_get32(h + 240) != 1) {
 		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "not a delta checkpoint");
 		goto out;
 	}
@@ -1299,8 +1275,8 @@ int mfs_model_apply_delta(mfs_model *m, const char *path, unsigned flags, int *t
 	void *ds_owned;
 	if ((rc = get_section(&L, SEC_DELTA, 24, 1, &ds, &ds_owned)) < 0)
 		goto out;
-	uint64_t base_events = get64(ds), base_id = get64((const uint8_t *)ds + 8);
-	uint64_t self_id = get64((const uint8_t *)ds + 16);
+	uint64_t base_events = mfs_get64(ds), base_id = mfs_get64((const uint8_t *)ds + 8);
+	uint64_t self_id = mfs_get64((const uint8_t *)ds + 16);
 	free(ds_owned);
 	uint64_t have = mfs_model_state_id(m);
 	if (base_events != m->events || base_id != have) {
@@ -1312,7 +1288,7 @@ int mfs_model_apply_delta(mfs_model *m, const char *path, unsigned flags, int *t
 				  (unsigned long long)m->events, (unsigned long long)have);
 		goto out;
 	}
-	uint64_t nu = get64(h + 48), ni = get64(h + 56);
+	uint64_t nu = mfs_get64(h + 48), ni = mfs_get64(h + 56);
 	if (nu > m->user.cap || ni > m->item.cap) {
 		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "header sizes disagree");
 		goto out;
@@ -1321,7 +1297,7 @@ int mfs_model_apply_delta(mfs_model *m, const char *path, unsigned flags, int *t
 	    (rc = delta_read_side(&L, m, &m->item, ni, SEC_ITEM_DIRTY, SEC_ITEM_KEYS, &di)) < 0)
 		goto out;
 	if (m->user.ids.mode == MFS_IDMAP_EXACT &&
-	    (get64(h + 184) >= m->cfg.max_users || get64(h + 192) >= m->cfg.max_items)) {
+	    (mfs_get64(h + 184) >= m->cfg.max_users || mfs_get64(h + 192) >= m->cfg.max_items)) {
 		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "eviction state is damaged");
 		goto out;
 	}

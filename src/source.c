@@ -1973,28 +1973,6 @@ MFS_API int mfs_source_where_get(const mfs_source *s, mfs_source_where *w)
 #define POS_MAGIC "MFSPOS\x01\x00"
 #define POS_FIXED (8 + 4 + 4 + 5 * 8 + 4 * 4)
 
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get64((const uint8_t[8]){ p[0], p[1], p[2], p[3], 0, 0, 0, 0 });
-}
-
 MFS_API int mfs_source_position(const mfs_source *s, void *buf, size_t len)
 {
 	if (!s)
@@ -2007,17 +1985,17 @@ MFS_API int mfs_source_position(const mfs_source *s, void *buf, size_t len)
 	if (buf && len >= need) {
 		uint8_t *p = buf;
 		memcpy(p, POS_MAGIC, 8);
-		put32(p + 8, 1);
-		put32(p + 12, (uint32_t)pl);
-		put64(p + 16, x.pos.coff);
-		put64(p + 24, x.pos.dframe);
-		put64(p + 32, x.pos.doff);
-		put64(p + 40, x.pos.line_no);
-		put64(p + 48, x.pos.records);
-		put32(p + 56, (uint32_t)(x.pos.codec + 1));
-		put32(p + 60, (uint32_t)x.pos.format);
-		put32(p + 64, (uint32_t)x.pos.seen_record);
-		put32(p + 68, (uint32_t)x.done);
+		mfs_put32(p + 8, 1);
+		mfs_put32(p + 12, (uint32_t)pl);
+		mfs_put64(p + 16, x.pos.coff);
+		mfs_put64(p + 24, x.pos.dframe);
+		mfs_put64(p + 32, x.pos.doff);
+		mfs_put64(p + 40, x.pos.line_no);
+		mfs_put64(p + 48, x.pos.records);
+		mfs_put32(p + 56, (uint32_t)(x.pos.codec + 1));
+		mfs_put32(p + 60, (uint32_t)x.pos.format);
+		mfs_put32(p + 64, (uint32_t)x.pos.seen_record);
+		mfs_put32(p + 68, (uint32_t)x.done);
 		memcpy(p + POS_FIXED, x.path, pl);
 	}
 	return (int)need;
@@ -2036,20 +2014,20 @@ MFS_API int mfs_source_seek(mfs_source *s, const void *pos, size_t len, mfs_diag
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0,
 				    "seek only before the first mfs_source_next");
 	const uint8_t *p = pos;
-	if (len < POS_FIXED || memcmp(p, POS_MAGIC, 8) != 0 || get32(p + 8) != 1 ||
-	    get32(p + 12) != len - POS_FIXED)
+	if (len < POS_FIXED || memcmp(p, POS_MAGIC, 8) != 0 || mfs_get32(p + 8) != 1 ||
+	    mfs_get32(p + 12) != len - POS_FIXED)
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, NULL, 0, 0, "not a reader position");
 	size_t pl = len - POS_FIXED;
 	struct fpos fp;
-	fp.coff = get64(p + 16);
-	fp.dframe = get64(p + 24);
-	fp.doff = get64(p + 32);
-	fp.line_no = get64(p + 40);
-	fp.records = get64(p + 48);
-	fp.codec = (int)get32(p + 56) - 1;
-	fp.format = (int)get32(p + 60);
-	fp.seen_record = (int)get32(p + 64) != 0;
-	int done = get32(p + 68) != 0;
+	fp.coff = mfs_get64(p + 16);
+	fp.dframe = mfs_get64(p + 24);
+	fp.doff = mfs_get64(p + 32);
+	fp.line_no = mfs_get64(p + 40);
+	fp.records = mfs_get64(p + 48);
+	fp.codec = (int)mfs_get32(p + 56) - 1;
+	fp.format = (int)mfs_get32(p + 60);
+	fp.seen_record = (int)mfs_get32(p + 64) != 0;
+	int done = mfs_get32(p + 68) != 0;
 	if (fp.codec < CODEC_UNKNOWN || fp.codec > CODEC_GZIP || fp.format < MFS_FORMAT_AUTO ||
 	    fp.format > MFS_FORMAT_LAST || fp.dframe > fp.doff || fp.coff > fp.doff + (1ull << 62))
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, NULL, 0, 0, "not a reader position");
