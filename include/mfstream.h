@@ -824,6 +824,14 @@ typedef struct mfs_kafka_partition {
 MFS_API int mfs_source_kafka_partition(const mfs_source *s, size_t i, mfs_kafka_partition *p);
 
 /*
+ * Wait at most timeout_ms until every assigned partition's high watermark is
+ * known (a partition with nothing new gets its first fetch answer only after
+ * the broker's fetch.wait.max.ms), so that mfs_source_kafka_partition can tell
+ * its lag. Returns at once for a file source or when all are known.
+ */
+MFS_API void mfs_source_kafka_watermarks(mfs_source *s, int timeout_ms);
+
+/*
  * Partition i of a Kafka position blob (as stored in a checkpoint). Returns
  * the number of partitions, or -MFS_E_CORRUPT (not a Kafka position). topic
  * points into pos (topic_len bytes, not NUL-terminated).

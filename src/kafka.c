@@ -1099,3 +1099,29 @@ int mfs_ksrc_partition(const struct mfs_ksrc *k, size_t i, mfs_kafka_partition *
 	}
 	return (int)k->nparts;
 }
+
+void mfs_ksrc_watermarks(struct mfs_ksrc *k, int timeout_ms)
+{
+	/*
+	 * The broker threads keep the cached ends fresh from fetch responses; a
+	 * partition with nothing new gets its first one after fetch.wait.max.ms.
+	 * No rd_kafka_query_watermark_offsets: it does not keep to its timeout
+	 * while the brokers are down.
+	 */
+	int64_t until = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	for (;;) {
+		size_t unknown = 0;
+		for (size_t i = 0; i < k->nparts; i++) {
+			const struct kpart *p = &k->parts[i];
+			int64_t lo = -1, hi = -1;
+			if (p->assigned &&
+			    (rd_kafka_get_watermark_offsets(k->rk, p->topic, p->part, &lo, &hi) != 0 ||
+			     hi < 0))
+				unknown++;
+		}
+		if (!unknown || now_ms() >= until)
+			return;
+		struct timespec ts = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+}

@@ -34,6 +34,8 @@ int mfs_ksrc_position(const struct mfs_ksrc *k, void *buf, size_t len);
 int mfs_ksrc_seek(struct mfs_ksrc *k, const void *pos, size_t len, mfs_diag *d);
 int mfs_ksrc_commit(struct mfs_ksrc *k, const void *pos, size_t len, mfs_diag *d);
 int mfs_ksrc_partition(const struct mfs_ksrc *k, size_t i, mfs_kafka_partition *p);
+/* Wait at most timeout_ms for the fetchers to tell every assigned partition's end. */
+void mfs_ksrc_watermarks(struct mfs_ksrc *k, int timeout_ms);
 
 /* 1 if pos is a Kafka position blob (version 2), else 0. */
 int mfs_kpos_is_kafka(const void *pos, size_t len);

@@ -2107,3 +2107,9 @@ MFS_API int mfs_source_kafka_partition(const mfs_source *s, size_t i, mfs_kafka_
 		return 0;
 	return mfs_ksrc_partition(s->ks, i, p);
 }
+
+MFS_API void mfs_source_kafka_watermarks(mfs_source *s, int timeout_ms)
+{
+	if (s && s->ks)
+		mfs_ksrc_watermarks(s->ks, timeout_ms);
+}

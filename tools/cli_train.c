@@ -1658,6 +1658,7 @@ int cmd_train(int argc, char **argv)
 			       te.ab / (double)te.n);
 	}
 	if (kafka) {
+		mfs_source_kafka_watermarks(src, 1000); /* the lag of partitions not fetched yet */
 		int np = mfs_source_kafka_partition(src, 0, NULL);
 		printf(", \"kafka\": [");
 		for (int i = 0; i < np; i++) {
