@@ -658,30 +658,9 @@ struct child {
 
 static void child_start(struct child *c, char *const argv[], int with_stdin)
 {
-	int in[2], out[2], err[2];
 	memset(c, 0, sizeof *c);
-	assert_int_equal(pipe(in) | pipe(out) | pipe(err), 0);
-	c->pid = fork();
-	assert_true(c->pid >= 0);
-	if (c->pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		close(in[0]);
-		close(in[1]);
-		close(out[0]);
-		close(out[1]);
-		close(err[0]);
-		close(err[1]);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	close(err[1]);
-	c->out = out[0];
-	c->err = err[0];
-	c->in = in[1];
+	c->pid = mfs_spawn(argv, &c->in, &c->out, &c->err);
+	assert_true(c->pid > 0);
 	if (!with_stdin) {
 		close(c->in);
 		c->in = -1;

@@ -104,31 +104,44 @@ static void sink_add(struct sink *s, const char *p, size_t n)
 	s->buf[s->len] = 0;
 }
 
+pid_t mfs_spawn(char *const argv[], int *in, int *out, int *err)
+{
+	int pi[2], po[2], pe[2];
+	if (pipe(pi))
+		return -1;
+	if (pipe(po)) {
+		close(pi[0]), close(pi[1]);
+		return -1;
+	}
+	if (pipe(pe)) {
+		close(pi[0]), close(pi[1]), close(po[0]), close(po[1]);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(pi[0], 0);
+		dup2(po[1], 1);
+		dup2(pe[1], 2);
+		close(pi[0]), close(pi[1]), close(po[0]), close(po[1]), close(pe[0]), close(pe[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(pi[0]), close(po[1]), close(pe[1]);
+	if (pid < 0) {
+		close(pi[1]), close(po[0]), close(pe[0]);
+		return -1;
+	}
+	*in = pi[1], *out = po[0], *err = pe[0];
+	return pid;
+}
+
 int mfs_run_argv(struct mfs_run *r, char *const argv[], const char *stdin_data, size_t stdin_len)
 {
 	int in[2], out[2], err[2];
 	memset(r, 0, sizeof *r);
-	if (pipe(in) || pipe(out) || pipe(err))
-		return -1;
-	pid_t pid = fork();
+	pid_t pid = mfs_spawn(argv, &in[1], &out[0], &err[0]);
 	if (pid < 0)
 		return -1;
-	if (pid == 0) {
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		dup2(err[1], 2);
-		close(in[0]);
-		close(in[1]);
-		close(out[0]);
-		close(out[1]);
-		close(err[0]);
-		close(err[1]);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	close(err[1]);
 	signal(SIGPIPE, SIG_IGN);
 	struct sink so = { 0 }, se = { 0 };
 	sink_add(&so, "", 0);

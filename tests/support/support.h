@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 /* cmocka.h needs the four headers above first. */
 #include <cmocka.h>
 
@@ -37,6 +38,10 @@ struct mfs_run {
  * Run argv (argv[0] a path) with optional stdin bytes, capturing stdout and
  * stderr. Returns 0 or -1 if it could not be started.
  */
+/* Start argv[0] with its stdin, stdout and stderr on pipes: *in is the write
+ * end of its stdin, *out and *err the read ends. Returns the pid, or -1. */
+pid_t mfs_spawn(char *const argv[], int *in, int *out, int *err);
+
 int mfs_run_argv(struct mfs_run *r, char *const argv[], const char *stdin_data, size_t stdin_len);
 
 /* printf-style shell command through /bin/sh -c; captures like mfs_run_argv. */
