@@ -439,6 +439,23 @@ MFS_API int64_t mfs_model_find(const mfs_model *m, int side, const char *id, siz
  */
 MFS_API int64_t mfs_model_row_events(const mfs_model *m, int side, uint32_t row);
 
+/*
+ * The whole factor and bias tables of a side (MFS_USERS or MFS_ITEMS), for
+ * reading them at once (a NumPy view, a PCA map of the items) rather than
+ * row by row: *rows gets the factor rows, row r at rows + r * *stride floats
+ * (dim of them used, the padding up to stride zero), *bias the biases, one
+ * per row. Rows not in use (mfs_model_row returns -MFS_E_RANGE for them, in
+ * hashed mode) hold zeros or the values of an earlier ID. In hashed mode with
+ * user_hashes 2 a user's vector is the sum of its two rows, so its rows are
+ * not its vector. rows, stride and bias may be NULL. The pointers are into
+ * the model, read only, and stay valid until the next mutating call on m
+ * (mfs_model_learn moves the tables of a loaded model into memory of its
+ * own; a free ends them). Returns the number of rows (mfs_model_info's
+ * user_rows or item_rows), or -MFS_E_INVAL.
+ */
+MFS_API int64_t mfs_model_table(const mfs_model *m, int side, const float **rows, size_t *stride,
+				const float **bias);
+
 /* A summary of a model. Strings point to static or model memory. */
 typedef struct mfs_model_info {
 	uint32_t dim;

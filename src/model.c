@@ -1492,3 +1492,18 @@ MFS_API int mfs_ratings_range(const mfs_event *ev, size_t n, float *lo, float *h
 		*step = rating_step(ev, n);
 	return 0;
 }
+
+MFS_API int64_t mfs_model_table(const mfs_model *m, int side, const float **rows, size_t *stride,
+				const float **bias)
+{
+	if (!m || (side != MFS_USERS && side != MFS_ITEMS))
+		return -MFS_E_INVAL;
+	const struct mfs_table *s = side == MFS_USERS ? &m->user : &m->item;
+	if (rows)
+		*rows = s->rows;
+	if (stride)
+		*stride = m->stride;
+	if (bias)
+		*bias = s->bias;
+	return (int64_t)table_rows(s);
+}

@@ -222,6 +222,47 @@ static void model__same_seed_same_model(void **state)
 	mfs_model_free(d);
 }
 
+/* The whole tables give what the row calls and predict use: biases equal
+ * mfs_model_row's, and mu + biases + the dot of the rows is the prediction. */
+static void model_table__rows_and_biases_are_the_models(void **state)
+{
+	(void)state;
+	mfs_config c = sgd_config();
+	mfs_model *m;
+	assert_int_equal(mfs_model_create(&m, &c, NULL), 0);
+	learn_random(m, 3, 3000);
+	mfs_model_info mi;
+	assert_int_equal(mfs_model_info_get(m, &mi), 0);
+	const float *ur, *ub, *ir, *ib;
+	size_t us, is;
+	assert_int_equal(mfs_model_table(m, MFS_USERS, &ur, &us, &ub), (int64_t)mi.user_rows);
+	assert_int_equal(mfs_model_table(m, MFS_ITEMS, &ir, &is, &ib), (int64_t)mi.item_rows);
+	assert_true(us >= c.dim && us == is);
+	assert_int_equal(mfs_model_table(m, 2, NULL, NULL, NULL), -MFS_E_INVAL);
+	assert_int_equal(mfs_model_table(NULL, MFS_USERS, NULL, NULL, NULL), -MFS_E_INVAL);
+	for (uint32_t u = 0; u < mi.user_rows; u++) {
+		const char *uid;
+		size_t ul;
+		float b;
+		assert_int_equal(mfs_model_row(m, MFS_USERS, u, &uid, &ul, &b), 0);
+		assert_memory_equal(&b, &ub[u], sizeof b);
+		for (uint32_t i = 0; i < mi.item_rows; i++) {
+			const char *iid;
+			size_t il;
+			assert_int_equal(mfs_model_row(m, MFS_ITEMS, i, &iid, &il, &b), 0);
+			assert_memory_equal(&b, &ib[i], sizeof b);
+			double p = mi.mu + ub[u] + ib[i];
+			for (uint32_t k = 0; k < c.dim; k++)
+				p += (double)ur[u * us + k] * ir[i * is + k];
+			p = p < c.lo ? c.lo : p > c.hi ? c.hi : p;
+			float got;
+			assert_true(mfs_model_predict(m, uid, ul, iid, il, &got) >= 0);
+			assert_float_equal(got, p, 1e-4);
+		}
+	}
+	mfs_model_free(m);
+}
+
 static void model_learn__batch_equals_event_by_event(void **state)
 {
 	(void)state;
@@ -1251,6 +1292,7 @@ int main(void)
 		cmocka_unit_test(model_learn__full_table_counts_unplaced_events),
 		cmocka_unit_test(model_recommend__equals_brute_force_over_all_items),
 		cmocka_unit_test(model_similar__excludes_itself_and_ranks_by_cosine),
+		cmocka_unit_test(model_table__rows_and_biases_are_the_models),
 		cmocka_unit_test(model_history__recent_distinct_items_of_the_first_pass),
 		cmocka_unit_test(model_recommend__leaves_out_the_history_and_rare_items),
 		cmocka_unit_test(model_create__rejects_bad_config),
