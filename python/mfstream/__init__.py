@@ -24,6 +24,7 @@ never changes, and the arrays keep it alive), and copies on a Learner, whose
 next learn call may move its tables.
 """
 import ctypes
+import errno
 import math
 import os
 import shutil
@@ -67,7 +68,9 @@ def _check(rc, d=None, what=""):
     text = "%s: %s" % (what, msg or name) if what else (msg or name)
     if -rc == _lib.E_INVAL:
         raise ValueError(text)
-    if -rc == _lib.E_NOTFOUND and not d:
+    if -rc == _lib.E_NOTFOUND:
+        if d is not None and d.path:
+            raise FileNotFoundError(errno.ENOENT, text)
         raise KeyError(text)
     if -rc == _lib.E_NOMEM:
         raise MemoryError(text)
