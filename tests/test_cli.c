@@ -820,6 +820,70 @@ static void cli_train__out_of_range_counted_reported_once_scored_true(void **sta
 	mfs_run_free(&r);
 }
 
+/* --curve: a line every N events and one at the end, windows that add up to
+ * the running figure, the model unchanged by the cuts, warnings still naming
+ * their line. */
+static void cli_train__curve_writes_the_prequential_curve(void **state)
+{
+	(void)state;
+	const char *a = mfs_test_path("nocurve.mfs"), *b = mfs_test_path("curve.mfs");
+	const char *c = mfs_test_path("curve.tsv");
+	struct mfs_run r;
+	RUN(&r, "train", "--quiet", "--dim", "16", "--save", a, small_stream());
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	RUN(&r, "train", "--quiet", "--dim", "16", "--curve", c, "--curve-every", "7k", "--save",
+	    b, small_stream());
+	assert_int_equal(r.status, 0);
+	double rmse = mfs_json_number(r.out, "prequential_rmse");
+	mfs_run_free(&r);
+	size_t na, nb;
+	char *ma = mfs_read_file(a, &na), *mb = mfs_read_file(b, &nb);
+	assert_int_equal(na, nb);
+	assert_memory_equal(ma, mb, na);
+	free(ma);
+	free(mb);
+	FILE *f = fopen(c, "r");
+	assert_non_null(f);
+	char line[512];
+	assert_non_null(fgets(line, sizeof line, f));
+	assert_string_equal(line, "events\tprequential_rmse\tprequential_mae\twindow_rmse\t"
+				  "window_mae\tevents_per_s\tseconds\n");
+	static const unsigned long long want[] = { 7000, 14000, 21000, 28000, 30000 };
+	unsigned long long ev, prev = 0;
+	double run = 0, mae, wr, wm, eps, secs, sq = 0;
+	size_t k = 0;
+	while (fgets(line, sizeof line, f)) {
+		assert_int_equal(sscanf(line, "%llu %lf %lf %lf %lf %lf %lf", &ev, &run, &mae, &wr,
+					&wm, &eps, &secs), 7);
+		assert_true(k < 5);
+		assert_int_equal(ev, want[k++]);
+		sq += wr * wr * (double)(ev - prev);
+		prev = ev;
+	}
+	fclose(f);
+	assert_int_equal(k, 5);
+	assert_float_equal(run, rmse, 1e-6);
+	assert_float_equal(sqrt(sq / 30000.0), rmse, 1e-5);
+	/* a rating out of range in the second piece of a cut batch: its own line */
+	const char *p = mfs_test_path("oor_curve.tsv");
+	mfs_write_file(p, "u1\ti1\t4\nu2\ti2\t2\nu3\ti3\t9\nu4\ti4\t3\n", 36);
+	RUN(&r, "train", "--quiet", "--rating-range", "1:5", "--curve", c, "--curve-every", "2", p);
+	assert_int_equal(r.status, 0);
+	char where[1400];
+	snprintf(where, sizeof where, "%s:3: rating 9 is outside", p);
+	assert_non_null(strstr(r.err, where));
+	mfs_run_free(&r);
+	RUN(&r, "train", "--curve-every", "5", p);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--curve-every needs --curve FILE"));
+	mfs_run_free(&r);
+	RUN(&r, "train", "--curve", "/nonexistent/dir/c.tsv", p);
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "--curve /nonexistent/dir/c.tsv: No such file"));
+	mfs_run_free(&r);
+}
+
 /* --- resume: settings compared with the checkpoint's ------------------------------- */
 
 static void cli_train__resume_refuses_a_changed_shape_and_names_it(void **state)
@@ -1272,6 +1336,7 @@ int main(void)
 		cmocka_unit_test(cli_train__space_separated_input_learns_as_tsv_does),
 		cmocka_unit_test(cli_train__half_stars_detect_their_range_and_score_true_labels),
 		cmocka_unit_test(cli_train__out_of_range_counted_reported_once_scored_true),
+		cmocka_unit_test(cli_train__curve_writes_the_prequential_curve),
 		cmocka_unit_test(cli_train__resume_refuses_a_changed_shape_and_names_it),
 		cmocka_unit_test(cli_train__sigint_during_epochs_stops_and_says_interrupted),
 		cmocka_unit_test(cli_train__sigterm_on_an_idle_stdin_pipe_does_not_hang),

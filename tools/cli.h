@@ -170,4 +170,26 @@ int cli_stop_signal(void);
 void cli_stop_source(mfs_source *src);
 const char *cli_signal_name(int sig);
 
+/*
+ * train --curve (cli_curve.c): the prequential curve as TSV, one line every
+ * `every` events of pass 1 and one at the end: events, running and windowed
+ * (since the previous line) RMSE and MAE, events/s of the window, seconds.
+ * cli_curve_open writes the header (-1: said); cli_curve_take: how many of
+ * the n events next may be learned before a line is due (seen: the events
+ * consumed so far, learned or unplaced); cli_curve_line: a line if one is due
+ * (or final and events since the last); cli_curve_close: -1 if a write failed
+ * (said). A curve with f NULL does nothing.
+ */
+struct cli_curve {
+	FILE *f;
+	const char *path;
+	uint64_t every, last_events;
+	double last_sq, last_abs, t0, last_t;
+	int started;
+};
+int cli_curve_open(struct cli_curve *c, const char *path, uint64_t every);
+size_t cli_curve_take(struct cli_curve *c, uint64_t seen, size_t n);
+void cli_curve_line(struct cli_curve *c, const mfs_learn_stats *st, int final);
+int cli_curve_close(struct cli_curve *c);
+
 #endif

@@ -137,6 +137,12 @@ static void train_help(void)
 	       "  --test FILE         rated pairs to score after training (repeatable)\n"
 	       "  --save FILE         write the final model (atomically)\n"
 	       "  --compress N        zstd level for the saved model's sections (default 0: raw)\n"
+	       "  --curve FILE        write pass 1's prequential curve as TSV: every --curve-every\n"
+	       "                      events and at the end, a line of events, prequential_rmse and\n"
+	       "                      _mae (running), window_rmse and _mae (since the line before),\n"
+	       "                      events_per_s (of that window, wall clock), seconds\n"
+	       "                      (tools/plot.py draws it)\n"
+	       "  --curve-every N     events between curve lines (default 10000)\n"
 	       "  --progress, --quiet a live progress line on stderr, or none (default: when\n"
 	       "                      stderr is a terminal)\n"
 	       "  -h, --help          this text\n"
@@ -175,7 +181,7 @@ enum {
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
 	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER, OPT_THREADS,
 	OPT_HISTORY, OPT_CKERR,
-	OPT_KAFKA, OPT_TOPIC, OPT_GROUP, OPT_KOPT, OPT_KSTART, OPT_END
+	OPT_KAFKA, OPT_TOPIC, OPT_GROUP, OPT_KOPT, OPT_KSTART, OPT_CURVE, OPT_CURVE_EVERY, OPT_END
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -526,11 +532,12 @@ static void progress_line(struct progress *p, const mfs_learn_stats *st, int epo
 }
 
 /* The first event of a batch with a rating outside the model's range, said with its file:line. */
-static void warn_out_of_range(const mfs_model *m, mfs_source *src, const mfs_event *ev, size_t n)
+static void warn_out_of_range(const mfs_model *m, mfs_source *src, const mfs_event *ev,
+			      size_t off, size_t n)
 {
 	mfs_model_info mi;
 	mfs_model_info_get(m, &mi);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = off; i < off + n; i++) {
 		float r = ev[i].rating;
 		if (r >= mi.lo && r <= mi.hi)
 			continue;
@@ -547,12 +554,12 @@ static void warn_out_of_range(const mfs_model *m, mfs_source *src, const mfs_eve
 	}
 }
 
-/* Learn one batch. A failure of the library ends the run: said, -1. */
-static int learn_batch(mfs_model *m, mfs_source *src, const mfs_event *ev, size_t n,
+/* Learn events off..off+n-1 of a batch. A failure of the library ends the run: said, -1. */
+static int learn_batch(mfs_model *m, mfs_source *src, const mfs_event *ev, size_t off, size_t n,
 		       mfs_learn_stats *st, int *warned)
 {
 	uint64_t out = st->out_of_range;
-	int64_t r = mfs_model_learn(m, ev, n, st);
+	int64_t r = mfs_model_learn(m, ev + off, n, st);
 	if (r < 0) {
 		if (r == -MFS_E_NOMEM)
 			cli_error("learning stopped: out of memory (for an ID string, or to copy the "
@@ -564,7 +571,7 @@ static int learn_batch(mfs_model *m, mfs_source *src, const mfs_event *ev, size_
 	}
 	if (st->out_of_range > out && !*warned) {
 		*warned = 1;
-		warn_out_of_range(m, src, ev, n);
+		warn_out_of_range(m, src, ev, off, n);
 	}
 	return 0;
 }
@@ -888,7 +895,7 @@ static int replay_passes(mfs_model *m, struct replay *rp, uint64_t epochs, uint6
 			} else {
 				for (size_t j = 0; j < cn; j++)
 					replay_event(rp, order[i + j], &batch[j]);
-				if (learn_batch(m, NULL, batch, cn, &es, warned) < 0)
+				if (learn_batch(m, NULL, batch, 0, cn, &es, warned) < 0)
 					goto out;
 			}
 			progress_line(pg, &es, (int)ep, 0);
@@ -960,6 +967,8 @@ int cmd_train(int argc, char **argv)
 		{ "group", required_argument, 0, OPT_GROUP },
 		{ "kafka-opt", required_argument, 0, OPT_KOPT },
 		{ "kafka-start", required_argument, 0, OPT_KSTART },
+		{ "curve", required_argument, 0, OPT_CURVE },
+		{ "curve-every", required_argument, 0, OPT_CURVE_EVERY },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -970,7 +979,9 @@ int cmd_train(int argc, char **argv)
 	mfs_config cfg;
 	mfs_config_default(&cfg);
 	int format = MFS_FORMAT_AUTO, stop_on_error = 0, progress = isatty(2);
-	const char *fields = NULL, *save = NULL;
+	const char *fields = NULL, *save = NULL, *curve_path = NULL;
+	uint64_t curve_every = 10000;
+	struct cli_curve curve = { 0 };
 	const char **tests = calloc((size_t)argc + 1, sizeof *tests);
 	size_t ntests = 0;
 	uint64_t epochs = 1, v, memory = 0, threads = 1;
@@ -1125,6 +1136,13 @@ int cmd_train(int argc, char **argv)
 					  optarg);
 				goto usage;
 			}
+			break;
+		case OPT_CURVE:
+			curve_path = optarg;
+			break;
+		case OPT_CURVE_EVERY:
+			if (cli_count(cmd, "--curve-every", optarg, 1, UINT64_MAX, &curve_every) < 0)
+				goto usage;
 			break;
 		case OPT_KEEP:
 			if (cli_u64(cmd, "--keep", optarg, 1, 1000000, &v) < 0)
@@ -1301,6 +1319,10 @@ int cmd_train(int argc, char **argv)
 			cli_usage(cmd, "%s needs --checkpoint-dir", need_ck[i].name);
 			goto usage;
 		}
+	if (GIVEN(OPT_CURVE_EVERY) && !curve_path) {
+		cli_usage(cmd, "--curve-every needs --curve FILE");
+		goto usage;
+	}
 	if (GIVEN(OPT_COMPRESS) && !save) {
 		cli_usage(cmd, "--compress needs --save (checkpoints: --checkpoint-compress)");
 		goto usage;
@@ -1362,6 +1384,11 @@ int cmd_train(int argc, char **argv)
 		}
 		cfg.max_users = 3 * items;
 		cfg.max_items = items;
+	}
+	if (curve_path && cli_curve_open(&curve, curve_path, curve_every) < 0) {
+		free(tests);
+		free(kopts);
+		return EXIT_RUNTIME;
 	}
 	int rc = EXIT_RUNTIME;
 	mfs_model *m = NULL;
@@ -1518,8 +1545,13 @@ int cmd_train(int argc, char **argv)
 			range_from_first(m, ev, (size_t)n); /* the range of the first batch */
 			range_auto = 0;
 		}
-		if (learn_batch(m, src, ev, (size_t)n, &pre, &warned) < 0)
-			goto out;
+		/* cut where a curve line is due (learning is the same however cut) */
+		for (size_t off = 0, k; off < (size_t)n; off += k) {
+			k = cli_curve_take(&curve, pre.events + pre.unplaced, (size_t)n - off);
+			if (learn_batch(m, src, ev, off, k, &pre, &warned) < 0)
+				goto out;
+			cli_curve_line(&curve, &pre, 0);
+		}
 		progress_line(&pg, &pre, 1, 0);
 		if (ck.dir) {
 			ckpt_maybe(&ck, m, src, pre.events + pre.unplaced);
@@ -1568,6 +1600,9 @@ int cmd_train(int argc, char **argv)
 	}
 	steps = pre.events;
 	progress_line(&pg, &pre, 1, 1);
+	cli_curve_line(&curve, &pre, 1);
+	if (cli_curve_close(&curve) < 0)
+		failed = 1;
 	if (pre.unplaced)
 		cli_error("warning: %llu events not learned: a table is full (raise --max-users / "
 			  "--max-items)",
@@ -1693,6 +1728,7 @@ int cmd_train(int argc, char **argv)
 	}
 	rc = failed ? EXIT_RUNTIME : 0;
 out:
+	cli_curve_close(&curve);
 	cli_stop_source(NULL);
 	regroup_join(&ck, 1);
 	mfs_checkpoint_unlock(lock); /* a writer still running keeps it until it exits */
