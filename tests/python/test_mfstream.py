@@ -296,5 +296,37 @@ class BadInput(Base):
         self.assertEqual(lr.config()["dim"], 384)
 
 
+try:
+    import matplotlib  # noqa: F401
+    HAVE_MPL = True
+except ImportError:
+    HAVE_MPL = False
+
+
+@unittest.skipUnless(HAVE_MPL, "needs python3-matplotlib")
+class Pictures(Base):
+    def test_plot__curve_and_pca_map_are_written(self):
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                        "tools"))
+        import plot
+        u, i, r = planted()
+        tsv = self.write_tsv("ev.tsv", u, i, r)
+        curve = self.path("c.tsv")
+        self.cli("train", "--dim", "8", "--quiet", "--curve", curve, "--curve-every", "500",
+                 "--save", self.path("m.mfs"), tsv)
+        self.assertEqual(plot.main(["curve", curve, "-o", self.path("c.png")]), 0)
+        self.assertEqual(self.read("c.png")[:8], b"\x89PNG\r\n\x1a\n")
+        titles = self.path("titles.tsv")
+        with open(titles, "w") as f:
+            f.write("".join("%d\tfilm %d\n" % (k, k) for k in range(40)))
+        self.assertEqual(plot.main(["pca", self.path("m.mfs"), "--titles", titles, "--items",
+                                    "10", "-o", self.path("p.svg")]), 0)
+        svg = self.read("p.svg")
+        self.assertIn(b"<svg", svg[:500])
+        self.assertEqual(svg.count(b"film "), 10)  # ten titles drawn
+        # a file that is not a curve is refused with its name
+        self.assertEqual(plot.main(["curve", tsv, "-o", self.path("x.png")]), 1)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
