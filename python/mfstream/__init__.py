@@ -98,8 +98,13 @@ def _ids_column(values, what):
         import pandas as pd
     except ImportError:
         pd = None
-    arr = values.to_numpy() if pd is not None and isinstance(values, (pd.Series, pd.Index)) \
-        else np.asarray(values)
+    if pd is not None and isinstance(values, (pd.Series, pd.Index)):
+        arr = values.to_numpy()
+    elif isinstance(values, np.ndarray):
+        arr = values
+    else:  # a list may mix str, bytes and ints: each is taken as it is
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
     if arr.ndim != 1:
         raise ValueError("%s: one ID per event (a 1-d sequence), got shape %s" % (what, arr.shape))
     if arr.dtype.kind == "f":
@@ -107,14 +112,24 @@ def _ids_column(values, what):
                         "convert them to integers or strings" % (what, arr.dtype))
     if arr.dtype.kind == "b":
         raise TypeError("%s: boolean IDs are refused" % what)
-    if pd is not None:
+    if arr.dtype.kind in "iu" and len(arr) and 0 <= int(arr.min()) and \
+            int(arr.max()) < 8 * len(arr) + (1 << 20):
+        # small non-negative integers (MovieLens, gen): a table, no hashing
+        present = np.zeros(int(arr.max()) + 1, dtype=bool)
+        present[arr] = True
+        uniq = np.flatnonzero(present)
+        codes = (np.cumsum(present) - 1)[arr]
+    elif pd is not None:
         codes, uniq = pd.factorize(arr, sort=False)
         if (codes < 0).any():
             i = int(np.flatnonzero(codes < 0)[0])
             raise ValueError("%s[%d]: missing ID (%r)" % (what, i, arr[i]))
     else:
         uniq, codes = np.unique(arr, return_inverse=True)
-    enc = [_id_bytes(u.item() if isinstance(u, np.generic) else u) for u in uniq]
+    if np.asarray(uniq).dtype.kind in "iu":
+        enc = [str(u).encode() for u in np.asarray(uniq).tolist()]  # decimal, as files have them
+    else:
+        enc = [_id_bytes(u.item() if isinstance(u, np.generic) else u) for u in uniq]
     lens = np.fromiter((len(b) for b in enc), dtype=np.uint32, count=len(enc))
     offs = np.zeros(len(enc), dtype=np.uint64)
     if len(enc) > 1:

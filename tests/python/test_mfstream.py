@@ -125,6 +125,16 @@ class LearnPredict(Base):
         self.assertEqual(data[0], data[2])
 
 
+    def test_learn__integer_ids_are_their_decimal_strings(self):
+        lr = mfstream.Learner(dim=4)
+        lr.learn(np.array([7, 3, 7]), np.array([10 ** 15, -2, 0]), [1, 2, 3])
+        self.assertEqual(lr.user_ids, ["7", "3"])
+        self.assertEqual(lr.item_ids, ["1000000000000000", "-2", "0"])
+        lr.learn(pd.Series([3, 9], dtype="uint16"), [b"\xff", "\u00e9"], [4, 5])
+        self.assertEqual(lr.user_ids, ["7", "3", "9"])
+        self.assertEqual(lr.info()["items"], 5)
+
+
 class SameAsCli(Base):
     def test_learn__equals_cli_train_save_byte_for_byte(self):
         u, i, r = planted(n=9000)  # more than one 4096-event batch
