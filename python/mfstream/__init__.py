@@ -764,8 +764,9 @@ class Learner(Model):
         sc.fields = fb
         bad = []
 
-        def on_bad(_ctx, dp):
-            bad.append(_diag_message(dp.contents))
+        def on_bad(_ctx, dp):  # the reader thread's call: keep the first five only
+            if len(bad) < 5:
+                bad.append(_diag_message(dp.contents))
         cb = _lib.BAD_RECORD_FN(on_bad)
         sc.on_bad = cb
         c2 = _lib.SourceConfig2()
@@ -797,6 +798,10 @@ class Learner(Model):
             lib.mfs_source_stats_get(src, ctypes.byref(ss))
             self.skipped += ss.skipped
             self.bad_records.extend(bad[:max(0, 5 - len(self.bad_records))])
+            if ss.skipped and self._st.events == before:
+                warnings.warn("nothing learned: all %d records were malformed; the first: %s"
+                              % (ss.skipped, bad[0] if bad else "?"), RuntimeWarning,
+                              stacklevel=2)
             ln = lib.mfs_source_position(src, None, 0)
             if ln > 0:
                 buf = ctypes.create_string_buffer(ln)

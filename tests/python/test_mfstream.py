@@ -169,6 +169,13 @@ class SameAsCli(Base):
         self.assertIn("bad.tsv:2:", lr.bad_records[0])
         with self.assertRaises(FileNotFoundError):
             lr.learn_file(self.path("absent.tsv"))
+        junk = self.path("junk.tsv")
+        with open(junk, "w") as f:
+            f.write("".join("a\tb\tx%d\n" % k for k in range(100)))
+        with self.assertWarnsRegex(RuntimeWarning, "nothing learned: all 99 records"):
+            self.assertEqual(lr.learn_file(junk), 0)
+        self.assertEqual(lr.skipped, 100)  # the first line reads as a header
+        self.assertEqual(len(lr.bad_records), 5)
 
 
 class Queries(Base):
