@@ -867,7 +867,8 @@ static void cli_train__curve_writes_the_prequential_curve(void **state)
 	assert_float_equal(sqrt(sq / 30000.0), rmse, 1e-5);
 	/* a rating out of range in the second piece of a cut batch: its own line */
 	const char *p = mfs_test_path("oor_curve.tsv");
-	mfs_write_file(p, "u1\ti1\t4\nu2\ti2\t2\nu3\ti3\t9\nu4\ti4\t3\n", 36);
+	static const char four[] = "u1\ti1\t4\nu2\ti2\t2\nu3\ti3\t9\nu4\ti4\t3\n";
+	mfs_write_file(p, four, strlen(four));
 	RUN(&r, "train", "--quiet", "--rating-range", "1:5", "--curve", c, "--curve-every", "2", p);
 	assert_int_equal(r.status, 0);
 	char where[1400];
