@@ -224,4 +224,14 @@ int mfs_model_exclusion(const mfs_model *m, const mfs_query *q, int64_t u, int64
  */
 size_t mfs_history_rows(const mfs_model *m, uint64_t u, uint32_t *rows, size_t cap);
 
+/*
+ * What the serving scans of the calling thread have done since it started
+ * (serve.c): queries, index rows bounded from their int8 copy, and rows
+ * rescored from the float table. For benchmarks and tests of the pruning.
+ */
+struct mfs_scan_counts {
+	uint64_t queries, bounded, rescored;
+};
+void mfs_scan_counts_get(struct mfs_scan_counts *c);
+
 #endif

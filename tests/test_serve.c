@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "model_internal.h"
 #include "support.h"
 
 #define RUN(r, ...)                                                                  \
@@ -189,6 +190,133 @@ static void view__topk_equals_brute_force(void **state)
 	cfg.max_users = 512;
 	cfg.max_items = 4096;
 	topk_cases(&cfg, "c.mfs");
+}
+
+/* Item rows of m in bias order, highest first (the order of the scan's blocks). */
+static int cmp_bias_desc(const void *a, const void *b, void *ctx)
+{
+	const float *bias = ctx;
+	float x = bias[*(const uint32_t *)a], y = bias[*(const uint32_t *)b];
+	return x > y ? -1 : x < y;
+}
+
+/* Open a server on m (saved to name), check recommend for users u0..u39
+ * against brute force, and return the share of index rows the scans bounded
+ * and whether an answer came from the second half of the bias order. */
+static double pruned_cases(mfs_model *m, const char *name, const uint32_t *order, uint64_t n,
+			   int *late)
+{
+	const char *path = mfs_test_path(name);
+	assert_int_equal(mfs_model_save(m, path, NULL, NULL), 0);
+	uint64_t *rank = calloc(table_rows(&m->item), sizeof *rank);
+	for (uint64_t i = 0; i < n; i++)
+		rank[order[i]] = i;
+	mfs_server *s;
+	assert_int_equal(mfs_server_open(&s, path, NULL, NULL, NULL, NULL), 0);
+	const mfs_view *v = mfs_server_acquire(s);
+	struct mfs_scan_counts c0, c1;
+	mfs_scan_counts_get(&c0);
+	char id[32];
+	*late = 0;
+	for (unsigned u = 0; u < 40; u++) {
+		snprintf(id, sizeof id, "u%u", u);
+		check_recommend(v, id, 10);
+		check_recommend_q(v, id, 1, 1, 0);
+		mfs_scored a[10];
+		int na = mfs_view_recommend(v, id, strlen(id), 10, a);
+		for (int i = 0; i < na; i++)
+			*late |= rank[a[i].row] >= n / 2;
+	}
+	check_recommend(v, "nobody", 10);
+	mfs_scan_counts_get(&c1);
+	mfs_server_release(s, v);
+	mfs_server_free(s);
+	free(rank);
+	return (double)(c1.bounded - c0.bounded) / (double)(c1.queries - c0.queries) / (double)n;
+}
+
+/* The scan orders items by bias and skips blocks whose Cauchy-Schwarz bound
+ * cannot reach the k-th best: still the exact top-K when (a) the scores are
+ * bias-dominated (most blocks skipped: the pruning works), (b) the largest
+ * rows sit at the end of the bias order (a block is skipped, the scan goes
+ * on: the stop needs the largest norm still to come), (c) every
+ * highest-bias item is in the user's history (left out before it can set
+ * the threshold). */
+static void view__bias_order_pruning_stays_exact(void **state)
+{
+	(void)state;
+	mfs_config cfg;
+	mfs_config_default(&cfg);
+	cfg.dim = 32;
+	cfg.max_users = 1000;
+	cfg.max_items = 4096;
+	mfs_model *m = make_model(&cfg, 11, 60000, 300, 3000);
+	const struct mfs_table *t = &m->item;
+	uint64_t rows = table_rows(t), n = 0;
+	uint32_t *order = malloc(rows * sizeof *order);
+	for (uint64_t r = 0; r < rows; r++)
+		if (row_live(t, r))
+			order[n++] = (uint32_t)r;
+	qsort_r(order, n, sizeof *order, cmp_bias_desc, t->bias);
+	int late;
+	/* (a) biases spread wide: a top-10 reads few blocks */
+	for (uint64_t i = 0; i < n; i++)
+		t->bias[order[i]] *= 4.0f;
+	double share = pruned_cases(m, "prune-a.mfs", order, n, &late);
+	assert_true(share < 0.5);
+	/* (b) the rows grow along the bias order: the last are 30 times the first */
+	for (uint64_t i = 0; i < n; i++) {
+		float *v = mfs_row(t, order[i], m->stride), f = 1.0f + 29.0f * (float)i / (float)n;
+		t->bias[order[i]] *= 0.25f;
+		for (uint32_t d = 0; d < cfg.dim; d++)
+			v[d] *= f;
+	}
+	/* and for u0..u9 the last items are parallel to their query at the largest
+	 * norm: the bound is reached (up to rounding), their block must be read */
+	float mx = 0.0f;
+	for (uint64_t i = 0; i < n; i++) {
+		const float *v = mfs_row(t, order[i], m->stride);
+		mx = fmaxf(mx, sqrtf(m->k->dot(v, v, m->klen)));
+	}
+	for (unsigned u = 0; u < 10; u++) {
+		char uid[32];
+		float buf[MFS_DIM_MAX_STRIDE], base;
+		snprintf(uid, sizeof uid, "u%u", u);
+		const float *p = mfs_model_user_query(m, uid, strlen(uid), buf, &base);
+		assert_non_null(p);
+		float pn = sqrtf(m->k->dot(p, p, m->klen)), *v = mfs_row(t, order[n - 1 - u], m->stride);
+		for (uint32_t d = 0; d < cfg.dim; d++)
+			v[d] = p[d] * (mx / pn);
+		if (u)
+			continue;
+		/* and u0's runner-up, parallel too, in the first block, 1% of the dot
+		 * behind: a top-1 must still read the last block */
+		float dot = pn * mx, b_hi = t->bias[order[0]], b_lo = t->bias[order[n - 1]];
+		float want = dot + b_lo - b_hi - 0.01f * dot, *w = mfs_row(t, order[0], m->stride);
+		assert_true(want > 0.0f);
+		for (uint32_t d = 0; d < cfg.dim; d++)
+			w[d] = p[d] * (want / (pn * pn));
+	}
+	pruned_cases(m, "prune-b.mfs", order, n, &late);
+	assert_true(late); /* some answers come from the end of the bias order */
+	/* (c) the histories of u0 and u1 hold the highest biases */
+	for (uint64_t i = 0; i < n; i++) {
+		float *v = mfs_row(t, order[i], m->stride), f = 1.0f / (1.0f + 29.0f * (float)i / n);
+		for (uint32_t d = 0; d < cfg.dim; d++)
+			v[d] *= f;
+	}
+	uint32_t seen[MFS_HISTORY_MAX];
+	char id[32];
+	for (unsigned u = 0; u < 2; u++) {
+		snprintf(id, sizeof id, "u%u", u);
+		int ns = mfs_model_history(m, id, strlen(id), seen, MFS_HISTORY_MAX);
+		for (int j = 0; j < ns; j++)
+			t->bias[seen[j]] = 50.0f + (float)u;
+	}
+	share = pruned_cases(m, "prune-c.mfs", order, n, &late);
+	assert_true(share < 0.5);
+	free(order);
+	mfs_model_free(m);
 }
 
 /* --- refresh under concurrent queries ------------------------------------ */
@@ -669,6 +797,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(view__topk_equals_brute_force),
+		cmocka_unit_test(view__bias_order_pruning_stays_exact),
 		cmocka_unit_test(server__refresh_under_concurrent_queries),
 		cmocka_unit_test(server__damaged_newer_checkpoint_is_ignored),
 		cmocka_unit_test(recommend__users_exclude_and_stats),
