@@ -10,11 +10,15 @@
 #      hold on, and the model file is replaced every second
 #   4. the served file rewritten in place (cp) and truncated (: >) 100 times
 #      each under load: the server must survive every one
-# It prints one JSON line per run and the server's largest RSS, then wrk's
-# view of run 1 when wrk is installed.
+# It prints one JSON line per run, the server's CPU time per request
+# (cpu_us_per_req: its user + system time over the run / requests answered)
+# and largest RSS, then wrk's view of run 1 when wrk is installed.
 #
 # Usage: bench/bench_http.sh [BUILD_DIR] [SECONDS]   (defaults build/release 10)
-# Environment: RATE (open-loop rate, default 60% of run 1's throughput), THREADS (2)
+# Environment: RATE (open-loop rate, default 60% of run 1's throughput),
+#   RATES ("r1 r2 ...": open-loop runs at each rate, plain, with refresh every
+#   second, with 300 idle + 5 deaf clients, and with both), THREADS (2),
+#   SERVE_OPTS (more serve options, e.g. "--refresh-nice 0"), NO_CRASH=1 (skip 4)
 set -uo pipefail
 build="${1:-build/release}"; secs="${2:-10}"
 bin="$build/mfstream"; load="$build/bench/bench_http_load"
@@ -31,8 +35,9 @@ done
 cut -f1 "$s" | awk '!seen[$0]++' | head -n 5000 > "$dir/users.txt"
 cp "$dir/m1.mfs" "$dir/cur.mfs"
 
+# shellcheck disable=SC2086
 "$bin" serve --model "$dir/cur.mfs" --listen 127.0.0.1:0 --no-stdin --threads "${THREADS:-2}" \
-    --poll-ms 200 2> "$dir/serve.err" &
+    --poll-ms 200 ${SERVE_OPTS:-} 2> "$dir/serve.err" &
 spid=$!
 for _ in $(seq 100); do grep -q '"listen"' "$dir/serve.err" 2>/dev/null && break; sleep 0.1; done
 port=$(sed -n 's/.*"listen": "127.0.0.1:\([0-9]*\)".*/\1/p' "$dir/serve.err" | head -1)
@@ -52,15 +57,21 @@ refresher() { # replace the model file every second (rename: a new file each tim
     sleep 1
   done
 }
+cpu_ticks() { awk '{ print $14 + $15 }' /proc/$spid/stat; } # user + system, in clock ticks
+hz=$(getconf CLK_TCK)
 run() { # label, then bench_http_load's arguments after the users file and seconds
   local label="$1"; shift
   rm -f "$dir/stop" "$dir/rss"
   sample_rss "$dir/stop" & local sp=$!
+  local c0; c0=$(cpu_ticks)
   local out; out=$("$load" "$port" "$dir/users.txt" "$secs" "$@")
+  local c1; c1=$(cpu_ticks)
   touch "$dir/stop"; wait $sp
   local r; r=$(sort -n "$dir/rss" | tail -1)
   server_side > "$dir/ss"
-  echo "$label $out rss_max_mb=$(( r / 1024 )) $(cat "$dir/ss")"
+  local cpr; cpr=$(awk -v c=$(( c1 - c0 )) -v hz="$hz" -v n="$(field requests "$out")" \
+    'BEGIN { if (n > 0) printf "%.0f", c / hz / n * 1e6; else print "-" }')
+  echo "$label $out cpu_us_per_req=$cpr rss_max_mb=$(( r / 1024 )) $(cat "$dir/ss")"
   [ "$r" -gt "$rss_max" ] && rss_max=$r
   last="$out"
 }
@@ -89,6 +100,23 @@ run "closed64+300idle+5deaf+refresh1s" 64 0 300 5
 run "open64@$rate+300idle+5deaf+refresh1s" 64 "$rate" 300 5
 touch "$dir/stop-refresh"; wait $rp
 grep -c '"refresh"' "$dir/serve.err" | sed 's/^/# refreshes so far: /'
+for r in ${RATES:-}; do
+  run "open64@$r" 64 "$r"
+  rm -f "$dir/stop-refresh"; refresher "$dir/stop-refresh" & rp=$!
+  run "open64@$r+refresh1s" 64 "$r"
+  touch "$dir/stop-refresh"; wait $rp
+  run "open64@$r+300idle+5deaf" 64 "$r" 300 5
+  rm -f "$dir/stop-refresh"; refresher "$dir/stop-refresh" & rp=$!
+  run "open64@$r+300idle+5deaf+refresh1s" 64 "$r" 300 5
+  touch "$dir/stop-refresh"; wait $rp
+done
+sed -n 's/.*"load_ms": \([0-9.]*\).*/\1/p' "$dir/serve.err" | sort -n |
+  awk '{ a[NR] = $1 } END { if (NR) printf "# refresh load_ms: n=%d median %s max %s\n", NR, a[int((NR + 1) / 2)], a[NR] }'
+if [ -n "${NO_CRASH:-}" ]; then
+  echo "# server RSS max over the runs: $(( rss_max / 1024 )) MiB"
+  kill -TERM $spid; wait $spid 2>/dev/null
+  exit 0
+fi
 
 # 100 in-place rewrites and 100 truncations under load
 "$load" "$port" "$dir/users.txt" 60 16 > "$dir/crash.json" & lp=$!

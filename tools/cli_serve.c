@@ -82,6 +82,9 @@ static const char serve_help[] =
 	"  --min-events N        similar: leave out items that learned fewer than N events\n"
 	"                        (default " CLI_STR(CLI_MIN_EVENTS) "; 0: none)\n"
 	"  --poll-ms N           look for a newer model at least this often (default 1000)\n"
+	"  --refresh-nice N      the nice of the thread that loads new models, 0-19 (default\n"
+	"                        19: loads take the CPU the queries leave; never below the\n"
+	"                        process's own nice)\n"
 	"  --no-stdin            do not read standard input\n"
 	"  --kernel K            auto|scalar|avx2|avx512|neon\n"
 	"\n"
@@ -96,6 +99,7 @@ struct serve {
 	mfs_http *http;            /* NULL without --listen / --socket */
 	const char *model, *kernel;
 	int poll_ms;
+	int refresh_nice; /* the refresh thread's nice (if above the process's) */
 	pthread_mutex_t mu; /* guards lat and queries */
 	struct cli_latency lat;
 	uint64_t queries;
@@ -311,6 +315,13 @@ static void open_late(struct serve *S)
 static void *refresh_main(void *arg)
 {
 	struct serve *S = arg;
+	/* A refresh reads and indexes a whole model (a few hundred ms of CPU at
+	 * 100k items): at nice 19 (on Linux a thread's nice is its own) it takes
+	 * what the query threads leave, instead of a core they are waiting for. */
+	errno = 0;
+	int nice_now = getpriority(PRIO_PROCESS, 0); /* 0: this thread */
+	if (errno == 0 && S->refresh_nice > nice_now)
+		setpriority(PRIO_PROCESS, (id_t)gettid(), S->refresh_nice);
 	struct stat st;
 	int dir = stat(S->model, &st) == 0 && S_ISDIR(st.st_mode);
 	int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -407,12 +418,13 @@ int cmd_serve(int argc, char **argv)
 		{ "max-k", required_argument, 0, 'k' },       { "max-per-ip", required_argument, 0, 'P' },
 		{ "item-meta", required_argument, 0, 't' },   { "titles", required_argument, 0, 't' },
 		{ "include-seen", no_argument, 0, 'Z' },      { "min-events", required_argument, 0, 'E' },
+		{ "refresh-nice", required_argument, 0, 'N' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *model = NULL, *sock = NULL, *kernel = NULL, *listen = NULL, *meta = NULL;
 	uint64_t poll_ms = 1000, threads = 2, conns = 1000, idle = 10, body = 1u << 20, kmax = 1000,
 		 per_ip = 0;
-	uint64_t min_events = CLI_MIN_EVENTS;
+	uint64_t min_events = CLI_MIN_EVENTS, refresh_nice = 19;
 	unsigned mode = 0600;
 	int no_stdin = 0, c, include_seen = 0, min_events_set = 0;
 	optind = 1;
@@ -436,6 +448,10 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'Z':
 			include_seen = 1;
+			break;
+		case 'N':
+			if (cli_u64("serve", "--refresh-nice", optarg, 0, 19, &refresh_nice) < 0)
+				return EXIT_USAGE;
 			break;
 		case 'E':
 			if (cli_u64("serve", "--min-events", optarg, 0, UINT32_MAX, &min_events) < 0)
@@ -527,6 +543,7 @@ int cmd_serve(int argc, char **argv)
 	S.model = model;
 	S.kernel = kernel;
 	S.poll_ms = (int)poll_ms;
+	S.refresh_nice = (int)refresh_nice;
 	pthread_mutex_init(&S.mu, NULL);
 	if (pipe(S.wake) < 0) {
 		cli_error("serve: %s", strerror(errno));
