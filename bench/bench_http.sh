@@ -18,7 +18,8 @@
 # Environment: RATE (open-loop rate, default 60% of run 1's throughput),
 #   RATES ("r1 r2 ...": open-loop runs at each rate, plain, with refresh every
 #   second, with 300 idle + 5 deaf clients, and with both), THREADS (2),
-#   SERVE_OPTS (more serve options, e.g. "--refresh-nice 0"), NO_CRASH=1 (skip 4)
+#   SERVE_OPTS (more serve options, e.g. "--refresh-nice 0"), NO_CRASH=1 (skip 4),
+#   SWEEP_ONLY=1 (with RATES: only the sweep, not 1-3)
 set -uo pipefail
 build="${1:-build/release}"; secs="${2:-10}"
 bin="$build/mfstream"; load="$build/bench/bench_http_load"
@@ -91,6 +92,7 @@ server_side() {
   prev_b=$(echo $cur)
 }
 
+if [ -z "${SWEEP_ONLY:-}" ]; then
 run "closed64" 64
 cap=$(field rps "$last")
 rate="${RATE:-$(awk -v c="$cap" 'BEGIN{printf "%d", c * 0.6}')}"
@@ -100,6 +102,7 @@ run "closed64+300idle+5deaf+refresh1s" 64 0 300 5
 run "open64@$rate+300idle+5deaf+refresh1s" 64 "$rate" 300 5
 touch "$dir/stop-refresh"; wait $rp
 grep -c '"refresh"' "$dir/serve.err" | sed 's/^/# refreshes so far: /'
+fi
 for r in ${RATES:-}; do
   run "open64@$r" 64 "$r"
   rm -f "$dir/stop-refresh"; refresher "$dir/stop-refresh" & rp=$!

@@ -77,6 +77,10 @@ static void cli__usage_errors_exit_two(void **state)
 	RUN(&r, "recommend", "--model", "x.mfs");
 	assert_int_equal(r.status, 2); /* --user missing */
 	mfs_run_free(&r);
+	RUN(&r, "serve", "--model", "x.mfs", "--refresh-nice", "20");
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "--refresh-nice: \"20\" is not 0-19 or idle"));
+	mfs_run_free(&r);
 }
 
 static void cli_train__missing_file_exits_one_naming_it(void **state)

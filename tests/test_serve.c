@@ -1,5 +1,7 @@
 /* test_serve.c - serving: exact top-K from the int8 scan, refresh under concurrent queries,
  * damaged checkpoints ignored, and the recommend/similar/serve commands. */
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -7,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -320,6 +323,37 @@ static void view__bias_order_pruning_stays_exact(void **state)
 }
 
 /* --- refresh under concurrent queries ------------------------------------ */
+
+/* How many threads of process pid run at nice n, and how many at another. */
+static void threads_by_nice(pid_t pid, int n, int *at, int *others)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	*at = *others = 0;
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char sp[512];
+		if (snprintf(sp, sizeof sp, "%s/%s/stat", path, e->d_name) >= (int)sizeof sp)
+			continue;
+		char *st = mfs_read_file(sp, NULL);
+		char *p = st ? strrchr(st, ')') : NULL; /* the name may hold spaces */
+		int field = 2, nice = 0;
+		for (char *t = p ? strtok(p + 1, " ") : NULL; t; t = strtok(NULL, " "))
+			if (++field == 19) {
+				nice = atoi(t);
+				break;
+			}
+		if (field == 19)
+			*(nice == n ? at : others) += 1;
+		free(st);
+	}
+	closedir(d);
+}
 
 #define GENERATIONS 21
 #define K 10
@@ -761,6 +795,19 @@ static void serve__socket_and_refresh_from_train(void **state)
 	struct stat sb;
 	assert_int_equal(stat(sock, &sb), 0);
 	assert_int_equal(sb.st_mode & 0777, 0600);
+	/* the refresh thread alone runs at nice 19 (--refresh-nice's default),
+	 * once it has started (the socket may be up before it is) */
+	errno = 0;
+	int own = getpriority(PRIO_PROCESS, 0);
+	if (errno == 0 && own < 19) {
+		int at19 = 0, others = 0;
+		for (int i = 0; i < 200 && at19 != 1; i++) {
+			usleep(10000);
+			threads_by_nice(pid, 19, &at19, &others);
+		}
+		assert_int_equal(at19, 1);
+		assert_true(others >= 2); /* the main thread and the HTTP pool keep theirs */
+	}
 	const char *a = ask(fd, "/v1/info");
 	assert_float_equal(mfs_json_number(a, "model_events"), 20000, 0);
 	a = ask(fd, "/v1/recommend?user=nobody%20at%20all&k=4");

@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -82,9 +83,11 @@ static const char serve_help[] =
 	"  --min-events N        similar: leave out items that learned fewer than N events\n"
 	"                        (default " CLI_STR(CLI_MIN_EVENTS) "; 0: none)\n"
 	"  --poll-ms N           look for a newer model at least this often (default 1000)\n"
-	"  --refresh-nice N      the nice of the thread that loads new models, 0-19 (default\n"
+	"  --refresh-nice N|idle the nice of the thread that loads new models, 0-19 (default\n"
 	"                        19: loads take the CPU the queries leave; never below the\n"
-	"                        process's own nice)\n"
+	"                        process's own nice), or idle: SCHED_IDLE, preempted at once\n"
+	"                        by a query thread that wakes (but starved while they are\n"
+	"                        busy, as by any other work of the machine)\n"
 	"  --no-stdin            do not read standard input\n"
 	"  --kernel K            auto|scalar|avx2|avx512|neon\n"
 	"\n"
@@ -99,7 +102,7 @@ struct serve {
 	mfs_http *http;            /* NULL without --listen / --socket */
 	const char *model, *kernel;
 	int poll_ms;
-	int refresh_nice; /* the refresh thread's nice (if above the process's) */
+	int refresh_nice; /* the refresh thread's nice (if above the process's); -1 SCHED_IDLE */
 	pthread_mutex_t mu; /* guards lat and queries */
 	struct cli_latency lat;
 	uint64_t queries;
@@ -320,8 +323,12 @@ static void *refresh_main(void *arg)
 	 * what the query threads leave, instead of a core they are waiting for. */
 	errno = 0;
 	int nice_now = getpriority(PRIO_PROCESS, 0); /* 0: this thread */
-	if (errno == 0 && S->refresh_nice > nice_now)
+	if (S->refresh_nice < 0) {
+		struct sched_param sp = { 0 };
+		pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+	} else if (errno == 0 && S->refresh_nice > nice_now) {
 		setpriority(PRIO_PROCESS, (id_t)gettid(), S->refresh_nice);
+	}
 	struct stat st;
 	int dir = stat(S->model, &st) == 0 && S_ISDIR(st.st_mode);
 	int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -450,8 +457,16 @@ int cmd_serve(int argc, char **argv)
 			include_seen = 1;
 			break;
 		case 'N':
-			if (cli_u64("serve", "--refresh-nice", optarg, 0, 19, &refresh_nice) < 0)
-				return EXIT_USAGE;
+			if (strcmp(optarg, "idle") == 0) {
+				refresh_nice = UINT64_MAX;
+			} else {
+				char *e;
+				errno = 0;
+				refresh_nice = strtoull(optarg, &e, 10);
+				if (!*optarg || *e || errno || refresh_nice > 19 || *optarg == '-')
+					return cli_usage("serve", "--refresh-nice: \"%s\" is not 0-19 or idle",
+							 optarg);
+			}
 			break;
 		case 'E':
 			if (cli_u64("serve", "--min-events", optarg, 0, UINT32_MAX, &min_events) < 0)
@@ -543,7 +558,7 @@ int cmd_serve(int argc, char **argv)
 	S.model = model;
 	S.kernel = kernel;
 	S.poll_ms = (int)poll_ms;
-	S.refresh_nice = (int)refresh_nice;
+	S.refresh_nice = refresh_nice == UINT64_MAX ? -1 : (int)refresh_nice;
 	pthread_mutex_init(&S.mu, NULL);
 	if (pipe(S.wake) < 0) {
 		cli_error("serve: %s", strerror(errno));
