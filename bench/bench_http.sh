@@ -19,7 +19,9 @@
 #   RATES ("r1 r2 ...": open-loop runs at each rate, plain, with refresh every
 #   second, with 300 idle + 5 deaf clients, and with both), THREADS (2),
 #   SERVE_OPTS (more serve options, e.g. "--refresh-nice 0"), NO_CRASH=1 (skip 4),
-#   SWEEP_ONLY=1 (with RATES: only the sweep, not 1-3)
+#   SWEEP_ONLY=1 (with RATES: only the sweep, not 1-3), REFRESH_COPY=1 (the
+#   refresh writes a copy of the model each second, as a learner on the same
+#   machine would, instead of a hard link: the cp competes for the 2 cores)
 set -uo pipefail
 build="${1:-build/release}"; secs="${2:-10}"
 bin="$build/mfstream"; load="$build/bench/bench_http_load"
@@ -34,7 +36,7 @@ for seed in 1 2; do
       --max-items 100000 --save "$dir/m$seed.mfs" "$s" >/dev/null
 done
 cut -f1 "$s" | awk '!seen[$0]++' | head -n 5000 > "$dir/users.txt"
-cp "$dir/m1.mfs" "$dir/cur.mfs"
+rm -f "$dir/cur.mfs"; cp "$dir/m1.mfs" "$dir/cur.mfs" # never through a link to m1/m2
 
 # shellcheck disable=SC2086
 "$bin" serve --model "$dir/cur.mfs" --listen 127.0.0.1:0 --no-stdin --threads "${THREADS:-2}" \
@@ -54,7 +56,12 @@ sample_rss() { # the server's RSS (KiB) every 0.2 s into $dir/rss until $1 exist
 refresher() { # replace the model file every second (rename: a new file each time)
   local i=0
   while [ ! -e "$1" ]; do
-    i=$((i + 1)); cp "$dir/m$(( i % 2 + 1 )).mfs" "$dir/cur.tmp" && mv "$dir/cur.tmp" "$dir/cur.mfs"
+    i=$((i + 1))
+    if [ -n "${REFRESH_COPY:-}" ]; then # a writer on this machine: 44-96 MB written a second
+      cp "$dir/m$(( i % 2 + 1 )).mfs" "$dir/cur.tmp"
+    else # the file arrives without costing this machine's CPU: a hard link
+      ln -f "$dir/m$(( i % 2 + 1 )).mfs" "$dir/cur.tmp"
+    fi && { mv -f "$dir/cur.tmp" "$dir/cur.mfs" 2>/dev/null || true; } # (already that file)
     sleep 1
   done
 }
@@ -121,7 +128,9 @@ if [ -n "${NO_CRASH:-}" ]; then
   exit 0
 fi
 
-# 100 in-place rewrites and 100 truncations under load
+# 100 in-place rewrites and 100 truncations under load (of a file of its own,
+# not a link to m1/m2)
+rm -f "$dir/cur.mfs"; cp "$dir/m1.mfs" "$dir/cur.mfs"
 "$load" "$port" "$dir/users.txt" 60 16 > "$dir/crash.json" & lp=$!
 crashes=0
 for i in $(seq 100); do

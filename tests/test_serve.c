@@ -805,6 +805,8 @@ static void serve__socket_and_refresh_from_train(void **state)
 			usleep(10000);
 			threads_by_nice(pid, 19, &at19, &others);
 		}
+		if (at19 != 1 || others < 2)
+			kill(pid, SIGTERM); /* not left running by a failed test */
 		assert_int_equal(at19, 1);
 		assert_true(others >= 2); /* the main thread and the HTTP pool keep theirs */
 	}
