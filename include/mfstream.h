@@ -856,6 +856,63 @@ MFS_API void mfs_source_kafka_watermarks(mfs_source *s, int timeout_ms);
 MFS_API int mfs_position_kafka_partition(const void *pos, size_t len, size_t i,
 					 mfs_kafka_partition *p);
 
+/*
+ * Publishing checkpoints to a Kafka model topic, for edge servers on other
+ * machines (mfs_server_open on "kafka://BROKERS/TOPIC"). Every file handed to
+ * mfs_publisher_send (a whole checkpoint or a delta, as the checkpoint
+ * directory holds them) is cut into chunks of 512 KiB, each with a 96-byte
+ * header (snapshot ID, delta sequence, chunk index and count, total length,
+ * model_events, the learner's write time, XXH3 of payload and header), and
+ * produced through an idempotent producer (enable.idempotence=true) with
+ * keys "full/<chunk>" and "delta/<seq>/<chunk>": under log compaction the
+ * newest whole snapshot and the deltas after it stay (an older snapshot's
+ * leftovers are told apart by their snapshot ID). Chunks are spread over the
+ * topic's partitions by key; the header says where each belongs.
+ */
+typedef struct mfs_publisher mfs_publisher;
+
+typedef struct mfs_publisher_stats {
+	uint64_t fulls, deltas;  /* files produced */
+	uint64_t chunks, bytes;  /* messages and their bytes (headers included) */
+	uint64_t delivered;      /* messages the brokers acknowledged */
+	uint64_t failures;       /* files not published (read error, refused or undelivered) */
+	uint64_t skipped;        /* deltas not sent: no whole snapshot before them */
+} mfs_publisher_stats;
+
+/*
+ * Open a publisher to target "BROKERS/TOPIC" (host:port[,host:port]/topic).
+ * props: n_props "key=value" librdkafka producer properties. full_every: a
+ * whole snapshot at least every that many files (0: 10). Delivery failures
+ * and broker errors are passed to on_error (from the publisher's calls).
+ * Returns 0, or -MFS_E_INVAL (a bad target or property), -MFS_E_IO, -MFS_E_NOMEM.
+ */
+MFS_API int mfs_publisher_open(mfs_publisher **out, const char *target, const char *const *props,
+			       size_t n_props, unsigned full_every, mfs_bad_record_fn on_error,
+			       void *ctx, mfs_diag *diag);
+
+/* 1 when the next file must be whole (none yet, full_every reached, or a file
+ * was lost: the edges wait for a whole one). */
+MFS_API int mfs_publisher_want_full(const mfs_publisher *p);
+
+/*
+ * Read the model file at path (full: a whole one, else a delta on the last
+ * one sent) and queue its chunks; events: its model_events. Returns 0, or
+ * < 0 (counted in failures; the next file is then whole). The file is not
+ * touched: a failure here never loses a checkpoint.
+ */
+MFS_API int mfs_publisher_send(mfs_publisher *p, const char *path, int full, uint64_t events,
+			       mfs_diag *diag);
+
+/* Serve delivery reports (call now and then; mfs_publisher_send does). */
+MFS_API void mfs_publisher_poll(mfs_publisher *p);
+
+/* Wait at most timeout_ms for every queued chunk to be delivered. Returns 0,
+ * or -MFS_E_AGAIN (some still queued: they are lost when the publisher is freed). */
+MFS_API int mfs_publisher_flush(mfs_publisher *p, int timeout_ms);
+
+MFS_API void mfs_publisher_stats_get(const mfs_publisher *p, mfs_publisher_stats *st);
+MFS_API void mfs_publisher_free(mfs_publisher *p);
+
 /* ===================================================================== */
 /* Checkpoints                                                           */
 /* ===================================================================== */
@@ -1010,6 +1067,21 @@ MFS_API int mfs_server_open(mfs_server **out, const char *path, const char *kern
 MFS_API int mfs_server_refresh(mfs_server *s, mfs_diag *diag);
 
 /*
+ * A server of a Kafka model topic (mfs_server_open with path
+ * "kafka://BROKERS/TOPIC" does the same): reads every partition from its
+ * beginning and boots from the newest whole snapshot in it with the deltas
+ * after it applied (waiting at most wait_ms, 0: 30 s, for one to arrive);
+ * each mfs_server_refresh takes what arrived since and swaps in the model of
+ * the chain when it grew. A damaged or missing chunk, a delta that does not
+ * apply, or a gap in the deltas is passed to on_skip and the server keeps
+ * the last whole model until the next whole snapshot. Returns as
+ * mfs_server_open; -MFS_E_NOTFOUND when no whole snapshot came in time.
+ */
+MFS_API int mfs_server_open_kafka(mfs_server **out, const char *brokers, const char *topic,
+				  const char *kernel, int wait_ms, mfs_bad_record_fn on_skip,
+				  void *ctx, mfs_diag *diag);
+
+/*
  * A view: one whole model and what serving built for it (a compact int8 copy
  * of the item table that top-K scans first). Pin the current one with
  * mfs_server_acquire() (never NULL for an open server; any thread), query it,
@@ -1046,6 +1118,10 @@ typedef struct mfs_server_info {
 	uint64_t refreshes;      /* models swapped in since open */
 	uint64_t retired_pinned; /* replaced models still pinned by queries */
 	char path[4096];         /* the file the serving model came from */
+	/* Kafka model topic (0 otherwise): the learner's write time of the newest
+	 * file in the serving model (ns since the epoch), and the lag from it to
+	 * the swap that made it serve (ns) */
+	uint64_t write_ns, lag_ns;
 } mfs_server_info;
 
 MFS_API int mfs_server_info_get(mfs_server *s, mfs_server_info *info);

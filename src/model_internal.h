@@ -164,6 +164,17 @@ int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, 
 int mfs_model_apply_delta(mfs_model *m, const char *path, unsigned flags, int *touched,
 			  int *other_base, mfs_diag *diag);
 
+/*
+ * The same from a model file's bytes in memory (len bytes at buf; read as
+ * MFS_LOAD_COPY reads a file, nothing of buf is kept): name stands for the
+ * path in messages (a topic and offset). For models received over the
+ * network (publish.c).
+ */
+int mfs_model_load_mem(mfs_model **out, const void *buf, size_t len, const char *name,
+		       const char *kernel, mfs_diag *diag);
+int mfs_model_apply_delta_mem(mfs_model *m, const void *buf, size_t len, const char *name,
+			      int *touched, int *other_base, mfs_diag *diag);
+
 /* mfs_checkpoint_load_newest with mfs_model_load_flags' flags (checkpoint.c). */
 int mfs_checkpoint_load_newest_flags(mfs_model **out, const char *dir, const char *kernel,
 				     unsigned flags, mfs_bad_record_fn on_skip, void *ctx, char *path,

@@ -513,12 +513,13 @@ struct loader {
 	const uint8_t *table;
 	uint32_t ns;
 	int copy; /* MFS_LOAD_COPY: base is an anonymous copy, tables are never mapped */
+	int borrowed; /* base is the caller's buffer (loader_open_mem): never unmapped */
 	mfs_diag *diag;
 };
 
 static void loader_close(struct loader *L)
 {
-	if (L->base)
+	if (L->base && !L->borrowed)
 		munmap((void *)L->base, L->size);
 	if (L->fd >= 0)
 		close(L->fd);
@@ -595,6 +596,8 @@ static int read_whole(struct loader *L, uint8_t *b)
 	return 0;
 }
 
+static int loader_check(struct loader *L);
+
 /* Open path and check its header and table; returns the format version or < 0. */
 static int loader_open(struct loader *L, const char *path, unsigned flags, mfs_diag *diag)
 {
@@ -629,6 +632,34 @@ static int loader_open(struct loader *L, const char *path, unsigned flags, mfs_d
 	int rc = L->copy ? read_whole(L, b) : 0;
 	if (rc < 0)
 		return rc;
+	return loader_check(L);
+}
+
+/* A model held in memory (len bytes at buf, the caller's until loader_close):
+ * read as MFS_LOAD_COPY reads a file; name stands for the path in messages. */
+static int loader_open_mem(struct loader *L, const void *buf, size_t len, const char *name,
+			   mfs_diag *diag)
+{
+	memset(L, 0, sizeof *L);
+	L->fd = -1;
+	L->path = name;
+	L->diag = diag;
+	L->copy = 1;
+	L->borrowed = 1;
+	L->base = buf;
+	L->size = len;
+	if (!buf || L->size < HEADER_SIZE)
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, name, 0, 0,
+				    "not an mfstream model (too short)");
+	return loader_check(L);
+}
+
+/* The header and table of L's bytes checked; returns the format version or < 0. */
+static int loader_check(struct loader *L)
+{
+	const char *path = L->path;
+	mfs_diag *diag = L->diag;
+	int rc;
 	const uint8_t *h = L->h = L->base;
 	if (memcmp(h, MAGIC, 8) != 0)
 		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
@@ -1028,16 +1059,42 @@ MFS_API int mfs_model_load(mfs_model **out, const char *path, const char *kernel
 	return mfs_model_load_flags(out, path, kernel, 0, diag);
 }
 
+static int load_opened(struct loader *Lp, mfs_model **out, const char *kernel);
+
 int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, unsigned flags,
 			 mfs_diag *diag)
 {
 	if (!out || !path)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0, "no path");
 	struct loader L;
-	mfs_model *m = NULL;
 	int rc = loader_open(&L, path, flags, diag);
-	if (rc < 0)
-		goto out;
+	if (rc >= 0)
+		rc = load_opened(&L, out, kernel);
+	loader_close(&L);
+	return rc;
+}
+
+int mfs_model_load_mem(mfs_model **out, const void *buf, size_t len, const char *name,
+		       const char *kernel, mfs_diag *diag)
+{
+	if (!out || !name)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, name, 0, 0, "no buffer name");
+	struct loader L;
+	int rc = loader_open_mem(&L, buf, len, name, diag);
+	if (rc >= 0)
+		rc = load_opened(&L, out, kernel);
+	loader_close(&L);
+	return rc;
+}
+
+/* The whole model of an opened loader into *out. */
+static int load_opened(struct loader *Lp, mfs_model **out, const char *kernel)
+{
+	struct loader L = *Lp; /* a copy of the handles: the caller closes them */
+	const char *path = L.path;
+	mfs_diag *diag = L.diag;
+	mfs_model *m = NULL;
+	int rc;
 	const uint8_t *h = L.h;
 	if (mfs_get32(h + 240) != 0) {
 		rc = mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0,
@@ -1075,7 +1132,6 @@ int mfs_model_load_flags(mfs_model **out, const char *path, const char *kernel, 
 	rc = 0;
 out:
 	mfs_model_free(m);
-	loader_close(&L);
 	return rc;
 }
 
@@ -1235,18 +1291,44 @@ static int delta_apply_side(mfs_model *m, struct mfs_table *s, const struct delt
 	return 0;
 }
 
+static int apply_opened(mfs_model *m, struct loader *Lp, int *touched, int *other_base);
+
 int mfs_model_apply_delta(mfs_model *m, const char *path, unsigned flags, int *touched,
 			  int *other_base, mfs_diag *diag)
 {
 	struct loader L;
-	struct delta_side du, di;
-	memset(&du, 0, sizeof du);
-	memset(&di, 0, sizeof di);
 	*touched = 0;
 	*other_base = 0;
 	int rc = loader_open(&L, path, flags, diag);
-	if (rc < 0)
-		goto out;
+	if (rc >= 0)
+		rc = apply_opened(m, &L, touched, other_base);
+	loader_close(&L);
+	return rc;
+}
+
+int mfs_model_apply_delta_mem(mfs_model *m, const void *buf, size_t len, const char *name,
+			      int *touched, int *other_base, mfs_diag *diag)
+{
+	struct loader L;
+	*touched = 0;
+	*other_base = 0;
+	int rc = loader_open_mem(&L, buf, len, name, diag);
+	if (rc >= 0)
+		rc = apply_opened(m, &L, touched, other_base);
+	loader_close(&L);
+	return rc;
+}
+
+/* The delta of an opened loader applied on m (see mfs_model_apply_delta). */
+static int apply_opened(mfs_model *m, struct loader *Lp, int *touched, int *other_base)
+{
+	struct loader L = *Lp; /* a copy of the handles: the caller closes them */
+	const char *path = L.path;
+	mfs_diag *diag = L.diag;
+	struct delta_side du, di;
+	memset(&du, 0, sizeof du);
+	memset(&di, 0, sizeof di);
+	int rc;
 	const uint8_t *h = L.h;
 	if (mfs_get32(h + 240) != 1) {
 		rc = mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0, "not a delta checkpoint");
@@ -1337,6 +1419,5 @@ out:
 		free(du.owned[i]);
 	for (int i = 0; i < di.n_owned; i++)
 		free(di.owned[i]);
-	loader_close(&L);
 	return rc;
 }

@@ -17,8 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
+#include "chunk.h"
 #include "model_internal.h"
+#include "publish.h"
 #include "topk.h"
 
 /*
@@ -214,7 +217,21 @@ struct mfs_server {
 	struct signature tried;
 	char loaded_from[4096];
 	uint64_t refreshes;
+	/* a Kafka model topic (else NULL): its reader and the chain it holds */
+	struct mfs_ktail *kt;
+	struct mfs_edge *edge;
+	uint64_t write_ns, lag_ns; /* of the serving model (guarded by mu) */
 };
+
+/* The largest model file a Kafka server accepts from the topic. */
+#define KAFKA_MAX_MODEL (4ull << 30)
+
+static uint64_t wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 static int is_ckpt_entry(const char *n)
 {
@@ -285,6 +302,15 @@ MFS_API int mfs_server_open(mfs_server **out, const char *path, const char *kern
 {
 	if (!out || !path || !*path)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0, "no model path");
+	if (strncmp(path, "kafka://", 8) == 0) {
+		const char *slash = strrchr(path + 8, '/');
+		if (!slash || slash == path + 8 || !slash[1] || strlen(path) >= 4096)
+			return mfs_diag_set(diag, MFS_E_INVAL, 0, path, 0, 0,
+					    "a Kafka model URL is kafka://BROKERS/TOPIC");
+		char brokers[4096];
+		snprintf(brokers, sizeof brokers, "%.*s", (int)(slash - (path + 8)), path + 8);
+		return mfs_server_open_kafka(out, brokers, slash + 1, kernel, 0, on_skip, ctx, diag);
+	}
 	if (strlen(path) >= sizeof((struct mfs_server *)0)->path)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, "", 0, 0, "model path is too long");
 	struct stat st;
@@ -325,11 +351,113 @@ MFS_API int mfs_server_open(mfs_server **out, const char *path, const char *kern
 	return 0;
 }
 
+static int swap_in(struct mfs_server *s, mfs_model *m, int newer, const char *from,
+		   uint64_t write_ns, mfs_diag *diag);
+
+/* The name of the chain's newest file, for info.path and the refresh line. */
+static void chain_name(const struct mfs_server *s, char *from, size_t len)
+{
+	struct mfs_edge_stats st;
+	mfs_edge_stats_get(s->edge, &st);
+	int n = snprintf(from, len, "snapshot %llu delta %llu ", (unsigned long long)st.snap,
+			 (unsigned long long)st.seq);
+	size_t pl = strlen(s->path);
+	if (n > 0 && (size_t)n + pl < len)
+		memcpy(from + n, s->path, pl + 1);
+}
+
+/* A Kafka server's refresh: what arrived, and the chain's model if it grew. */
+static int refresh_kafka(struct mfs_server *s, mfs_diag *diag)
+{
+	mfs_ktail_poll(s->kt, s->edge, 0, s->on_skip, s->ctx);
+	mfs_model *m = NULL;
+	uint64_t wns = 0;
+	int rc = mfs_edge_build(s->edge, &m, s->kernel, &wns, s->on_skip, s->ctx, diag);
+	if (rc <= 0)
+		return rc;
+	char from[4096];
+	chain_name(s, from, sizeof from);
+	return swap_in(s, m, 1, from, wns, diag);
+}
+
+MFS_API int mfs_server_open_kafka(mfs_server **out, const char *brokers, const char *topic,
+				  const char *kernel, int wait_ms, mfs_bad_record_fn on_skip,
+				  void *ctx, mfs_diag *diag)
+{
+	if (!out || !brokers || !*brokers || !topic || !*topic)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no brokers or model topic");
+	if (wait_ms <= 0)
+		wait_ms = 30000;
+	struct mfs_server *s = calloc(1, sizeof *s);
+	struct mfs_view *sn = calloc(1, sizeof *sn);
+	int rc = 0;
+	if (!s || !sn || (kernel && !(s->kernel = strdup(kernel))) ||
+	    mfs_edge_create(&s->edge, KAFKA_MAX_MODEL) < 0) {
+		rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+		goto fail;
+	}
+	snprintf(s->path, sizeof s->path, "kafka://%s/%s", brokers, topic);
+	s->on_skip = on_skip;
+	s->ctx = ctx;
+	if ((rc = mfs_ktail_open(&s->kt, brokers, topic, wait_ms, diag)) < 0)
+		goto fail;
+	/* read the topic up to where it ended at open, then the newest chain serves */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		mfs_ktail_poll(s->kt, s->edge, 100, on_skip, ctx);
+		if (mfs_ktail_caught_up(s->kt)) {
+			uint64_t wns = 0;
+			rc = mfs_edge_build(s->edge, &sn->m, kernel, &wns, on_skip, ctx, diag);
+			if (rc < 0)
+				goto fail;
+			if (rc > 0) {
+				s->write_ns = wns;
+				uint64_t t = wall_ns();
+				s->lag_ns = t > wns ? t - wns : 0;
+				break;
+			}
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		if ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 >= wait_ms) {
+			rc = mfs_diag_set(diag, MFS_E_NOTFOUND, 0, s->path, 0, 0,
+					  "no whole model snapshot in the topic after %d ms", wait_ms);
+			goto fail;
+		}
+	}
+	if (qindex_build(&sn->ix, sn->m) < 0) {
+		rc = mfs_diag_set(diag, MFS_E_NOMEM, 0, s->path, 0, 0, "out of memory");
+		goto fail;
+	}
+	chain_name(s, s->loaded_from, sizeof s->loaded_from);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->load_mu, NULL);
+	s->cur = s->snaps = sn;
+	*out = s;
+	return 0;
+fail:
+	if (sn)
+		mfs_model_free(sn->m);
+	free(sn);
+	if (s) {
+		mfs_ktail_free(s->kt);
+		mfs_edge_free(s->edge);
+		free(s->kernel);
+	}
+	free(s);
+	return rc;
+}
+
 MFS_API int mfs_server_refresh(mfs_server *s, mfs_diag *diag)
 {
 	if (!s)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, "", 0, 0, "no server");
 	pthread_mutex_lock(&s->load_mu);
+	if (s->kt) {
+		int r = refresh_kafka(s, diag);
+		pthread_mutex_unlock(&s->load_mu);
+		return r;
+	}
 	struct signature sig;
 	int rc = signature_of(s, &sig, diag);
 	if (rc < 0 || same_signature(&sig, &s->tried)) {
@@ -349,6 +477,18 @@ MFS_API int mfs_server_refresh(mfs_server *s, mfs_diag *diag)
 	uint64_t have = events_of(s->cur->m), got = events_of(m);
 	int newer = s->is_dir ? got > have || (got == have && strcmp(from, s->loaded_from) > 0)
 			      : 1;
+	rc = swap_in(s, m, newer, from, 0, diag);
+	pthread_mutex_unlock(&s->load_mu);
+	return rc;
+}
+
+/*
+ * Make m (loaded from from) the serving model if newer (else free it), under
+ * the caller's load_mu. Returns 1 when swapped, 0, or -MFS_E_NOMEM.
+ */
+static int swap_in(struct mfs_server *s, mfs_model *m, int newer, const char *from,
+		   uint64_t write_ns, mfs_diag *diag)
+{
 	struct mfs_view *sn = newer ? calloc(1, sizeof *sn) : NULL;
 	if (sn && qindex_build(&sn->ix, m) < 0) {
 		free(sn);
@@ -356,7 +496,6 @@ MFS_API int mfs_server_refresh(mfs_server *s, mfs_diag *diag)
 	}
 	if (!sn) {
 		mfs_model_free(m);
-		pthread_mutex_unlock(&s->load_mu);
 		return newer ? mfs_diag_set(diag, MFS_E_NOMEM, 0, s->path, 0, 0, "out of memory") : 0;
 	}
 	sn->m = m;
@@ -377,8 +516,12 @@ MFS_API int mfs_server_refresh(mfs_server *s, mfs_diag *diag)
 	}
 	s->refreshes++;
 	snprintf(s->loaded_from, sizeof s->loaded_from, "%s", from);
+	if (write_ns) {
+		uint64_t t = wall_ns();
+		s->write_ns = write_ns;
+		s->lag_ns = t > write_ns ? t - write_ns : 0;
+	}
 	pthread_mutex_unlock(&s->mu);
-	pthread_mutex_unlock(&s->load_mu);
 	if (old_free) {
 		qindex_free(&old_free->ix);
 		mfs_model_free(old_free->m);
@@ -695,6 +838,8 @@ MFS_API int mfs_server_info_get(mfs_server *s, mfs_server_info *info)
 	for (struct mfs_view *sn = s->snaps; sn; sn = sn->next)
 		info->retired_pinned += sn->retired;
 	snprintf(info->path, sizeof info->path, "%s", s->loaded_from);
+	info->write_ns = s->write_ns;
+	info->lag_ns = s->lag_ns;
 	pthread_mutex_unlock(&s->mu);
 	return 0;
 }
@@ -713,6 +858,8 @@ MFS_API void mfs_server_free(mfs_server *s)
 	}
 	pthread_mutex_destroy(&s->mu);
 	pthread_mutex_destroy(&s->load_mu);
+	mfs_ktail_free(s->kt);
+	mfs_edge_free(s->edge);
 	free(s->kernel);
 	free(s);
 }
