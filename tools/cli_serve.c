@@ -60,6 +60,14 @@ static const char serve_help[] =
 	"limited to 1 MiB (a longer one gets an error and is skipped).\n"
 	"\n"
 	"  --model PATH          a model file or a checkpoint directory (newest valid)\n"
+	"  --kafka BROKERS       instead of --model: models from a model topic that\n"
+	"  --model-topic TOPIC   `train --publish BROKERS/TOPIC` writes: boot from its newest\n"
+	"                        whole snapshot (waiting up to 30 s for one), then apply the\n"
+	"                        deltas as they arrive (each --poll-ms, default 50 here). A\n"
+	"                        damaged or missing chunk, or a gap in the deltas, is said and\n"
+	"                        the last whole model keeps serving until the next snapshot.\n"
+	"                        Refresh lines and info carry lag_ms: the learner's write to\n"
+	"                        the swap (also --model kafka://BROKERS/TOPIC)\n"
 	"  --listen [HOST:]PORT  HTTP on TCP; a bare PORT is loopback (127.0.0.1); HOST is\n"
 	"                        a numeric address (0.0.0.0 or [::] for all); PORT 0 picks\n"
 	"                        a free one (printed on stderr). A port in use is an error\n"
@@ -215,6 +223,8 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 			(unsigned long long)info.items, info.dim, info.kernel,
 			(unsigned long long)si.refreshes);
 		cli_json_string(out, si.path, strlen(si.path));
+		if (si.write_ns)
+			fprintf(out, ", \"lag_ms\": %.1f", (double)si.lag_ns / 1e6);
 		fputs("}\n", out);
 	}
 	mfs_server_release(srv, v);
@@ -274,8 +284,10 @@ static void print_refresh(mfs_server *srv, double t0)
 	fprintf(stderr, "{\"refresh\": %llu, \"model_events\": %llu, \"path\": ",
 		(unsigned long long)si.refreshes, (unsigned long long)si.events);
 	cli_json_string(stderr, si.path, strlen(si.path));
+	/* the lag: from the learner's write (Kafka: the time in the chunks; a file:
+	 * its mtime) to now, when the model serves */
 	fprintf(stderr, ", \"load_ms\": %.1f, \"lag_ms\": %.1f}\n", (cli_now() - t0) * 1e3,
-		file_age_ms(si.path));
+		si.write_ns ? (double)si.lag_ns / 1e6 : file_age_ms(si.path));
 }
 
 static void refresh_now(struct serve *S)
@@ -426,6 +438,7 @@ int cmd_serve(int argc, char **argv)
 		{ "item-meta", required_argument, 0, 't' },   { "titles", required_argument, 0, 't' },
 		{ "include-seen", no_argument, 0, 'Z' },      { "min-events", required_argument, 0, 'E' },
 		{ "refresh-nice", required_argument, 0, 'N' },
+		{ "kafka", required_argument, 0, 'A' },	      { "model-topic", required_argument, 0, 'O' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *model = NULL, *sock = NULL, *kernel = NULL, *listen = NULL, *meta = NULL;
@@ -433,7 +446,9 @@ int cmd_serve(int argc, char **argv)
 		 per_ip = 0;
 	uint64_t min_events = CLI_MIN_EVENTS, refresh_nice = 19;
 	unsigned mode = 0600;
-	int no_stdin = 0, c, include_seen = 0, min_events_set = 0;
+	int no_stdin = 0, c, include_seen = 0, min_events_set = 0, poll_set = 0;
+	const char *kafka = NULL, *model_topic = NULL;
+	static char kafka_url[8192];
 	optind = 1;
 	opterr = 0;
 	while ((c = cli_getopt("serve", argc, argv, ":hm:", opts)) != -1) {
@@ -481,6 +496,13 @@ int cmd_serve(int argc, char **argv)
 		case 'p':
 			if (cli_u64("serve", "--poll-ms", optarg, 10, 3600000, &poll_ms) < 0)
 				return EXIT_USAGE;
+			poll_set = 1;
+			break;
+		case 'A':
+			kafka = optarg;
+			break;
+		case 'O':
+			model_topic = optarg;
 			break;
 		case 'T':
 			if (cli_u64("serve", "--threads", optarg, 1, 64, &threads) < 0)
@@ -522,8 +544,22 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (optind < argc)
 		return cli_usage("serve", "unexpected argument \"%s\"", argv[optind]);
+	if (kafka || model_topic) {
+		if (model)
+			return cli_usage("serve", "--model and --kafka: one source of models");
+		if (!kafka || !model_topic)
+			return cli_usage("serve", "%s", kafka ? "--kafka needs --model-topic TOPIC"
+							      : "--model-topic needs --kafka BROKERS");
+		if (strchr(model_topic, '/') || snprintf(kafka_url, sizeof kafka_url, "kafka://%s/%s",
+							 kafka, model_topic) >= (int)sizeof kafka_url)
+			return cli_usage("serve", "--model-topic: \"%s\" is not a topic name", model_topic);
+		model = kafka_url;
+		if (!poll_set)
+			poll_ms = 50; /* a refresh only takes what has arrived: cheap when idle */
+	}
 	if (!model)
-		return cli_usage("serve", "--model PATH is required");
+		return cli_usage("serve", "--model PATH (or --kafka BROKERS --model-topic TOPIC) is "
+				 "required");
 	if (no_stdin && !sock && !listen)
 		return cli_usage("serve", "--no-stdin needs --listen or --socket");
 

@@ -51,7 +51,16 @@ static void train_help(void)
 	       "  --kafka-start S     earliest (default) or latest: where a partition starts that the\n"
 	       "                      checkpoint holds no offset for (offsets live in the checkpoints)\n"
 	       "  --kafka-opt K=V     a librdkafka property (repeatable), or notice-ms=N: at most\n"
-	       "                      one broker notice per N ms (default 10000)\n");
+	       "                      one broker notice per N ms (default 10000)\n"
+	       "Publishing the model (for `serve --kafka`; needs --checkpoint-dir):\n"
+	       "  --publish BROKERS/TOPIC  every checkpoint and delta written is also produced to\n"
+	       "                      TOPIC (idempotent producer, 512 KiB chunks with checksums,\n"
+	       "                      keys full/<i> and delta/<seq>/<i> for log compaction). A failure\n"
+	       "                      is said and counted (summary: published), never loses the\n"
+	       "                      checkpoint; the next one published is then whole\n"
+	       "  --publish-full-every N  a whole snapshot at least every N checkpoints published\n"
+	       "                      (default 10; the deltas between apply on it)\n"
+	       "  --publish-opt K=V   a librdkafka producer property (repeatable)\n");
 	printf("Model (defaults tuned on MovieLens 100K, see README.md):\n"
 	       "  --dim K             embedding width (default %u)\n"
 	       "  --optimizer O       adagrad (default: per-row AdaGrad for factors and biases, as\n"
@@ -181,7 +190,8 @@ enum {
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
 	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER, OPT_THREADS,
 	OPT_HISTORY, OPT_CKERR,
-	OPT_KAFKA, OPT_TOPIC, OPT_GROUP, OPT_KOPT, OPT_KSTART, OPT_CURVE, OPT_CURVE_EVERY, OPT_END
+	OPT_KAFKA, OPT_TOPIC, OPT_GROUP, OPT_KOPT, OPT_KSTART, OPT_CURVE, OPT_CURVE_EVERY,
+	OPT_PUBLISH, OPT_PUB_FULL, OPT_PUB_OPT, OPT_END
 };
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
@@ -265,7 +275,28 @@ struct ckpt {
 	mfs_source *commit_src;
 	char *cpos;
 	size_t cpos_len;
+	/* --publish: every checkpoint written is also produced to the model topic */
+	mfs_publisher *pub;
+	int pending_full; /* the writer's file is whole */
 };
+
+/* Produce the checkpoint of events just written (whole or a delta) to the
+ * model topic. A failure is said and counted; the checkpoint stands. */
+static void ckpt_publish(struct ckpt *ck, int full, uint64_t events)
+{
+	if (!ck->pub)
+		return;
+	char path[4096];
+	snprintf(path, sizeof path, "%s/ckpt-%020llu%s", ck->dir, (unsigned long long)events,
+		 full ? ".mfs" : ".delta");
+	mfs_diag d;
+	if (mfs_publisher_send(ck->pub, path, full, events, &d) < 0) {
+		char buf[1024];
+		mfs_diag_format(&d, buf, sizeof buf);
+		cli_error("warning: publishing %s failed: %s (the checkpoint stands; the next one "
+			  "published is whole)", path, buf);
+	}
+}
 
 static void *regroup_main(void *arg)
 {
@@ -317,6 +348,7 @@ static void ckpt_reap(struct ckpt *ck, int wait)
 		ck->saved_events = ck->pending_events;
 		if (ck->commit_src && ck->cpos)
 			mfs_source_commit(ck->commit_src, ck->cpos, ck->cpos_len, NULL);
+		ckpt_publish(ck, ck->pending_full, ck->pending_events);
 	}
 	ck->pid = -1;
 	/* The child no longer shares the tables: merge the pages that the kernel
@@ -346,6 +378,7 @@ static int ckpt_write_now(struct ckpt *ck, mfs_model *m, mfs_source *src)
 		ck->saved_events = mi.events;
 		if (ck->commit_src && pos)
 			mfs_source_commit(ck->commit_src, pos, len, NULL);
+		ckpt_publish(ck, 1, mi.events);
 	}
 	free(pos);
 	return rc < 0 ? -1 : 0;
@@ -382,6 +415,7 @@ static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t 
 {
 	ckpt_reap(ck, 0);
 	regroup_join(ck, 0);
+	mfs_publisher_poll(ck->pub);
 	double now = cli_now();
 	int full = period_due(ck->every_events, ck->every_sec, events, ck->last_events, now,
 			      ck->last_t);
@@ -391,6 +425,8 @@ static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t 
 	mfs_model_info_get(m, &mi);
 	if (!full && delta && ck->need_full)
 		full = 1; /* no base for a delta yet, or the last write failed */
+	if (!full && delta && mfs_publisher_want_full(ck->pub))
+		full = 1; /* the model topic needs a whole snapshot (--publish-full-every, a loss) */
 	if ((!full && !delta) || (mi.events == ck->last_model_events && !ck->need_full))
 		return; /* not yet, or nothing learned since the last one (one name per state) */
 	if (ck->pid > 0 || ck->regrouping) {
@@ -433,6 +469,7 @@ static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t 
 		full = 1;
 	} else {
 		ck->pid = pid;
+		ck->pending_full = full;
 		ck->started++;
 		ck->deltas += !full;
 		ck->pending_events = mi.events;
@@ -966,6 +1003,9 @@ int cmd_train(int argc, char **argv)
 		{ "topic", required_argument, 0, OPT_TOPIC },
 		{ "group", required_argument, 0, OPT_GROUP },
 		{ "kafka-opt", required_argument, 0, OPT_KOPT },
+		{ "publish", required_argument, 0, OPT_PUBLISH },
+		{ "publish-full-every", required_argument, 0, OPT_PUB_FULL },
+		{ "publish-opt", required_argument, 0, OPT_PUB_OPT },
 		{ "kafka-start", required_argument, 0, OPT_KSTART },
 		{ "curve", required_argument, 0, OPT_CURVE },
 		{ "curve-every", required_argument, 0, OPT_CURVE_EVERY },
@@ -993,8 +1033,14 @@ int cmd_train(int argc, char **argv)
 	const char *kafka = NULL, *topic = NULL, *group = NULL, *kstart = NULL;
 	const char **kopts = calloc((size_t)argc + 1, sizeof *kopts);
 	size_t nkopts = 0;
+	const char *publish = NULL;
+	unsigned pub_full_every = 10;
+	const char **popts = calloc((size_t)argc + 1, sizeof *popts);
+	size_t npopts = 0;
 	int c;
-	if (!kopts) {
+	if (!kopts || !popts) {
+		free(popts);
+		free(kopts);
 		free(tests);
 		cli_error("out of memory");
 		return EXIT_RUNTIME;
@@ -1252,6 +1298,21 @@ int cmd_train(int argc, char **argv)
 			}
 			kopts[nkopts++] = optarg;
 			break;
+		case OPT_PUBLISH:
+			publish = optarg;
+			break;
+		case OPT_PUB_FULL:
+			if (cli_u64(cmd, "--publish-full-every", optarg, 1, 1000000, &v) < 0)
+				goto usage;
+			pub_full_every = (unsigned)v;
+			break;
+		case OPT_PUB_OPT:
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				cli_usage(cmd, "--publish-opt: must be KEY=VALUE, got \"%s\"", optarg);
+				goto usage;
+			}
+			popts[npopts++] = optarg;
+			break;
 		case OPT_IO:
 		case OPT_FOLLOW:
 		case OPT_RTHREAD:
@@ -1319,6 +1380,22 @@ int cmd_train(int argc, char **argv)
 			cli_usage(cmd, "%s needs --checkpoint-dir", need_ck[i].name);
 			goto usage;
 		}
+	if (!publish && (GIVEN(OPT_PUB_FULL) || GIVEN(OPT_PUB_OPT))) {
+		cli_usage(cmd, "%s needs --publish BROKERS/TOPIC",
+			  GIVEN(OPT_PUB_FULL) ? "--publish-full-every" : "--publish-opt");
+		goto usage;
+	}
+	if (publish && !ck.dir) {
+		cli_usage(cmd, "--publish needs --checkpoint-dir (what is published are its checkpoints)");
+		goto usage;
+	}
+	if (publish) {
+		const char *sl = strrchr(publish, '/');
+		if (!sl || sl == publish || !sl[1]) {
+			cli_usage(cmd, "--publish: must be BROKERS/TOPIC, got \"%s\"", publish);
+			goto usage;
+		}
+	}
 	if (GIVEN(OPT_CURVE_EVERY) && !curve_path) {
 		cli_usage(cmd, "--curve-every needs --curve FILE");
 		goto usage;
@@ -1495,6 +1572,11 @@ int cmd_train(int argc, char **argv)
 		rv.src = src;
 		ck.commit_src = src;
 	}
+	if (publish && mfs_publisher_open(&ck.pub, publish, popts, npopts, pub_full_every,
+					  kafka_notice, NULL, &d) < 0) {
+		cli_diag(&d);
+		goto out;
+	}
 	mfs_source_set_linger(src, linger_ms);
 	if (ck.dir && (ck.every_events || ck.delta_events))
 		/* batches end on the checkpoint counts, so checkpoints fall on them exactly */
@@ -1598,6 +1680,9 @@ int cmd_train(int argc, char **argv)
 			failed = 1;
 		}
 	}
+	if (ck.pub && mfs_publisher_flush(ck.pub, 30000) < 0)
+		cli_error("warning: model chunks still undelivered after 30 s: the edges get the next "
+			  "whole snapshot of a later run");
 	steps = pre.events;
 	progress_line(&pg, &pre, 1, 1);
 	cli_curve_line(&curve, &pre, 1);
@@ -1674,6 +1759,16 @@ int cmd_train(int argc, char **argv)
 		       resumed ? "true" : "false", stale);
 	if (unsaved)
 		printf(", \"unsaved_events\": %llu", (unsigned long long)unsaved);
+	if (ck.pub) {
+		mfs_publisher_stats ps;
+		mfs_publisher_stats_get(ck.pub, &ps);
+		printf(", \"published\": {\"fulls\": %llu, \"deltas\": %llu, \"chunks\": %llu, "
+		       "\"bytes\": %llu, \"delivered\": %llu, \"failures\": %llu, \"skipped\": %llu}",
+		       (unsigned long long)ps.fulls, (unsigned long long)ps.deltas,
+		       (unsigned long long)ps.chunks, (unsigned long long)ps.bytes,
+		       (unsigned long long)ps.delivered, (unsigned long long)ps.failures,
+		       (unsigned long long)ps.skipped);
+	}
 	if (save_failed)
 		printf(", \"save_failed\": true");
 	printf(", \"evictions\": %llu",
@@ -1734,6 +1829,8 @@ out:
 	mfs_checkpoint_unlock(lock); /* a writer still running keeps it until it exits */
 	mfs_source_free(src);
 	mfs_kafka_config_free(kc);
+	mfs_publisher_free(ck.pub);
+	free(popts);
 	free(ck.cpos);
 	mfs_model_free(m);
 	free(rp.arena);
@@ -1744,6 +1841,7 @@ out:
 usage:
 	free(tests);
 	free(kopts);
+	free(popts);
 	return EXIT_USAGE;
 }
 
