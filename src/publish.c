@@ -43,6 +43,16 @@ static void say(mfs_bad_record_fn fn, void *ctx, int code, const char *where, co
 	fn(ctx, &d);
 }
 
+/* librdkafka's own log lines: dropped (what matters comes through the error and
+ * delivery callbacks, said through the caller's function) */
+static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+	(void)rk;
+	(void)level;
+	(void)fac;
+	(void)buf;
+}
+
 /* --- the publisher -------------------------------------------------------------- */
 
 struct mfs_publisher {
@@ -132,6 +142,7 @@ MFS_API int mfs_publisher_open(mfs_publisher **out, const char *target, const ch
 	}
 	rd_kafka_conf_set_opaque(conf, p);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+	rd_kafka_conf_set_log_cb(conf, quiet_log);
 	rd_kafka_conf_set_error_cb(conf, on_pub_error);
 	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
 	if (!p->rk) {
@@ -357,6 +368,7 @@ int mfs_ktail_open(struct mfs_ktail **out, const char *brokers, const char *topi
 		}
 	rd_kafka_conf_set_opaque(conf, t);
 	rd_kafka_conf_set_error_cb(conf, on_tail_error);
+	rd_kafka_conf_set_log_cb(conf, quiet_log);
 	t->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
 	if (!t->rk) {
 		rc = mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0, "kafka consumer: %s", err);

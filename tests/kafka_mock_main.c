@@ -17,6 +17,7 @@
  *     dump PATH N SEED FIRST           write those events as lines to PATH (the same
  *                                      stream as a file, for comparisons)
  *     fetch-errors N                   the next N Fetch requests fail (retriable)
+ *     produce-errors N                 the next N Produce requests fail (retriable)
  *     down / up                        every broker refuses / accepts connections
  *     quit                             (or end of input) stop
  * The events are u.data-like: users 1..943, items 1..1682, ratings 1..5,
@@ -161,6 +162,15 @@ int main(int argc, char **argv)
 			}
 			int bad = !f || fclose(f) != 0;
 			printf(bad ? "error dump\n" : "ok %d\n", n);
+		} else if (sscanf(line, "produce-errors %d", &n) == 1) {
+			rd_kafka_resp_err_t *es = calloc((size_t)n, sizeof *es);
+			for (int i = 0; es && i < n; i++)
+				es[i] = i % 2 ? RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION
+					      : RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT;
+			if (es)
+				rd_kafka_mock_push_request_errors_array(mc, 0 /* ApiKey Produce */, (size_t)n, es);
+			free(es);
+			printf("ok\n");
 		} else if (sscanf(line, "fetch-errors %d", &n) == 1) {
 			rd_kafka_resp_err_t *es = calloc((size_t)n, sizeof *es);
 			for (int i = 0; es && i < n; i++)
