@@ -17,6 +17,14 @@
 #include "chunk.h"
 #include "model_internal.h"
 
+/* The fuzz build takes every checksum as a match (as modelfile.c does), so
+ * that what lies past them is reached. */
+#ifdef MFS_FUZZ_IGNORE_CHECKSUMS
+#define CHUNK_SUM_OK(p, n, want) ((void)(p), (void)(n), (void)(want), 1)
+#else
+#define CHUNK_SUM_OK(p, n, want) (mfs_checksum((p), (n)) == (want))
+#endif
+
 static const char CHUNK_MAGIC[8] = { 'M', 'F', 'S', 'C', 'H', 'N', 'K', '1' };
 #define CHUNK_VERSION 1u
 
@@ -53,7 +61,7 @@ int mfs_chunk_parse(const void *msg, size_t len, struct mfs_chunk_info *ci,
 		*why = "not a model chunk (bad magic or too short)";
 		return -1;
 	}
-	if (mfs_get64(h + 88) != mfs_checksum(h, 88)) {
+	if (!CHUNK_SUM_OK(h, 88, mfs_get64(h + 88))) {
 		*why = "chunk header checksum mismatch";
 		return -1;
 	}
@@ -82,7 +90,7 @@ int mfs_chunk_parse(const void *msg, size_t len, struct mfs_chunk_info *ci,
 		return -1;
 	}
 	*payload = h + MFS_CHUNK_HEADER;
-	if (mfs_get64(h + 72) != mfs_checksum(*payload, ci->len)) {
+	if (!CHUNK_SUM_OK(*payload, ci->len, mfs_get64(h + 72))) {
 		*why = "chunk payload checksum mismatch";
 		return -1;
 	}

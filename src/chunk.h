@@ -27,7 +27,9 @@
 #include "mfstream.h"
 
 #define MFS_CHUNK_HEADER 96
+#ifndef MFS_CHUNK_PAYLOAD /* the fuzz build cuts small chunks (-DMFS_CHUNK_PAYLOAD=256u) */
 #define MFS_CHUNK_PAYLOAD (512u * 1024u)
+#endif
 #define MFS_CHUNK_FULL 0u
 #define MFS_CHUNK_DELTA 1u
 

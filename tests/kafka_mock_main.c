@@ -16,6 +16,8 @@
  *     bad TOPIC PART TEXT...           one message with TEXT as its payload
  *     dump PATH N SEED FIRST           write those events as lines to PATH (the same
  *                                      stream as a file, for comparisons)
+ *     lines TOPIC PART PER N PATH      the next N lines of file PATH (kept open from one
+ *                                      call to the next), PER lines a message
  *     fetch-errors N                   the next N Fetch requests fail (retriable)
  *     produce-errors N                 the next N Produce requests fail (retriable)
  *     down / up                        every broker refuses / accepts connections
@@ -121,6 +123,9 @@ int main(int argc, char **argv)
 	char *buf = malloc(1 << 24);
 	if (!buf)
 		return 1;
+	FILE *lf = NULL; /* the file of "lines", and its path */
+	char lpath[65536] = "";
+	int per;
 	while (fgets(line, sizeof line, stdin)) {
 		int part, n;
 		unsigned long long seed, first;
@@ -162,6 +167,33 @@ int main(int argc, char **argv)
 			}
 			int bad = !f || fclose(f) != 0;
 			printf(bad ? "error dump\n" : "ok %d\n", n);
+		} else if (sscanf(line, "lines %255s %d %d %d %4095s", topic, &part, &per, &n, text) == 5 &&
+			   per > 0) {
+			if (!lf || strcmp(text, lpath) != 0) {
+				if (lf)
+					fclose(lf);
+				lf = fopen(text, "r");
+				snprintf(lpath, sizeof lpath, "%s", text);
+			}
+			int rc = lf ? 0 : -1, sent = 0;
+			while (rc == 0 && sent < n) {
+				size_t len = 0;
+				int k = 0;
+				while (k < per && sent + k < n && len < (1 << 24) - 70000 &&
+				       fgets(buf + len, 65536, lf)) {
+					len += strlen(buf + len);
+					k++;
+				}
+				if (k == 0)
+					break; /* the file ended */
+				if (per == 1 && len && buf[len - 1] == '\n')
+					len--; /* one event a message: no newline, as "produce" */
+				rc = produce(rk, topic, part, buf, len);
+				sent += k;
+				rd_kafka_poll(rk, 0);
+			}
+			rd_kafka_flush(rk, 60000);
+			printf(rc || failed ? "error lines\n" : "ok %d\n", sent);
 		} else if (sscanf(line, "produce-errors %d", &n) == 1) {
 			rd_kafka_resp_err_t *es = calloc((size_t)n, sizeof *es);
 			for (int i = 0; es && i < n; i++)
@@ -196,6 +228,8 @@ int main(int argc, char **argv)
 		fflush(stdout);
 	}
 	free(buf);
+	if (lf)
+		fclose(lf);
 	rd_kafka_destroy(rk);
 	return 0;
 }
