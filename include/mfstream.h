@@ -1118,13 +1118,17 @@ typedef struct mfs_server_info {
 	uint64_t refreshes;      /* models swapped in since open */
 	uint64_t retired_pinned; /* replaced models still pinned by queries */
 	char path[4096];         /* the file the serving model came from */
-	/* Kafka model topic (0 otherwise): the learner's write time of the newest
-	 * file in the serving model (ns since the epoch), and the lag from it to
-	 * the swap that made it serve (ns) */
-	uint64_t write_ns, lag_ns;
 } mfs_server_info;
 
 MFS_API int mfs_server_info_get(mfs_server *s, mfs_server_info *info);
+
+/*
+ * A server of a Kafka model topic: the learner's write time of the newest
+ * file in the serving model (*write_ns, ns since the epoch) and the lag from
+ * it to the swap that made it serve (*lag_ns). Returns 1, or 0 (both 0) for
+ * a server of a path. (Not in mfs_server_info, whose layout bindings mirror.)
+ */
+MFS_API int mfs_server_lag(mfs_server *s, uint64_t *write_ns, uint64_t *lag_ns);
 
 /* Free the server and its models. No model may be pinned. NULL is a no-op. */
 MFS_API void mfs_server_free(mfs_server *s);

@@ -624,8 +624,9 @@ static enum MHD_Result get_info(struct mfs_http *h, struct MHD_Connection *c, st
 			(unsigned long long)info.items, info.dim, info.kernel,
 			(unsigned long long)si.refreshes);
 	mfs_jbuf_str(&b, si.path, strlen(si.path));
-	if (si.write_ns) /* a Kafka model topic: the learner's write to the swap */
-		mfs_jbuf_printf(&b, ", \"lag_ms\": %.1f", (double)si.lag_ns / 1e6);
+	uint64_t wns, lns;
+	if (mfs_server_lag(srv, &wns, &lns)) /* a Kafka model topic: the learner's write to the swap */
+		mfs_jbuf_printf(&b, ", \"lag_ms\": %.1f", (double)lns / 1e6);
 	mfs_jbuf_puts(&b, "}\n");
 	return answer(h, c, r, &b, "application/json");
 }

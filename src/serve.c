@@ -838,10 +838,24 @@ MFS_API int mfs_server_info_get(mfs_server *s, mfs_server_info *info)
 	for (struct mfs_view *sn = s->snaps; sn; sn = sn->next)
 		info->retired_pinned += sn->retired;
 	snprintf(info->path, sizeof info->path, "%s", s->loaded_from);
-	info->write_ns = s->write_ns;
-	info->lag_ns = s->lag_ns;
 	pthread_mutex_unlock(&s->mu);
 	return 0;
+}
+
+MFS_API int mfs_server_lag(mfs_server *s, uint64_t *write_ns, uint64_t *lag_ns)
+{
+	uint64_t w = 0, l = 0;
+	if (s) {
+		pthread_mutex_lock(&s->mu);
+		w = s->write_ns;
+		l = s->lag_ns;
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (write_ns)
+		*write_ns = w;
+	if (lag_ns)
+		*lag_ns = l;
+	return s && s->kt ? 1 : 0;
 }
 
 MFS_API void mfs_server_free(mfs_server *s)

@@ -223,8 +223,9 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 			(unsigned long long)info.items, info.dim, info.kernel,
 			(unsigned long long)si.refreshes);
 		cli_json_string(out, si.path, strlen(si.path));
-		if (si.write_ns)
-			fprintf(out, ", \"lag_ms\": %.1f", (double)si.lag_ns / 1e6);
+		uint64_t wns, lns;
+		if (mfs_server_lag(srv, &wns, &lns))
+			fprintf(out, ", \"lag_ms\": %.1f", (double)lns / 1e6);
 		fputs("}\n", out);
 	}
 	mfs_server_release(srv, v);
@@ -286,8 +287,10 @@ static void print_refresh(mfs_server *srv, double t0)
 	cli_json_string(stderr, si.path, strlen(si.path));
 	/* the lag: from the learner's write (Kafka: the time in the chunks; a file:
 	 * its mtime) to now, when the model serves */
+	uint64_t wns, lns;
+	int kafka = mfs_server_lag(srv, &wns, &lns);
 	fprintf(stderr, ", \"load_ms\": %.1f, \"lag_ms\": %.1f}\n", (cli_now() - t0) * 1e3,
-		si.write_ns ? (double)si.lag_ns / 1e6 : file_age_ms(si.path));
+		kafka ? (double)lns / 1e6 : file_age_ms(si.path));
 }
 
 static void refresh_now(struct serve *S)

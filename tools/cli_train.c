@@ -1039,8 +1039,8 @@ int cmd_train(int argc, char **argv)
 	size_t npopts = 0;
 	int c;
 	if (!kopts || !popts) {
-		free(popts);
 		free(kopts);
+		free(popts);
 		free(tests);
 		cli_error("out of memory");
 		return EXIT_RUNTIME;
@@ -1055,12 +1055,14 @@ int cmd_train(int argc, char **argv)
 			train_help();
 			free(tests);
 			free(kopts);
+			free(popts);
 			return 0;
 		case OPT_FORMAT:
 			format = mfs_format_parse(optarg);
 			if (format < 0) {
 				free(tests);
 				free(kopts);
+				free(popts);
 				return cli_usage(cmd, "--format: must be auto, tsv, csv, dat, jsonl or ssv, got \"%s\"",
 						 optarg);
 			}
@@ -1076,6 +1078,7 @@ int cmd_train(int argc, char **argv)
 			else {
 				free(tests);
 				free(kopts);
+				free(popts);
 				return cli_usage(cmd, "--on-error: must be skip-file or stop, got \"%s\"", optarg);
 			}
 			break;
@@ -1437,16 +1440,19 @@ int cmd_train(int argc, char **argv)
 			cli_error("--test %s: %s", tests[i], strerror(errno));
 			free(tests);
 			free(kopts);
+			free(popts);
 			return EXIT_RUNTIME;
 		}
 	if (save && check_save_path(save) < 0) {
 		free(tests);
 		free(kopts);
+		free(popts);
 		return EXIT_RUNTIME;
 	}
 	if (ck.dir && check_checkpoint_dir(ck.dir) < 0) {
 		free(tests);
 		free(kopts);
+		free(popts);
 		return EXIT_RUNTIME;
 	}
 	if (memory) {
@@ -1465,6 +1471,7 @@ int cmd_train(int argc, char **argv)
 	if (curve_path && cli_curve_open(&curve, curve_path, curve_every) < 0) {
 		free(tests);
 		free(kopts);
+		free(popts);
 		return EXIT_RUNTIME;
 	}
 	int rc = EXIT_RUNTIME;
@@ -1830,13 +1837,13 @@ out:
 	mfs_source_free(src);
 	mfs_kafka_config_free(kc);
 	mfs_publisher_free(ck.pub);
-	free(popts);
 	free(ck.cpos);
 	mfs_model_free(m);
 	free(rp.arena);
 	free(rp.recs);
 	free(tests);
 	free(kopts);
+	free(popts);
 	return rc;
 usage:
 	free(tests);
