@@ -26,23 +26,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void say(mfs_bad_record_fn fn, void *ctx, int code, const char *where, const char *fmt,
-		...) MFS_PRINTF(5, 6);
-
-static void say(mfs_bad_record_fn fn, void *ctx, int code, const char *where, const char *fmt, ...)
-{
-	if (!fn)
-		return;
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	mfs_diag d;
-	mfs_diag_set(&d, code, 0, where, 0, 0, "%s", msg);
-	fn(ctx, &d);
-}
-
 /* librdkafka's own log lines: dropped (what matters comes through the error and
  * delivery callbacks, said through the caller's function) */
 static void quiet_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -78,7 +61,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	if (!p->lost)
 		p->st.failures++; /* one file lost (its other chunks are of the same) */
 	p->lost = 1;
-	say(p->on_error, p->ctx, MFS_E_IO, p->topic,
+	mfs_chunk_report(p->on_error, p->ctx, MFS_E_IO, p->topic,
 	    "a model chunk was not delivered: %s (the next file published is whole)",
 	    rd_kafka_err2str(m->err));
 }
@@ -87,7 +70,7 @@ static void on_pub_error(rd_kafka_t *rk, int err, const char *reason, void *opaq
 {
 	(void)rk;
 	struct mfs_publisher *p = opaque;
-	say(p->on_error, p->ctx, MFS_E_IO, p->topic, "kafka: %s (%s)", reason,
+	mfs_chunk_report(p->on_error, p->ctx, MFS_E_IO, p->topic, "kafka: %s (%s)", reason,
 	    rd_kafka_err2name((rd_kafka_resp_err_t)err));
 }
 
@@ -337,7 +320,7 @@ static void on_tail_error(rd_kafka_t *rk, int err, const char *reason, void *opa
 	if (t->erred)
 		return;
 	t->erred = 1;
-	say(t->on_bad, t->ctx, MFS_E_IO, t->topic, "kafka: %s (%s); retrying", reason,
+	mfs_chunk_report(t->on_bad, t->ctx, MFS_E_IO, t->topic, "kafka: %s (%s); retrying", reason,
 	    rd_kafka_err2name((rd_kafka_resp_err_t)err));
 }
 
@@ -465,7 +448,7 @@ int mfs_ktail_poll(struct mfs_ktail *t, struct mfs_edge *e, int timeout_ms,
 		if (m->err) {
 			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && !t->erred) {
 				t->erred = 1;
-				say(on_bad, ctx, MFS_E_IO, t->topic, "kafka: %s; retrying",
+				mfs_chunk_report(on_bad, ctx, MFS_E_IO, t->topic, "kafka: %s; retrying",
 				    rd_kafka_message_errstr(m));
 			}
 			rd_kafka_message_destroy(m);
