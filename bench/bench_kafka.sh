@@ -62,7 +62,9 @@ if [[ $parts == *a* ]]; then
 			--checkpoint-every "$step" > "$dir/kafka$per.json" 2>"$dir/kafka$per.err" &
 		learner=$!
 		produced=0; ptime=0
-		zstd -dc "$dir/ev.jsonl.zst" > "$dir/ev.jsonl"
+		# a file of its own name: the mock keeps a "lines" file open from call to call
+		lines="$dir/ev_$per.jsonl"
+		zstd -dc "$dir/ev.jsonl.zst" > "$lines"
 		while [ "$produced" -lt "$events" ]; do
 			# at most two rounds ahead of the learner: the older one is still in the log
 			if [ "$produced" -ge $((2 * step)) ]; then
@@ -70,14 +72,14 @@ if [[ $parts == *a* ]]; then
 				[ "$produced" -eq $((2 * step)) ] && t0=$(now) # round 1 learned
 			fi
 			p0=$(now)
-			for ((p = 0; p < np; p++)); do cmd "lines $t $p $per $round $dir/ev.jsonl"; done
+			for ((p = 0; p < np; p++)); do cmd "lines $t $p $per $round $lines"; done
 			ptime=$(echo "$ptime + $(now) - $p0" | bc)
 			produced=$((produced + step))
 		done
 		wait_ckpt "$ck" "$events" "$learner"
 		t1=$(now)
 		kill -TERM "$learner"; wait "$learner"
-		rm -f "$dir/ev.jsonl"
+		rm -f "$lines"
 		learned=$(sed -n 's/.*"model_events": \([0-9]*\).*/\1/p' "$dir/kafka$per.json")
 		echo "$per $t0 $t1 $ptime $learned" >> "$dir/rates.txt"
 	done
