@@ -76,6 +76,28 @@ static inline void mfs_step_finish(struct mfs_step *s, float dot)
 	}
 }
 
+/*
+ * One BPR pair (implicit feedback): the positive item i and a sampled
+ * negative j of user p. The caller fills the inputs; bpr_step the outputs.
+ */
+struct mfs_bpr {
+	/* in */
+	float base; /* b_i - b_j (everything of s_ui - s_uj but the dot products) */
+	float w;    /* the pair's weight */
+	float lr;   /* factor learning rate */
+	float l2;   /* factor L2 of p, q_i and q_j */
+	/* out */
+	float x;    /* s_ui - s_uj before the step */
+	float g;    /* w * sigmoid(-x): minus d loss / d x of the loss -w log sigmoid(x) */
+};
+
+/* The pair's error term, shared by every kernel once d = p.q_i - p.q_j is known. */
+static inline void mfs_bpr_finish(struct mfs_bpr *s, float d)
+{
+	s->x = s->base + d;
+	s->g = s->w / (1.0f + mfs_expf(s->x)); /* w * sigmoid(-x) */
+}
+
 struct mfs_kernels {
 	const char *name; /* "scalar", "avx2", "avx512", "neon" */
 	size_t width;     /* floats per vector register (1 for scalar) */
@@ -102,6 +124,17 @@ struct mfs_kernels {
 	 * The accumulators start at 1 (set by the model).
 	 */
 	void (*adagrad_step)(float *restrict p, float *restrict q, size_t n, struct mfs_step *s);
+
+	/*
+	 * BPR step of one pair: d = dot(p, qi) - dot(p, qj); mfs_bpr_finish(s, d);
+	 * g = s->g; then, with the old values of the three rows:
+	 *   p[k]  += lr * (g * (qi[k] - qj[k]) - l2 * p[k])
+	 *   qi[k] += lr * (g * p[k] - l2 * qi[k])
+	 *   qj[k] += lr * (-g * p[k] - l2 * qj[k])
+	 * The rows do not overlap.
+	 */
+	void (*bpr_step)(float *restrict p, float *restrict qi, float *restrict qj, size_t n,
+			 struct mfs_bpr *s);
 
 	/*
 	 * Batch score for top-K: out[j] = dot(u, rows + j * stride) for j < count.
