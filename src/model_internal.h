@@ -5,6 +5,7 @@
 #include "idmap.h"
 #include "internal.h"
 #include "kernels.h"
+#include "sampler.h"
 
 /* Events resolved to rows per chunk of a learn call (scratch sized at create). */
 #define MFS_LEARN_CHUNK 1024
@@ -87,7 +88,19 @@ struct mfs_model {
 	/* Regions mapped from a model file; copied to anonymous memory before learning. */
 	struct mfs_mapped mapped[MFS_MAX_MAPPED];
 	int n_mapped;
+	/* Implicit feedback (mfs_model_set_implicit): on, its settings, and the
+	 * negative sampler, rebuilt from the item counts when smp_ok is 0 (a
+	 * load, a delta applied). */
+	struct {
+		int on, smp_ok;
+		mfs_implicit_config cfg;
+		struct mfs_sampler smp;
+	} imp;
 };
+
+/* Turn implicit learning on with c (checked) without the "learned nothing"
+ * test: mfs_model_set_implicit and the loader (modelfile.c). */
+int mfs_model_implicit_enable(mfs_model *m, const mfs_implicit_config *c, mfs_diag *d);
 
 /* --- block-parallel learning (parallel.c) --------------------------------- */
 
