@@ -494,8 +494,8 @@ MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info);
  * predict, recommend and similar return logits. Negatives are drawn in
  * proportion to round(16 * count^neg_beta) over the items seen (count: the
  * item's events so far), by a Fenwick tree sized by the item table; a draw
- * equal to the positive, or to one of the user's 16 most recent items, is
- * drawn again (up to 8 times, then taken). Draws come from the model's RNG:
+ * equal to the positive, or to an item of the user's history (the seen set,
+ * mfs_config.history), is drawn again (up to 8 times, then taken). Draws come from the model's RNG:
  * the same seed and stream give the same model byte for byte, and a model
  * saved and loaded goes on as if never stopped (the tree is rebuilt from the
  * saved item counts). The user's history (mfs_config.history) is the seen

@@ -27,6 +27,8 @@ enum mfs_link {
 	MFS_LINK_CLAMP = 0,   /* pred = clamp(raw, lo, hi); gradient 1 inside */
 	MFS_LINK_SIGMOID = 1, /* pred = clamp(slo + (shi - slo) * sigmoid(raw), lo, hi), with
 				 [slo, shi] a little wider than [lo, hi] (fastai's y_range) */
+	MFS_LINK_LOGIT = 2,   /* implicit feedback, logistic loss: pred = sigmoid(raw), the
+				 rating a label (0, 1); grad = weight * (label - pred) */
 };
 
 /*
@@ -46,6 +48,7 @@ struct mfs_step {
 	float *acc_p; /* AdaGrad: accumulated mean squared gradient of row p (in/out) */
 	float *acc_q; /* AdaGrad: same for row q */
 	uint32_t dim; /* the true row width (n may include zero padding); 0 means n */
+	float weight; /* MFS_LINK_LOGIT: the event's weight */
 	/* out */
 	float pred; /* prediction before the update (after the link) */
 	float grad; /* d loss / d raw with the sign of the error: (rating - pred) * link'(raw) */
@@ -58,7 +61,11 @@ struct mfs_step {
 static inline void mfs_step_finish(struct mfs_step *s, float dot)
 {
 	float raw = s->base + dot;
-	if (s->link == MFS_LINK_SIGMOID) {
+	if (s->link == MFS_LINK_LOGIT) {
+		float p = 1.0f / (1.0f + mfs_expf(-raw));
+		s->pred = p;
+		s->grad = s->weight * (s->rating - p);
+	} else if (s->link == MFS_LINK_SIGMOID) {
 		float span = s->shi - s->slo;
 		float sg = 1.0f / (1.0f + mfs_expf(-raw)); /* mathf.h: no libm call */
 		float p = s->slo + span * sg;

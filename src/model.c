@@ -368,6 +368,7 @@ MFS_API void mfs_model_free(mfs_model *m)
 	free(m->freq_w);
 	free(m->position);
 	mfs_sampler_free(&m->imp.smp);
+	free(m->imp.seen);
 	free(m);
 }
 
@@ -1531,8 +1532,6 @@ MFS_API int64_t mfs_model_table(const mfs_model *m, int side, const float **rows
 
 /* --- implicit feedback (mfstream.h: "Implicit feedback") ------------------ */
 
-/* A drawn negative equal to one of the user's this many most recent items is drawn again. */
-#define MFS_NEG_RECENT 16
 /* Draws of one negative at most (the last one is taken). */
 #define MFS_NEG_TRIES 8
 
@@ -1551,7 +1550,7 @@ MFS_API void mfs_config_default_implicit(mfs_config *cfg)
 	cfg->dim = 128;
 	cfg->optimizer = MFS_OPT_SGD;
 	cfg->lr = 0.07f;
-	cfg->lr_bias = 0.07f;
+	cfg->lr_bias = 0.03f;
 	cfg->l2 = 0.003f;
 	cfg->l2_bias = 0.003f;
 	cfg->init_std = 0.1f;
@@ -1580,7 +1579,10 @@ int mfs_model_implicit_enable(mfs_model *m, const mfs_implicit_config *c, mfs_di
 		return mfs_diag_set(d, MFS_E_UNSUPPORTED, 0, NULL, 0, 0,
 				    "implicit feedback does not support %s", why);
 	mfs_sampler_free(&m->imp.smp);
-	int rc = mfs_sampler_init(&m->imp.smp, m->item.ids.cap, c->neg_beta);
+	free(m->imp.seen);
+	m->imp.seen = malloc((size_t)m->user.hist_len * 8);
+	int rc = m->imp.seen ? mfs_sampler_init(&m->imp.smp, m->item.ids.cap, c->neg_beta)
+			     : -MFS_E_NOMEM;
 	if (rc < 0)
 		return mfs_diag_set(d, MFS_E_NOMEM, 0, NULL, 0, 0, "no memory for the sampler");
 	m->imp.on = 1;
@@ -1636,8 +1638,41 @@ static int hist_recent(const struct mfs_table *s, int64_t u, uint64_t key, uint3
 	return 0;
 }
 
-/* A negative for the positive item row i of user row u, or -1 (nothing to draw). */
-static int64_t draw_negative(mfs_model *m, int64_t u, int64_t i)
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The item keys of user row u's history, sorted, into m->imp.seen; returns how many. */
+static size_t seen_keys(mfs_model *m, int64_t u)
+{
+	const struct mfs_table *s = &m->user;
+	uint32_t fill = MFS_HPOS_FILL(s->hpos[u]);
+	memcpy(m->imp.seen, mfs_hist_row(s, (uint64_t)u), (size_t)fill * 8);
+	qsort(m->imp.seen, fill, 8, cmp_u64);
+	return fill;
+}
+
+static int seen_has(const uint64_t *seen, size_t n, uint64_t key)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (seen[mid] < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && seen[lo] == key;
+}
+
+/*
+ * A negative for the positive item row i of a user whose history keys are
+ * seen[0..ns) (sorted), or -1 (nothing to draw): a draw of the positive or of
+ * an item in the history is drawn again, up to MFS_NEG_TRIES times.
+ */
+static int64_t draw_negative(mfs_model *m, int64_t i, const uint64_t *seen, size_t ns)
 {
 	const struct mfs_sampler *sm = &m->imp.smp;
 	if (sm->total == 0)
@@ -1645,7 +1680,7 @@ static int64_t draw_negative(mfs_model *m, int64_t u, int64_t i)
 	int64_t j = -1;
 	for (int t = 0; t < MFS_NEG_TRIES; t++) {
 		j = (int64_t)mfs_sampler_find(sm, mfs_rng_below(&m->rng, sm->total));
-		if (j != i && !hist_recent(&m->user, u, m->item.ids.row_key[j], MFS_NEG_RECENT))
+		if (j != i && !seen_has(seen, ns, m->item.ids.row_key[j]))
 			return j;
 	}
 	return j == i ? -1 : j;
@@ -1764,8 +1799,9 @@ MFS_API int64_t mfs_model_learn_implicit(mfs_model *m, const mfs_event *ev, size
 			bias_step(bu, g, lrb, l2b);
 			bias_step(bi, g, lrb, l2b);
 		}
+		size_t ns = seen_keys(m, u);
 		for (uint32_t s = 0; s < ic->negatives; s++) {
-			int64_t nj = draw_negative(m, u, i);
+			int64_t nj = draw_negative(m, i, m->imp.seen, ns);
 			if (nj < 0)
 				break;
 			mfs_dirty_set(&m->item, (uint64_t)nj);

@@ -95,6 +95,7 @@ struct mfs_model {
 		int on, smp_ok;
 		mfs_implicit_config cfg;
 		struct mfs_sampler smp;
+		uint64_t *seen; /* history length: a user's item keys, sorted (scratch) */
 	} imp;
 };
 
