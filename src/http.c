@@ -456,9 +456,10 @@ static int recommend_into(struct mfs_jbuf *b, const mfs_titles *t, const mfs_que
 	mfs_model_info_get(m, &info);
 	mfs_jbuf_puts(b, "{\"user\": ");
 	mfs_jbuf_str(b, user, ul);
-	mfs_jbuf_printf(b, ", \"known\": %s, \"model_events\": %llu, \"items\": ",
+	mfs_jbuf_printf(b, ", \"known\": %s, \"model_events\": %llu, %s\"items\": ",
 			mfs_model_find(m, MFS_USERS, user, ul) >= 0 ? "true" : "false",
-			(unsigned long long)info.events);
+			(unsigned long long)info.events,
+			mfs_model_implicit_get(m, NULL) == 1 ? "\"scores\": \"logit\", " : "");
 	put_items(b, t, m, sc, n);
 	mfs_jbuf_puts(b, "}");
 	return 0;
@@ -557,8 +558,9 @@ static enum MHD_Result get_similar(struct mfs_http *h, struct MHD_Connection *c,
 		mfs_jbuf_puts(&b, "{\"item\": ");
 		mfs_jbuf_str(&b, p->item, p->item_len);
 		put_title(&b, h->cfg.titles, p->item, p->item_len);
-		mfs_jbuf_printf(&b, ", \"model_events\": %llu, \"items\": ",
-				(unsigned long long)info.events);
+		mfs_jbuf_printf(&b, ", \"model_events\": %llu, %s\"items\": ",
+				(unsigned long long)info.events,
+				mfs_model_implicit_get(m, NULL) == 1 ? "\"scores\": \"logit\", " : "");
 		put_items(&b, h->cfg.titles, m, sc, (size_t)got);
 		mfs_jbuf_puts(&b, "}\n");
 	}
@@ -598,6 +600,8 @@ static enum MHD_Result get_predict(struct mfs_http *h, struct MHD_Connection *c,
 	mfs_jbuf_puts(&b, ", \"item\": ");
 	mfs_jbuf_str(&b, p->item, p->item_len);
 	put_title(&b, h->cfg.titles, p->item, p->item_len);
+	if (mfs_model_implicit_get(m, NULL) == 1)
+		mfs_jbuf_puts(&b, ", \"scores\": \"logit\"");
 	mfs_jbuf_printf(&b, ", \"score\": %.4f, \"known_user\": %s, \"known_item\": %s, "
 			    "\"model_events\": %llu}\n",
 			s, known >= 0 && (known & MFS_KNOWN_USER) ? "true" : "false",

@@ -1551,7 +1551,7 @@ MFS_API void mfs_config_default_implicit(mfs_config *cfg)
 	cfg->optimizer = MFS_OPT_SGD;
 	cfg->lr = 0.07f;
 	cfg->lr_bias = 0.03f;
-	cfg->l2 = 0.003f;
+	cfg->l2 = 0.006f;
 	cfg->l2_bias = 0.003f;
 	cfg->init_std = 0.1f;
 	cfg->history = MFS_HISTORY_MAX;
