@@ -501,7 +501,14 @@ MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info);
  * saved item counts). The user's history (mfs_config.history) is the seen
  * set of the ranking metrics and of recommend.
  */
-enum mfs_loss { MFS_LOSS_BPR = 0, MFS_LOSS_LOGISTIC = 1 };
+enum mfs_loss {
+	MFS_LOSS_BPR = 0,
+	MFS_LOSS_LOGISTIC = 1,
+	/* a baseline, not a loss: an item's bias is its weighted count so far and
+	 * nothing else is learned; ranking (metrics, recommend) is by that count,
+	 * as a cold user's is. No negatives are drawn. */
+	MFS_LOSS_POPULARITY = 2,
+};
 
 typedef struct mfs_implicit_config {
 	int loss;           /* enum mfs_loss (default MFS_LOSS_BPR) */

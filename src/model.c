@@ -1268,7 +1268,8 @@ MFS_API int mfs_model_recommend_with(const mfs_model *m, const mfs_query *q, con
 	int64_t u = find_row(m, &m->user, user, user_len);
 	float ubuf[MFS_DIM_MAX_STRIDE] __attribute__((aligned(64)));
 	float ub = 0.0f;
-	const float *p = u >= 0 ? user_vector(m, u, user, user_len, ubuf, &ub) : NULL;
+	const int pop = m->imp.on && m->imp.cfg.loss == MFS_LOSS_POPULARITY;
+	const float *p = u >= 0 && !pop ? user_vector(m, u, user, user_len, ubuf, &ub) : NULL;
 	int got = recommend_row(m, q, u, p, ub, k, out);
 	for (int j = 0; j < got; j++)
 		out[j].score = apply_link(m, out[j].score);
@@ -1560,7 +1561,7 @@ MFS_API void mfs_config_default_implicit(mfs_config *cfg)
 int mfs_model_implicit_enable(mfs_model *m, const mfs_implicit_config *c, mfs_diag *d)
 {
 	const mfs_config *f = &m->cfg;
-	if (c->loss != MFS_LOSS_BPR && c->loss != MFS_LOSS_LOGISTIC)
+	if (c->loss != MFS_LOSS_BPR && c->loss != MFS_LOSS_LOGISTIC && c->loss != MFS_LOSS_POPULARITY)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "unknown loss %d", c->loss);
 	if (c->negatives < 1 || c->negatives > 1024)
 		return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "negatives %u out of range 1..1024",
@@ -1705,8 +1706,10 @@ static void rank_event(const mfs_model *m, int64_t u, uint64_t ikey, mfs_rank_st
 	size_t k = rs->k < 1024 ? rs->k : 1024;
 	rs->ranked++;
 	if (i >= 0) {
-		const float *p = u >= 0 ? mfs_row(&m->user, (uint64_t)u, m->stride) : NULL;
-		float ub = u >= 0 ? m->user.bias[u] : 0.0f;
+		/* the popularity baseline ranks by the item counts (biases) alone */
+		const int pop = m->imp.cfg.loss == MFS_LOSS_POPULARITY;
+		const float *p = u >= 0 && !pop ? mfs_row(&m->user, (uint64_t)u, m->stride) : NULL;
+		float ub = u >= 0 && !pop ? m->user.bias[u] : 0.0f;
 		int got = recommend_row(m, NULL, u, p, ub, k, top);
 		for (int r = 0; r < got; r++)
 			if (top[r].row == (uint32_t)i) {
@@ -1788,6 +1791,10 @@ MFS_API int64_t mfs_model_learn_implicit(mfs_model *m, const mfs_event *ev, size
 		float *p = mfs_row(&m->user, (uint64_t)u, m->stride);
 		float *qi = mfs_row(&m->item, (uint64_t)i, m->stride);
 		float *bu = &m->user.bias[u], *bi = &m->item.bias[i];
+		if (ic->loss == MFS_LOSS_POPULARITY) {
+			*bi += w;
+			goto counted;
+		}
 		if (!bpr) {
 			/* the positive: label 1 */
 			ls.base = *bu + *bi;
@@ -1826,6 +1833,7 @@ MFS_API int64_t mfs_model_learn_implicit(mfs_model *m, const mfs_event *ev, size
 			}
 			negs++;
 		}
+	counted:
 		count_event(m, &m->user, u);
 		count_event(m, &m->item, i);
 		mfs_sampler_set(&m->imp.smp, (uint64_t)i,

@@ -94,6 +94,35 @@ static void train_help(void)
 	       "  --kernel K          auto|scalar|avx2|avx512|neon (default auto; also MFS_KERNEL)\n",
 	       (unsigned long long)d.max_users, (unsigned long long)d.max_items, d.history,
 	       MFS_HISTORY_MAX, (unsigned long long)d.seed);
+	mfs_config di;
+	mfs_config_default_implicit(&di);
+	mfs_implicit_config ic;
+	mfs_implicit_config_default(&ic);
+	printf("Implicit feedback (clicks, plays, views; README.md \"Implicit feedback\"):\n"
+	       "  --feedback F        explicit (default: ratings, RMSE) or implicit: every event is\n"
+	       "                      an interaction, learned against sampled negatives, scored by\n"
+	       "                      prequential HR@K and NDCG@K; scores are logits. Implicit\n"
+	       "                      defaults: --dim %u, --optimizer sgd, --lr %g, --lr-bias %g,\n"
+	       "                      --l2 %g, --l2-bias %g, --init-std %g, --history %u. Refused with\n"
+	       "                      it: --epochs, --threads, --replay-*, --rating-range,\n"
+	       "                      --range-link, --range-margin, --ids, --hashes, --min-count,\n"
+	       "                      --test, --curve, --optimizer adagrad, --history 0\n"
+	       "  --loss L            bpr (default: -w log sigmoid(s_ui - s_uj) per negative j),\n"
+	       "                      logistic (positive label 1, negatives label 0, weight w), or\n"
+	       "                      popularity (a baseline: items ranked by their weighted count)\n"
+	       "  --negatives S       negatives per event, 1..1024 (default %u)\n"
+	       "  --neg-beta B        negatives drawn in proportion to count^B over the items seen\n"
+	       "                      (default %g: uniform; 0.75 as word2vec), redrawn when equal to\n"
+	       "                      the positive or in the user's history\n"
+	       "  --weight W          the rating column: none (default: every event weight 1),\n"
+	       "                      rating (its value), log1p (log(1 + value), e.g. play counts).\n"
+	       "                      A weight that is not a number >= 0 is skipped, counted\n"
+	       "                      (bad_weights) and named with its file:line\n"
+	       "  --eval-k K          the cutoff of the ranking metrics (default 10; 0: none)\n"
+	       "  --eval-every N      rank only every Nth first-time (user, item) pair (default 1:\n"
+	       "                      all); ranking scans every item, so big catalogues sample\n",
+	       di.dim, di.lr, di.lr_bias, di.l2, di.l2_bias, di.init_std, di.history, ic.negatives,
+	       ic.neg_beta);
 	printf("Training:\n"
 	       "  --epochs N          passes over finite input (default 1). Pass 1 is in input order\n"
 	       "                      (and scored prequentially); passes 2..N replay the events,\n"
@@ -161,6 +190,12 @@ static void train_help(void)
 	       "ended the run), interrupted_during (what it cut short), seconds, events_per_sec,\n"
 	       "kernel, io, kafka (with --kafka, per partition: topic, partition, assigned, offset,\n"
 	       "lag, events, skipped). The progress line of passes 2..N shows the training RMSE.\n"
+	       "With --feedback implicit: feedback, loss, negatives, neg_beta, weight, bad_weights,\n"
+	       "first_time_pairs, ranked, eval_k, eval_every, prequential_hr@K, prequential_ndcg@K\n"
+	       "(before each first-time pair is learned, every item ranked for the user as\n"
+	       "recommend ranks, its history left out), eval_seconds (the ranking's share of\n"
+	       "seconds), train_loss (mean per event), train_seconds and train_events_per_sec\n"
+	       "(without the ranking), instead of the RMSE.\n"
 	       "\n"
 	       "Exit status: 0 success, also a --follow run ended by SIGINT/SIGTERM. 1 runtime\n"
 	       "failure: an input or output failed; nothing learned from input that is not\n"
@@ -184,6 +219,11 @@ enum {
 	OPT_KAFKA, OPT_TOPIC, OPT_GROUP, OPT_KOPT, OPT_KSTART, OPT_CURVE, OPT_CURVE_EVERY,
 	OPT_FEEDBACK, OPT_LOSS, OPT_NEGS, OPT_NEGBETA, OPT_WEIGHT, OPT_EVAL_EVERY, OPT_EVAL_K, OPT_END
 };
+
+static const char *loss_name(int loss)
+{
+	return loss == MFS_LOSS_BPR ? "bpr" : loss == MFS_LOSS_LOGISTIC ? "logistic" : "popularity";
+}
 
 /* --weight: what an implicit event's rating column means. */
 enum { WEIGHT_NONE = 0, WEIGHT_RATING = 1, WEIGHT_LOG1P = 2 };
@@ -1348,8 +1388,10 @@ int cmd_train(int argc, char **argv)
 				icfg.loss = MFS_LOSS_BPR;
 			else if (strcmp(optarg, "logistic") == 0)
 				icfg.loss = MFS_LOSS_LOGISTIC;
+			else if (strcmp(optarg, "popularity") == 0)
+				icfg.loss = MFS_LOSS_POPULARITY;
 			else {
-				cli_usage(cmd, "--loss: must be bpr or logistic, got \"%s\"", optarg);
+				cli_usage(cmd, "--loss: must be bpr, logistic or popularity, got \"%s\"", optarg);
 				goto usage;
 			}
 			break;
@@ -1687,7 +1729,7 @@ int cmd_train(int argc, char **argv)
 				 (GIVEN(OPT_NEGBETA) && hc.neg_beta != icfg.neg_beta))) {
 			cli_error("--loss, --negatives or --neg-beta differ from the checkpoint's in %s "
 				  "(%s, %u, %g): leave them out to resume it", ck.dir,
-				  hc.loss == MFS_LOSS_BPR ? "bpr" : "logistic", hc.negatives, hc.neg_beta);
+				  loss_name(hc.loss), hc.negatives, hc.neg_beta);
 			rc = EXIT_USAGE;
 			goto out;
 		}
@@ -1943,7 +1985,8 @@ int cmd_train(int argc, char **argv)
 	if (implicit) {
 		printf(", \"feedback\": \"implicit\", \"loss\": \"%s\", \"negatives\": %u, "
 		       "\"neg_beta\": %g, \"weight\": \"%s\", \"bad_weights\": %llu",
-		       icfg.loss == MFS_LOSS_BPR ? "bpr" : "logistic", icfg.negatives, icfg.neg_beta,
+		       loss_name(icfg.loss), icfg.loss == MFS_LOSS_POPULARITY ? 0 : icfg.negatives,
+		       icfg.neg_beta,
 		       weight_mode == WEIGHT_NONE ? "none" : weight_mode == WEIGHT_RATING ? "rating" : "log1p",
 		       (unsigned long long)badw.count);
 		if (rk.k)
