@@ -458,6 +458,75 @@ static void cli__train_implicit_summary_recommend_and_bad_weights(void **state)
 	mfs_run_free(&r);
 }
 
+
+/* ---- planted stream ------------------------------------------------------------ */
+
+/* Mean overlap of model's top 10 (history kept in) with the planted top 10 of truth. */
+static double planted_overlap(const char *model, const char *truth)
+{
+	mfs_model *m;
+	assert_int_equal(mfs_model_load(&m, model, NULL, NULL), 0);
+	mfs_query *q;
+	assert_int_equal(mfs_query_create(&q), 0);
+	assert_int_equal(mfs_query_set(q, MFS_QUERY_INCLUDE_SEEN, 1), 0);
+	FILE *f = fopen(truth, "r");
+	assert_non_null(f);
+	char u[64], it[64], last[64] = "";
+	unsigned rank;
+	mfs_scored top[10];
+	int got = 0;
+	uint64_t hits = 0, slots = 0;
+	while (fscanf(f, "%63s %63s %u", u, it, &rank) == 3) {
+		if (strcmp(u, last) != 0) {
+			snprintf(last, sizeof last, "%s", u);
+			got = mfs_model_recommend_with(m, q, u, strlen(u), 10, top);
+			assert_true(got >= 0);
+		}
+		slots++;
+		for (int r = 0; r < got; r++) {
+			const char *id;
+			size_t len;
+			mfs_model_row(m, MFS_ITEMS, top[r].row, &id, &len, NULL);
+			if (len == strlen(it) && memcmp(id, it, len) == 0)
+				hits++;
+		}
+	}
+	fclose(f);
+	mfs_query_free(q);
+	mfs_model_free(m);
+	return slots ? (double)hits / (double)slots : 0.0;
+}
+
+/*
+ * gen --feedback implicit plants p(i|u) ~ zipf(i) * sigmoid(b_i + p_u.q_i);
+ * the learned model's top 10 (BPR, dim 32, lr 0.02, 8 negatives) overlaps the
+ * planted top 10 more than popularity's (measured 0.572 against 0.552).
+ */
+static void planted__bpr_recovers_the_planted_top10_better_than_popularity(void **state)
+{
+	(void)state;
+	const char *data = mfs_test_path("planted.tsv"), *truth = mfs_test_path("truth.tsv");
+	const char *bpr = mfs_test_path("planted_bpr.mfs"), *pop = mfs_test_path("planted_pop.mfs");
+	struct mfs_run r;
+	assert_int_equal(mfs_run_sh(&r, "%s gen --feedback implicit --users 2000 --items 500 "
+				    "--events 200000 --dim 8 --zipf 0.3 --signal 2 --truth %s "
+				    "--truth-users 500 --output %s", MFS_CLI, truth, data), 0);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	assert_int_equal(mfs_run_sh(&r, "%s train --feedback implicit --dim 32 --lr 0.02 "
+				    "--negatives 8 --quiet --save %s %s", MFS_CLI, bpr, data), 0);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	assert_int_equal(mfs_run_sh(&r, "%s train --feedback implicit --loss popularity --quiet "
+				    "--save %s %s", MFS_CLI, pop, data), 0);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "\"loss\": \"popularity\""));
+	mfs_run_free(&r);
+	double ob = planted_overlap(bpr, truth), op = planted_overlap(pop, truth);
+	print_message("planted top-10 overlap: BPR %.4f, popularity %.4f\n", ob, op);
+	assert_true(ob > op + 0.01);
+}
+
 /* ---- MovieLens 100K ------------------------------------------------------------- */
 
 /* The issue's bar: u.data in time order, one pass, defaults: HR@10 >= 0.16
@@ -495,6 +564,7 @@ int main(void)
 		cmocka_unit_test(implicit__same_seed_same_bytes_and_resume_is_bit_identical),
 		cmocka_unit_test(implicit__refuses_what_it_does_not_support),
 		cmocka_unit_test(cli__train_implicit_summary_recommend_and_bad_weights),
+		cmocka_unit_test(planted__bpr_recovers_the_planted_top10_better_than_popularity),
 		cmocka_unit_test(movielens__implicit_defaults_prequential_hr10),
 	};
 	return cmocka_run_group_tests_name("implicit", tests, NULL, NULL);
