@@ -12,6 +12,7 @@
 
 #include "kernels.h"
 #include "model_internal.h"
+#include "parse.h"
 #include "sampler.h"
 
 /* ---- sampler --------------------------------------------------------------- */
@@ -405,6 +406,37 @@ static void implicit__refuses_what_it_does_not_support(void **state)
 	mfs_model_free(m);
 }
 
+
+/* type=FIELD with weight:TYPE=W entries: the rating is the type's weight; an
+ * unknown type is a malformed record; a bad weight a bad spec. */
+static void parse__event_type_weights(void **state)
+{
+	(void)state;
+	struct mfs_fields f;
+	char why[256];
+	assert_int_equal(mfs_fields_parse(&f, "user=u,item=i,type=ev,weight:click=1,weight:buy=5",
+					  why, sizeof why), 0);
+	assert_int_equal(f.ntypes, 2);
+	char line[] = "{\"u\":\"a\",\"i\":\"x\",\"ev\":\"buy\"}";
+	mfs_event ev;
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_JSONL, &f, line, strlen(line), &ev, why, sizeof why), 1);
+	assert_true(ev.rating == 5.0f);
+	char other[] = "{\"u\":\"a\",\"i\":\"x\",\"ev\":\"view\",\"rating\":2}";
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_JSONL, &f, other, strlen(other), &ev, why, sizeof why),
+			 -MFS_E_PARSE);
+	assert_non_null(strstr(why, "unknown event type \"view\""));
+	char missing[] = "{\"u\":\"a\",\"i\":\"x\"}";
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_JSONL, &f, missing, strlen(missing), &ev, why,
+					sizeof why), -MFS_E_PARSE);
+	assert_int_equal(mfs_fields_parse(&f, "type=ev,weight:click=x", why, sizeof why), -MFS_E_INVAL);
+	assert_non_null(strstr(why, "weight \"x\" of event type \"click\""));
+	assert_int_equal(mfs_fields_parse(&f, "type=ev", why, sizeof why), -MFS_E_INVAL);
+	/* without type= the rating field is read as before */
+	assert_int_equal(mfs_fields_parse(&f, "user=u,item=i", why, sizeof why), 0);
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_JSONL, &f, other, strlen(other), &ev, why, sizeof why), 1);
+	assert_true(ev.rating == 2.0f);
+}
+
 /* ---- CLI --------------------------------------------------------------------- */
 
 static void cli__train_implicit_summary_recommend_and_bad_weights(void **state)
@@ -452,6 +484,25 @@ static void cli__train_implicit_summary_recommend_and_bad_weights(void **state)
 		assert_non_null(strstr(r.err, "--feedback implicit"));
 		mfs_run_free(&r);
 	}
+	/* JSON lines with event types */
+	const char *js = mfs_test_path("typed.jsonl");
+	const char typed[] = "{\"u\":\"a\",\"i\":\"x\",\"ev\":\"click\"}\n"
+			     "{\"u\":\"a\",\"i\":\"y\",\"ev\":\"buy\"}\n"
+			     "{\"u\":\"b\",\"i\":\"x\",\"ev\":\"wishlist\"}\n"
+			     "{\"u\":\"b\",\"i\":\"y\",\"ev\":\"cart\"}\n";
+	mfs_write_file(js, typed, strlen(typed));
+	assert_int_equal(mfs_run_sh(&r, "%s train --feedback implicit --quiet --fields user=u,item=i,"
+				    "type=ev --weights click=1,cart=3,buy=5 %s", MFS_CLI, js), 0);
+	assert_int_equal(r.status, 0);
+	assert_true(mfs_json_number(r.out, "events") == 3.0);
+	assert_true(mfs_json_number(r.out, "skipped") == 1.0);
+	assert_non_null(strstr(r.err, "typed.jsonl:3: unknown event type \"wishlist\""));
+	mfs_run_free(&r);
+	assert_int_equal(mfs_run_sh(&r, "%s train --feedback implicit --quiet --fields user=u,item=i,"
+				    "type=ev --weights click=1,cart=x %s", MFS_CLI, js), 0);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "weight \"x\" of event type \"cart\""));
+	mfs_run_free(&r);
 	assert_int_equal(mfs_run_sh(&r, "%s train --negatives 4 %s", MFS_CLI, in), 0);
 	assert_int_equal(r.status, 2);
 	assert_non_null(strstr(r.err, "--negatives needs --feedback implicit"));
@@ -563,6 +614,7 @@ int main(void)
 		cmocka_unit_test(metrics__tiny_stream_checked_by_hand),
 		cmocka_unit_test(implicit__same_seed_same_bytes_and_resume_is_bit_identical),
 		cmocka_unit_test(implicit__refuses_what_it_does_not_support),
+		cmocka_unit_test(parse__event_type_weights),
 		cmocka_unit_test(cli__train_implicit_summary_recommend_and_bad_weights),
 		cmocka_unit_test(planted__bpr_recovers_the_planted_top10_better_than_popularity),
 		cmocka_unit_test(movielens__implicit_defaults_prequential_hr10),

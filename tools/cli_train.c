@@ -118,6 +118,11 @@ static void train_help(void)
 	       "                      rating (its value), log1p (log(1 + value), e.g. play counts).\n"
 	       "                      A weight that is not a number >= 0 is skipped, counted\n"
 	       "                      (bad_weights) and named with its file:line\n"
+	       "  --weights T=W,...   JSON lines with --fields ...,type=FIELD: an event's weight is\n"
+	       "                      its type's (e.g. click=1,cart=3,buy=5); an event of another\n"
+	       "                      type is a malformed record: skipped, counted, named with\n"
+	       "                      its file:line. A weight that is not a number >= 0 is a\n"
+	       "                      usage error\n"
 	       "  --eval-k K          the cutoff of the ranking metrics (default 10; 0: none)\n"
 	       "  --eval-every N      rank only every Nth first-time (user, item) pair (default 1:\n"
 	       "                      all); ranking scans every item, so big catalogues sample\n",
@@ -217,7 +222,7 @@ enum {
 	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER, OPT_THREADS,
 	OPT_HISTORY, OPT_CKERR,
 	OPT_KAFKA, OPT_TOPIC, OPT_GROUP, OPT_KOPT, OPT_KSTART, OPT_CURVE, OPT_CURVE_EVERY,
-	OPT_FEEDBACK, OPT_LOSS, OPT_NEGS, OPT_NEGBETA, OPT_WEIGHT, OPT_EVAL_EVERY, OPT_EVAL_K, OPT_END
+	OPT_FEEDBACK, OPT_WEIGHTS, OPT_LOSS, OPT_NEGS, OPT_NEGBETA, OPT_WEIGHT, OPT_EVAL_EVERY, OPT_EVAL_K, OPT_END
 };
 
 static const char *loss_name(int loss)
@@ -1081,6 +1086,7 @@ int cmd_train(int argc, char **argv)
 		{ "negatives", required_argument, 0, OPT_NEGS },
 		{ "neg-beta", required_argument, 0, OPT_NEGBETA },
 		{ "weight", required_argument, 0, OPT_WEIGHT },
+		{ "weights", required_argument, 0, OPT_WEIGHTS },
 		{ "eval-every", required_argument, 0, OPT_EVAL_EVERY },
 		{ "eval-k", required_argument, 0, OPT_EVAL_K },
 		{ "help", no_argument, 0, 'h' },
@@ -1106,6 +1112,8 @@ int cmd_train(int argc, char **argv)
 	memset(given, 0, sizeof given);
 	const char *kafka = NULL, *topic = NULL, *group = NULL, *kstart = NULL;
 	int implicit = 0, weight_mode = WEIGHT_NONE;
+	const char *type_weights = NULL;
+	char *fields_spec = NULL; /* --fields with the --weights entries */
 	mfs_implicit_config icfg;
 	mfs_implicit_config_default(&icfg);
 	mfs_rank_stats rk;
@@ -1416,6 +1424,9 @@ int cmd_train(int argc, char **argv)
 				goto usage;
 			}
 			break;
+		case OPT_WEIGHTS:
+			type_weights = optarg;
+			break;
 		case OPT_EVAL_EVERY:
 			if (cli_count(cmd, "--eval-every", optarg, 0, UINT32_MAX, &v) < 0)
 				goto usage;
@@ -1478,6 +1489,7 @@ int cmd_train(int argc, char **argv)
 			const char *name;
 		} imp_only[] = { { OPT_LOSS, "--loss" }, { OPT_NEGS, "--negatives" },
 				 { OPT_NEGBETA, "--neg-beta" }, { OPT_WEIGHT, "--weight" },
+				 { OPT_WEIGHTS, "--weights" },
 				 { OPT_EVAL_EVERY, "--eval-every" }, { OPT_EVAL_K, "--eval-k" } };
 		for (size_t i = 0; i < sizeof imp_only / sizeof imp_only[0]; i++)
 			if (GIVEN(imp_only[i].opt)) {
@@ -1539,6 +1551,34 @@ int cmd_train(int argc, char **argv)
 		if (!GIVEN(OPT_HISTORY))
 			cfg.history = di.history;
 		range_auto = 0; /* interactions have no rating range */
+		if (type_weights) {
+			if (GIVEN(OPT_WEIGHT)) {
+				cli_usage(cmd, "--weight and --weights: the weights come from the event "
+					  "type (--weights) or from the rating column (--weight)");
+				goto usage;
+			}
+			if (!fields || !strstr(fields, "type=")) {
+				cli_usage(cmd, "--weights needs --fields ...,type=FIELD (the JSON field "
+					  "of the event type)");
+				goto usage;
+			}
+			/* the library reads the weights as weight:TYPE=W entries of the spec */
+			size_t cap = strlen(fields) + 8 * strlen(type_weights) + 16, o;
+			fields_spec = malloc(cap);
+			if (!fields_spec) {
+				cli_error("out of memory");
+				goto usage;
+			}
+			o = (size_t)snprintf(fields_spec, cap, "%s", fields);
+			for (const char *w = type_weights; *w;) {
+				const char *comma = strchr(w, ',');
+				size_t n = comma ? (size_t)(comma - w) : strlen(w);
+				o += (size_t)snprintf(fields_spec + o, cap - o, ",weight:%.*s", (int)n, w);
+				w = comma ? comma + 1 : w + n;
+			}
+			fields = fields_spec;
+			weight_mode = WEIGHT_RATING;
+		}
 	}
 	if (epochs > 1 && rc2.follow) {
 		cli_usage(cmd, "--epochs %llu and --follow: a followed stream has no end to start "
@@ -1987,7 +2027,8 @@ int cmd_train(int argc, char **argv)
 		       "\"neg_beta\": %g, \"weight\": \"%s\", \"bad_weights\": %llu",
 		       loss_name(icfg.loss), icfg.loss == MFS_LOSS_POPULARITY ? 0 : icfg.negatives,
 		       icfg.neg_beta,
-		       weight_mode == WEIGHT_NONE ? "none" : weight_mode == WEIGHT_RATING ? "rating" : "log1p",
+		       type_weights ? "type" : weight_mode == WEIGHT_NONE ? "none"
+					 : weight_mode == WEIGHT_RATING ? "rating" : "log1p",
 		       (unsigned long long)badw.count);
 		if (rk.k)
 			printf(", \"first_time_pairs\": %llu, \"ranked\": %llu, \"eval_k\": %u, "
@@ -2058,10 +2099,12 @@ out:
 	free(rp.arena);
 	free(rp.recs);
 	free(ibuf);
+	free(fields_spec);
 	free(tests);
 	free(kopts);
 	return rc;
 usage:
+	free(fields_spec);
 	free(tests);
 	free(kopts);
 	return EXIT_USAGE;
