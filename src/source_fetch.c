@@ -18,21 +18,6 @@
 #include "uring.h"
 #include "zstd_stage.h"
 
-void mfs_src_close_file(struct mfs_source *s)
-{
-	mfs_src_dec_stop(s);
-	if (s->fd > 0)
-		close(s->fd);
-	s->fd = -1;
-	s->raw = NULL;
-	s->raw_len = s->raw_pos = 0;
-	s->text_len = s->text_pos = 0;
-	s->eof = 0;
-	s->discarding = 0;
-	s->skip = 0;
-	s->nbounds = 0;
-}
-
 void mfs_src_push_bound(struct mfs_source *s, uint64_t c, uint64_t d)
 {
 	uint64_t now = s->text_doff + s->text_pos;

@@ -242,7 +242,6 @@ int mfs_src_file_complete(const struct mfs_source *s, size_t i);
 void mfs_src_follow_wait(struct mfs_source *s, int64_t ms);
 
 /* source_fetch.c */
-void mfs_src_close_file(struct mfs_source *s);
 void mfs_src_push_bound(struct mfs_source *s, uint64_t c, uint64_t d);
 struct fpos mfs_src_file_pos(const struct mfs_source *s);
 int mfs_src_open_file(struct mfs_source *s, mfs_diag *d);

@@ -7,8 +7,25 @@
  */
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "source_internal.h"
+
+/* Close the open file (and end its decode session). */
+static void close_file(struct mfs_source *s)
+{
+	mfs_src_dec_stop(s);
+	if (s->fd > 0)
+		close(s->fd);
+	s->fd = -1;
+	s->raw = NULL;
+	s->raw_len = s->raw_pos = 0;
+	s->text_len = s->text_pos = 0;
+	s->eof = 0;
+	s->discarding = 0;
+	s->skip = 0;
+	s->nbounds = 0;
+}
 
 static void report_bad(struct mfs_source *s, const char *reason)
 {
@@ -72,7 +89,7 @@ static int end_of_file(struct mfs_source *s, int truncated, mfs_diag *d)
 		if (!mfs_src_file_complete(s, s->cur)) {
 			f->pos = mfs_src_file_pos(s);
 			f->parked = 1;
-			mfs_src_close_file(s);
+			close_file(s);
 			s->cur++;
 			return 0;
 		}
@@ -93,7 +110,7 @@ static void finish_file(struct mfs_source *s)
 		s->files[s->cur].parked = 0;
 		s->files[s->cur].pos = mfs_src_file_pos(s);
 	}
-	mfs_src_close_file(s);
+	close_file(s);
 	s->cur++;
 }
 
@@ -285,6 +302,6 @@ void mfs_src_skip_file_sync(struct mfs_source *s)
 		return;
 	s->files[s->cur].done = 1;
 	s->files[s->cur].parked = 0;
-	mfs_src_close_file(s);
+	close_file(s);
 	s->cur++;
 }
