@@ -343,19 +343,6 @@ MFS_API int64_t mfs_model_regroup_pages(mfs_model *m)
 	return done == 0 && refused ? -MFS_E_UNSUPPORTED : (int64_t)done;
 }
 
-MFS_API int mfs_checkpoint_mark(mfs_model *m)
-{
-	if (!m)
-		return -MFS_E_INVAL;
-	/* only rows in use can be dirty: an untouched tail of the bitmap costs nothing */
-	memset(m->user.dirty, 0, mfs_dirty_bytes(table_rows(&m->user)));
-	memset(m->item.dirty, 0, mfs_dirty_bytes(table_rows(&m->item)));
-	m->ck_events = m->events;
-	m->ck_id = mfs_model_state_id(m);
-	m->ck_valid = 1;
-	return 0;
-}
-
 MFS_API void mfs_model_free(mfs_model *m)
 {
 	if (!m)
@@ -974,20 +961,10 @@ MFS_API int mfs_model_set_threads(mfs_model *m, unsigned threads)
 	return 0;
 }
 
-MFS_API int64_t mfs_model_learn_rows(mfs_model *m, const mfs_row_event *ev, size_t n,
-				     mfs_learn_stats *st)
+/* mfs_model_learn_rows on one thread (parallel.c calls it, or the blocks); m unmapped. */
+int64_t mfs_model_learn_rows_serial(mfs_model *m, const mfs_row_event *ev, size_t n,
+				    mfs_learn_stats *st)
 {
-	if (!m || (!ev && n))
-		return -MFS_E_INVAL;
-	if (m->imp.on)
-		return -MFS_E_UNSUPPORTED; /* replayed passes: explicit models only */
-	if (MFS_UNLIKELY(m->n_mapped)) {
-		int rc = mfs_model_unmap(m);
-		if (rc < 0)
-			return rc;
-	}
-	if (m->threads > 1)
-		return mfs_parallel_learn_rows(m, ev, n, st);
 	const int adagrad = m->cfg.optimizer == MFS_OPT_ADAGRAD;
 	const float lo = m->cfg.lo, hi = m->cfg.hi;
 	const uint64_t nu = table_rows(&m->user), ni = table_rows(&m->item);

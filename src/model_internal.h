@@ -130,9 +130,12 @@ int mfs_model_rows_ok(const mfs_model *m, const mfs_row_event *e);
 void mfs_model_learn_block(mfs_model *m, const mfs_row_event *ev, size_t n, float rawmu,
 			   struct mfs_block_acc *acc);
 
-/* mfs_model_learn_rows on m->threads threads (parallel.c). */
-int64_t mfs_parallel_learn_rows(mfs_model *m, const mfs_row_event *ev, size_t n,
-				mfs_learn_stats *st);
+/*
+ * mfs_model_learn_rows on the calling thread (model.c), m already unmapped;
+ * the public call (parallel.c) runs it, or the block grid on m->threads.
+ */
+int64_t mfs_model_learn_rows_serial(mfs_model *m, const mfs_row_event *ev, size_t n,
+				    mfs_learn_stats *st);
 
 /* Allocate an empty model for a validated config and a kernel table. */
 int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_kernels *k);
