@@ -479,6 +479,102 @@ typedef struct mfs_model_info {
 
 MFS_API int mfs_model_info_get(const mfs_model *m, mfs_model_info *info);
 
+/* ===================================================================== */
+/* Implicit feedback                                                     */
+/* ===================================================================== */
+
+/*
+ * An implicit model learns from interactions (clicks, plays, views) instead
+ * of ratings: every event is a positive, its rating a weight (>= 0), and each
+ * step also learns S negatives drawn from the stream's own items:
+ *   MFS_LOSS_BPR       -w log sigmoid(s_ui - s_uj) for each negative j
+ *   MFS_LOSS_LOGISTIC  sigmoid cross-entropy: the positive with label 1 and
+ *                      weight w, each negative with label 0 and weight w
+ * where s_ui = b_u + b_i + dot(p_u, q_i) is a logit (no mu, no range):
+ * predict, recommend and similar return logits. Negatives are drawn in
+ * proportion to round(16 * count^neg_beta) over the items seen (count: the
+ * item's events so far), by a Fenwick tree sized by the item table; a draw
+ * equal to the positive, or to an item of the user's history (the seen set,
+ * mfs_config.history), is drawn again (up to 8 times, then taken). Draws come from the model's RNG:
+ * the same seed and stream give the same model byte for byte, and a model
+ * saved and loaded goes on as if never stopped (the tree is rebuilt from the
+ * saved item counts). The user's history (mfs_config.history) is the seen
+ * set of the ranking metrics and of recommend.
+ */
+enum mfs_loss {
+	MFS_LOSS_BPR = 0,
+	MFS_LOSS_LOGISTIC = 1,
+	/* a baseline, not a loss: an item's bias is its weighted count so far and
+	 * nothing else is learned; ranking (metrics, recommend) is by that count,
+	 * as a cold user's is. No negatives are drawn. */
+	MFS_LOSS_POPULARITY = 2,
+};
+
+typedef struct mfs_implicit_config {
+	int loss;           /* enum mfs_loss (default MFS_LOSS_BPR) */
+	uint32_t negatives; /* negatives per event, 1..1024 (default 64) */
+	float neg_beta;     /* popularity exponent of the sampler, 0..2 (default 0: uniform
+			       over the items seen; 0.75 as word2vec) */
+} mfs_implicit_config;
+
+/* Fill c with the defaults above. */
+MFS_API void mfs_implicit_config_default(mfs_implicit_config *c);
+
+/*
+ * The model settings of an implicit model (README.md: measured on MovieLens
+ * 100K): mfs_config_default() with dim 128, plain SGD, lr 0.07, history 1024.
+ */
+MFS_API void mfs_config_default_implicit(mfs_config *cfg);
+
+/*
+ * Make m, which has learned nothing, an implicit model. It needs exact IDs
+ * with one row per user, min_count 1, plain SGD, per-row counts (frequency
+ * alphas not both 1) and a history. Saved with the model. Returns 0,
+ * -MFS_E_INVAL (a value out of range, or m has learned: diag says which),
+ * -MFS_E_UNSUPPORTED (a model setting the implicit learner does not
+ * support: diag says which), -MFS_E_NOMEM.
+ */
+MFS_API int mfs_model_set_implicit(mfs_model *m, const mfs_implicit_config *c, mfs_diag *diag);
+
+/* 1 and *c filled (c may be NULL) for an implicit model, 0 for an explicit one,
+ * -MFS_E_INVAL. */
+MFS_API int mfs_model_implicit_get(const mfs_model *m, mfs_implicit_config *c);
+
+/*
+ * Prequential ranking metrics of implicit learning, test-then-train: before
+ * an event is learned, if its (user, item) pair is a first-time one (the
+ * item is not in the user's history: exact while the user has at most
+ * mfs_config.history distinct items, past that "not among the items of its
+ * history most recent events"), the model ranks every item for the user as
+ * mfs_model_recommend does (the same scan, the history left out) and the
+ * event scores a hit when its item is among the first k, at rank r (0-based)
+ * with NDCG 1 / log2(r + 2). An item the model does not hold yet, or a cold
+ * user's item outside the popular top k, is a miss. Set k (and every) before
+ * the first call, zero the rest.
+ */
+typedef struct mfs_rank_stats {
+	uint32_t k;      /* in: the cutoff (0: no ranking) */
+	uint32_t every;  /* in: rank every Nth first-time pair (0, 1: all) */
+	uint64_t pairs;  /* first-time pairs seen */
+	uint64_t ranked; /* of them ranked */
+	double hits;     /* ranked with the item in the top k */
+	double ndcg;     /* sum of 1 / log2(rank + 2) over the hits */
+	double seconds;  /* spent ranking (wall clock) */
+	double loss;     /* sum of the training loss before each step */
+	uint64_t negatives; /* negatives learned */
+} mfs_rank_stats;
+
+/*
+ * mfs_model_learn for an implicit model, with the ranking metrics into rs
+ * (NULL: none). ev[j].rating is the event's weight: a value not finite or
+ * below 0 is -MFS_E_INVAL, and nothing of the call is learned (checked
+ * first). mfs_model_learn on an implicit model is this with rs NULL.
+ * Returns the number of events learned, -MFS_E_INVAL (not an implicit
+ * model, or a bad weight), -MFS_E_NOMEM.
+ */
+MFS_API int64_t mfs_model_learn_implicit(mfs_model *m, const mfs_event *ev, size_t n,
+					 mfs_learn_stats *st, mfs_rank_stats *rs);
+
 /* Options of mfs_model_save; NULL means all defaults. */
 typedef struct mfs_save_opts {
 	int compress;      /* zstd level for the sections, 0 = store raw (default) */

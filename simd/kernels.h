@@ -27,6 +27,8 @@ enum mfs_link {
 	MFS_LINK_CLAMP = 0,   /* pred = clamp(raw, lo, hi); gradient 1 inside */
 	MFS_LINK_SIGMOID = 1, /* pred = clamp(slo + (shi - slo) * sigmoid(raw), lo, hi), with
 				 [slo, shi] a little wider than [lo, hi] (fastai's y_range) */
+	MFS_LINK_LOGIT = 2,   /* implicit feedback, logistic loss: pred = sigmoid(raw), the
+				 rating a label (0, 1); grad = weight * (label - pred) */
 };
 
 /*
@@ -46,6 +48,7 @@ struct mfs_step {
 	float *acc_p; /* AdaGrad: accumulated mean squared gradient of row p (in/out) */
 	float *acc_q; /* AdaGrad: same for row q */
 	uint32_t dim; /* the true row width (n may include zero padding); 0 means n */
+	float weight; /* MFS_LINK_LOGIT: the event's weight */
 	/* out */
 	float pred; /* prediction before the update (after the link) */
 	float grad; /* d loss / d raw with the sign of the error: (rating - pred) * link'(raw) */
@@ -58,7 +61,11 @@ struct mfs_step {
 static inline void mfs_step_finish(struct mfs_step *s, float dot)
 {
 	float raw = s->base + dot;
-	if (s->link == MFS_LINK_SIGMOID) {
+	if (s->link == MFS_LINK_LOGIT) {
+		float p = 1.0f / (1.0f + mfs_expf(-raw));
+		s->pred = p;
+		s->grad = s->weight * (s->rating - p);
+	} else if (s->link == MFS_LINK_SIGMOID) {
 		float span = s->shi - s->slo;
 		float sg = 1.0f / (1.0f + mfs_expf(-raw)); /* mathf.h: no libm call */
 		float p = s->slo + span * sg;
@@ -74,6 +81,28 @@ static inline void mfs_step_finish(struct mfs_step *s, float dot)
 		s->pred = pr;
 		s->grad = s->rating - pr;
 	}
+}
+
+/*
+ * One BPR pair (implicit feedback): the positive item i and a sampled
+ * negative j of user p. The caller fills the inputs; bpr_step the outputs.
+ */
+struct mfs_bpr {
+	/* in */
+	float base; /* b_i - b_j (everything of s_ui - s_uj but the dot products) */
+	float w;    /* the pair's weight */
+	float lr;   /* factor learning rate */
+	float l2;   /* factor L2 of p, q_i and q_j */
+	/* out */
+	float x;    /* s_ui - s_uj before the step */
+	float g;    /* w * sigmoid(-x): minus d loss / d x of the loss -w log sigmoid(x) */
+};
+
+/* The pair's error term, shared by every kernel once d = p.q_i - p.q_j is known. */
+static inline void mfs_bpr_finish(struct mfs_bpr *s, float d)
+{
+	s->x = s->base + d;
+	s->g = s->w / (1.0f + mfs_expf(s->x)); /* w * sigmoid(-x) */
 }
 
 struct mfs_kernels {
@@ -102,6 +131,17 @@ struct mfs_kernels {
 	 * The accumulators start at 1 (set by the model).
 	 */
 	void (*adagrad_step)(float *restrict p, float *restrict q, size_t n, struct mfs_step *s);
+
+	/*
+	 * BPR step of one pair: d = dot(p, qi) - dot(p, qj); mfs_bpr_finish(s, d);
+	 * g = s->g; then, with the old values of the three rows:
+	 *   p[k]  += lr * (g * (qi[k] - qj[k]) - l2 * p[k])
+	 *   qi[k] += lr * (g * p[k] - l2 * qi[k])
+	 *   qj[k] += lr * (-g * p[k] - l2 * qj[k])
+	 * The rows do not overlap.
+	 */
+	void (*bpr_step)(float *restrict p, float *restrict qi, float *restrict qj, size_t n,
+			 struct mfs_bpr *s);
 
 	/*
 	 * Batch score for top-K: out[j] = dot(u, rows + j * stride) for j < count.

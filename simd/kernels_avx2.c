@@ -180,6 +180,29 @@ static void mfs_adagrad_step_avx2(float *restrict p, float *restrict q, size_t n
  * Batch score: eight rows at a time share each load of u; one accumulator per
  * row (eight independent FMA chains), one horizontal reduction per eight rows.
  */
+/*
+ * BPR pair: with a = lr*g, b = lr*l2, from the old rows
+ *   p' = (p - b*p) + a*(qi - qj), qi' = (qi - b*qi) + a*p, qj' = (qj - b*qj) - a*p.
+ */
+static void mfs_bpr_step_avx2(float *restrict p, float *restrict qi, float *restrict qj,
+			      size_t n, struct mfs_bpr *s)
+{
+	mfs_bpr_finish(s, dot_avx2(p, qi, n) - dot_avx2(p, qj, n));
+	const __m256 va = _mm256_set1_ps(s->lr * s->g), vb = _mm256_set1_ps(s->lr * s->l2);
+	size_t k = 0;
+	for (; k < n; k += 8) {
+		__m256i m = tail_mask(n - k < 8 ? n - k : 8);
+		__m256 p0 = _mm256_maskload_ps(p + k, m), a0 = _mm256_maskload_ps(qi + k, m);
+		__m256 b0 = _mm256_maskload_ps(qj + k, m);
+		__m256 np = _mm256_fmadd_ps(va, _mm256_sub_ps(a0, b0), _mm256_fnmadd_ps(vb, p0, p0));
+		__m256 na = _mm256_fmadd_ps(va, p0, _mm256_fnmadd_ps(vb, a0, a0));
+		__m256 nb = _mm256_fnmadd_ps(va, p0, _mm256_fnmadd_ps(vb, b0, b0));
+		_mm256_maskstore_ps(p + k, m, np);
+		_mm256_maskstore_ps(qi + k, m, na);
+		_mm256_maskstore_ps(qj + k, m, nb);
+	}
+}
+
 static void mfs_score_avx2(const float *u, const float *rows, size_t stride, size_t n,
 			   size_t count, float *out)
 {
@@ -243,6 +266,7 @@ const struct mfs_kernels mfs_kernels_avx2 = {
 	.width = 8,
 	.dot = mfs_dot_avx2,
 	.sgd_step = mfs_sgd_step_avx2,
+	.bpr_step = mfs_bpr_step_avx2,
 	.adagrad_step = mfs_adagrad_step_avx2,
 	.score = mfs_score_avx2,
 	.score_q8 = mfs_score_q8_avx2,

@@ -280,6 +280,25 @@ static inline __m256 hsum8x16(__m512 a0, __m512 a1, __m512 a2, __m512 a3, __m512
  * Batch score: eight rows at a time share each load of u; one accumulator per
  * row (eight independent FMA chains), one reduction per eight rows.
  */
+/* BPR pair (kernels.h), masked 16-lane steps: the update form of kernels_avx2.c. */
+static void mfs_bpr_step_avx512(float *restrict p, float *restrict qi, float *restrict qj,
+				size_t n, struct mfs_bpr *s)
+{
+	mfs_bpr_finish(s, dot_avx512(p, qi, n) - dot_avx512(p, qj, n));
+	const __m512 va = _mm512_set1_ps(s->lr * s->g), vb = _mm512_set1_ps(s->lr * s->l2);
+	for (size_t k = 0; k < n; k += 16) {
+		__mmask16 m = tail_mask(n - k < 16 ? n - k : 16);
+		__m512 p0 = _mm512_maskz_loadu_ps(m, p + k), a0 = _mm512_maskz_loadu_ps(m, qi + k);
+		__m512 b0 = _mm512_maskz_loadu_ps(m, qj + k);
+		__m512 np = _mm512_fmadd_ps(va, _mm512_sub_ps(a0, b0), _mm512_fnmadd_ps(vb, p0, p0));
+		__m512 na = _mm512_fmadd_ps(va, p0, _mm512_fnmadd_ps(vb, a0, a0));
+		__m512 nb = _mm512_fnmadd_ps(va, p0, _mm512_fnmadd_ps(vb, b0, b0));
+		_mm512_mask_storeu_ps(p + k, m, np);
+		_mm512_mask_storeu_ps(qi + k, m, na);
+		_mm512_mask_storeu_ps(qj + k, m, nb);
+	}
+}
+
 static void mfs_score_avx512(const float *u, const float *rows, size_t stride, size_t n,
 			     size_t count, float *out)
 {
@@ -345,6 +364,7 @@ const struct mfs_kernels mfs_kernels_avx512 = {
 	.width = 16,
 	.dot = mfs_dot_avx512,
 	.sgd_step = mfs_sgd_step_avx512,
+	.bpr_step = mfs_bpr_step_avx512,
 	.adagrad_step = mfs_adagrad_step_avx512,
 	.score = mfs_score_avx512,
 	.score_q8 = mfs_score_q8_avx512,

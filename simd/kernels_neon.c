@@ -60,6 +60,29 @@ static void mfs_sgd_step_neon(float *restrict p, float *restrict q, size_t n, st
 	}
 }
 
+/* BPR pair (kernels.h): p' = (p - b*p) + a*(qi - qj), qi' = (qi - b*qi) + a*p,
+ * qj' = (qj - b*qj) - a*p with a = lr*g, b = lr*l2. */
+static void mfs_bpr_step_neon(float *restrict p, float *restrict qi, float *restrict qj,
+			      size_t n, struct mfs_bpr *s)
+{
+	mfs_bpr_finish(s, dot_neon(p, qi, n) - dot_neon(p, qj, n));
+	const float a = s->lr * s->g, b = s->lr * s->l2;
+	const float32x4_t va = vdupq_n_f32(a), vb = vdupq_n_f32(b);
+	size_t k = 0;
+	for (; k + 4 <= n; k += 4) {
+		float32x4_t p0 = vld1q_f32(p + k), a0 = vld1q_f32(qi + k), b0 = vld1q_f32(qj + k);
+		vst1q_f32(p + k, vfmaq_f32(vfmsq_f32(p0, vb, p0), va, vsubq_f32(a0, b0)));
+		vst1q_f32(qi + k, vfmaq_f32(vfmsq_f32(a0, vb, a0), va, p0));
+		vst1q_f32(qj + k, vfmsq_f32(vfmsq_f32(b0, vb, b0), va, p0));
+	}
+	for (; k < n; k++) {
+		float pk = p[k], ak = qi[k], bk = qj[k];
+		p[k] = (pk - b * pk) + a * (ak - bk);
+		qi[k] = (ak - b * ak) + a * pk;
+		qj[k] = (bk - b * bk) - a * pk;
+	}
+}
+
 static void mfs_adagrad_step_neon(float *restrict p, float *restrict q, size_t n,
 				  struct mfs_step *s)
 {
@@ -198,6 +221,7 @@ const struct mfs_kernels mfs_kernels_neon = {
 	.width = 4,
 	.dot = mfs_dot_neon,
 	.sgd_step = mfs_sgd_step_neon,
+	.bpr_step = mfs_bpr_step_neon,
 	.adagrad_step = mfs_adagrad_step_neon,
 	.score = mfs_score_neon,
 	.score_q8 = mfs_score_q8_neon,

@@ -46,6 +46,19 @@ static void mfs_adagrad_step_scalar(float *restrict p, float *restrict q, size_t
 	*s->acc_q += sq / (float)(s->dim ? s->dim : n);
 }
 
+static void mfs_bpr_step_scalar(float *restrict p, float *restrict qi, float *restrict qj,
+				size_t n, struct mfs_bpr *s)
+{
+	mfs_bpr_finish(s, mfs_dot_scalar(p, qi, n) - mfs_dot_scalar(p, qj, n));
+	const float g = s->g, lr = s->lr, l2 = s->l2;
+	for (size_t k = 0; k < n; k++) {
+		float pk = p[k], a = qi[k], b = qj[k];
+		p[k] = pk + lr * (g * (a - b) - l2 * pk);
+		qi[k] = a + lr * (g * pk - l2 * a);
+		qj[k] = b + lr * (-g * pk - l2 * b);
+	}
+}
+
 static void mfs_score_scalar(const float *u, const float *rows, size_t stride, size_t n,
 			     size_t count, float *out)
 {
@@ -71,6 +84,7 @@ const struct mfs_kernels mfs_kernels_scalar = {
 	.dot = mfs_dot_scalar,
 	.sgd_step = mfs_sgd_step_scalar,
 	.adagrad_step = mfs_adagrad_step_scalar,
+	.bpr_step = mfs_bpr_step_scalar,
 	.score = mfs_score_scalar,
 	.score_q8 = mfs_score_q8_scalar,
 };

@@ -368,3 +368,20 @@ int mfs_checkpoint_load_newest_flags(mfs_model **out, const char *dir, const cha
 	free_names(names, n);
 	return rc;
 }
+
+/*
+ * The base of the next delta: no row is dirty, and the state id of the
+ * header as it is now (the file format's own encoding, mfs_model_state_id).
+ */
+MFS_API int mfs_checkpoint_mark(mfs_model *m)
+{
+	if (!m)
+		return -MFS_E_INVAL;
+	/* only rows in use can be dirty: an untouched tail of the bitmap costs nothing */
+	memset(m->user.dirty, 0, mfs_dirty_bytes(table_rows(&m->user)));
+	memset(m->item.dirty, 0, mfs_dirty_bytes(table_rows(&m->item)));
+	m->ck_events = m->events;
+	m->ck_id = mfs_model_state_id(m);
+	m->ck_valid = 1;
+	return 0;
+}

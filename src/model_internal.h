@@ -5,6 +5,7 @@
 #include "idmap.h"
 #include "internal.h"
 #include "kernels.h"
+#include "sampler.h"
 
 /* Events resolved to rows per chunk of a learn call (scratch sized at create). */
 #define MFS_LEARN_CHUNK 1024
@@ -87,7 +88,20 @@ struct mfs_model {
 	/* Regions mapped from a model file; copied to anonymous memory before learning. */
 	struct mfs_mapped mapped[MFS_MAX_MAPPED];
 	int n_mapped;
+	/* Implicit feedback (mfs_model_set_implicit): on, its settings, and the
+	 * negative sampler, rebuilt from the item counts when smp_ok is 0 (a
+	 * load, a delta applied). */
+	struct {
+		int on, smp_ok;
+		mfs_implicit_config cfg;
+		struct mfs_sampler smp;
+		uint64_t *seen; /* history length: a user's item keys, sorted (scratch) */
+	} imp;
 };
+
+/* Turn implicit learning on with c (checked) without the "learned nothing"
+ * test: mfs_model_set_implicit and the loader (modelfile.c). */
+int mfs_model_implicit_enable(mfs_model *m, const mfs_implicit_config *c, mfs_diag *d);
 
 /* --- block-parallel learning (parallel.c) --------------------------------- */
 
@@ -116,9 +130,12 @@ int mfs_model_rows_ok(const mfs_model *m, const mfs_row_event *e);
 void mfs_model_learn_block(mfs_model *m, const mfs_row_event *ev, size_t n, float rawmu,
 			   struct mfs_block_acc *acc);
 
-/* mfs_model_learn_rows on m->threads threads (parallel.c). */
-int64_t mfs_parallel_learn_rows(mfs_model *m, const mfs_row_event *ev, size_t n,
-				mfs_learn_stats *st);
+/*
+ * mfs_model_learn_rows on the calling thread (model.c), m already unmapped;
+ * the public call (parallel.c) runs it, or the block grid on m->threads.
+ */
+int64_t mfs_model_learn_rows_serial(mfs_model *m, const mfs_row_event *ev, size_t n,
+				    mfs_learn_stats *st);
 
 /* Allocate an empty model for a validated config and a kernel table. */
 int mfs_model_alloc(mfs_model **out, const mfs_config *cfg, const struct mfs_kernels *k);

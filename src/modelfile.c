@@ -70,6 +70,8 @@ enum section_tag {
 	SEC_HISTORY = 24,    /* u32 items remembered per user row (absent: 0, no history) */
 	SEC_USER_HIST = 25,  /* per user row: its ring of u64 item keys (SEC_HISTORY of them) */
 	SEC_USER_HPOS = 26,  /* per user row: u32 the ring's next slot | filled slots << 16 */
+	SEC_IMPLICIT = 27,   /* implicit feedback: u32 loss, u32 negatives, f32 neg_beta, u32 0
+				(absent: an explicit model; the sampler is rebuilt from the item counts) */
 	/* deltas */
 	SEC_USER_DIRTY = 9,  /* u32 row numbers, ascending: the rows the other sections hold */
 	SEC_ITEM_DIRTY = 19,
@@ -375,6 +377,14 @@ static int save_file(const mfs_model *m, const char *path, const mfs_save_opts *
 		putf(fsec, m->cfg.freq_alpha);
 		putf(fsec + 4, m->cfg.freq_alpha_bias);
 		sec[ns++] = (struct section){ .tag = SEC_FREQ, .data = fsec, .raw_len = sizeof fsec };
+	}
+	uint8_t isec[16];
+	if (m->imp.on && !delta) {
+		mfs_put32(isec, (uint32_t)m->imp.cfg.loss);
+		mfs_put32(isec + 4, m->imp.cfg.negatives);
+		putf(isec + 8, m->imp.cfg.neg_beta);
+		mfs_put32(isec + 12, 0);
+		sec[ns++] = (struct section){ .tag = SEC_IMPLICIT, .data = isec, .raw_len = sizeof isec };
 	}
 	const void *pos = opts && opts->position ? opts->position : m->position;
 	size_t pos_len = opts && opts->position ? opts->position_len : m->position_len;
@@ -910,6 +920,32 @@ static int load_freq(struct loader *L, mfs_config *cfg)
 	return 0;
 }
 
+/* The implicit-feedback settings of a file (SEC_IMPLICIT), if it has them:
+ * m learns interactions then. */
+static int load_implicit(struct loader *L, mfs_model *m, const char *path, mfs_diag *diag)
+{
+	uint64_t len;
+	if (!section_len(L, SEC_IMPLICIT, &len))
+		return 0;
+	const void *p;
+	void *owned;
+	int rc = get_section(L, SEC_IMPLICIT, 16, 1, &p, &owned);
+	if (rc < 0)
+		return rc;
+	const uint8_t *b = p;
+	mfs_implicit_config c = { .loss = (int)mfs_get32(b), .negatives = mfs_get32(b + 4),
+				  .neg_beta = getf(b + 8) };
+	free(owned);
+	mfs_diag cd;
+	rc = mfs_model_implicit_enable(m, &c, &cd);
+	if (rc == -MFS_E_NOMEM)
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, path, 0, 0, "%s", cd.reason);
+	if (rc < 0)
+		return mfs_diag_set(diag, MFS_E_CORRUPT, 0, path, 0, 0,
+				    "implicit-feedback section holds an invalid setting: %s", cd.reason);
+	return 0;
+}
+
 /* The history's length of a file: its SEC_HISTORY section, or 0 (no history:
  * files from before it). */
 static int load_history_len(struct loader *L, uint32_t *len)
@@ -1121,7 +1157,8 @@ static int load_opened(struct loader *Lp, mfs_model **out, const char *kernel)
 	m->hash_seed = mfs_get64(h + 64);
 	if ((rc = load_side(&L, m, &m->user, nu, SEC_USER_KEYS)) < 0 ||
 	    (rc = load_side(&L, m, &m->item, ni, SEC_ITEM_KEYS)) < 0 ||
-	    (rc = decode_state(&L, m)) < 0 || (rc = load_position(&L, m)) < 0)
+	    (rc = decode_state(&L, m)) < 0 || (rc = load_position(&L, m)) < 0 ||
+	    (rc = load_implicit(&L, m, path, diag)) < 0)
 		goto out;
 	/* a delta written next applies on this state */
 	m->ck_valid = 1;
@@ -1413,6 +1450,7 @@ static int apply_opened(mfs_model *m, struct loader *Lp, int *touched, int *othe
 	m->ck_valid = 1;
 	m->ck_events = m->events;
 	m->ck_id = self_id;
+	m->imp.smp_ok = 0; /* implicit: the sampler follows the item counts of the delta */
 	rc = 0;
 out:
 	for (int i = 0; i < du.n_owned; i++)

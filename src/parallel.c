@@ -1,6 +1,8 @@
 /*
  * parallel.c - deterministic block-parallel learning of resolved events
  * (mfs_model_set_threads, mfs_model_learn_rows with N > 1 threads).
+ * mfs_model_learn_rows lives here, above model.c's serial learner, so that
+ * the scheduler calls the model and never the other way round.
  *
  * A call is cut into windows of up to N x MFS_PAR_WINDOW events. The calling
  * thread buckets a window by (user row mod N, item row mod N) into an N x N
@@ -79,8 +81,8 @@ static void *worker_main(void *arg)
 	}
 }
 
-int64_t mfs_parallel_learn_rows(mfs_model *m, const mfs_row_event *ev, size_t n,
-				mfs_learn_stats *st)
+static int64_t learn_parallel(mfs_model *m, const mfs_row_event *ev, size_t n,
+			      mfs_learn_stats *st)
 {
 	struct par p;
 	memset(&p, 0, sizeof p);
@@ -191,4 +193,21 @@ out:
 	free(tid);
 	free(w);
 	return rc;
+}
+
+MFS_API int64_t mfs_model_learn_rows(mfs_model *m, const mfs_row_event *ev, size_t n,
+				     mfs_learn_stats *st)
+{
+	if (!m || (!ev && n))
+		return -MFS_E_INVAL;
+	if (m->imp.on)
+		return -MFS_E_UNSUPPORTED; /* replayed passes: explicit models only */
+	if (MFS_UNLIKELY(m->n_mapped)) {
+		int rc = mfs_model_unmap(m);
+		if (rc < 0)
+			return rc;
+	}
+	if (m->threads > 1)
+		return learn_parallel(m, ev, n, st);
+	return mfs_model_learn_rows_serial(m, ev, n, st);
 }

@@ -970,9 +970,10 @@ static int json_value(struct jp *j, int depth, int decode, enum jtype *type, str
 	}
 }
 
-enum { ROLE_USER, ROLE_ITEM, ROLE_RATING, ROLE_TIME, NROLES };
+enum { ROLE_USER, ROLE_ITEM, ROLE_RATING, ROLE_TIME, ROLE_TYPE, NROLES };
 
-static const struct mfs_fields default_fields = { "user", "item", "rating", "time", 0 };
+static const struct mfs_fields default_fields = { "user", "item", "rating", "time", "", 0, 0,
+						  { { 0 } }, { 0 } };
 
 /*
  * Whether a decoded key is the field name (NUL-terminated, at most
@@ -1163,7 +1164,9 @@ fail:
 static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *line, size_t len,
 		       mfs_event *ev)
 {
-	const char *const names[NROLES] = { f->user, f->item, f->rating, f->time };
+	const int typed = f->type[0] != 0;
+	const char *const names[NROLES] = { f->user, f->item, typed ? no_name : f->rating, f->time,
+					    typed ? f->type : no_name };
 	struct jgot got[NROLES];
 	struct jp j = { line, line, line + len, e };
 	char q[QUOTE_BUF];
@@ -1181,9 +1184,9 @@ static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *li
 	if (j.p != j.end)
 		return jfail(&j, "unexpected text after the object");
 
-	static const char *const role_name[NROLES] = { "user", "item", "rating", "time" };
+	static const char *const role_name[NROLES] = { "user", "item", "rating", "time", "type" };
 	for (int r = 0; r < NROLES; r++) {
-		if (r != ROLE_TIME && got[r].type == J_NONE) {
+		if (r != ROLE_TIME && r != (typed ? ROLE_RATING : ROLE_TYPE) && got[r].type == J_NONE) {
 			char keys[160];
 			int walked = object_keys(line, len, keys, sizeof keys) == 0;
 			return fail(e, "missing \"%s\" field (%s%s%sname the fields with --fields "
@@ -1201,10 +1204,25 @@ static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *li
 			return rc;
 	}
 	struct field *v = &got[ROLE_RATING].v;
-	if (got[ROLE_RATING].type != J_STRING && got[ROLE_RATING].type != J_NUMBER)
-		return fail(e, "rating \"%s\" is not a number", quote(q, v->p, v->n));
-	if ((rc = parse_rating(e, v->p, v->n, &ev->rating)) < 0)
-		return rc;
+	if (typed) {
+		/* the rating is the weight of the event's type */
+		v = &got[ROLE_TYPE].v;
+		if (got[ROLE_TYPE].type != J_STRING && got[ROLE_TYPE].type != J_NUMBER)
+			return fail(e, "event type \"%s\" is not a string", quote(q, v->p, v->n));
+		int t = 0;
+		while (t < f->ntypes && !(strlen(f->tname[t]) == v->n &&
+					  memcmp(f->tname[t], v->p, v->n) == 0))
+			t++;
+		if (t == f->ntypes)
+			return fail(e, "unknown event type \"%s\" (no weight for it in --weights)",
+				    quote(q, v->p, v->n));
+		ev->rating = f->tweight[t];
+	} else {
+		if (got[ROLE_RATING].type != J_STRING && got[ROLE_RATING].type != J_NUMBER)
+			return fail(e, "rating \"%s\" is not a number", quote(q, v->p, v->n));
+		if ((rc = parse_rating(e, v->p, v->n, &ev->rating)) < 0)
+			return rc;
+	}
 	ev->time = 0;
 	v = &got[ROLE_TIME].v;
 	switch (got[ROLE_TIME].type) {
@@ -1357,6 +1375,28 @@ int mfs_fields_parse(struct mfs_fields *f, const char *spec, char *reason, size_
 		size_t nlen = n - klen - 1;
 		char *dst;
 		const char *role;
+		if (klen > 7 && memcmp(p, "weight:", 7) == 0) {
+			/* an event type's weight */
+			char num[64];
+			char *end;
+			if (klen - 7 > MFS_TYPE_MAX)
+				return fail_code(&e, MFS_E_INVAL, "event type \"%s\" longer than %d bytes",
+						 quote(q, p + 7, klen - 7), MFS_TYPE_MAX);
+			if (t.ntypes == MFS_TYPES_MAX)
+				return fail_code(&e, MFS_E_INVAL, "more than %d event types", MFS_TYPES_MAX);
+			snprintf(num, sizeof num, "%.*s", (int)(nlen < 63 ? nlen : 63), name);
+			snprintf(t.tname[t.ntypes], MFS_TYPE_MAX + 1, "%.*s", (int)(klen - 7), p + 7);
+			float w = strtof(num, &end);
+			if (nlen == 0 || nlen > 63 || *end || !(w >= 0.0f) || !isfinite(w))
+				return fail_code(&e, MFS_E_INVAL,
+						 "weight \"%s\" of event type \"%s\" is not a number >= 0",
+						 quote(q, name, nlen), t.tname[t.ntypes]);
+			t.tweight[t.ntypes++] = w;
+			p = comma ? comma + 1 : p + n;
+			if (comma && !*p)
+				return fail_code(&e, MFS_E_INVAL, "empty entry in --fields");
+			continue;
+		}
 		if (klen == 4 && memcmp(p, "user", 4) == 0)
 			dst = t.user, role = "user";
 		else if (klen == 4 && memcmp(p, "item", 4) == 0)
@@ -1365,9 +1405,11 @@ int mfs_fields_parse(struct mfs_fields *f, const char *spec, char *reason, size_
 			dst = t.rating, role = "rating";
 		else if (klen == 4 && memcmp(p, "time", 4) == 0)
 			dst = t.time, role = "time";
+		else if (klen == 4 && memcmp(p, "type", 4) == 0)
+			dst = t.type, role = "type";
 		else
 			return fail_code(&e, MFS_E_INVAL,
-					 "unknown field \"%s\" in --fields (expected user, item, rating, time)",
+					 "unknown field \"%s\" in --fields (expected user, item, rating, time, type)",
 					 quote(q, p, klen));
 		if (nlen == 0)
 			return fail_code(&e, MFS_E_INVAL, "empty name for %s in --fields", role);
@@ -1380,8 +1422,11 @@ int mfs_fields_parse(struct mfs_fields *f, const char *spec, char *reason, size_
 		if (comma && !*p)
 			return fail_code(&e, MFS_E_INVAL, "empty entry in --fields");
 	}
+	if (t.type[0] && t.ntypes == 0)
+		return fail_code(&e, MFS_E_INVAL, "type=%s in --fields needs weights (--weights TYPE=W,...)",
+				 t.type);
 	t.dotted = strchr(t.user, '.') || strchr(t.item, '.') || strchr(t.rating, '.') ||
-		   strchr(t.time, '.');
+		   strchr(t.time, '.') || strchr(t.type, '.');
 	*f = t;
 	return 0;
 }

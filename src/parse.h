@@ -19,17 +19,27 @@
  * dotted: some name holds a '.' (set by mfs_fields_parse).
  */
 #define MFS_FIELD_MAX 63
+/* Event types of a type=FIELD spec, each with its weight (weight:NAME=W entries). */
+#define MFS_TYPES_MAX 16
+#define MFS_TYPE_MAX 31
 struct mfs_fields {
 	char user[MFS_FIELD_MAX + 1];
 	char item[MFS_FIELD_MAX + 1];
 	char rating[MFS_FIELD_MAX + 1];
 	char time[MFS_FIELD_MAX + 1];
+	char type[MFS_FIELD_MAX + 1]; /* "" unless given: the event-type field */
 	int dotted;
+	int ntypes;
+	char tname[MFS_TYPES_MAX][MFS_TYPE_MAX + 1];
+	float tweight[MFS_TYPES_MAX];
 };
 
 /*
  * Parse a --fields spec "user=userId,item=movieId,rating=rating,time=ts"
  * (any subset, any order) onto the defaults "user","item","rating","time".
+ * type=FIELD names an event-type field: the rating is then the weight of the
+ * event's type, given by weight:TYPE=W entries (W a number >= 0); an event of
+ * a type without a weight is a malformed record ("unknown event type").
  * spec NULL or "" keeps the defaults. Returns 0 or -MFS_E_INVAL with a reason
  * written to reason (NUL-terminated, rlen bytes at most).
  */

@@ -595,6 +595,94 @@ static void test_padded_rows_match_scalar_and_padding_stays_zero(void **state)
 	}
 }
 
+/* ---- bpr_step ------------------------------------------------------------ */
+
+/* One BPR pair on (n, offsets) with kernel k and with the oracle, from the same rows. */
+static void bpr_case(const struct mfs_kernels *k, size_t n, size_t off, uint64_t *rng,
+		     float *bufs[6], float base)
+{
+	float p0[CAP], a0[CAP], b0[CAP];
+	for (int b = 0; b < 6; b++)
+		fill(bufs[b], CAP, GUARD);
+	double mag = fabs((double)base);
+	for (size_t i = 0; i < n; i++) {
+		p0[i] = rng_float(rng, -0.3f, 0.3f);
+		a0[i] = rng_float(rng, -0.3f, 0.3f);
+		b0[i] = rng_float(rng, -0.3f, 0.3f);
+		mag += fabs((double)p0[i] * a0[i]) + fabs((double)p0[i] * b0[i]);
+	}
+	for (int b = 0; b < 6; b += 3) {
+		memcpy(bufs[b] + off, p0, n * sizeof(float));
+		memcpy(bufs[b + 1] + off + 1, a0, n * sizeof(float));
+		memcpy(bufs[b + 2] + off + 2, b0, n * sizeof(float));
+	}
+	const float lr = rng_float(rng, 0.01f, 0.1f), l2 = rng_float(rng, 0.0f, 0.05f);
+	struct mfs_bpr sk = { .base = base, .w = 1.5f, .lr = lr, .l2 = l2, .x = NAN, .g = NAN };
+	struct mfs_bpr ss = sk;
+	snprintf(ctx, sizeof ctx, "%s bpr_step n=%zu offset=%zu base=%g", k->name, n, off, base);
+	mfs_kernels_scalar.bpr_step(bufs[3] + off, bufs[4] + off + 1, bufs[5] + off + 2, n, &ss);
+	k->bpr_step(bufs[0] + off, bufs[1] + off + 1, bufs[2] + off + 2, n, &sk);
+	check_close(sk.x, ss.x, RTOL * mag + FLT_MIN, "x", 0);
+	/* |dg/dx| <= w / 4 */
+	const double dg = fabs((double)sk.g - ss.g);
+	check_close(sk.g, ss.g, 1.5 / 4.0 * RTOL * mag * 2 + FLT_MIN, "g", 0);
+	const double g = ss.g;
+	for (size_t i = 0; i < n; i++) {
+		double tp = RTOL * (fabs(p0[i]) + lr * (fabs(g) * (fabs(a0[i]) + fabs(b0[i])) +
+							l2 * fabs(p0[i]))) +
+			    lr * (fabs(a0[i]) + fabs(b0[i])) * dg;
+		double tq = RTOL * (fabs(a0[i]) + fabs(b0[i]) + lr * (fabs(g * p0[i]) + l2)) +
+			    lr * fabs(p0[i]) * dg;
+		check_close(bufs[0][off + i], bufs[3][off + i], tp + FLT_MIN, "p", i);
+		check_close(bufs[1][off + 1 + i], bufs[4][off + 1 + i], tq + FLT_MIN, "qi", i);
+		check_close(bufs[2][off + 2 + i], bufs[5][off + 2 + i], tq + FLT_MIN, "qj", i);
+	}
+	check_guards(bufs[0], CAP, off, n, "p");
+	check_guards(bufs[1], CAP, off + 1, n, "qi");
+	check_guards(bufs[2], CAP, off + 2, n, "qj");
+}
+
+static void test_bpr_step_matches_scalar(void **state)
+{
+	const struct mfs_kernels *k = kernel_or_skip(state);
+	float *bufs[6];
+	for (int b = 0; b < 6; b++)
+		bufs[b] = alloc_floats(CAP);
+	uint64_t seed = 61;
+	const float bases[] = { 0.0f, 2.5f, -4.0f };
+	for (size_t bi = 0; bi < COUNT(bases); bi++)
+		for (size_t off = 0; off < 4; off++)
+			for (size_t li = 0; li < NLENGTHS; li++)
+				bpr_case(k, lengths[li], off, &seed, bufs, bases[bi]);
+	for (int b = 0; b < 6; b++)
+		free(bufs[b]);
+}
+
+/*
+ * The oracle against a case worked by hand: p = (1, 2), qi = (0.5, 0),
+ * qj = (0, 0.25), base 0.5: d = 0.5 - 0.5 = 0, x = 0.5, g = w * sigmoid(-0.5)
+ * = 2 * 0.3775407 = 0.7550813; lr 0.1, l2 0.1:
+ *   p  = (1 + 0.1 * (g * 0.5 - 0.1), 2 + 0.1 * (g * -0.25 - 0.2))
+ *   qi = (0.5 + 0.1 * (g * 1 - 0.05), 0 + 0.1 * (g * 2))
+ *   qj = (0 + 0.1 * (-g * 1), 0.25 + 0.1 * (-g * 2 - 0.025))
+ */
+static void test_bpr_step_scalar_hand_computed(void **state)
+{
+	(void)state;
+	float p[2] = { 1.0f, 2.0f }, qi[2] = { 0.5f, 0.0f }, qj[2] = { 0.0f, 0.25f };
+	struct mfs_bpr s = { .base = 0.5f, .w = 2.0f, .lr = 0.1f, .l2 = 0.1f };
+	mfs_kernels_scalar.bpr_step(p, qi, qj, 2, &s);
+	const double g = 2.0 / (1.0 + exp(0.5));
+	assert_float_equal(s.x, 0.5, 1e-6);
+	assert_float_equal(s.g, g, 1e-6);
+	assert_float_equal(p[0], 1.0 + 0.1 * (g * 0.5 - 0.1), 1e-6);
+	assert_float_equal(p[1], 2.0 + 0.1 * (g * -0.25 - 0.2), 1e-6);
+	assert_float_equal(qi[0], 0.5 + 0.1 * (g - 0.05), 1e-6);
+	assert_float_equal(qi[1], 0.1 * (g * 2.0), 1e-6);
+	assert_float_equal(qj[0], 0.1 * -g, 1e-6);
+	assert_float_equal(qj[1], 0.25 + 0.1 * (-g * 2.0 - 0.025), 1e-6);
+}
+
 /* The table says what it is. */
 static void test_table_names_isa_and_width(void **state)
 {
@@ -606,6 +694,7 @@ static void test_table_names_isa_and_width(void **state)
 	assert_non_null(k->dot);
 	assert_non_null(k->sgd_step);
 	assert_non_null(k->adagrad_step);
+	assert_non_null(k->bpr_step);
 	assert_non_null(k->score);
 }
 
@@ -791,6 +880,7 @@ static void test_mathf_logf_and_powf_match_libm(void **state)
 		KTEST(isa, adagrad_step_matches_scalar_unaligned),                 \
 		KTEST(isa, adagrad_step_keeps_accumulators_when_n_is_0),           \
 		KTEST(isa, score_matches_scalar), KTEST(isa, score_matches_scalar_unaligned), \
+		KTEST(isa, bpr_step_matches_scalar),                                \
 		KTEST(isa, score_q8_matches_scalar),                                \
 		KTEST(isa, padded_rows_match_scalar_and_padding_stays_zero)
 #define DTEST(fn) { "kernels_dispatch__" #fn, test_dispatch_##fn, NULL, NULL, NULL }
@@ -804,6 +894,8 @@ int main(void)
 		DTEST(unknown_name_is_inval),
 		DTEST(foreign_isa_is_unsupported),
 		DTEST(named_kernel_matches_get),
+		{ "kernels_scalar__bpr_step_hand_computed", test_bpr_step_scalar_hand_computed, NULL, NULL,
+		  NULL },
 		{ "mathf__expf_matches_libm", test_mathf_expf_matches_libm, NULL, NULL, NULL },
 		{ "mathf__logf_and_powf_match_libm", test_mathf_logf_and_powf_match_libm, NULL, NULL, NULL },
 		KTESTS(avx2),

@@ -1444,9 +1444,9 @@ static void expect_fields_error(const char *spec, const char *why)
 static void fields_parse__rejects_bad_specs(void **state)
 {
 	(void)state;
-	expect_fields_error("usr=a", "unknown field \"usr\" in --fields (expected user, item, rating, time)");
+	expect_fields_error("usr=a", "unknown field \"usr\" in --fields (expected user, item, rating, time, type)");
 	expect_fields_error("user=a,score=b",
-			    "unknown field \"score\" in --fields (expected user, item, rating, time)");
+			    "unknown field \"score\" in --fields (expected user, item, rating, time, type)");
 	expect_fields_error("user", "missing '=' in --fields entry \"user\" (expected role=name)");
 	expect_fields_error("user=", "empty name for user in --fields");
 	expect_fields_error("user=a,", "empty entry in --fields");

@@ -47,6 +47,14 @@ static const char gen_help[] =
 	"  --holdout-output FILE\n"
 	"  --zstd N          compress the output(s) with zstd level N (1..19; default: plain)\n"
 	"  --frame-bytes N   with --zstd, end a zstd frame every N input bytes (many frames)\n"
+	"  --feedback implicit  interactions instead of ratings (rating column 1): a user\n"
+	"                    picks item i with probability proportional to zipf(i) *\n"
+	"                    sigmoid(b_i + p_u.q_i) (rejection sampling from the zipf law);\n"
+	"                    --signal defaults to 2 then\n"
+	"  --truth FILE      --feedback implicit: the planted ranking, the 10 items each of\n"
+	"                    the first --truth-users users (default 1000) is likeliest to\n"
+	"                    pick, as user<TAB>item<TAB>rank lines\n"
+	"  --truth-users N\n"
 	"  -h, --help        this text\n";
 
 struct out {
@@ -158,6 +166,63 @@ static int put_id(char *b, char prefix, uint64_t idx, int strings)
 	return sprintf(b, "%c%010llx", prefix, (unsigned long long)(x & 0xFFFFFFFFFFULL));
 }
 
+struct scored_item {
+	double w;
+	uint64_t item;
+};
+
+static int by_weight_desc(const void *a, const void *b)
+{
+	const struct scored_item *x = a, *y = b;
+	return x->w > y->w ? -1 : x->w < y->w ? 1 : (x->item > y->item) - (x->item < y->item);
+}
+
+/*
+ * --truth: for each of the first n users, the 10 items it is likeliest to
+ * pick, zipf(rank of i) * sigmoid(b_i + p_u.q_i), best first.
+ */
+static int write_truth(const char *path, const float *P, const float *Q, const float *BI,
+		       const double *icdf, const uint64_t *iperm, uint64_t users, uint64_t items,
+		       uint64_t dim, uint64_t n, int strings)
+{
+	FILE *f = fopen(path, "w");
+	double *pmf = malloc(items * sizeof *pmf);
+	struct scored_item *s = malloc(items * sizeof *s);
+	if (!f || !pmf || !s) {
+		cli_error("--truth %s: %s", path, f ? "out of memory" : strerror(errno));
+		if (f)
+			fclose(f);
+		free(pmf);
+		free(s);
+		return -1;
+	}
+	for (uint64_t r = 0; r < items; r++)
+		pmf[iperm[r]] = icdf[r] - (r ? icdf[r - 1] : 0.0);
+	for (uint64_t u = 0; u < n && u < users; u++) {
+		for (uint64_t i = 0; i < items; i++) {
+			double dot = 0.0;
+			for (uint64_t k = 0; k < dim; k++)
+				dot += (double)P[u * dim + k] * Q[i * dim + k];
+			s[i].w = pmf[i] / (1.0 + exp(-(BI[i] + dot)));
+			s[i].item = i;
+		}
+		qsort(s, items, sizeof *s, by_weight_desc);
+		char ub[32], ib[32];
+		put_id(ub, 'u', u, strings);
+		for (uint64_t r = 0; r < 10 && r < items; r++) {
+			put_id(ib, 'i', s[r].item, strings);
+			fprintf(f, "%s\t%s\t%llu\n", ub, ib, (unsigned long long)r);
+		}
+	}
+	free(pmf);
+	free(s);
+	if (fclose(f) != 0) {
+		cli_error("--truth %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_gen(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -171,11 +236,15 @@ int cmd_gen(int argc, char **argv)
 		{ "holdout-output", required_argument, 0, 'O' }, { "zstd", required_argument, 0, 'z' },
 		{ "frame-bytes", required_argument, 0, 'B' }, { "help", no_argument, 0, 'h' },
 		{ "active-users", required_argument, 0, 'A' },
+		{ "feedback", required_argument, 0, 'F' }, { "truth", required_argument, 0, 'T' },
+		{ "truth-users", required_argument, 0, 'W' },
 		{ 0, 0, 0, 0 },
 	};
 	const char *cmd = "gen";
 	uint64_t users = 20000, items = 3000, events = 1000000, dim = 8, seed = 1, level = 0,
-		 frame_bytes = 0, active = 0;
+		 frame_bytes = 0, active = 0, truth_users = 1000;
+	int implicit = 0, signal_given = 0;
+	const char *truth_path = NULL;
 	float noise = 0.5f, signal = 0.6f, zipf = 1.0f, uzipf = 0.5f, lo = 1.0f, hi = 5.0f,
 	      holdout = 0.0f;
 	int strings = 1, format = MFS_FORMAT_TSV, c;
@@ -194,7 +263,17 @@ int cmd_gen(int argc, char **argv)
 		case 'E': bad = cli_u64(cmd, "--events", optarg, 0, 1ULL << 40, &events); break;
 		case 'D': bad = cli_u64(cmd, "--dim", optarg, 1, 1024, &dim); break;
 		case 'N': bad = cli_float(cmd, "--noise", optarg, &noise); break;
-		case 'S': bad = cli_float(cmd, "--signal", optarg, &signal); break;
+		case 'S': bad = cli_float(cmd, "--signal", optarg, &signal); signal_given = 1; break;
+		case 'F':
+			if (strcmp(optarg, "implicit") == 0)
+				implicit = 1;
+			else if (strcmp(optarg, "explicit") == 0)
+				implicit = 0;
+			else
+				return cli_usage(cmd, "--feedback: must be explicit or implicit, got \"%s\"", optarg);
+			break;
+		case 'T': truth_path = optarg; break;
+		case 'W': bad = cli_u64(cmd, "--truth-users", optarg, 1, 1ULL << 32, &truth_users); break;
 		case 'Z': bad = cli_float(cmd, "--zipf", optarg, &zipf); break;
 		case 'Y': bad = cli_float(cmd, "--user-zipf", optarg, &uzipf); break;
 		case 'r': bad = cli_range(cmd, "--rating-range", optarg, &lo, &hi); break;
@@ -236,6 +315,12 @@ int cmd_gen(int argc, char **argv)
 		active = users;
 	if (holdout > 0.0f && !houtput)
 		return cli_usage(cmd, "--holdout needs --holdout-output FILE");
+	if (truth_path && !implicit)
+		return cli_usage(cmd, "--truth needs --feedback implicit");
+	if (implicit && !signal_given)
+		signal = 2.0f;
+	if (truth_users > users)
+		truth_users = users;
 	if (noise < 0.0f || signal < 0.0f || zipf < 0.0f || uzipf < 0.0f)
 		return cli_usage(cmd, "--noise, --signal and --zipf must be >= 0");
 
@@ -298,8 +383,18 @@ int cmd_gen(int argc, char **argv)
 		double dot = 0.0;
 		for (uint64_t k = 0; k < dim; k++)
 			dot += (double)P[u * dim + k] * Q[it * dim + k];
+		if (implicit) /* accept the zipf draw with probability sigmoid(b_i + p.q) */
+			for (int tries = 0; tries < 1000 && mfs_rng_uniform(&rng) >= 1.0 / (1.0 + exp(-(BI[it] + dot)));
+			     tries++) {
+				it = iperm[zipf_draw(icdf, items, &rng)];
+				dot = 0.0;
+				for (uint64_t k = 0; k < dim; k++)
+					dot += (double)P[u * dim + k] * Q[it * dim + k];
+			}
 		double truth = mu + BU[u] + BI[it] + dot;
 		double r = truth + mfs_rng_normal(&rng) * noise;
+		if (implicit)
+			r = truth = 1.0; /* an interaction: weight 1 */
 		if (truth < lo)
 			truth = lo;
 		if (truth > hi)
@@ -346,6 +441,9 @@ int cmd_gen(int argc, char **argv)
 		}
 	}
 	if (out_close(&o) < 0 || (have_ho && out_close(&ho) < 0))
+		return EXIT_RUNTIME;
+	if (truth_path && write_truth(truth_path, P, Q, BI, icdf, iperm, users, items, dim, truth_users,
+				 strings) < 0)
 		return EXIT_RUNTIME;
 	FILE *js = output ? stdout : stderr;
 	fprintf(js, "{\"events\": %llu, \"users\": %llu, \"items\": %llu, \"dim\": %llu, "

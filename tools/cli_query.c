@@ -440,6 +440,8 @@ int cmd_recommend(int argc, char **argv)
 	if ((rc = titles_check(&q, m)) != 0 ||
 	    (rc = cli_make_query("recommend", m, 1, q.include_seen, 0, 0, &qy)) != 0)
 		goto done;
+	if (mfs_model_implicit_get(m, NULL) == 1)
+		cli_error("note: an implicit-feedback model: scores are logits, not ratings");
 	if (!(out = malloc(q.k * sizeof *out))) {
 		cli_error("out of memory");
 		rc = EXIT_RUNTIME;

@@ -125,6 +125,8 @@ static mfs_titles *item_meta;
 
 static void put_items(FILE *out, const mfs_model *m, const mfs_scored *r, int n)
 {
+	if (mfs_model_implicit_get(m, NULL) == 1)
+		fputs(", \"scores\": \"logit\"", out); /* implicit feedback: logits, not ratings */
 	fputs(", \"items\": [", out);
 	for (int i = 0; i < n; i++) {
 		const char *id = "";
@@ -207,6 +209,8 @@ static void answer(struct serve *S, char *line, uint64_t ln, FILE *out, mfs_scor
 		cli_json_string(out, q.a, q.al);
 		fputs(", \"item\": ", out);
 		cli_json_string(out, q.b, q.bl);
+		if (mfs_model_implicit_get(m, NULL) == 1)
+			fputs(", \"scores\": \"logit\"", out);
 		fprintf(out,
 			", \"score\": %.4f, \"known_user\": %s, \"known_item\": %s, "
 			"\"model_events\": %llu}\n",

@@ -103,6 +103,40 @@ static void train_help(void)
 	       "  --kernel K          auto|scalar|avx2|avx512|neon (default auto; also MFS_KERNEL)\n",
 	       (unsigned long long)d.max_users, (unsigned long long)d.max_items, d.history,
 	       MFS_HISTORY_MAX, (unsigned long long)d.seed);
+	mfs_config di;
+	mfs_config_default_implicit(&di);
+	mfs_implicit_config ic;
+	mfs_implicit_config_default(&ic);
+	printf("Implicit feedback (clicks, plays, views; README.md \"Implicit feedback\"):\n"
+	       "  --feedback F        explicit (default: ratings, RMSE) or implicit: every event is\n"
+	       "                      an interaction, learned against sampled negatives, scored by\n"
+	       "                      prequential HR@K and NDCG@K; scores are logits. Implicit\n"
+	       "                      defaults: --dim %u, --optimizer sgd, --lr %g, --lr-bias %g,\n"
+	       "                      --l2 %g, --l2-bias %g, --init-std %g, --history %u. Refused with\n"
+	       "                      it: --epochs, --threads, --replay-*, --rating-range,\n"
+	       "                      --range-link, --range-margin, --ids, --hashes, --min-count,\n"
+	       "                      --test, --curve, --optimizer adagrad, --history 0\n"
+	       "  --loss L            bpr (default: -w log sigmoid(s_ui - s_uj) per negative j),\n"
+	       "                      logistic (positive label 1, negatives label 0, weight w), or\n"
+	       "                      popularity (a baseline: items ranked by their weighted count)\n"
+	       "  --negatives S       negatives per event, 1..1024 (default %u)\n"
+	       "  --neg-beta B        negatives drawn in proportion to count^B over the items seen\n"
+	       "                      (default %g: uniform; 0.75 as word2vec), redrawn when equal to\n"
+	       "                      the positive or in the user's history\n"
+	       "  --weight W          the rating column: none (default: every event weight 1),\n"
+	       "                      rating (its value), log1p (log(1 + value), e.g. play counts).\n"
+	       "                      A weight that is not a number >= 0 is skipped, counted\n"
+	       "                      (bad_weights) and named with its file:line\n"
+	       "  --weights T=W,...   JSON lines with --fields ...,type=FIELD: an event's weight is\n"
+	       "                      its type's (e.g. click=1,cart=3,buy=5); an event of another\n"
+	       "                      type is a malformed record: skipped, counted, named with\n"
+	       "                      its file:line. A weight that is not a number >= 0 is a\n"
+	       "                      usage error\n"
+	       "  --eval-k K          the cutoff of the ranking metrics (default 10; 0: none)\n"
+	       "  --eval-every N      rank only every Nth first-time (user, item) pair (default 1:\n"
+	       "                      all); ranking scans every item, so big catalogues sample\n",
+	       di.dim, di.lr, di.lr_bias, di.l2, di.l2_bias, di.init_std, di.history, ic.negatives,
+	       ic.neg_beta);
 	printf("Training:\n"
 	       "  --epochs N          passes over finite input (default 1). Pass 1 is in input order\n"
 	       "                      (and scored prequentially); passes 2..N replay the events,\n"
@@ -171,6 +205,12 @@ static void train_help(void)
 	       "ended the run), interrupted_during (what it cut short), seconds, events_per_sec,\n"
 	       "kernel, io, kafka (with --kafka, per partition: topic, partition, assigned, offset,\n"
 	       "lag, events, skipped). The progress line of passes 2..N shows the training RMSE.\n"
+	       "With --feedback implicit: feedback, loss, negatives, neg_beta, weight, bad_weights,\n"
+	       "first_time_pairs, ranked, eval_k, eval_every, prequential_hr@K, prequential_ndcg@K\n"
+	       "(before each first-time pair is learned, every item ranked for the user as\n"
+	       "recommend ranks, its history left out), eval_seconds (the ranking's share of\n"
+	       "seconds), train_loss (mean per event), train_seconds and train_events_per_sec\n"
+	       "(without the ranking), instead of the RMSE.\n"
 	       "\n"
 	       "Exit status: 0 success, also a --follow run ended by SIGINT/SIGTERM. 1 runtime\n"
 	       "failure: an input or output failed; nothing learned from input that is not\n"
@@ -192,8 +232,58 @@ enum {
 	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER, OPT_THREADS,
 	OPT_HISTORY, OPT_CKERR,
 	OPT_KAFKA, OPT_TOPIC, OPT_GROUP, OPT_KOPT, OPT_KSTART, OPT_CURVE, OPT_CURVE_EVERY,
-	OPT_PUBLISH, OPT_PUB_FULL, OPT_PUB_OPT, OPT_END
+	OPT_PUBLISH, OPT_PUB_FULL, OPT_PUB_OPT,
+	OPT_FEEDBACK, OPT_WEIGHTS, OPT_LOSS, OPT_NEGS, OPT_NEGBETA, OPT_WEIGHT, OPT_EVAL_EVERY, OPT_EVAL_K, OPT_END
 };
+
+static const char *loss_name(int loss)
+{
+	return loss == MFS_LOSS_BPR ? "bpr" : loss == MFS_LOSS_LOGISTIC ? "logistic" : "popularity";
+}
+
+/* --weight: what an implicit event's rating column means. */
+enum { WEIGHT_NONE = 0, WEIGHT_RATING = 1, WEIGHT_LOG1P = 2 };
+
+/*
+ * Learn a batch of interactions (--feedback implicit): each event's weight
+ * from its rating column as --weight says; an event whose weight is not a
+ * finite number >= 0 is skipped, counted in *badw and named with its
+ * file:line. buf: room for n events.
+ */
+static int learn_implicit_batch(mfs_model *m, mfs_source *src, const mfs_event *ev, size_t n,
+				int mode, mfs_event *buf, mfs_learn_stats *st, mfs_rank_stats *rk,
+				struct cli_bad *badw)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		float w = mode == WEIGHT_NONE	 ? 1.0f
+			  : mode == WEIGHT_RATING ? ev[i].rating
+						  : log1pf(ev[i].rating);
+		if (!(isfinite(w) && w >= 0.0f)) {
+			mfs_diag d;
+			memset(&d, 0, sizeof d);
+			d.code = MFS_E_PARSE;
+			const char *path = NULL;
+			uint64_t line = 0;
+			if (mfs_source_event_line(src, i, &path, &line) == 0 && path)
+				snprintf(d.path, sizeof d.path, "%s", path);
+			d.line = line;
+			snprintf(d.reason, sizeof d.reason,
+				 "weight %g (--weight %s of rating %g) is not a number >= 0: skipped", w,
+				 mode == WEIGHT_RATING ? "rating" : "log1p", ev[i].rating);
+			cli_on_bad(badw, &d);
+			continue;
+		}
+		buf[k] = ev[i];
+		buf[k++].rating = w;
+	}
+	int64_t r = mfs_model_learn_implicit(m, buf, k, st, rk);
+	if (r < 0) {
+		cli_error("learning stopped: %s", r == -MFS_E_NOMEM ? "out of memory" : mfs_error_name((int)r));
+		return -1;
+	}
+	return 0;
+}
 
 /* Events kept for passes 2..N: IDs in one arena, records point into it. */
 struct replay {
@@ -562,6 +652,28 @@ static void progress_line(struct progress *p, const mfs_learn_stats *st, int epo
 	fprintf(stderr, "\r\033[Kepoch %d  %llu events  %.3g events/s  %s RMSE %.4f", epoch,
 		(unsigned long long)st->events, secs > 0 ? (double)st->events / secs : 0.0,
 		epoch > 1 ? "training" : "prequential", rmse);
+	if (p->kafka)
+		fprintf(stderr, "  lag %lld", (long long)kafka_lag(p->kafka));
+	if (final)
+		fputc('\n', stderr);
+	fflush(stderr);
+}
+
+/* The progress line of implicit learning: the ranking metrics so far. */
+static void progress_rank(struct progress *p, const mfs_learn_stats *st, const mfs_rank_stats *rk,
+			  int final)
+{
+	double now = cli_now();
+	if (!p->on || (!final && now - p->last < 0.25))
+		return;
+	p->last = now;
+	double secs = now - p->start;
+	fprintf(stderr, "\r\033[K%llu events  %.3g events/s", (unsigned long long)st->events,
+		secs > 0 ? (double)st->events / secs : 0.0);
+	if (rk->k && rk->ranked)
+		fprintf(stderr, "  prequential HR@%u %.4f  NDCG@%u %.4f  (%llu ranked, eval %.1fs)",
+			rk->k, rk->hits / (double)rk->ranked, rk->k, rk->ndcg / (double)rk->ranked,
+			(unsigned long long)rk->ranked, rk->seconds);
 	if (p->kafka)
 		fprintf(stderr, "  lag %lld", (long long)kafka_lag(p->kafka));
 	if (final)
@@ -1010,6 +1122,14 @@ int cmd_train(int argc, char **argv)
 		{ "kafka-start", required_argument, 0, OPT_KSTART },
 		{ "curve", required_argument, 0, OPT_CURVE },
 		{ "curve-every", required_argument, 0, OPT_CURVE_EVERY },
+		{ "feedback", required_argument, 0, OPT_FEEDBACK },
+		{ "loss", required_argument, 0, OPT_LOSS },
+		{ "negatives", required_argument, 0, OPT_NEGS },
+		{ "neg-beta", required_argument, 0, OPT_NEGBETA },
+		{ "weight", required_argument, 0, OPT_WEIGHT },
+		{ "weights", required_argument, 0, OPT_WEIGHTS },
+		{ "eval-every", required_argument, 0, OPT_EVAL_EVERY },
+		{ "eval-k", required_argument, 0, OPT_EVAL_K },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
@@ -1032,6 +1152,15 @@ int cmd_train(int argc, char **argv)
 	unsigned char given[OPT_END - OPT_FORMAT]; /* the options given: a resume compares those */
 	memset(given, 0, sizeof given);
 	const char *kafka = NULL, *topic = NULL, *group = NULL, *kstart = NULL;
+	int implicit = 0, weight_mode = WEIGHT_NONE;
+	const char *type_weights = NULL;
+	char *fields_spec = NULL; /* --fields with the --weights entries */
+	mfs_implicit_config icfg;
+	mfs_implicit_config_default(&icfg);
+	mfs_rank_stats rk;
+	memset(&rk, 0, sizeof rk);
+	rk.k = 10;
+	rk.every = 1;
 	const char **kopts = calloc((size_t)argc + 1, sizeof *kopts);
 	size_t nkopts = 0;
 	const char *publish = NULL;
@@ -1317,6 +1446,62 @@ int cmd_train(int argc, char **argv)
 			}
 			popts[npopts++] = optarg;
 			break;
+		case OPT_FEEDBACK:
+			if (strcmp(optarg, "implicit") == 0)
+				implicit = 1;
+			else if (strcmp(optarg, "explicit") == 0)
+				implicit = 0;
+			else {
+				cli_usage(cmd, "--feedback: must be explicit or implicit, got \"%s\"", optarg);
+				goto usage;
+			}
+			break;
+		case OPT_LOSS:
+			if (strcmp(optarg, "bpr") == 0)
+				icfg.loss = MFS_LOSS_BPR;
+			else if (strcmp(optarg, "logistic") == 0)
+				icfg.loss = MFS_LOSS_LOGISTIC;
+			else if (strcmp(optarg, "popularity") == 0)
+				icfg.loss = MFS_LOSS_POPULARITY;
+			else {
+				cli_usage(cmd, "--loss: must be bpr, logistic or popularity, got \"%s\"", optarg);
+				goto usage;
+			}
+			break;
+		case OPT_NEGS:
+			if (cli_u64(cmd, "--negatives", optarg, 1, 1024, &v) < 0)
+				goto usage;
+			icfg.negatives = (uint32_t)v;
+			break;
+		case OPT_NEGBETA:
+			if (cli_float_in(cmd, "--neg-beta", optarg, CLI_GE | CLI_LE, 0, 2, &icfg.neg_beta) < 0)
+				goto usage;
+			break;
+		case OPT_WEIGHT:
+			if (strcmp(optarg, "none") == 0)
+				weight_mode = WEIGHT_NONE;
+			else if (strcmp(optarg, "rating") == 0)
+				weight_mode = WEIGHT_RATING;
+			else if (strcmp(optarg, "log1p") == 0)
+				weight_mode = WEIGHT_LOG1P;
+			else {
+				cli_usage(cmd, "--weight: must be none, rating or log1p, got \"%s\"", optarg);
+				goto usage;
+			}
+			break;
+		case OPT_WEIGHTS:
+			type_weights = optarg;
+			break;
+		case OPT_EVAL_EVERY:
+			if (cli_count(cmd, "--eval-every", optarg, 0, UINT32_MAX, &v) < 0)
+				goto usage;
+			rk.every = (uint32_t)v;
+			break;
+		case OPT_EVAL_K:
+			if (cli_u64(cmd, "--eval-k", optarg, 0, 1024, &v) < 0)
+				goto usage;
+			rk.k = (uint32_t)v;
+			break;
 		case OPT_IO:
 		case OPT_FOLLOW:
 		case OPT_RTHREAD:
@@ -1363,6 +1548,103 @@ int cmd_train(int argc, char **argv)
 	ck.last_t = ck.last_any_t = cli_now();
 	/* options that contradict each other, or do nothing without another: usage errors */
 #define GIVEN(o) given[(o) - OPT_FORMAT]
+	if (!implicit) {
+		static const struct {
+			int opt;
+			const char *name;
+		} imp_only[] = { { OPT_LOSS, "--loss" }, { OPT_NEGS, "--negatives" },
+				 { OPT_NEGBETA, "--neg-beta" }, { OPT_WEIGHT, "--weight" },
+				 { OPT_WEIGHTS, "--weights" },
+				 { OPT_EVAL_EVERY, "--eval-every" }, { OPT_EVAL_K, "--eval-k" } };
+		for (size_t i = 0; i < sizeof imp_only / sizeof imp_only[0]; i++)
+			if (GIVEN(imp_only[i].opt)) {
+				cli_usage(cmd, "%s needs --feedback implicit", imp_only[i].name);
+				goto usage;
+			}
+	} else {
+		/* what implicit learning does not do is refused, not done wrongly */
+		static const struct {
+			int opt;
+			const char *name;
+		} exp_only[] = { { OPT_EPOCHS, "--epochs" }, { OPT_THREADS, "--threads" },
+				 { OPT_RLR, "--replay-lr" }, { OPT_RLRB, "--replay-lr-bias" },
+				 { OPT_RL2, "--replay-l2" }, { OPT_RL2B, "--replay-l2-bias" },
+				 { OPT_RANGE, "--rating-range" }, { OPT_LINK, "--range-link" },
+				 { OPT_MARGIN, "--range-margin" }, { OPT_IDS, "--ids" },
+				 { OPT_HASHES, "--hashes" }, { OPT_MINCOUNT, "--min-count" },
+				 { OPT_TEST, "--test" }, { OPT_CURVE, "--curve" },
+				 { OPT_CURVE_EVERY, "--curve-every" } };
+		for (size_t i = 0; i < sizeof exp_only / sizeof exp_only[0]; i++)
+			if (GIVEN(exp_only[i].opt)) {
+				cli_usage(cmd, "%s is not supported with --feedback implicit (one pass, "
+					  "exact IDs, ranking metrics; see --help)", exp_only[i].name);
+				goto usage;
+			}
+		if (cfg.optimizer != MFS_OPT_SGD && GIVEN(OPT_OPT)) {
+			cli_usage(cmd, "--optimizer adagrad is not supported with --feedback implicit "
+				  "(plain SGD)");
+			goto usage;
+		}
+		if (GIVEN(OPT_HISTORY) && cfg.history == 0) {
+			cli_usage(cmd, "--history 0 and --feedback implicit: the history is the seen set "
+				  "of the metrics and of the sampler");
+			goto usage;
+		}
+		if (GIVEN(OPT_FA) && GIVEN(OPT_FAB) && cfg.freq_alpha == 1.0f &&
+		    cfg.freq_alpha_bias == 1.0f) {
+			cli_usage(cmd, "--freq-alpha 1 --freq-alpha-bias 1 and --feedback implicit: the "
+				  "sampler needs the item counts");
+			goto usage;
+		}
+		/* the implicit defaults for what was not given */
+		mfs_config di;
+		mfs_config_default_implicit(&di);
+		if (!GIVEN(OPT_DIM))
+			cfg.dim = di.dim;
+		if (!GIVEN(OPT_OPT))
+			cfg.optimizer = di.optimizer;
+		if (!GIVEN(OPT_LR))
+			cfg.lr = di.lr;
+		if (!GIVEN(OPT_LRB))
+			cfg.lr_bias = di.lr_bias;
+		if (!GIVEN(OPT_L2))
+			cfg.l2 = di.l2;
+		if (!GIVEN(OPT_L2B))
+			cfg.l2_bias = di.l2_bias;
+		if (!GIVEN(OPT_INIT))
+			cfg.init_std = di.init_std;
+		if (!GIVEN(OPT_HISTORY))
+			cfg.history = di.history;
+		range_auto = 0; /* interactions have no rating range */
+		if (type_weights) {
+			if (GIVEN(OPT_WEIGHT)) {
+				cli_usage(cmd, "--weight and --weights: the weights come from the event "
+					  "type (--weights) or from the rating column (--weight)");
+				goto usage;
+			}
+			if (!fields || !strstr(fields, "type=")) {
+				cli_usage(cmd, "--weights needs --fields ...,type=FIELD (the JSON field "
+					  "of the event type)");
+				goto usage;
+			}
+			/* the library reads the weights as weight:TYPE=W entries of the spec */
+			size_t cap = strlen(fields) + 8 * strlen(type_weights) + 16, o;
+			fields_spec = malloc(cap);
+			if (!fields_spec) {
+				cli_error("out of memory");
+				goto usage;
+			}
+			o = (size_t)snprintf(fields_spec, cap, "%s", fields);
+			for (const char *w = type_weights; *w;) {
+				const char *comma = strchr(w, ',');
+				size_t n = comma ? (size_t)(comma - w) : strlen(w);
+				o += (size_t)snprintf(fields_spec + o, cap - o, ",weight:%.*s", (int)n, w);
+				w = comma ? comma + 1 : w + n;
+			}
+			fields = fields_spec;
+			weight_mode = WEIGHT_RATING;
+		}
+	}
 	if (epochs > 1 && rc2.follow) {
 		cli_usage(cmd, "--epochs %llu and --follow: a followed stream has no end to start "
 			  "pass 2 from (give one of them)", (unsigned long long)epochs);
@@ -1478,6 +1760,9 @@ int cmd_train(int argc, char **argv)
 	int rc = EXIT_RUNTIME;
 	mfs_model *m = NULL;
 	mfs_source *src = NULL;
+	mfs_event *ibuf = NULL; /* implicit: the batch with its weights */
+	size_t ibuf_cap = 0;
+	struct cli_bad badw = { 0 }; /* implicit: events with a bad weight */
 	struct replay rp;
 	memset(&rp, 0, sizeof rp);
 	mfs_diag d;
@@ -1549,6 +1834,32 @@ int cmd_train(int argc, char **argv)
 		cli_diag(&d);
 		goto out;
 	}
+	if (implicit && !resumed && mfs_model_set_implicit(m, &icfg, &d) < 0) {
+		cli_diag(&d);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (resumed) {
+		mfs_implicit_config hc;
+		int was = mfs_model_implicit_get(m, &hc);
+		if (was != implicit) {
+			cli_error("--feedback %s but the checkpoint in %s is %s: give --feedback %s, or "
+				  "another --checkpoint-dir", implicit ? "implicit" : "explicit", ck.dir,
+				  was ? "implicit" : "explicit", was ? "implicit" : "explicit");
+			rc = EXIT_USAGE;
+			goto out;
+		}
+		if (implicit && ((GIVEN(OPT_LOSS) && hc.loss != icfg.loss) ||
+				 (GIVEN(OPT_NEGS) && hc.negatives != icfg.negatives) ||
+				 (GIVEN(OPT_NEGBETA) && hc.neg_beta != icfg.neg_beta))) {
+			cli_error("--loss, --negatives or --neg-beta differ from the checkpoint's in %s "
+				  "(%s, %u, %g): leave them out to resume it", ck.dir,
+				  loss_name(hc.loss), hc.negatives, hc.neg_beta);
+			rc = EXIT_USAGE;
+			goto out;
+		}
+		icfg = hc;
+	}
 	ck.m = m;
 	mfs_model_set_threads(m, (unsigned)threads);
 	rv.m = m;
@@ -1599,6 +1910,7 @@ int cmd_train(int argc, char **argv)
 
 	mfs_learn_stats pre;
 	memset(&pre, 0, sizeof pre);
+
 	struct progress pg = { progress, cli_now(), 0, kafka ? src : NULL };
 	uint64_t steps = 0, files_failed = 0;
 	int warned = 0; /* the one warning about a rating outside the range */
@@ -1634,6 +1946,27 @@ int cmd_train(int argc, char **argv)
 		if (range_auto) {
 			range_from_first(m, ev, (size_t)n); /* the range of the first batch */
 			range_auto = 0;
+		}
+		if (implicit) {
+			if ((size_t)n > ibuf_cap) {
+				free(ibuf);
+				ibuf_cap = (size_t)n;
+				ibuf = malloc(ibuf_cap * sizeof *ibuf);
+				if (!ibuf) {
+					cli_error("out of memory");
+					goto out;
+				}
+			}
+			if (learn_implicit_batch(m, src, ev, (size_t)n, weight_mode, ibuf, &pre, &rk,
+						 &badw) < 0)
+				goto out;
+			progress_rank(&pg, &pre, &rk, 0);
+			if (ck.dir) {
+				ckpt_maybe(&ck, m, src, pre.events + pre.unplaced);
+				if (ck.abort)
+					break;
+			}
+			continue;
 		}
 		/* cut where a curve line is due (learning is the same however cut) */
 		for (size_t off = 0, k; off < (size_t)n; off += k) {
@@ -1692,7 +2025,10 @@ int cmd_train(int argc, char **argv)
 		cli_error("warning: model chunks still undelivered after 30 s: the edges get the next "
 			  "whole snapshot of a later run");
 	steps = pre.events;
-	progress_line(&pg, &pre, 1, 1);
+	if (implicit)
+		progress_rank(&pg, &pre, &rk, 1);
+	else
+		progress_line(&pg, &pre, 1, 1);
 	cli_curve_line(&curve, &pre, 1);
 	if (cli_curve_close(&curve) < 0)
 		failed = 1;
@@ -1701,6 +2037,9 @@ int cmd_train(int argc, char **argv)
 			  "--max-items)",
 			  (unsigned long long)pre.unplaced);
 	cli_bad_finish(&bad);
+	if (badw.count > badw.shown)
+		cli_error("%llu more events with a bad weight skipped",
+			  (unsigned long long)(badw.count - badw.shown));
 	int nothing = pre.events == 0 && nothing_learned(&bad, files_failed, src, rc2.follow,
 							 (const char *const *)argv + optind,
 							 (size_t)(argc - optind), resumed);
@@ -1786,7 +2125,24 @@ int cmd_train(int argc, char **argv)
 	printf(", \"ids\": \"%s\"", cfg.ids == MFS_IDS_HASHED ? "hashed" : "exact");
 	if (files_failed)
 		printf(", \"files_failed\": %llu", (unsigned long long)files_failed);
-	if (pre.events)
+	if (implicit) {
+		printf(", \"feedback\": \"implicit\", \"loss\": \"%s\", \"negatives\": %u, "
+		       "\"neg_beta\": %g, \"weight\": \"%s\", \"bad_weights\": %llu",
+		       loss_name(icfg.loss), icfg.loss == MFS_LOSS_POPULARITY ? 0 : icfg.negatives,
+		       icfg.neg_beta,
+		       type_weights ? "type" : weight_mode == WEIGHT_NONE ? "none"
+					 : weight_mode == WEIGHT_RATING ? "rating" : "log1p",
+		       (unsigned long long)badw.count);
+		if (rk.k)
+			printf(", \"first_time_pairs\": %llu, \"ranked\": %llu, \"eval_k\": %u, "
+			       "\"eval_every\": %u, \"prequential_hr@%u\": %.6f, \"prequential_ndcg@%u\": %.6f, "
+			       "\"eval_seconds\": %.3f",
+			       (unsigned long long)rk.pairs, (unsigned long long)rk.ranked, rk.k,
+			       rk.every ? rk.every : 1, rk.k, rk.ranked ? rk.hits / (double)rk.ranked : 0.0,
+			       rk.k, rk.ranked ? rk.ndcg / (double)rk.ranked : 0.0, rk.seconds);
+		if (pre.events)
+			printf(", \"train_loss\": %.6f", rk.loss / (double)pre.events);
+	} else if (pre.events)
 		printf(", \"prequential_rmse\": %.6f, \"prequential_mae\": %.6f",
 		       sqrt(pre.sq_err / (double)pre.events), pre.abs_err / (double)pre.events);
 	if (ntests) {
@@ -1816,8 +2172,12 @@ int cmd_train(int argc, char **argv)
 	printf(", \"interrupted\": %s", sig ? "true" : "false");
 	if (cut[0])
 		printf(", \"interrupted_during\": \"%s\"", cut);
-	printf(", \"seconds\": %.3f, \"events_per_sec\": %.4g, \"kernel\": \"%s\", \"io\": \"%s\"}\n",
-	       secs, secs > 0 ? (double)steps / secs : 0.0, info.kernel, mfs_source_io(src));
+	printf(", \"seconds\": %.3f, \"events_per_sec\": %.4g", secs,
+	       secs > 0 ? (double)steps / secs : 0.0);
+	if (implicit && secs - rk.seconds > 0)
+		printf(", \"train_seconds\": %.3f, \"train_events_per_sec\": %.4g", secs - rk.seconds,
+		       (double)steps / (secs - rk.seconds));
+	printf(", \"kernel\": \"%s\", \"io\": \"%s\"}\n", info.kernel, mfs_source_io(src));
 	fflush(stdout);
 	if (cut[0]) {
 		int saved = save && !save_failed;
@@ -1842,11 +2202,14 @@ out:
 	mfs_model_free(m);
 	free(rp.arena);
 	free(rp.recs);
+	free(ibuf);
+	free(fields_spec);
 	free(tests);
 	free(kopts);
 	free(popts);
 	return rc;
 usage:
+	free(fields_spec);
 	free(tests);
 	free(kopts);
 	free(popts);

@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_memfd.h"
 #include "fuzz_models.h"
 #include "model_internal.h"
 
@@ -56,15 +57,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int k = data[0] % FUZZ_BASES;
 	data++;
 	size--;
-	int fd = memfd_create("fuzz_delta", 0);
+	char path[64];
+	int fd = fuzz_memfd("fuzz_delta", data, size, path);
 	if (fd < 0)
 		return 0;
-	if (size && write(fd, data, size) != (ssize_t)size) {
-		close(fd);
-		return 0;
-	}
-	char path[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	/* the bases, built once: loading one is far cheaper than learning it */
 	static char base[FUZZ_BASES][64];
 	if (!base[k][0]) {

@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "fuzz_memfd.h"
 #include "fuzz_models.h"
 #include "model_internal.h"
 
@@ -20,15 +21,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int fd = memfd_create("fuzz_model", 0);
+	char path[64];
+	int fd = fuzz_memfd("fuzz_model", data, size, path);
 	if (fd < 0)
 		return 0;
-	if (size && write(fd, data, size) != (ssize_t)size) {
-		close(fd);
-		return 0;
-	}
-	char path[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	mfs_model *m = NULL;
 	mfs_diag d;
 	int rc = mfs_model_load_flags(&m, path, "scalar", size % 2 ? MFS_LOAD_COPY : 0, &d);

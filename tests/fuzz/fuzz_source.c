@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <math.h>
 
+#include "fuzz_memfd.h"
 #include "mfstream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -28,15 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int format = data[1] % 5;
 	data += 2;
 	size -= 2;
-	int fd = memfd_create("fuzz", 0);
+	char path[64];
+	int fd = fuzz_memfd("fuzz", data, size, path);
 	if (fd < 0)
 		return 0;
-	if (size && write(fd, data, size) != (ssize_t)size) {
-		close(fd);
-		return 0;
-	}
-	char path[64];
-	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
 	const char *in[1] = { path };
 	mfs_source_config c;
 	mfs_source_config_default(&c);
