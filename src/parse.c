@@ -1377,21 +1377,21 @@ int mfs_fields_parse(struct mfs_fields *f, const char *spec, char *reason, size_
 		const char *role;
 		if (klen > 7 && memcmp(p, "weight:", 7) == 0) {
 			/* an event type's weight */
-			char num[64];
-			char *end;
 			if (klen - 7 > MFS_TYPE_MAX)
 				return fail_code(&e, MFS_E_INVAL, "event type \"%s\" longer than %d bytes",
 						 quote(q, p + 7, klen - 7), MFS_TYPE_MAX);
 			if (t.ntypes == MFS_TYPES_MAX)
 				return fail_code(&e, MFS_E_INVAL, "more than %d event types", MFS_TYPES_MAX);
-			snprintf(num, sizeof num, "%.*s", (int)(nlen < 63 ? nlen : 63), name);
 			snprintf(t.tname[t.ntypes], MFS_TYPE_MAX + 1, "%.*s", (int)(klen - 7), p + 7);
-			float w = strtof(num, &end);
-			if (nlen == 0 || nlen > 63 || *end || !(w >= 0.0f) || !isfinite(w))
+			double wd = 0; /* the locale-independent parser, as for ratings */
+			if (nlen == 0 || mfs_parse_number(name, nlen, &wd) < 0 || !(wd >= 0.0) ||
+			    !isfinite((float)wd)) {
+				char q2[QUOTE_BUF];
 				return fail_code(&e, MFS_E_INVAL,
 						 "weight \"%s\" of event type \"%s\" is not a number >= 0",
-						 quote(q, name, nlen), t.tname[t.ntypes]);
-			t.tweight[t.ntypes++] = w;
+						 quote(q, name, nlen), quote(q2, p + 7, klen - 7));
+			}
+			t.tweight[t.ntypes++] = (float)wd;
 			p = comma ? comma + 1 : p + n;
 			if (comma && !*p)
 				return fail_code(&e, MFS_E_INVAL, "empty entry in --fields");
@@ -1424,7 +1424,7 @@ int mfs_fields_parse(struct mfs_fields *f, const char *spec, char *reason, size_
 	}
 	if (t.type[0] && t.ntypes == 0)
 		return fail_code(&e, MFS_E_INVAL, "type=%s in --fields needs weights (--weights TYPE=W,...)",
-				 t.type);
+				 quote(q, t.type, strlen(t.type)));
 	t.dotted = strchr(t.user, '.') || strchr(t.item, '.') || strchr(t.rating, '.') ||
 		   strchr(t.time, '.') || strchr(t.type, '.');
 	*f = t;

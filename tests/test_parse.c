@@ -1455,6 +1455,13 @@ static void fields_parse__rejects_bad_specs(void **state)
 	char spec[100];
 	snprintf(spec, sizeof spec, "time=%064d", 0);
 	expect_fields_error(spec, "name for time in --fields longer than 63 bytes");
+	/* event-type weights: the type's bytes are quoted, the weight read as ratings are */
+	expect_fields_error("type=t,weight:\x1b[2J=x",
+			    "weight \"x\" of event type \"\\x1b[2J\" is not a number >= 0");
+	expect_fields_error("type=t,weight:buy=-1", "weight \"-1\" of event type \"buy\" is not a number >= 0");
+	expect_fields_error("type=t,weight:buy=1e99",
+			    "weight \"1e99\" of event type \"buy\" is not a number >= 0");
+	expect_fields_error("type=\x01", "type=\\x01 in --fields needs weights (--weights TYPE=W,...)");
 	/* a NULL reason is fine */
 	struct mfs_fields f;
 	assert_int_equal(mfs_fields_parse(&f, "bogus", NULL, 0), -MFS_E_INVAL);
