@@ -510,6 +510,51 @@ static void cli__train_implicit_summary_recommend_and_bad_weights(void **state)
 }
 
 
+/*
+ * eval --metric on a popularity model (counts A 4, B 3, C 2, D 1), by hand:
+ * histories u1 {A,B}, u2 {A,B}, u3 {A,C}, u4 {D}, u5 {A,B,C}. Held out:
+ * u4 A rank 0, u1 C rank 0, u1 D rank 1, u3 B rank 0, u2 A in the history
+ * (seen, not scored), u4 Z unknown (a miss), u5 D rank 0: 6 pairs, 4 users.
+ * hr@1 4/6, hr@2 5/6, ndcg@2 (4 + 1/log2 3) / 6, recall@1 per user
+ * (u4 1/2, u1 1/2, u3 1, u5 1) / 4 = 0.75.
+ */
+static void cli__eval_metric_ranks_held_out_pairs_by_hand(void **state)
+{
+	(void)state;
+	const char *tr = mfs_test_path("rank_train.tsv"), *te = mfs_test_path("rank_test.tsv");
+	const char train[] = "u1\tA\t1\nu2\tA\t1\nu3\tA\t1\nu5\tA\t1\nu1\tB\t1\n"
+			     "u2\tB\t1\nu5\tB\t1\nu3\tC\t1\nu5\tC\t1\nu4\tD\t1\n";
+	const char test[] = "u4\tA\t1\nu1\tC\t1\nu1\tD\t1\nu3\tB\t1\nu2\tA\t1\n"
+			    "u4\tZ\t1\nu5\tD\t1\n";
+	mfs_write_file(tr, train, strlen(train));
+	mfs_write_file(te, test, strlen(test));
+	const char *model = mfs_test_path("rank.mfs");
+	struct mfs_run r;
+	assert_int_equal(mfs_run_sh(&r, "%s train --feedback implicit --loss popularity --quiet "
+				    "--save %s %s", MFS_CLI, model, tr), 0);
+	assert_int_equal(r.status, 0);
+	mfs_run_free(&r);
+	assert_int_equal(mfs_run_sh(&r, "%s eval --model %s --metric hr@1,hr@2,ndcg@2,recall@1 %s",
+				    MFS_CLI, model, te), 0);
+	print_message("%s%s", r.out, r.err);
+	assert_int_equal(r.status, 0);
+	assert_true(mfs_json_number(r.out, "n") == 6.0);
+	assert_true(mfs_json_number(r.out, "users") == 4.0);
+	assert_true(mfs_json_number(r.out, "seen_skipped") == 1.0);
+	assert_true(mfs_json_number(r.out, "unknown_items") == 1.0);
+	assert_true(fabs(mfs_json_number(r.out, "hr@1") - 4.0 / 6.0) < 1e-6);
+	assert_true(fabs(mfs_json_number(r.out, "hr@2") - 5.0 / 6.0) < 1e-6);
+	assert_true(fabs(mfs_json_number(r.out, "ndcg@2") - (4.0 + 1.0 / log2(3.0)) / 6.0) < 1e-6);
+	assert_true(fabs(mfs_json_number(r.out, "recall@1") - 0.75) < 1e-6);
+	mfs_run_free(&r);
+	assert_int_equal(mfs_run_sh(&r, "%s eval --model %s --metric hr@10,map@5 %s", MFS_CLI, model,
+				    te), 0);
+	assert_int_equal(r.status, 2);
+	assert_non_null(strstr(r.err, "\"map@5\" is not hr@K, ndcg@K or recall@K"));
+	mfs_run_free(&r);
+}
+
+
 /* ---- planted stream ------------------------------------------------------------ */
 
 /* Mean overlap of model's top 10 (history kept in) with the planted top 10 of truth. */
@@ -616,6 +661,7 @@ int main(void)
 		cmocka_unit_test(implicit__refuses_what_it_does_not_support),
 		cmocka_unit_test(parse__event_type_weights),
 		cmocka_unit_test(cli__train_implicit_summary_recommend_and_bad_weights),
+		cmocka_unit_test(cli__eval_metric_ranks_held_out_pairs_by_hand),
 		cmocka_unit_test(planted__bpr_recovers_the_planted_top10_better_than_popularity),
 		cmocka_unit_test(movielens__implicit_defaults_prequential_hr10),
 	};

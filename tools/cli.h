@@ -91,6 +91,12 @@ struct cli_eval {
 int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int format,
 		 const char *fields, struct cli_eval *ev);
 
+/* eval --metric (cli_rank.c): ranking metrics (hr@K, ndcg@K, recall@K, comma
+ * separated in spec) on held-out pairs, printed as JSON. Returns 0,
+ * EXIT_USAGE (a bad spec: said) or EXIT_RUNTIME (no pair to rank, errors). */
+int cli_rank_eval(const mfs_model *m, const char *const *inputs, size_t n_inputs, int format,
+		  const char *fields, const char *spec);
+
 /* Per-query latencies (--stats): add one in microseconds (0, or -1 out of
  * memory); print {"queries", "p50_us", "p90_us", "p99_us", "max_us",
  * "mean_us", and the model's items, dim, kernel} on stderr and free them. */

@@ -2224,7 +2224,16 @@ static const char eval_help[] =
 	"against the ratings as given (not clamped into the model's range). Exit 1 when\n"
 	"there is no rated pair to score (n would be 0).\n"
 	"\n"
+	"With --metric, rank instead (implicit or explicit models): each held-out pair\n"
+	"whose item is not in the user's history is ranked against every item, as\n"
+	"recommend ranks (the history left out), and scores hr@K (a hit: the item in\n"
+	"the top K), ndcg@K (1 / log2(rank + 2) per hit) over pairs, recall@K (a\n"
+	"user's hits / its pairs) over users. An item the model lacks is a miss;\n"
+	"pairs already in the history are counted as seen_skipped. Prints {\"n\",\n"
+	"\"users\", one key per metric, \"seen_skipped\", \"unknown_items\", ...}.\n"
+	"\n"
 	"  --model PATH    a model file, or a checkpoint directory (its newest valid model)\n"
+	"  --metric LIST   ranking metrics, e.g. hr@10,ndcg@10,recall@20 (K 1..1000)\n"
 	"  --format F      auto|tsv|csv|dat|jsonl|ssv (default auto)\n"
 	"  --fields SPEC   jsonl field names (see train --help)\n"
 	"  --kernel K      auto|scalar|avx2|avx512|neon\n"
@@ -2235,9 +2244,10 @@ int cmd_eval(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "model", required_argument, 0, 'm' },	 { "format", required_argument, 0, 'f' },
 		{ "fields", required_argument, 0, 'F' }, { "kernel", required_argument, 0, 'K' },
-		{ "help", no_argument, 0, 'h' },	 { 0, 0, 0, 0 },
+		{ "metric", required_argument, 0, 'M' }, { "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
 	};
-	const char *model = NULL, *fields = NULL, *kernel = NULL;
+	const char *model = NULL, *fields = NULL, *kernel = NULL, *metric = NULL;
 	int format = MFS_FORMAT_AUTO, c;
 	optind = 1;
 	opterr = 0;
@@ -2261,6 +2271,9 @@ int cmd_eval(int argc, char **argv)
 		case 'K':
 			kernel = optarg;
 			break;
+		case 'M':
+			metric = optarg;
+			break;
 		default: /* CLI_OPT_ERR: said */
 			return EXIT_USAGE;
 		}
@@ -2273,6 +2286,12 @@ int cmd_eval(int argc, char **argv)
 	int rc = cli_load_model(model, kernel, &m);
 	if (rc)
 		return rc;
+	if (metric) {
+		rc = cli_rank_eval(m, (const char *const *)argv + optind, (size_t)(argc - optind),
+				   format, fields, metric);
+		mfs_model_free(m);
+		return rc;
+	}
 	struct cli_eval te;
 	rc = cli_evaluate(m, (const char *const *)argv + optind, (size_t)(argc - optind), format,
 			  fields, &te);
