@@ -13,6 +13,7 @@ static const char usage[] =
 	"Commands:\n"
 	"  train [options] INPUT...     learn from events; INPUT is a file, a directory or '-'\n"
 	"  eval --model PATH TEST...    RMSE/MAE of a saved model on rated pairs\n"
+	"       [--metric hr@10,...]   or ranking metrics on held-out pairs\n"
 	"  predict --model PATH [FILE]  read \"user item\" lines, write \"user<TAB>item<TAB>score\"\n"
 	"  recommend --model PATH (--user ID | --users FILE) [-k N]\n"
 	"  similar --model PATH (--item ID | --items FILE) [-k N]\n"
