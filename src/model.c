@@ -867,16 +867,9 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 		if (failed)
 			break;
 	}
-	if (!m->replay)
-		m->events += (uint64_t)c.learned; /* the lifetime count: events, not replayed steps */
-	if (st) {
-		st->events += (uint64_t)c.learned;
-		st->unplaced += c.unplaced;
+	mfs_model_account(m, st, c.learned, c.unplaced, c.outside, c.sq, c.ab);
+	if (st)
 		st->unadmitted += c.unadmitted;
-		st->out_of_range += c.outside;
-		st->sq_err += c.sq;
-		st->abs_err += c.ab;
-	}
 	return failed ? -MFS_E_NOMEM : c.learned;
 }
 
@@ -1003,6 +996,13 @@ int64_t mfs_model_learn_rows_serial(mfs_model *m, const mfs_row_event *ev, size_
 		step_one(m, u, i, r, tr, &s, adagrad, lrb, l2u, l2i, &sq, &ab);
 		learned++;
 	}
+	mfs_model_account(m, st, learned, unplaced, outside, sq, ab);
+	return learned;
+}
+
+void mfs_model_account(mfs_model *m, mfs_learn_stats *st, int64_t learned, uint64_t unplaced,
+		       uint64_t outside, double sq, double ab)
+{
 	if (!m->replay)
 		m->events += (uint64_t)learned; /* the lifetime count: events, not replayed steps */
 	if (st) {
@@ -1012,7 +1012,6 @@ int64_t mfs_model_learn_rows_serial(mfs_model *m, const mfs_row_event *ev, size_
 		st->sq_err += sq;
 		st->abs_err += ab;
 	}
-	return learned;
 }
 
 MFS_API int64_t mfs_model_resolve(const mfs_model *m, const mfs_event *ev, size_t n,

@@ -130,6 +130,11 @@ int mfs_model_rows_ok(const mfs_model *m, const mfs_row_event *e);
 void mfs_model_learn_block(mfs_model *m, const mfs_row_event *ev, size_t n, float rawmu,
 			   struct mfs_block_acc *acc);
 
+/* After a learning call: the lifetime event count (not on replayed passes) and
+ * st (may be NULL) take the call's events, unplaced, out-of-range and errors. */
+void mfs_model_account(mfs_model *m, mfs_learn_stats *st, int64_t learned, uint64_t unplaced,
+		       uint64_t outside, double sq, double ab);
+
 /*
  * mfs_model_learn_rows on the calling thread (model.c), m already unmapped;
  * the public call (parallel.c) runs it, or the block grid on m->threads.

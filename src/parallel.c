@@ -166,15 +166,7 @@ static int64_t learn_parallel(mfs_model *m, const mfs_row_event *ev, size_t n,
 	}
 	p.done = 1;
 	pthread_barrier_wait(&p.bar); /* the workers see done and return */
-	if (!m->replay)
-		m->events += (uint64_t)learned; /* the lifetime count: events, not replayed steps */
-	if (st) {
-		st->events += (uint64_t)learned;
-		st->unplaced += unplaced;
-		st->out_of_range += outside;
-		st->sq_err += sq;
-		st->abs_err += ab;
-	}
+	mfs_model_account(m, st, learned, unplaced, outside, sq, ab);
 	rc = learned;
 out:
 	for (unsigned t = 1; t <= started; t++)
