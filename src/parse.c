@@ -440,14 +440,19 @@ struct field {
 
 #define NFIELDS 4
 
-static int event_from_fields(const struct err *e, const struct field *f, size_t k, mfs_event *ev)
+/* unrated: a line of 2 fields (user, item) is an event of rating 1. */
+static int event_from_fields(const struct err *e, const struct field *f, size_t k, int unrated,
+			     mfs_event *ev)
 {
 	int rc;
-	if (MFS_UNLIKELY(k < 3 || k > 4))
-		return fail(e, "expected 3 or 4 fields, found %zu", k);
+	if (MFS_UNLIKELY(k < 3 || k > 4) && !(unrated && k == 2))
+		return fail(e, unrated ? "expected 2 to 4 fields, found %zu"
+				       : "expected 3 or 4 fields, found %zu", k);
 	if ((rc = check_id(e, "user", f[0].n)) < 0 || (rc = check_id(e, "item", f[1].n)) < 0)
 		return rc;
-	if ((rc = parse_rating(e, f[2].p, f[2].n, &ev->rating)) < 0)
+	if (k == 2)
+		ev->rating = 1.0f;
+	else if ((rc = parse_rating(e, f[2].p, f[2].n, &ev->rating)) < 0)
 		return rc;
 	ev->time = 0;
 	if (k == 4 && (rc = parse_time(e, f[3].p, f[3].n, &ev->time)) < 0)
@@ -972,7 +977,7 @@ static int json_value(struct jp *j, int depth, int decode, enum jtype *type, str
 
 enum { ROLE_USER, ROLE_ITEM, ROLE_RATING, ROLE_TIME, ROLE_TYPE, NROLES };
 
-static const struct mfs_fields default_fields = { "user", "item", "rating", "time", "", 0, 0,
+static const struct mfs_fields default_fields = { "user", "item", "rating", "time", "", 0, 0, 0,
 						  { { 0 } }, { 0 } };
 
 /*
@@ -1186,7 +1191,8 @@ static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *li
 
 	static const char *const role_name[NROLES] = { "user", "item", "rating", "time", "type" };
 	for (int r = 0; r < NROLES; r++) {
-		if (r != ROLE_TIME && r != (typed ? ROLE_RATING : ROLE_TYPE) && got[r].type == J_NONE) {
+		if (r != ROLE_TIME && r != (typed ? ROLE_RATING : ROLE_TYPE) &&
+		    !(r == ROLE_RATING && f->unrated) && got[r].type == J_NONE) {
 			char keys[160];
 			int walked = object_keys(line, len, keys, sizeof keys) == 0;
 			return fail(e, "missing \"%s\" field (%s%s%sname the fields with --fields "
@@ -1217,6 +1223,8 @@ static int parse_jsonl(const struct err *e, const struct mfs_fields *f, char *li
 			return fail(e, "unknown event type \"%s\" (no weight for it in --weights)",
 				    quote(q, v->p, v->n));
 		ev->rating = f->tweight[t];
+	} else if (got[ROLE_RATING].type == J_NONE) {
+		ev->rating = 1.0f; /* unrated (checked above): an interaction weighs 1 */
 	} else {
 		if (got[ROLE_RATING].type != J_STRING && got[ROLE_RATING].type != J_NUMBER)
 			return fail(e, "rating \"%s\" is not a number", quote(q, v->p, v->n));
@@ -1265,13 +1273,13 @@ int mfs_parse_line(int format, const struct mfs_fields *f, char *line, size_t le
 	switch (format) {
 	case MFS_FORMAT_TSV:
 		k = split_byte(line, len, '\t', 0, fl);
-		return event_from_fields(&e, fl, k, ev);
+		return event_from_fields(&e, fl, k, f && f->unrated, ev);
 	case MFS_FORMAT_DAT:
 		k = split_dat(line, len, fl);
-		return event_from_fields(&e, fl, k, ev);
+		return event_from_fields(&e, fl, k, f && f->unrated, ev);
 	case MFS_FORMAT_SSV:
 		k = split_ssv(line, len, fl);
-		return event_from_fields(&e, fl, k, ev);
+		return event_from_fields(&e, fl, k, f && f->unrated, ev);
 	case MFS_FORMAT_CSV:
 		k = split_byte(line, len, ',', 1, fl);
 		if (MFS_UNLIKELY(k == SIZE_MAX)) { /* quotes: the full RFC 4180 splitter */
@@ -1283,7 +1291,7 @@ int mfs_parse_line(int format, const struct mfs_fields *f, char *line, size_t le
 				if (fl[i].esc)
 					fl[i].n = csv_unescape((char *)fl[i].p, fl[i].n);
 		}
-		return event_from_fields(&e, fl, k, ev);
+		return event_from_fields(&e, fl, k, f && f->unrated, ev);
 	case MFS_FORMAT_JSONL:
 		return parse_jsonl(&e, f ? f : &default_fields, line, len, ev);
 	default:
@@ -1366,6 +1374,14 @@ int mfs_fields_parse(struct mfs_fields *f, const char *spec, char *reason, size_
 		const char *eq = memchr(p, '=', n);
 		if (n == 0)
 			return fail_code(&e, MFS_E_INVAL, "empty entry in --fields");
+		if (n == 7 && memcmp(p, "unrated", 7) == 0) {
+			/* implicit feedback: the rating is optional */
+			t.unrated = 1;
+			p = comma ? comma + 1 : p + n;
+			if (comma && !*p)
+				return fail_code(&e, MFS_E_INVAL, "empty entry in --fields");
+			continue;
+		}
 		if (!eq)
 			return fail_code(&e, MFS_E_INVAL,
 					 "missing '=' in --fields entry \"%s\" (expected role=name)",

@@ -29,6 +29,7 @@ struct mfs_fields {
 	char time[MFS_FIELD_MAX + 1];
 	char type[MFS_FIELD_MAX + 1]; /* "" unless given: the event-type field */
 	int dotted;
+	int unrated; /* "unrated": the rating may be missing (2-field lines, JSON without it): 1 */
 	int ntypes;
 	char tname[MFS_TYPES_MAX][MFS_TYPE_MAX + 1];
 	float tweight[MFS_TYPES_MAX];
@@ -40,6 +41,9 @@ struct mfs_fields {
  * type=FIELD names an event-type field: the rating is then the weight of the
  * event's type, given by weight:TYPE=W entries (W a number >= 0); an event of
  * a type without a weight is a malformed record ("unknown event type").
+ * The entry "unrated" (no '=') makes the rating optional, for implicit
+ * feedback: a delimited line of 2 fields, or a JSON object without the
+ * rating field, is an event of rating 1.
  * spec NULL or "" keeps the defaults. Returns 0 or -MFS_E_INVAL with a reason
  * written to reason (NUL-terminated, rlen bytes at most).
  */

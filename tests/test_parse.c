@@ -1468,6 +1468,38 @@ static void fields_parse__rejects_bad_specs(void **state)
 	assert_int_equal(mfs_fields_parse(NULL, "user=a", NULL, 0), -MFS_E_INVAL);
 }
 
+/* "unrated" (implicit feedback): a record without its rating weighs 1; without it, an error. */
+static void fields_parse__unrated_makes_the_rating_optional(void **state)
+{
+	(void)state;
+	struct mfs_fields f, plain;
+	mfs_event e;
+	char why[128];
+	assert_int_equal(mfs_fields_parse(&f, "unrated", NULL, 0), 0);
+	assert_int_equal(f.unrated, 1);
+	assert_int_equal(mfs_fields_parse(&plain, NULL, NULL, 0), 0);
+	assert_int_equal(plain.unrated, 0);
+	char l1[] = "u1\ti1";
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_TSV, &f, l1, strlen(l1), &e, why, sizeof why), 1);
+	assert_true(e.rating == 1.0f && e.user_len == 2 && e.item_len == 2);
+	char l2[] = "u1\ti1\t3.5";
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_TSV, &f, l2, strlen(l2), &e, why, sizeof why), 1);
+	assert_true(e.rating == 3.5f); /* present: the weight */
+	char l3[] = "u1,i1";
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_CSV, &f, l3, strlen(l3), &e, why, sizeof why), 1);
+	char l4[] = "u1\ti1";
+	assert_true(mfs_parse_line(MFS_FORMAT_TSV, &plain, l4, strlen(l4), &e, why, sizeof why) < 0);
+	assert_string_equal(why, "expected 3 or 4 fields, found 2");
+	char l5[] = "u1";
+	assert_true(mfs_parse_line(MFS_FORMAT_TSV, &f, l5, strlen(l5), &e, why, sizeof why) < 0);
+	assert_string_equal(why, "expected 2 to 4 fields, found 1");
+	char j1[] = "{\"user\": \"a\", \"item\": \"x\"}";
+	assert_int_equal(mfs_parse_line(MFS_FORMAT_JSONL, &f, j1, strlen(j1), &e, why, sizeof why), 1);
+	assert_true(e.rating == 1.0f);
+	char j2[] = "{\"user\": \"a\", \"item\": \"x\"}";
+	assert_true(mfs_parse_line(MFS_FORMAT_JSONL, &plain, j2, strlen(j2), &e, why, sizeof why) < 0);
+}
+
 static void format_parse__maps_names_both_ways(void **state)
 {
 	(void)state;
@@ -1638,6 +1670,7 @@ int main(void)
 		T(fields_parse__keeps_defaults_for_null_and_empty),
 		T(fields_parse__applies_any_subset_in_any_order),
 		T(fields_parse__rejects_bad_specs),
+		T(fields_parse__unrated_makes_the_rating_optional),
 		T(format_parse__maps_names_both_ways),
 	};
 	return cmocka_run_group_tests_name("parse", tests, NULL, NULL);

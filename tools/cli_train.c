@@ -126,7 +126,8 @@ static void train_help(void)
 	       "  --weight W          the rating column: none (default: every event weight 1),\n"
 	       "                      rating (its value), log1p (log(1 + value), e.g. play counts).\n"
 	       "                      A weight that is not a number >= 0 is skipped, counted\n"
-	       "                      (bad_weights) and named with its file:line\n"
+	       "                      (bad_weights) and named with its file:line. The column is\n"
+	       "                      optional: \"user<TAB>item\" lines (JSON without it) weigh 1\n"
 	       "  --weights T=W,...   JSON lines with --fields ...,type=FIELD: an event's weight is\n"
 	       "                      its type's (e.g. click=1,cart=3,buy=5); an event of another\n"
 	       "                      type is a malformed record: skipped, counted, named with\n"
@@ -1643,6 +1644,17 @@ int cmd_train(int argc, char **argv)
 			}
 			fields = fields_spec;
 			weight_mode = WEIGHT_RATING;
+		} else {
+			/* the rating column is optional: an interaction without one weighs 1 */
+			size_t cap = (fields ? strlen(fields) : 0) + 16;
+			fields_spec = malloc(cap);
+			if (!fields_spec) {
+				cli_error("out of memory");
+				goto usage;
+			}
+			snprintf(fields_spec, cap, "%s%sunrated", fields ? fields : "",
+				 fields && *fields ? "," : "");
+			fields = fields_spec;
 		}
 	}
 	if (epochs > 1 && rc2.follow) {
