@@ -22,17 +22,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kafka_mock.h"
 #include "support.h"
 
 #define WAIT_MS 75000 /* the longest any wait may take before the test fails (ASan under load: 30 s was not enough for a --group restart) */
 
-struct mock {
-	pid_t pid;
-	FILE *in, *out;
-	char bootstrap[512];
-};
-
-static struct mock mk;
+static struct mfs_mock mk;
 
 static long long now_ms(void)
 {
@@ -44,78 +39,6 @@ static long long now_ms(void)
 static void nap(void)
 {
 	usleep(5000);
-}
-
-static int mock_start(void)
-{
-	int to[2], from[2];
-	if (pipe(to) < 0 || pipe(from) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(to[0], 0);
-		dup2(from[1], 1);
-		close(to[1]);
-		close(from[0]);
-		execl(MFS_KAFKA_MOCK, MFS_KAFKA_MOCK, (char *)NULL);
-		_exit(127);
-	}
-	close(to[0]);
-	close(from[1]);
-	mk.pid = pid;
-	mk.in = fdopen(to[1], "w");
-	mk.out = fdopen(from[0], "r");
-	char line[1024];
-	if (!mk.in || !mk.out || !fgets(line, sizeof line, mk.out) ||
-	    sscanf(line, "bootstrap %511s", mk.bootstrap) != 1)
-		return -1;
-	return 0;
-}
-
-static void mock_stop(void)
-{
-	if (!mk.pid)
-		return;
-	fprintf(mk.in, "quit\n");
-	fclose(mk.in);
-	fclose(mk.out);
-	waitpid(mk.pid, NULL, 0);
-	mk.pid = 0;
-}
-
-/* Send one command; assert its answer starts with "ok". */
-static void mock_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void mock_cmd(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(mk.in, fmt, ap);
-	va_end(ap);
-	fputc('\n', mk.in);
-	fflush(mk.in);
-	char line[1024];
-	assert_non_null(fgets(line, sizeof line, mk.out));
-	if (strncmp(line, "ok", 2) != 0)
-		fail_msg("kafka_mock: %s", line);
-}
-
-/* The newest checkpoint's event count in dir (by name), or 0. */
-static unsigned long long newest(const char *dir)
-{
-	DIR *d = opendir(dir);
-	unsigned long long best = 0;
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		unsigned long long v;
-		char ext[16];
-		if (sscanf(e->d_name, "ckpt-%20llu.%15s", &v, ext) == 2 && v > best &&
-		    (strcmp(ext, "mfs") == 0 || strcmp(ext, "delta") == 0))
-			best = v;
-	}
-	closedir(d);
-	return best;
 }
 
 /* Learners still running (a failed assertion leaves one): killed after each test. */
@@ -174,13 +97,13 @@ static pid_t learner(const char *ckdir, const char *out, const char *err, const 
 static void wait_ckpt(const char *dir, unsigned long long events, pid_t pid)
 {
 	long long t0 = now_ms();
-	while (newest(dir) < events) {
+	while (mfs_newest_checkpoint(dir) < events) {
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid && (track(pid, 0), 1))
 			fail_msg("the learner ended (status %d) before checkpoint %llu", st, events);
 		if (now_ms() - t0 > WAIT_MS)
 			fail_msg("no checkpoint of %llu events in %s after %d ms (newest %llu)", events,
-				 dir, WAIT_MS, newest(dir));
+				 dir, WAIT_MS, mfs_newest_checkpoint(dir));
 		nap();
 	}
 }
@@ -278,21 +201,21 @@ static void train_kafka__sigkill_restarts_learn_every_event_once(void **state)
 	const char *dir = mfs_test_path("exact_ck");
 	const char *out = mfs_test_path("exact_out"), *err = mfs_test_path("exact_err");
 	unlink(err);
-	mock_cmd("topic ratings 3");
+	mfs_mock_cmd(&mk, "topic ratings 3");
 	uint64_t ev[3] = { 0 }, sk[3] = { 0 }, first = 0, seed = 14;
 	int64_t msgs[3] = { 0 };
 	/* the stream so far: single-event messages, two multi-line ones, two malformed */
-	mock_cmd("produce ratings 0 1500 7 %llu", (unsigned long long)first);
+	mfs_mock_cmd(&mk, "produce ratings 0 1500 7 %llu", (unsigned long long)first);
 	ev[0] += 1500, msgs[0] += 1500, first += 1500;
-	mock_cmd("produce ratings 1 1000 7 %llu", (unsigned long long)first);
+	mfs_mock_cmd(&mk, "produce ratings 1 1000 7 %llu", (unsigned long long)first);
 	ev[1] += 1000, msgs[1] += 1000, first += 1000;
-	mock_cmd("multi ratings 2 700 7 %llu", (unsigned long long)first);
+	mfs_mock_cmd(&mk, "multi ratings 2 700 7 %llu", (unsigned long long)first);
 	ev[2] += 700, msgs[2] += 1, first += 700;
-	mock_cmd("bad ratings 2 {\"user\": \"1\", \"item\": \"2\", \"rating\": \"x\"}");
+	mfs_mock_cmd(&mk, "bad ratings 2 {\"user\": \"1\", \"item\": \"2\", \"rating\": \"x\"}");
 	sk[2]++, msgs[2]++;
-	mock_cmd("produce ratings 2 300 7 %llu", (unsigned long long)first);
+	mfs_mock_cmd(&mk, "produce ratings 2 300 7 %llu", (unsigned long long)first);
 	ev[2] += 300, msgs[2] += 300, first += 300;
-	mock_cmd("bad ratings 1 not a record");
+	mfs_mock_cmd(&mk, "bad ratings 1 not a record");
 	sk[1]++, msgs[1]++;
 	const char *const extra[] = { "--topic", "ratings", NULL };
 	unsigned long long done = 0;
@@ -303,19 +226,19 @@ static void train_kafka__sigkill_restarts_learn_every_event_once(void **state)
 		unsigned long long span = (total - done) / 500;
 		unsigned long long target = done + 500 * (1 + rnd(&seed) % (span > 1 ? span - 1 : 1));
 		if (kill_no == 2)
-			mock_cmd("fetch-errors 6"); /* retried by librdkafka: nothing lost */
+			mfs_mock_cmd(&mk, "fetch-errors 6"); /* retried by librdkafka: nothing lost */
 		wait_ckpt(dir, target, pid);
 		kill_learner(pid);
-		done = newest(dir);
+		done = mfs_newest_checkpoint(dir);
 		/* more events while the learner is down, on a seeded partition */
 		int p = (int)(rnd(&seed) % 3);
 		uint64_t n = 500 + 100 * (rnd(&seed) % 10);
 		if (kill_no == 3) {
-			mock_cmd("multi ratings %d %llu 7 %llu", p, (unsigned long long)n,
+			mfs_mock_cmd(&mk, "multi ratings %d %llu 7 %llu", p, (unsigned long long)n,
 				 (unsigned long long)first);
 			msgs[p] += 1;
 		} else {
-			mock_cmd("produce ratings %d %llu 7 %llu", p, (unsigned long long)n,
+			mfs_mock_cmd(&mk, "produce ratings %d %llu 7 %llu", p, (unsigned long long)n,
 				 (unsigned long long)first);
 			msgs[p] += (int64_t)n;
 		}
@@ -325,7 +248,7 @@ static void train_kafka__sigkill_restarts_learn_every_event_once(void **state)
 	uint64_t total = ev[0] + ev[1] + ev[2];
 	if (total % 500) {
 		uint64_t n = 500 - total % 500;
-		mock_cmd("produce ratings 0 %llu 7 %llu", (unsigned long long)n,
+		mfs_mock_cmd(&mk, "produce ratings 0 %llu 7 %llu", (unsigned long long)n,
 			 (unsigned long long)first);
 		ev[0] += n, msgs[0] += (int64_t)n, total += n;
 	}
@@ -362,10 +285,10 @@ static void train_kafka__sigkill_restarts_learn_every_event_once(void **state)
 static void train_kafka__one_partition_killed_equals_uninterrupted(void **state)
 {
 	(void)state;
-	mock_cmd("topic one 1");
-	mock_cmd("produce one 0 2000 9 0");
-	mock_cmd("multi one 0 1700 9 2000");
-	mock_cmd("produce one 0 2300 9 3700"); /* 6000 events */
+	mfs_mock_cmd(&mk, "topic one 1");
+	mfs_mock_cmd(&mk, "produce one 0 2000 9 0");
+	mfs_mock_cmd(&mk, "multi one 0 1700 9 2000");
+	mfs_mock_cmd(&mk, "produce one 0 2300 9 3700"); /* 6000 events */
 	const char *a = mfs_test_path("one_a"), *b = mfs_test_path("one_b");
 	const char *out = mfs_test_path("one_out"), *err = mfs_test_path("one_err");
 	const char *sa = mfs_test_path("one_a.mfs"), *sb = mfs_test_path("one_b.mfs");
@@ -409,23 +332,23 @@ static void train_kafka__one_partition_killed_equals_uninterrupted(void **state)
 static void train_kafka__brokers_down_are_retried(void **state)
 {
 	(void)state;
-	mock_cmd("topic down 2");
-	mock_cmd("produce down 0 1000 3 0");
+	mfs_mock_cmd(&mk, "topic down 2");
+	mfs_mock_cmd(&mk, "produce down 0 1000 3 0");
 	const char *dir = mfs_test_path("down_ck");
 	const char *out = mfs_test_path("down_out"), *err = mfs_test_path("down_err");
 	unlink(err);
 	const char *const extra[] = { "--topic", "down", NULL };
 	pid_t pid = learner(dir, out, err, extra);
 	wait_ckpt(dir, 1000, pid);
-	mock_cmd("down");
+	mfs_mock_cmd(&mk, "down");
 	wait_text(err, "retrying, learning what arrives");
-	mock_cmd("up");
-	mock_cmd("produce down 1 1000 3 1000");
+	mfs_mock_cmd(&mk, "up");
+	mfs_mock_cmd(&mk, "produce down 1 1000 3 1000");
 	wait_ckpt(dir, 2000, pid);
 	/* SIGTERM while the brokers are down: the last checkpoint, exit 0, no hang */
-	mock_cmd("down");
+	mfs_mock_cmd(&mk, "down");
 	char *s = term_learner(pid, out);
-	mock_cmd("up");
+	mfs_mock_cmd(&mk, "up");
 	assert_true(mfs_json_number(s, "model_events") == 2000.0);
 	free(s);
 	uint64_t ev[2] = { 1000, 1000 }, sk[2] = { 0, 0 };
@@ -437,9 +360,9 @@ static void train_kafka__brokers_down_are_retried(void **state)
 static void train_kafka__group_resumes_after_sigkill(void **state)
 {
 	(void)state;
-	mock_cmd("topic grp 2");
-	mock_cmd("produce grp 0 1000 4 0");
-	mock_cmd("produce grp 1 1000 4 1000");
+	mfs_mock_cmd(&mk, "topic grp 2");
+	mfs_mock_cmd(&mk, "produce grp 0 1000 4 0");
+	mfs_mock_cmd(&mk, "produce grp 1 1000 4 1000");
 	const char *dir = mfs_test_path("grp_ck");
 	const char *out = mfs_test_path("grp_out"), *err = mfs_test_path("grp_err");
 	const char *const extra[] = { "--topic", "grp", "--group", "g1", "--kafka-opt",
@@ -448,8 +371,8 @@ static void train_kafka__group_resumes_after_sigkill(void **state)
 	wait_ckpt(dir, 1000, pid);
 	kill_learner(pid);
 	/* both partitions grow: at least one of them resumes from a checkpointed offset */
-	mock_cmd("produce grp 0 500 4 2000");
-	mock_cmd("produce grp 1 500 4 2500");
+	mfs_mock_cmd(&mk, "produce grp 0 500 4 2000");
+	mfs_mock_cmd(&mk, "produce grp 1 500 4 2500");
 	pid = learner(dir, out, err, extra);
 	wait_ckpt(dir, 3000, pid);
 	free(term_learner(pid, out));
@@ -557,9 +480,9 @@ int main(void)
 		cmocka_unit_test(train_kafka__usage_errors),
 	};
 	int rc = cmocka_run_group_tests_name("kafka_offline", offline, setup, NULL);
-	if (mock_start() < 0) {
+	if (mfs_mock_start(&mk, MFS_KAFKA_MOCK) < 0) {
 		fprintf(stderr, "test_kafka: the mock cluster did not start: skipped\n");
-		mock_stop();
+		mfs_mock_stop(&mk);
 		return rc ? rc : MFS_SKIP;
 	}
 	const struct CMUnitTest tests[] = {
@@ -569,6 +492,6 @@ int main(void)
 		cmocka_unit_test_teardown(train_kafka__group_resumes_after_sigkill, kill_leftovers),
 	};
 	rc |= cmocka_run_group_tests_name("kafka_mock", tests, NULL, NULL);
-	mock_stop();
+	mfs_mock_stop(&mk);
 	return rc;
 }

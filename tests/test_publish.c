@@ -21,6 +21,7 @@
 
 #include "chunk.h"
 #include "model_internal.h"
+#include "kafka_mock.h"
 #include "support.h"
 
 #define WAIT_MS 75000
@@ -384,83 +385,7 @@ static void chunks__damage_and_gaps_keep_the_last_whole_model(void **state)
 
 /* --- the mock cluster ----------------------------------------------------------------- */
 
-struct mock {
-	pid_t pid;
-	FILE *in, *out;
-	char bootstrap[512];
-};
-
-static struct mock mk;
-
-static int mock_start(void)
-{
-	int to[2], from[2];
-	if (pipe(to) < 0 || pipe(from) < 0)
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		dup2(to[0], 0);
-		dup2(from[1], 1);
-		close(to[1]);
-		close(from[0]);
-		execl(MFS_KAFKA_MOCK, MFS_KAFKA_MOCK, (char *)NULL);
-		_exit(127);
-	}
-	close(to[0]);
-	close(from[1]);
-	mk.pid = pid;
-	mk.in = fdopen(to[1], "w");
-	mk.out = fdopen(from[0], "r");
-	char line[1024];
-	if (!mk.in || !mk.out || !fgets(line, sizeof line, mk.out) ||
-	    sscanf(line, "bootstrap %511s", mk.bootstrap) != 1)
-		return -1;
-	return 0;
-}
-
-static void mock_stop(void)
-{
-	if (!mk.pid)
-		return;
-	fprintf(mk.in, "quit\n");
-	fclose(mk.in);
-	fclose(mk.out);
-	waitpid(mk.pid, NULL, 0);
-	mk.pid = 0;
-}
-
-static void mock_cmd(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void mock_cmd(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vfprintf(mk.in, fmt, ap);
-	va_end(ap);
-	fputc('\n', mk.in);
-	fflush(mk.in);
-	char line[1024];
-	assert_non_null(fgets(line, sizeof line, mk.out));
-	if (strncmp(line, "ok", 2) != 0)
-		fail_msg("kafka_mock: %s", line);
-}
-
-static unsigned long long newest(const char *dir)
-{
-	DIR *d = opendir(dir);
-	unsigned long long best = 0;
-	if (!d)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		unsigned long long v;
-		char ext[16];
-		if (sscanf(e->d_name, "ckpt-%20llu.%15s", &v, ext) == 2 && v > best &&
-		    (strcmp(ext, "mfs") == 0 || strcmp(ext, "delta") == 0))
-			best = v;
-	}
-	closedir(d);
-	return best;
-}
+static struct mfs_mock mk;
 
 static pid_t learner_pid;
 
@@ -494,13 +419,13 @@ static pid_t spawn(const char *const *argv, const char *out, const char *err)
 static void wait_ckpt(const char *dir, unsigned long long events, pid_t pid)
 {
 	long long t0 = now_ms();
-	while (newest(dir) < events) {
+	while (mfs_newest_checkpoint(dir) < events) {
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid && (learner_pid = 0, 1))
 			fail_msg("the learner ended (status %d) before checkpoint %llu", st, events);
 		if (now_ms() - t0 > WAIT_MS)
 			fail_msg("no checkpoint of %llu events in %s (newest %llu)", events, dir,
-				 newest(dir));
+				 mfs_newest_checkpoint(dir));
 		usleep(5000);
 	}
 }
@@ -527,9 +452,9 @@ static char *term(pid_t pid, const char *out)
 static void publish__server_follows_train_to_its_final_checkpoint(void **state)
 {
 	(void)state;
-	mock_cmd("topic pr 1");
-	mock_cmd("topic prm 3");
-	mock_cmd("produce pr 0 4000 11 0");
+	mfs_mock_cmd(&mk, "topic pr 1");
+	mfs_mock_cmd(&mk, "topic prm 3");
+	mfs_mock_cmd(&mk, "produce pr 0 4000 11 0");
 	const char *dir = mfs_test_path("pub_ck");
 	fresh_dir(dir);
 	const char *out = mfs_test_path("pub_out"), *err = mfs_test_path("pub_err");
@@ -551,9 +476,9 @@ static void publish__server_follows_train_to_its_final_checkpoint(void **state)
 	mfs_server_info si;
 	mfs_server_info_get(srv, &si);
 	assert_true(si.events >= 500); /* what was delivered when it opened */
-	mock_cmd("produce-errors 6");
-	mock_cmd("fetch-errors 6");
-	mock_cmd("produce pr 0 3000 11 4000");
+	mfs_mock_cmd(&mk, "produce-errors 6");
+	mfs_mock_cmd(&mk, "fetch-errors 6");
+	mfs_mock_cmd(&mk, "produce pr 0 3000 11 4000");
 	wait_ckpt(dir, 7000, pid);
 	uint64_t seen_refresh = 0;
 	long long t0 = now_ms();
@@ -604,7 +529,7 @@ static void publish__brokers_gone_lose_no_checkpoint(void **state)
 	const char *in = mfs_test_path("pub_gone.jsonl");
 	char cmd[4200];
 	snprintf(cmd, sizeof cmd, "dump %s 3000 5 0", in);
-	mock_cmd("%s", cmd);
+	mfs_mock_cmd(&mk, "%s", cmd);
 	const char *dir = mfs_test_path("pub_gone_ck");
 	struct mfs_run run;
 	mfs_run_sh(&run,
@@ -614,7 +539,7 @@ static void publish__brokers_gone_lose_no_checkpoint(void **state)
 		   dir, dir, MFS_CLI, in, dir);
 	if (run.status != 0)
 		fail_msg("status %d: %s", run.status, run.err);
-	assert_true(newest(dir) == 3000);
+	assert_true(mfs_newest_checkpoint(dir) == 3000);
 	assert_non_null(strstr(run.out, "\"published\""));
 	assert_true(strstr(run.out, "\"failures\": 0") == NULL);
 	assert_non_null(strstr(run.err, "not delivered"));
@@ -655,9 +580,9 @@ int main(void)
 		cmocka_unit_test(publish__usage_errors),
 	};
 	int rc = cmocka_run_group_tests_name("publish_offline", offline, NULL, NULL);
-	if (mock_start() < 0) {
+	if (mfs_mock_start(&mk, MFS_KAFKA_MOCK) < 0) {
 		fprintf(stderr, "test_publish: the mock cluster did not start: skipped\n");
-		mock_stop();
+		mfs_mock_stop(&mk);
 		return rc ? rc : MFS_SKIP;
 	}
 	const struct CMUnitTest tests[] = {
@@ -666,6 +591,6 @@ int main(void)
 		cmocka_unit_test_teardown(publish__brokers_gone_lose_no_checkpoint, kill_leftovers),
 	};
 	rc |= cmocka_run_group_tests_name("publish_mock", tests, NULL, NULL);
-	mock_stop();
+	mfs_mock_stop(&mk);
 	return rc;
 }
