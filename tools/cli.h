@@ -79,6 +79,14 @@ struct cli_bad {
 void cli_on_bad(void *ctx, const mfs_diag *d);
 void cli_bad_finish(const struct cli_bad *b);
 
+/* Read inputs (as train reads them: format, fields) and call fn on every
+ * event until it returns < 0; malformed records are reported and counted in
+ * bad. Returns 0 or EXIT_RUNTIME (the source failed, or fn did). A signal
+ * (cli_signals_install) stops it early: then *interrupted is set. */
+int cli_each_event(const char *const *inputs, size_t n, int format, const char *fields,
+		   int (*fn)(void *ctx, const mfs_event *e), void *ctx, struct cli_bad *bad,
+		   int *interrupted);
+
 /* Score a model on rated pairs from inputs. Returns 0 or EXIT_RUNTIME. A
  * signal (cli_signals_install) stops it early: then interrupted is set. */
 struct cli_eval {

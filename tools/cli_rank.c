@@ -132,6 +132,61 @@ static const char *metric_name(int kind)
 	return kind == M_HR ? "hr" : kind == M_NDCG ? "ndcg" : "recall";
 }
 
+struct rank_ctx {
+	const mfs_model *m;
+	struct metric *mt;
+	int nm;
+	unsigned kmax;
+	mfs_scored *top;
+	uint32_t *hist;
+	size_t hcap;
+	struct users us;
+	uint64_t pairs, seen, unknown;
+};
+
+static int rank_one(void *ctx, const mfs_event *e)
+{
+	struct rank_ctx *c = ctx;
+	int64_t row = mfs_model_find(c->m, MFS_ITEMS, e->item, e->item_len);
+	int hn = mfs_model_history(c->m, e->user, e->user_len, c->hist, c->hcap);
+	for (int h = 0; row >= 0 && h < hn && h < (int)c->hcap; h++)
+		if (c->hist[h] == (uint32_t)row) {
+			c->seen++; /* not a first-time pair: not scored */
+			return 0;
+		}
+	long rank = -1;
+	if (row >= 0) {
+		int k = mfs_model_recommend(c->m, e->user, e->user_len, c->kmax, c->top);
+		if (k < 0) {
+			cli_error("ranking failed: %s", mfs_error_name(k));
+			return -1;
+		}
+		for (int r = 0; r < k && rank < 0; r++)
+			if (c->top[r].row == (uint32_t)row)
+				rank = r;
+	} else {
+		c->unknown++;
+	}
+	struct user_acc *ua = users_get(&c->us, id_key(e->user, e->user_len));
+	if (!ua) {
+		cli_error("out of memory");
+		return -1;
+	}
+	c->pairs++;
+	ua->pairs++;
+	for (int j = 0; j < c->nm; j++) {
+		if (rank < 0 || (unsigned)rank >= c->mt[j].k)
+			continue;
+		if (c->mt[j].kind == M_HR)
+			c->mt[j].sum += 1.0;
+		else if (c->mt[j].kind == M_NDCG)
+			c->mt[j].sum += 1.0 / log2((double)rank + 2.0);
+		else
+			ua->hits[j]++;
+	}
+	return 0;
+}
+
 int cli_rank_eval(const mfs_model *m, const char *const *inputs, size_t n_inputs, int format,
 		  const char *fields, const char *spec)
 {
@@ -139,127 +194,50 @@ int cli_rank_eval(const mfs_model *m, const char *const *inputs, size_t n_inputs
 	int nm = parse_metrics(spec, mt);
 	if (nm < 0)
 		return EXIT_USAGE;
-	unsigned kmax = 0;
+	struct rank_ctx c = { .m = m, .mt = mt, .nm = nm };
 	for (int i = 0; i < nm; i++)
-		kmax = mt[i].k > kmax ? mt[i].k : kmax;
+		c.kmax = mt[i].k > c.kmax ? mt[i].k : c.kmax;
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
-	size_t hcap = info.history ? info.history : 1;
-	mfs_scored *top = malloc(kmax * sizeof *top);
-	uint32_t *hist = malloc(hcap * sizeof *hist);
-	struct users us = { 0 };
-	if (!top || !hist) {
-		free(top);
-		free(hist);
-		cli_error("out of memory");
-		return EXIT_RUNTIME;
-	}
-	mfs_source_config sc;
-	mfs_source_config_default(&sc);
+	c.hcap = info.history ? info.history : 1;
+	c.top = malloc(c.kmax * sizeof *c.top);
+	c.hist = malloc(c.hcap * sizeof *c.hist);
+	int rc = 0, interrupted = 0;
 	struct cli_bad bad;
 	memset(&bad, 0, sizeof bad);
-	sc.format = format;
-	sc.fields = fields;
-	sc.on_bad = cli_on_bad;
-	sc.on_bad_ctx = &bad;
-	mfs_source *src = NULL;
-	mfs_diag d;
-	int rc = 0;
-	uint64_t pairs = 0, seen = 0, unknown = 0;
-	if (mfs_source_open(&src, inputs, n_inputs, &sc, &d) < 0) {
-		cli_diag(&d);
+	if (!c.top || !c.hist) {
+		cli_error("out of memory");
 		rc = EXIT_RUNTIME;
 		goto out;
 	}
-	int watch = !cli_stop_signal();
-	if (watch)
-		cli_stop_source(src);
-	for (;;) {
-		const mfs_event *e;
-		int got = mfs_source_next(src, &e, &d);
-		if (got < 0) {
-			cli_diag(&d);
-			rc = EXIT_RUNTIME;
-			break;
-		}
-		if (got == 0)
-			break;
-		for (int i = 0; i < got; i++) {
-			int64_t row = mfs_model_find(m, MFS_ITEMS, e[i].item, e[i].item_len);
-			int hn = mfs_model_history(m, e[i].user, e[i].user_len, hist, hcap);
-			int in_hist = 0;
-			for (int h = 0; row >= 0 && h < hn && h < (int)hcap; h++)
-				in_hist |= hist[h] == (uint32_t)row;
-			if (in_hist) {
-				seen++;
-				continue;
-			}
-			long rank = -1;
-			if (row >= 0) {
-				int k = mfs_model_recommend(m, e[i].user, e[i].user_len, kmax, top);
-				if (k < 0) {
-					cli_error("ranking failed: %s", mfs_error_name(k));
-					rc = EXIT_RUNTIME;
-					goto done;
-				}
-				for (int r = 0; r < k && rank < 0; r++)
-					if (top[r].row == (uint32_t)row)
-						rank = r;
-			} else {
-				unknown++;
-			}
-			struct user_acc *ua = users_get(&us, id_key(e[i].user, e[i].user_len));
-			if (!ua) {
-				cli_error("out of memory");
-				rc = EXIT_RUNTIME;
-				goto done;
-			}
-			pairs++;
-			ua->pairs++;
-			for (int j = 0; j < nm; j++) {
-				if (rank < 0 || (unsigned)rank >= mt[j].k)
-					continue;
-				if (mt[j].kind == M_HR)
-					mt[j].sum += 1.0;
-				else if (mt[j].kind == M_NDCG)
-					mt[j].sum += 1.0 / log2((double)rank + 2.0);
-				else
-					ua->hits[j]++;
-			}
-		}
-	}
-done:
-	if (watch)
-		cli_stop_source(NULL);
-	cli_bad_finish(&bad);
-	if (rc == 0 && pairs == 0) {
+	rc = cli_each_event(inputs, n_inputs, format, fields, rank_one, &c, &bad, &interrupted);
+	if (rc == 0 && c.pairs == 0) {
 		cli_error("no held-out pair to rank (%llu records, %llu of them already in the "
 			  "users' histories, %llu malformed)",
-			  (unsigned long long)(seen + bad.count), (unsigned long long)seen,
+			  (unsigned long long)(c.seen + bad.count), (unsigned long long)c.seen,
 			  (unsigned long long)bad.count);
 		rc = EXIT_RUNTIME;
 	}
 	if (rc == 0) {
-		for (size_t i = 0; i < us.cap; i++)
+		for (size_t i = 0; i < c.us.cap; i++)
 			for (int j = 0; j < nm; j++)
-				if (us.t[i].key && mt[j].kind == M_RECALL)
-					mt[j].sum += (double)us.t[i].hits[j] / us.t[i].pairs;
-		printf("{\"n\": %llu, \"users\": %llu", (unsigned long long)pairs,
-		       (unsigned long long)us.n);
+				if (c.us.t[i].key && mt[j].kind == M_RECALL)
+					mt[j].sum += (double)c.us.t[i].hits[j] / c.us.t[i].pairs;
+		printf("{\"n\": %llu, \"users\": %llu", (unsigned long long)c.pairs,
+		       (unsigned long long)c.us.n);
 		for (int j = 0; j < nm; j++)
 			printf(", \"%s@%u\": %.6f", metric_name(mt[j].kind), mt[j].k,
-			       mt[j].sum / (double)(mt[j].kind == M_RECALL ? us.n : pairs));
+			       mt[j].sum / (double)(mt[j].kind == M_RECALL ? c.us.n : c.pairs));
 		printf(", \"seen_skipped\": %llu, \"unknown_items\": %llu, \"skipped\": %llu, "
 		       "\"scores\": \"%s\", \"interrupted\": %s}\n",
-		       (unsigned long long)seen, (unsigned long long)unknown,
+		       (unsigned long long)c.seen, (unsigned long long)c.unknown,
 		       (unsigned long long)bad.count,
 		       mfs_model_implicit_get(m, NULL) == 1 ? "logit" : "rating",
-		       watch && cli_stop_signal() ? "true" : "false");
+		       interrupted ? "true" : "false");
 	}
 out:
-	mfs_source_free(src);
-	free(us.t);
-	free(top);
-	free(hist);
+	free(c.us.t);
+	free(c.top);
+	free(c.hist);
 	return rc;
 }

@@ -399,20 +399,20 @@ void cli_bad_finish(const struct cli_bad *b)
 			  (unsigned long long)(b->count - b->shown));
 }
 
-int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int format,
-		 const char *fields, struct cli_eval *ev)
+int cli_each_event(const char *const *inputs, size_t n, int format, const char *fields,
+		   int (*fn)(void *ctx, const mfs_event *e), void *ctx, struct cli_bad *bad,
+		   int *interrupted)
 {
 	mfs_source_config sc;
 	mfs_source_config_default(&sc);
-	struct cli_bad bad;
-	memset(&bad, 0, sizeof bad);
+	memset(bad, 0, sizeof *bad);
+	*interrupted = 0;
 	sc.format = format;
 	sc.fields = fields;
 	sc.on_bad = cli_on_bad;
-	sc.on_bad_ctx = &bad;
+	sc.on_bad_ctx = bad;
 	mfs_source *src;
 	mfs_diag d;
-	memset(ev, 0, sizeof *ev);
 	if (mfs_source_open(&src, inputs, n, &sc, &d) < 0) {
 		cli_diag(&d);
 		return EXIT_RUNTIME;
@@ -422,7 +422,7 @@ int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int fo
 	int watch = !cli_stop_signal();
 	if (watch)
 		cli_stop_source(src);
-	for (;;) {
+	while (rc == 0) {
 		const mfs_event *e;
 		int got = mfs_source_next(src, &e, &d);
 		if (got < 0) {
@@ -432,23 +432,45 @@ int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int fo
 		}
 		if (got == 0)
 			break;
-		for (int i = 0; i < got; i++) {
-			float p;
-			mfs_model_predict(m, e[i].user, e[i].user_len, e[i].item, e[i].item_len, &p);
-			double err = (double)e[i].rating - p;
-			ev->sq += err * err;
-			ev->ab += fabs(err);
-			ev->n++;
-		}
+		for (int i = 0; i < got && rc == 0; i++)
+			if (fn(ctx, &e[i]) < 0)
+				rc = EXIT_RUNTIME;
 	}
 	if (watch) {
 		cli_stop_source(NULL);
-		ev->interrupted = cli_stop_signal() != 0;
+		*interrupted = cli_stop_signal() != 0;
 	}
-	cli_bad_finish(&bad);
+	cli_bad_finish(bad);
+	mfs_source_free(src);
+	return rc;
+}
+
+struct eval_ctx {
+	const mfs_model *m;
+	struct cli_eval *ev;
+};
+
+static int eval_one(void *ctx, const mfs_event *e)
+{
+	struct eval_ctx *c = ctx;
+	float p;
+	mfs_model_predict(c->m, e->user, e->user_len, e->item, e->item_len, &p);
+	double err = (double)e->rating - p;
+	c->ev->sq += err * err;
+	c->ev->ab += fabs(err);
+	c->ev->n++;
+	return 0;
+}
+
+int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int format,
+		 const char *fields, struct cli_eval *ev)
+{
+	memset(ev, 0, sizeof *ev);
+	struct eval_ctx c = { m, ev };
+	struct cli_bad bad;
+	int rc = cli_each_event(inputs, n, format, fields, eval_one, &c, &bad, &ev->interrupted);
 	ev->skipped = bad.count;
 	ev->first_bad = bad.first;
-	mfs_source_free(src);
 	return rc;
 }
 
