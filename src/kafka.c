@@ -1,8 +1,8 @@
 /*
  * kafka.c - Kafka topics -> batches of events: the consumer, its settings,
  * partitions and rebalances (kafka_read.c turns its messages into events and
- * keeps the positions). The two are the only files that include librdkafka's
- * header.
+ * keeps the positions). librdkafka's header is included by these two (through
+ * kafka_internal.h) and by the model topic's publish.c only.
  *
  *   consumer (librdkafka, its own threads) -> messages -> lines
  *   -> records (parse.c, as the file reader parses lines) -> events
