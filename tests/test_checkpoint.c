@@ -466,18 +466,6 @@ static void learn_some(mfs_model *m, uint64_t *seed, int n, int users)
 	}
 }
 
-static void assert_same_file(const char *a, const char *b)
-{
-	size_t na, nb;
-	char *x = mfs_read_file(a, &na), *y = mfs_read_file(b, &nb);
-	assert_non_null(x);
-	assert_non_null(y);
-	assert_int_equal(na, nb);
-	assert_memory_equal(x, y, na);
-	free(x);
-	free(y);
-}
-
 /* Load the newest state of dir and save it to path (with its position). */
 static void save_newest(const char *dir, const char *path, char *from, size_t from_len,
 			mfs_bad_record_fn on_skip, void *ctx)
@@ -556,7 +544,7 @@ static void checkpoint_deltas__chain_equals_a_whole_checkpoint(void **state)
 		assert_int_equal(mfs_model_save(m, ref, &so, &d), 0);
 		save_newest(dir, out, from, sizeof from, NULL, NULL);
 		assert_non_null(strstr(from, ".delta"));
-		assert_same_file(ref, out);
+		mfs_assert_same_file(ref, out);
 		/* a delta is smaller than a whole checkpoint when few rows changed */
 		if (k == 1) {
 			char p0[1400], p1[1400];
@@ -575,7 +563,7 @@ static void checkpoint_deltas__chain_equals_a_whole_checkpoint(void **state)
 		mfs_save_opts so5 = { .position = "p5", .position_len = 2 };
 		assert_int_equal(mfs_model_save(l, ref, &so5, &d), 0);
 		save_newest(dir, out, NULL, 0, NULL, NULL);
-		assert_same_file(ref, out);
+		mfs_assert_same_file(ref, out);
 		/* a delta file is not a model on its own */
 		char dp[1400];
 		snprintf(dp, sizeof dp, "%s/ckpt-00000000000000004500.delta", dir);
@@ -630,7 +618,7 @@ static void checkpoint_deltas__damaged_or_missing_link_ends_the_chain(void **sta
 	mfs_write_file(p, b, n);
 	struct skips sk = { 0, "" };
 	save_newest(dir, out, from, sizeof from, note_skip, &sk);
-	assert_same_file(ref, out);
+	mfs_assert_same_file(ref, out);
 	assert_non_null(strstr(from, "ckpt-00000000000000003000.delta"));
 	assert_int_equal(sk.n, 1);
 	assert_non_null(strstr(sk.last, "ckpt-00000000000000004000.delta"));
@@ -639,14 +627,14 @@ static void checkpoint_deltas__damaged_or_missing_link_ends_the_chain(void **sta
 	mfs_write_file(p, orig, n / 3);
 	sk.n = 0;
 	save_newest(dir, out, NULL, 0, note_skip, &sk);
-	assert_same_file(ref, out);
+	mfs_assert_same_file(ref, out);
 	assert_int_equal(sk.n, 1);
 	assert_non_null(strstr(sk.last, "ckpt-00000000000000004000.delta"));
 	/* missing: the next one does not apply on 3000 */
 	unlink(p);
 	sk.n = 0;
 	save_newest(dir, out, NULL, 0, note_skip, &sk);
-	assert_same_file(ref, out);
+	mfs_assert_same_file(ref, out);
 	assert_int_equal(sk.n, 1);
 	assert_non_null(strstr(sk.last, "ckpt-00000000000000005000.delta"));
 	assert_non_null(strstr(sk.last, "missing"));
@@ -655,7 +643,7 @@ static void checkpoint_deltas__damaged_or_missing_link_ends_the_chain(void **sta
 	sk.n = 0;
 	assert_int_equal(mfs_model_save(m, ref, NULL, &d), 0);
 	save_newest(dir, out, NULL, 0, note_skip, &sk);
-	assert_same_file(ref, out);
+	mfs_assert_same_file(ref, out);
 	assert_int_equal(sk.n, 0);
 	/* A run resumed from 3000 (4000 damaged again) writes its own deltas
 	 * beside the old ones: the chain follows them past the stale files. */
@@ -670,7 +658,7 @@ static void checkpoint_deltas__damaged_or_missing_link_ends_the_chain(void **sta
 		assert_int_equal(mfs_model_save(r, ref, NULL, &d), 0);
 		sk.n = 0;
 		save_newest(dir, out, from, sizeof from, note_skip, &sk);
-		assert_same_file(ref, out);
+		mfs_assert_same_file(ref, out);
 		assert_non_null(strstr(from, j == 0 ? "ckpt-00000000000000003500.delta"
 						    : "ckpt-00000000000000004500.delta"));
 		assert_int_equal(sk.n, 1); /* the damaged 4000; 5000 (another base) quietly */
@@ -804,7 +792,7 @@ static void model_regroup_pages__merges_split_pages_and_keeps_the_model(void **s
 	assert_true(got > 0);
 	assert_true(h2 > h1);
 	assert_int_equal(mfs_model_save(m, b, NULL, NULL), 0);
-	assert_same_file(a, b);
+	mfs_assert_same_file(a, b);
 	assert_int_equal(mfs_model_regroup_pages(NULL), -MFS_E_INVAL);
 	mfs_model_free(m);
 }
@@ -845,7 +833,7 @@ static void train__sigkill_and_resume_with_deltas(void **state)
 	assert_float_equal(mfs_json_number(r.out, "model_events"), 300000, 0);
 	mfs_run_free(&r);
 	assert_int_equal(count_temps(dir), 0);
-	assert_same_file(ref, out);
+	mfs_assert_same_file(ref, out);
 }
 
 /* --- the directory's lock ------------------------------------------------------ */

@@ -310,18 +310,6 @@ static mfs_model *implicit_model(int loss, float beta)
 	return m;
 }
 
-static void same_files(const char *a, const char *b)
-{
-	size_t la, lb;
-	char *x = mfs_read_file(a, &la), *y = mfs_read_file(b, &lb);
-	assert_non_null(x);
-	assert_non_null(y);
-	assert_int_equal(la, lb);
-	assert_memory_equal(x, y, la);
-	free(x);
-	free(y);
-}
-
 /* The same seed and stream: byte-identical models; a model saved, loaded and
  * continued equals the one never stopped (the sampler rebuilt from counts). */
 static void resume_case(int loss, float beta)
@@ -335,7 +323,7 @@ static void resume_case(int loss, float beta)
 	const char *pa = mfs_test_path("a.mfs"), *pb = mfs_test_path("b.mfs");
 	assert_int_equal(mfs_model_save(a, pa, NULL, NULL), 0);
 	assert_int_equal(mfs_model_save(b, pb, NULL, NULL), 0);
-	same_files(pa, pb);
+	mfs_assert_same_file(pa, pb);
 	mfs_model_info ia;
 	mfs_model_info_get(a, &ia);
 	assert_true(ia.item_evictions > 0);
@@ -355,7 +343,7 @@ static void resume_case(int loss, float beta)
 	assert_int_equal(mfs_model_learn(d, ev + CUT, N - CUT, NULL), N - CUT);
 	const char *pd = mfs_test_path("d.mfs");
 	assert_int_equal(mfs_model_save(d, pd, NULL, NULL), 0);
-	same_files(pa, pd);
+	mfs_assert_same_file(pa, pd);
 	mfs_model_free(d);
 	mfs_model_free(a);
 	free(ev);

@@ -119,14 +119,7 @@ static void assert_same_model(const mfs_model *a, const mfs_model *b)
 	const char *pa = mfs_test_path("pub_cmp_a.mfs"), *pb = mfs_test_path("pub_cmp_b.mfs");
 	assert_int_equal(mfs_model_save(a, pa, NULL, NULL), 0);
 	assert_int_equal(mfs_model_save(b, pb, NULL, NULL), 0);
-	size_t la, lb;
-	char *x = mfs_read_file(pa, &la), *y = mfs_read_file(pb, &lb);
-	assert_non_null(x);
-	assert_non_null(y);
-	assert_int_equal(la, lb);
-	assert_memory_equal(x, y, la);
-	free(x);
-	free(y);
+	mfs_assert_same_file(pa, pb);
 }
 
 static uint64_t events_of(const mfs_model *m)

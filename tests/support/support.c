@@ -408,3 +408,15 @@ int mfs_serve_port(const char *err)
 	p = strchr(p + 11, ':');
 	return p ? (int)strtol(p + 1, NULL, 10) : -1;
 }
+
+void mfs_assert_same_file(const char *a, const char *b)
+{
+	size_t na, nb;
+	char *x = mfs_read_file(a, &na), *y = mfs_read_file(b, &nb);
+	assert_non_null(x);
+	assert_non_null(y);
+	assert_int_equal(na, nb);
+	assert_memory_equal(x, y, na);
+	free(x);
+	free(y);
+}

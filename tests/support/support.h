@@ -27,6 +27,9 @@ void mfs_write_file(const char *path, const void *data, size_t len);
 /* Read a whole file, NUL-terminated, malloc'd; *len may be NULL. NULL if missing. */
 char *mfs_read_file(const char *path, size_t *len);
 
+/* Fail the test unless files a and b exist and hold the same bytes. */
+void mfs_assert_same_file(const char *a, const char *b);
+
 /* Result of running a command. */
 struct mfs_run {
 	int status; /* exit code, or 128+signal */
