@@ -459,6 +459,16 @@ int mfs_edge_build(struct mfs_edge *e, mfs_model **out, const char *kernel, uint
 	return 1;
 }
 
+int mfs_edge_waiting(const struct mfs_edge *e)
+{
+	if (e->arriving)
+		return 1;
+	for (const struct part *w = e->waiting; w; w = w->next)
+		if (!e->full || w->snap > e->full->snap || !e->frozen)
+			return 1; /* it waits for an earlier delta or its snapshot */
+	return 0;
+}
+
 void mfs_edge_stats_get(const struct mfs_edge *e, struct mfs_edge_stats *st)
 {
 	*st = e->st;

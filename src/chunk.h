@@ -90,6 +90,12 @@ int mfs_edge_add(struct mfs_edge *e, const void *msg, size_t len, const char *wh
 int mfs_edge_build(struct mfs_edge *e, mfs_model **out, const char *kernel, uint64_t *write_ns,
 		   mfs_bad_record_fn on_bad, void *ctx, mfs_diag *diag);
 
+/*
+ * Whether the edge waits for chunks: a file has some of its chunks and not
+ * all, or a delta waits for an earlier one. (The reader's stall watchdog.)
+ */
+int mfs_edge_waiting(const struct mfs_edge *e);
+
 struct mfs_edge_stats {
 	uint64_t chunks, bad_chunks, fulls, deltas, gaps, dropped_sets;
 	uint64_t snap, seq; /* the chain: snapshot and last delta in it */
