@@ -1284,6 +1284,14 @@ MFS_API const char *mfs_titles_get(const mfs_titles *t, const char *id, size_t i
 MFS_API size_t mfs_titles_count(const mfs_titles *t);
 
 /*
+ * The i-th title of the table (0 <= i < mfs_titles_count), in no promised
+ * order: *id (id_len bytes, not NUL-terminated) and *title, living as long as
+ * t. Returns 0, or -MFS_E_RANGE (i too large, or t NULL).
+ */
+MFS_API int mfs_titles_at(const mfs_titles *t, size_t i, const char **id, size_t *id_len,
+			  const char **title);
+
+/*
  * How many malformed lines loading skipped. If first is not NULL it gets the
  * first of them (path, line and reason; zeroed when there was none).
  */
@@ -1415,6 +1423,55 @@ MFS_API uint64_t mfs_http_requests(const mfs_http *h);
 /* Stop listening, close every connection, join the threads, remove the socket
  * file (path.lock stays, unlocked), free h. The attached server is not freed. NULL is a no-op. */
 MFS_API void mfs_http_free(mfs_http *h);
+
+/* ===================================================================== */
+/* Utilities: IDs' hash, deterministic randomness, zstd output, JSON text */
+/* ===================================================================== */
+
+/*
+ * The 64-bit hash the ID tables place IDs by (XXH3-64 of the bytes with
+ * seed). Pure: any thread, any time.
+ */
+MFS_API uint64_t mfs_hash_id(const void *data, size_t len, uint64_t seed);
+
+/*
+ * The library's deterministic random numbers (xoshiro256**, seeded through
+ * splitmix64): the same seed gives the same sequence on every machine, which
+ * is how `mfstream gen` and a model's initialisation repeat themselves. The
+ * state is the caller's (one per thread); a zeroed one must be seeded first.
+ */
+typedef struct mfs_rng {
+	uint64_t s[4];
+} mfs_rng;
+MFS_API void mfs_rng_seed(mfs_rng *r, uint64_t seed);
+MFS_API uint64_t mfs_rng_next(mfs_rng *r);
+MFS_API double mfs_rng_uniform(mfs_rng *r);          /* [0, 1) */
+MFS_API double mfs_rng_normal(mfs_rng *r);           /* N(0, 1) */
+MFS_API uint64_t mfs_rng_below(mfs_rng *r, uint64_t n); /* [0, n); n > 0 */
+
+/*
+ * A streaming zstd writer to a file descriptor that the caller owns (and
+ * closes). level 1..19; frame_bytes > 0 ends a frame after about that many
+ * input bytes, so the output is many concatenated frames (a reader may start
+ * at any frame). Writes *out only on success. Returns 0, or -MFS_E_INVAL (a
+ * bad level), -MFS_E_NOMEM. One writer, one thread.
+ */
+typedef struct mfs_zwriter mfs_zwriter;
+MFS_API int mfs_zwriter_open(mfs_zwriter **out, int fd, int level, size_t frame_bytes);
+/* Compress and write len bytes. 0, or -MFS_E_IO (errno set) / -MFS_E_INVAL. */
+MFS_API int mfs_zwriter_write(mfs_zwriter *w, const void *buf, size_t len);
+/* End the last frame, flush and free w (not the fd). 0 or -MFS_E_IO. */
+MFS_API int mfs_zwriter_close(mfs_zwriter *w);
+
+/*
+ * s (len bytes) as a quoted JSON string into out (cap bytes, NUL-terminated
+ * when cap > 0): '"', '\\' and control bytes escaped, every byte that is not
+ * part of well-formed UTF-8 replaced by U+FFFD, as every JSON answer of the
+ * library writes IDs. Returns the length the whole string needs (without
+ * the NUL), as snprintf: the output is complete when that is < cap; or
+ * (size_t)-1 when memory for the work ran out. Any thread.
+ */
+MFS_API size_t mfs_json_quote(char *out, size_t cap, const char *s, size_t len);
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,7 @@
 
 #include "internal.h"
 
-uint64_t mfs_hash_id(const void *data, size_t len, uint64_t seed)
+MFS_API uint64_t mfs_hash_id(const void *data, size_t len, uint64_t seed)
 {
 	return XXH3_64bits_withSeed(data, len, seed);
 }

@@ -26,20 +26,13 @@ int mfs_diag_set(mfs_diag *d, int code, int os_errno, const char *path, uint64_t
 		 uint64_t offset, const char *fmt, ...) MFS_PRINTF(7, 8);
 
 /* --- hash.c: the only file that includes xxhash.h -------------------- */
-uint64_t mfs_hash_id(const void *data, size_t len, uint64_t seed);
+/* mfs_hash_id is public (mfstream.h) */
 uint64_t mfs_checksum(const void *data, size_t len);
 
-/* --- rng.c: deterministic randomness -------------------------------- */
-struct mfs_rng {
-	uint64_t s[4];
-};
-void mfs_rng_seed(struct mfs_rng *r, uint64_t seed);
-uint64_t mfs_rng_next(struct mfs_rng *r);
-double mfs_rng_uniform(struct mfs_rng *r);    /* [0, 1) */
-double mfs_rng_normal(struct mfs_rng *r);     /* N(0, 1) */
+/* --- rng.c: deterministic randomness (seed, next, uniform, normal and
+ * below are public: mfstream.h) ---------------------------------------- */
 /* n values of a bounded near-normal with standard deviation std (see rng.c) */
 void mfs_rng_normal_fill(struct mfs_rng *r, float *out, size_t n, float std);
-uint64_t mfs_rng_below(struct mfs_rng *r, uint64_t n); /* [0, n) */
 uint64_t mfs_splitmix64(uint64_t *state);
 
 /* --- little-endian fields of the file formats and position blobs ----- */

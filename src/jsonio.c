@@ -158,6 +158,23 @@ int mfs_jbuf_str(struct mfs_jbuf *b, const char *s, size_t n)
 	return mfs_jbuf_put(b, "\"", 1);
 }
 
+MFS_API size_t mfs_json_quote(char *out, size_t cap, const char *s, size_t len)
+{
+	struct mfs_jbuf b;
+	mfs_jbuf_init(&b, 6 * len + 16); /* "\u00XX" is the longest a byte becomes */
+	size_t need = (size_t)-1;
+	if (mfs_jbuf_str(&b, s, len) == 0) {
+		need = b.len;
+		if (cap > 0) {
+			size_t n = need < cap ? need : cap - 1;
+			memcpy(out, b.p, n);
+			out[n] = '\0';
+		}
+	}
+	mfs_jbuf_free(&b);
+	return need;
+}
+
 char *mfs_jbuf_take(struct mfs_jbuf *b, size_t *len)
 {
 	if (reserve(b, 0) < 0) {

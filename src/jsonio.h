@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mfstream.h"
+
 /* A growing output buffer that refuses to grow past max bytes. */
 struct mfs_jbuf {
 	char *p;

@@ -11,7 +11,7 @@ uint64_t mfs_splitmix64(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
-void mfs_rng_seed(struct mfs_rng *r, uint64_t seed)
+MFS_API void mfs_rng_seed(struct mfs_rng *r, uint64_t seed)
 {
 	uint64_t st = seed;
 	for (int i = 0; i < 4; i++)
@@ -23,7 +23,7 @@ static inline uint64_t rotl(uint64_t x, int k)
 	return (x << k) | (x >> (64 - k));
 }
 
-uint64_t mfs_rng_next(struct mfs_rng *r)
+MFS_API uint64_t mfs_rng_next(struct mfs_rng *r)
 {
 	uint64_t *s = r->s;
 	uint64_t result = rotl(s[1] * 5, 7) * 9;
@@ -37,12 +37,12 @@ uint64_t mfs_rng_next(struct mfs_rng *r)
 	return result;
 }
 
-double mfs_rng_uniform(struct mfs_rng *r)
+MFS_API double mfs_rng_uniform(struct mfs_rng *r)
 {
 	return (double)(mfs_rng_next(r) >> 11) * 0x1.0p-53;
 }
 
-double mfs_rng_normal(struct mfs_rng *r)
+MFS_API double mfs_rng_normal(struct mfs_rng *r)
 {
 	/* Box-Muller; one value per call keeps the stream simple to reproduce. */
 	double u1 = mfs_rng_uniform(r), u2 = mfs_rng_uniform(r);
@@ -51,7 +51,7 @@ double mfs_rng_normal(struct mfs_rng *r)
 	return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-uint64_t mfs_rng_below(struct mfs_rng *r, uint64_t n)
+MFS_API uint64_t mfs_rng_below(struct mfs_rng *r, uint64_t n)
 {
 	if (n == 0)
 		return 0;

@@ -678,7 +678,7 @@ MFS_API uint64_t mfs_titles_skipped(const mfs_titles *t, mfs_diag *first)
 	return t->skipped;
 }
 
-int mfs_titles_at(const mfs_titles *t, size_t i, const char **id, size_t *id_len,
+MFS_API int mfs_titles_at(const mfs_titles *t, size_t i, const char **id, size_t *id_len,
 		  const char **title)
 {
 	if (!t || i >= t->n)

@@ -20,12 +20,6 @@
 int mfs_titles_parse(mfs_titles **out, const char *buf, size_t len, const char *name,
 		     mfs_diag *diag);
 
-/*
- * Entry i (0 <= i < mfs_titles_count) in the order of the file (an ID that
- * appears again keeps its first place and takes the later title): its ID
- * bytes (not NUL-terminated) and title. Returns 0 or -MFS_E_RANGE.
- */
-int mfs_titles_at(const mfs_titles *t, size_t i, const char **id, size_t *id_len,
-		  const char **title);
+/* mfs_titles_at is public (mfstream.h). */
 
 #endif

@@ -156,7 +156,7 @@ static int zw_flush_out(struct mfs_zwriter *w, size_t n)
 	return 0;
 }
 
-int mfs_zwriter_open(struct mfs_zwriter **out, int fd, int level, size_t frame_bytes)
+MFS_API int mfs_zwriter_open(struct mfs_zwriter **out, int fd, int level, size_t frame_bytes)
 {
 	struct mfs_zwriter *w = calloc(1, sizeof *w);
 	if (!w)
@@ -199,7 +199,7 @@ static int zw_run(struct mfs_zwriter *w, const void *buf, size_t len, ZSTD_EndDi
 	}
 }
 
-int mfs_zwriter_write(struct mfs_zwriter *w, const void *buf, size_t len)
+MFS_API int mfs_zwriter_write(struct mfs_zwriter *w, const void *buf, size_t len)
 {
 	int rc = zw_run(w, buf, len, ZSTD_e_continue);
 	if (rc < 0)
@@ -212,7 +212,7 @@ int mfs_zwriter_write(struct mfs_zwriter *w, const void *buf, size_t len)
 	return rc;
 }
 
-int mfs_zwriter_close(struct mfs_zwriter *w)
+MFS_API int mfs_zwriter_close(struct mfs_zwriter *w)
 {
 	if (!w)
 		return 0;

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mfstream.h"
+
 /* Whether the bytes begin a zstd frame or a skippable frame (needs 4 bytes). */
 int mfs_zstd_magic(const void *p, size_t len);
 
@@ -46,16 +48,6 @@ int mfs_zstd_check_frame(const void *src, size_t len, uint64_t raw_len, const ch
 int mfs_zstd_decompress(const void *src, size_t len, void *dst, size_t raw_len);
 
 
-/*
- * A streaming zstd writer to a file descriptor (for the synthetic stream
- * generator and tests). frame_bytes > 0 ends a frame after about that many
- * input bytes, so the output is many concatenated frames.
- */
-struct mfs_zwriter;
-int mfs_zwriter_open(struct mfs_zwriter **out, int fd, int level, size_t frame_bytes);
-/* 0, or -MFS_E_IO (errno set) / -MFS_E_INVAL */
-int mfs_zwriter_write(struct mfs_zwriter *w, const void *buf, size_t len);
-/* Ends the last frame, flushes and frees w (not the fd). 0 or -MFS_E_IO. */
-int mfs_zwriter_close(struct mfs_zwriter *w);
+/* The streaming zstd writer (mfs_zwriter_open/write/close) is public: mfstream.h. */
 
 #endif

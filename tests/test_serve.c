@@ -842,9 +842,27 @@ static void serve__socket_and_refresh_from_train(void **state)
 	free(err);
 }
 
+/* mfs_json_quote: the escaping every JSON answer uses, with snprintf's contract. */
+static void json_quote__escapes_and_truncates_as_snprintf(void **state)
+{
+	(void)state;
+	char out[64];
+	const char in[] = "a\"b\\c\x01\xff\xc3\xa9";
+	const char want[] = "\"a\\\"b\\\\c\\u0001\xef\xbf\xbd\xc3\xa9\"";
+	size_t need = mfs_json_quote(out, sizeof out, in, sizeof in - 1);
+	assert_int_equal(need, strlen(want));
+	assert_string_equal(out, want);
+	/* too small: the length is still the whole one, the output cut and terminated */
+	char small[5];
+	assert_int_equal(mfs_json_quote(small, sizeof small, in, sizeof in - 1), strlen(want));
+	assert_string_equal(small, "\"a\\\"");
+	assert_int_equal(mfs_json_quote(NULL, 0, "", 0), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(json_quote__escapes_and_truncates_as_snprintf),
 		cmocka_unit_test(view__topk_equals_brute_force),
 		cmocka_unit_test(view__bias_order_pruning_stays_exact),
 		cmocka_unit_test(server__refresh_under_concurrent_queries),

@@ -4,8 +4,8 @@
  * The planted model has the shape mfstream learns: rating = mu + b_u + b_i +
  * p_u.q_i + noise, kept inside [lo, hi]. Since the truth is known, gen reports
  * the oracle RMSE (the truth's error on the written ratings): the noise floor
- * no learner can beat on average. A helper program: it uses the library's
- * internal RNG and zstd writer (src/), not the public API.
+ * no learner can beat on average. Built on the public API alone: the
+ * library's deterministic RNG and zstd writer are in mfstream.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,8 +16,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "internal.h"
-#include "zstd_stage.h"
 
 static const char gen_help[] =
 	"Usage: mfstream gen [options]\n"

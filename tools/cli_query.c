@@ -7,7 +7,6 @@
 #include "cli.h"
 #include "cli_lines.h"
 #include "cli_titles.h"
-#include "internal.h"
 
 struct qopts {
 	const char *model, *user, *item, *titles, *kernel;

@@ -4,7 +4,6 @@
 
 #include "cli.h"
 #include "cli_titles.h"
-#include "titles.h" /* mfs_titles_at: example IDs for the message */
 
 int cli_titles_load(const char *path, mfs_titles **out)
 {

@@ -10,7 +10,6 @@
 #include <time.h>
 
 #include "cli.h"
-#include "jsonio.h"
 
 void cli_error(const char *fmt, ...)
 {
@@ -477,13 +476,18 @@ int cli_evaluate(const mfs_model *m, const char *const *inputs, size_t n, int fo
 void cli_json_string(FILE *f, const char *s, size_t len)
 {
 	/* the library's writer: escaped, and bytes that are not UTF-8 become U+FFFD */
-	struct mfs_jbuf b;
-	mfs_jbuf_init(&b, 6 * len + 16);
-	if (mfs_jbuf_str(&b, s, len) == 0)
-		fwrite(b.p, 1, b.len, f);
+	char small[512];
+	size_t need = mfs_json_quote(small, sizeof small, s, len);
+	if (need < sizeof small) {
+		fwrite(small, 1, need, f);
+		return;
+	}
+	char *big = need != (size_t)-1 ? malloc(need + 1) : NULL;
+	if (big && mfs_json_quote(big, need + 1, s, len) == need)
+		fwrite(big, 1, need, f);
 	else
 		fputs("\"\"", f);
-	mfs_jbuf_free(&b);
+	free(big);
 }
 
 /* --- per-query latency (--stats) --------------------------------------- */
