@@ -1121,6 +1121,111 @@ MFS_API int mfs_checkpoint_load_newest(mfs_model **out, const char *dir, const c
 				       mfs_bad_record_fn on_skip, void *ctx, char *path,
 				       size_t path_len, mfs_diag *diag);
 
+/*
+ * Periodic checkpoints that do not stall learning: what `mfstream train
+ * --checkpoint-dir` does, for any program. A whole checkpoint falls at every
+ * period and a delta (the rows learned since the last one) at every shorter
+ * delta period; each is written by a forked child (copy-on-write: the only
+ * pause is the fork) while the caller learns on, and the model's huge pages
+ * are regrouped on a thread after the child exits (mfs_model_regroup_pages).
+ * With a publisher, every file written is also produced to the model topic;
+ * with a Kafka source to commit, its offsets are committed once the file is.
+ *
+ * Use: open (takes the directory's lock), set the periods, load (resume) or
+ * create the model, open the source and seek it to mfs_model_position, then
+ * call mfs_checkpointer_tick after every batch learned (and while the stream
+ * is idle, for periods by time), and mfs_checkpointer_finish at the end.
+ * Events periods fall exactly when the source's batches end on them
+ * (mfs_source_set_align with the gcd of the periods).
+ *
+ * Threading: one thread calls a checkpointer (the one that learns the model).
+ */
+typedef struct mfs_checkpointer mfs_checkpointer;
+
+typedef enum mfs_checkpointer_param {
+	MFS_CKPT_EVERY_EVENTS = 1, /* a whole checkpoint at every multiple of N events (0: by time) */
+	MFS_CKPT_EVERY_MS,         /* ... or once N ms passed since the last (default 30000; 0 never) */
+	MFS_CKPT_DELTA_EVENTS,     /* a delta at every multiple of N events (default 0: none) */
+	MFS_CKPT_DELTA_MS,         /* ... or once N ms passed since the last file (default 0) */
+	MFS_CKPT_KEEP,             /* whole checkpoints kept, with their deltas (default 3; 0: all) */
+	MFS_CKPT_COMPRESS,         /* zstd level of the files, 0..19 (default 0: raw) */
+	MFS_CKPT_STOP_ON_ERROR,    /* 1: a failed periodic checkpoint makes tick return -MFS_E_IO */
+	MFS_CKPT_FORK,             /* 1 (default): periodic files from a forked child; 0: here */
+} mfs_checkpointer_param;
+
+typedef struct mfs_checkpointer_stats {
+	uint64_t started;       /* checkpoints begun (whole and deltas) */
+	uint64_t written;       /* ... that were written */
+	uint64_t failed;        /* ... that failed (said through on_error) */
+	uint64_t deltas;        /* deltas begun */
+	uint64_t saved_events;  /* model events of the newest valid checkpoint */
+	uint64_t stale_removed; /* temporary files of dead writers removed at open */
+	int resumed;            /* mfs_checkpointer_load found a checkpoint */
+	double stall_ms_max;    /* the longest pause of a tick that started a file */
+	double wait_ms;         /* ticks waited for a busy writer, in all */
+	double final_ms;        /* mfs_checkpointer_finish's own file */
+} mfs_checkpointer_stats;
+
+/*
+ * A checkpointer of dir (created if missing): takes its lock
+ * (mfs_checkpoint_lock: a second learner is refused) and removes the
+ * temporary files of dead writers. Returns how many it removed (>= 0) and
+ * sets *out, or -MFS_E_BUSY (diag names the holder), -MFS_E_IO (diag names
+ * dir and errno), -MFS_E_NOMEM, -MFS_E_INVAL.
+ */
+MFS_API int mfs_checkpointer_open(mfs_checkpointer **out, const char *dir, mfs_diag *diag);
+
+/* Set one parameter. Returns 0, or -MFS_E_INVAL (unknown, negative, too large). */
+MFS_API int mfs_checkpointer_set(mfs_checkpointer *c, mfs_checkpointer_param p, int64_t value);
+
+/* Where failures and warnings go (a failed write, a failed fork, a failed
+ * publish), as diags; also called in a forked writer. NULL: nowhere. */
+MFS_API void mfs_checkpointer_on_error(mfs_checkpointer *c, mfs_bad_record_fn fn, void *ctx);
+
+/* Produce every file written to this publisher (not owned; NULL: none). */
+MFS_API void mfs_checkpointer_set_publisher(mfs_checkpointer *c, mfs_publisher *p);
+
+/* Commit this Kafka source's offsets once each file is written (not owned). */
+MFS_API void mfs_checkpointer_set_commit(mfs_checkpointer *c, mfs_source *src);
+
+/*
+ * Resume: mfs_checkpoint_load_newest on the directory (same arguments and
+ * returns), and the next delta may chain on what was loaded.
+ */
+MFS_API int mfs_checkpointer_load(mfs_checkpointer *c, mfs_model **out, const char *kernel,
+				  mfs_bad_record_fn on_skip, void *ctx, char *path,
+				  size_t path_len, mfs_diag *diag);
+
+/*
+ * After a batch (events: the events read so far, as the periods count them;
+ * src: where the next batch starts, the position the file holds; may be NULL):
+ * starts a file when a period is due, reaps a finished writer (committing and
+ * publishing its file). A file due while the last writer still runs waits
+ * for it (stats: wait_ms). Returns 0, or -MFS_E_IO when a file failed and
+ * MFS_CKPT_STOP_ON_ERROR is set, -MFS_E_INVAL.
+ */
+MFS_API int mfs_checkpointer_tick(mfs_checkpointer *c, mfs_model *m, mfs_source *src,
+				  uint64_t events);
+
+/* A whole checkpoint now, here (after the running writer, if any): a Kafka
+ * rebalance that takes partitions away. 0, or -MFS_E_IO (said). */
+MFS_API int mfs_checkpointer_now(mfs_checkpointer *c, mfs_model *m, mfs_source *src);
+
+/*
+ * The end of a run: waits for the running writer, then writes a whole
+ * checkpoint of m unless the newest file already holds its state. Returns 0,
+ * or -MFS_E_IO (said through on_error) with *unsaved (may be NULL) the events
+ * learned since the newest valid checkpoint: what the run loses.
+ */
+MFS_API int mfs_checkpointer_finish(mfs_checkpointer *c, mfs_model *m, mfs_source *src,
+				    uint64_t *unsaved);
+
+MFS_API void mfs_checkpointer_stats_get(const mfs_checkpointer *c, mfs_checkpointer_stats *st);
+
+/* Join the regroup thread, release the lock (a writer still running keeps it
+ * until it exits), free c. NULL is a no-op. */
+MFS_API void mfs_checkpointer_free(mfs_checkpointer *c);
+
 
 /* ===================================================================== */
 /* Serving: query the newest model while it is replaced                  */

@@ -176,10 +176,9 @@ void cli_reader_start(mfs_source *src);
  * a second signal ends the process (default action). cli_stop_signal: the
  * first signal's number, or 0. cli_stop_source(src): the source a signal
  * stops (stopped at once if a signal came already); cli_stop_source(NULL)
- * before freeing it. cli_signals_child: a forked writer ignores both.
+ * before freeing it. (The library's forked checkpoint writer ignores both.)
  */
 void cli_signals_install(void);
-void cli_signals_child(void);
 int cli_stop_signal(void);
 void cli_stop_source(mfs_source *src);
 const char *cli_signal_name(int sig);

@@ -49,13 +49,6 @@ void cli_signals_install(void)
 	sigaction(SIGTERM, &sa, NULL);
 }
 
-void cli_signals_child(void)
-{
-	/* a forked checkpoint writer finishes its file; the parent decides */
-	signal(SIGINT, SIG_IGN);
-	signal(SIGTERM, SIG_IGN);
-}
-
 int cli_stop_signal(void)
 {
 	return atomic_load(&stop_signal);

@@ -3,11 +3,9 @@
 #include <getopt.h>
 #include <stddef.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -333,9 +331,8 @@ static int replay_add(struct replay *r, const mfs_event *e, size_t n)
 }
 
 /*
- * Periodic checkpoints that do not stall learning: the model is handed to a
- * forked child (copy-on-write, like Redis's BGSAVE), which writes it while the
- * parent learns on. The only pause is the fork itself.
+ * --checkpoint-dir's settings, parsed; the library's mfs_checkpointer writes
+ * the files (forked writers, deltas, the lock, publishing, commits).
  */
 struct ckpt {
 	const char *dir;
@@ -345,69 +342,52 @@ struct ckpt {
 	uint64_t delta_events; /* by events (both 0: no deltas) */
 	unsigned keep;
 	int compress;
-	pid_t pid;           /* the child writing, or -1 */
-	double last_t;       /* when the last whole one started */
-	uint64_t last_events;
-	double last_any_t;   /* when the last one of either kind started */
-	uint64_t last_any_events, last_model_events;
-	int need_full;       /* no checkpoint to apply a delta on (none yet, or the last failed) */
-	uint64_t started, failed, deltas;
-	int stop_on_error;   /* --on-checkpoint-error stop: a failed one ends the run */
-	int abort;           /* ... and one has failed */
-	uint64_t pending_events; /* model events of the state the writer holds */
-	uint64_t saved_events;   /* model events of the newest valid checkpoint */
-	double stall_ms_max;
-	double wait_ms; /* learning waited for a busy writer, in all */
-	double final_ms; /* the end-of-run checkpoint, written in the foreground */
-	/* huge pages back after a writer exits (mfs_model_regroup_pages), on a thread */
-	mfs_model *m;
-	pthread_t regroup;
-	int regrouping, regroup_off, regroup_done;
-	/* Kafka: the position of the checkpoint being written, committed once it is */
-	mfs_source *commit_src;
-	char *cpos;
-	size_t cpos_len;
-	/* --publish: every checkpoint written is also produced to the model topic */
-	mfs_publisher *pub;
-	int pending_full; /* the writer's file is whole */
+	int stop_on_error;     /* --on-checkpoint-error stop: a failed one ends the run */
+	int abort;             /* ... and one has failed */
+	mfs_checkpointer *w;
 };
 
-/* Produce the checkpoint of events just written (whole or a delta) to the
- * model topic. A failure is said and counted; the checkpoint stands. */
-static void ckpt_publish(struct ckpt *ck, int full, uint64_t events)
+/* The checkpointer's failures and warnings, on stderr. */
+static void ckpt_say(void *ctx, const mfs_diag *d)
 {
-	if (!ck->pub)
-		return;
-	char path[4096];
-	snprintf(path, sizeof path, "%s/ckpt-%020llu%s", ck->dir, (unsigned long long)events,
-		 full ? ".mfs" : ".delta");
+	(void)ctx;
+	char buf[1200];
+	mfs_diag_format(d, buf, sizeof buf);
+	cli_error("%s", buf);
+}
+
+/* Open the checkpointer of ck->dir with ck's settings. Returns the number
+ * of stale temporary files removed, or -1 (said). */
+static int ckpt_open(struct ckpt *ck)
+{
 	mfs_diag d;
-	if (mfs_publisher_send(ck->pub, path, full, events, &d) < 0) {
-		char buf[1024];
-		mfs_diag_format(&d, buf, sizeof buf);
-		cli_error("warning: publishing %s failed: %s (the checkpoint stands; the next one "
-			  "published is whole)", path, buf);
+	int stale = mfs_checkpointer_open(&ck->w, ck->dir, &d);
+	if (stale < 0) {
+		cli_diag(&d);
+		return -1;
 	}
+	const struct {
+		mfs_checkpointer_param p;
+		int64_t v;
+	} set[] = {
+		{ MFS_CKPT_EVERY_EVENTS, (int64_t)ck->every_events },
+		{ MFS_CKPT_EVERY_MS, ck->every_events ? 0 : (int64_t)(ck->every_sec * 1000.0 + 0.5) },
+		{ MFS_CKPT_DELTA_EVENTS, (int64_t)ck->delta_events },
+		{ MFS_CKPT_DELTA_MS, ck->delta_events ? 0 : (int64_t)(ck->delta_sec * 1000.0 + 0.5) },
+		{ MFS_CKPT_KEEP, ck->keep },
+		{ MFS_CKPT_COMPRESS, ck->compress },
+		{ MFS_CKPT_STOP_ON_ERROR, ck->stop_on_error },
+	};
+	for (size_t i = 0; i < sizeof set / sizeof *set; i++)
+		if (mfs_checkpointer_set(ck->w, set[i].p, set[i].v) < 0) {
+			cli_error("--checkpoint-dir %s: a setting is out of range", ck->dir);
+			return -1;
+		}
+	mfs_checkpointer_on_error(ck->w, ckpt_say, NULL);
+	return stale;
 }
 
-static void *regroup_main(void *arg)
-{
-	struct ckpt *ck = arg;
-	if (mfs_model_regroup_pages(ck->m) == -MFS_E_UNSUPPORTED)
-		ck->regroup_off = 1; /* an old kernel: forks stay slower, nothing breaks */
-	__atomic_store_n(&ck->regroup_done, 1, __ATOMIC_RELEASE);
-	return NULL;
-}
-
-/* Wait for the regrouping thread (wait = 0: only if it has finished). */
-static void regroup_join(struct ckpt *ck, int wait)
-{
-	if (ck->regrouping && (wait || __atomic_load_n(&ck->regroup_done, __ATOMIC_ACQUIRE))) {
-		pthread_join(ck->regroup, NULL);
-		ck->regrouping = 0;
-	}
-}
-
+/* The source's position as a blob (malloc'd; NULL and *len 0 if none). */
 static char *position_blob(mfs_source *src, size_t *len)
 {
 	int n = mfs_source_position(src, NULL, 0);
@@ -421,104 +401,13 @@ static char *position_blob(mfs_source *src, size_t *len)
 	return b;
 }
 
-/* Reap the writer if it has finished (or wait for it). */
-static void ckpt_reap(struct ckpt *ck, int wait)
+/* After a batch, or while idle: the checkpointer's turn. */
+static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t events)
 {
-	if (ck->pid <= 0)
-		return;
-	int st;
-	pid_t r;
-	while ((r = waitpid(ck->pid, &st, wait ? 0 : WNOHANG)) < 0 && errno == EINTR)
-		;
-	if (r == 0)
-		return;
-	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		ck->failed++; /* the child said why on stderr; the previous checkpoints stand */
-		ck->need_full = 1;
-		ck->abort |= ck->stop_on_error;
-	} else {
-		ck->saved_events = ck->pending_events;
-		if (ck->commit_src && ck->cpos)
-			mfs_source_commit(ck->commit_src, ck->cpos, ck->cpos_len, NULL);
-		ckpt_publish(ck, ck->pending_full, ck->pending_events);
-	}
-	ck->pid = -1;
-	/* The child no longer shares the tables: merge the pages that the kernel
-	 * split while it did, so that the next fork copies few page-table entries. */
-	regroup_join(ck, 0);
-	if (!wait && ck->m && !ck->regrouping && !ck->regroup_off) {
-		ck->regroup_done = 0;
-		ck->regrouping = pthread_create(&ck->regroup, NULL, regroup_main, ck) == 0;
-	}
+	if (ck->w && mfs_checkpointer_tick(ck->w, m, src, events) == -MFS_E_IO)
+		ck->abort = 1;
 }
 
-/*
- * Whether the periodic writer may be a forked child. Not in an AddressSanitizer
- * build while librdkafka's threads run (a Kafka source or --publish): that
- * allocator (GCC 12's libasan) has no fork handlers, so a child forked while
- * another thread holds its lock deadlocks in its first malloc, and the learner
- * then waits for it forever. glibc's malloc takes its locks around fork, so a
- * release build forks always. Such builds write in the foreground instead.
- */
-static int ckpt_may_fork(const struct ckpt *ck)
-{
-#if defined(__SANITIZE_ADDRESS__)
-	return !ck->commit_src && !ck->pub;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-	return !ck->commit_src && !ck->pub;
-#endif
-#endif
-	(void)ck;
-	return 1;
-}
-
-/* A periodic checkpoint (whole or delta) written in the foreground, counted
- * and committed as the reaper does for a child's. */
-static int ckpt_write_fg(struct ckpt *ck, mfs_model *m, const char *pos, size_t len, int full,
-			 uint64_t events)
-{
-	mfs_diag d;
-	ck->started++;
-	ck->deltas += !full;
-	int rc = full ? mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d)
-		      : mfs_checkpoint_write_delta(m, ck->dir, pos, len, ck->compress, ck->keep, &d);
-	if (rc < 0) {
-		cli_diag(&d);
-		ck->failed++;
-		ck->abort |= ck->stop_on_error;
-		return -1; /* the caller makes the next one whole */
-	}
-	ck->saved_events = events;
-	if (ck->commit_src && pos)
-		mfs_source_commit(ck->commit_src, pos, len, NULL);
-	ckpt_publish(ck, full, events);
-	return 0;
-}
-
-/* A whole checkpoint in the foreground. Returns 0, or -1 (said, counted). */
-static int ckpt_write_now(struct ckpt *ck, mfs_model *m, mfs_source *src)
-{
-	size_t len;
-	char *pos = position_blob(src, &len);
-	mfs_diag d;
-	mfs_model_info mi;
-	mfs_model_info_get(m, &mi);
-	ck->started++;
-	int rc = mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d);
-	if (rc < 0) {
-		cli_diag(&d);
-		ck->failed++;
-		ck->abort |= ck->stop_on_error;
-	} else {
-		ck->saved_events = mi.events;
-		if (ck->commit_src && pos)
-			mfs_source_commit(ck->commit_src, pos, len, NULL);
-		ckpt_publish(ck, 1, mi.events);
-	}
-	free(pos);
-	return rc < 0 ? -1 : 0;
-}
 
 static uint64_t gcd64(uint64_t a, uint64_t b)
 {
@@ -528,109 +417,6 @@ static uint64_t gcd64(uint64_t a, uint64_t b)
 		b = t;
 	}
 	return a;
-}
-
-/* Whether a period has come: by events, a multiple of every crossed since last. */
-static int period_due(uint64_t every, double every_sec, uint64_t events, uint64_t last,
-		      double now, double last_t)
-{
-	if (every)
-		return events / every > last / every;
-	return every_sec > 0 && now - last_t >= every_sec;
-}
-
-/*
- * The cadence: a whole checkpoint at every --checkpoint-every and a delta at
- * every --delta-every (by events: at each multiple, as batches end there; by
- * time: once the period has passed, checked at least every tick while idle).
- * When one is due while the previous writer is still busy, learning waits for
- * the writer (summed in wait_ms). A delta with no base (the first of a run,
- * or after a failed write) is written whole.
- */
-static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t events)
-{
-	ckpt_reap(ck, 0);
-	regroup_join(ck, 0);
-	mfs_publisher_poll(ck->pub);
-	double now = cli_now();
-	int full = period_due(ck->every_events, ck->every_sec, events, ck->last_events, now,
-			      ck->last_t);
-	int delta = period_due(ck->delta_events, ck->delta_sec, events, ck->last_any_events, now,
-			       ck->last_any_t);
-	mfs_model_info mi;
-	mfs_model_info_get(m, &mi);
-	if (!full && delta && ck->need_full)
-		full = 1; /* no base for a delta yet, or the last write failed */
-	if (!full && delta && mfs_publisher_want_full(ck->pub))
-		full = 1; /* the model topic needs a whole snapshot (--publish-full-every, a loss) */
-	if ((!full && !delta) || (mi.events == ck->last_model_events && !ck->need_full))
-		return; /* not yet, or nothing learned since the last one (one name per state) */
-	if (ck->pid > 0 || ck->regrouping) {
-		/* due while the last writer (or its page merge) is busy: wait for it */
-		ckpt_reap(ck, 1);
-		regroup_join(ck, 1);
-		double t = cli_now();
-		ck->wait_ms += (t - now) * 1000.0;
-		now = t;
-		if (ck->need_full)
-			full = 1; /* it failed: no base for a delta */
-	}
-	size_t len;
-	char *pos = position_blob(src, &len);
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = ckpt_may_fork(ck) ? fork() : -2;
-	if (pid == 0) {
-		cli_signals_child();
-		mfs_diag d;
-		int rc = full ? mfs_checkpoint_write(m, ck->dir, pos, len, ck->compress, ck->keep, &d)
-			      : mfs_checkpoint_write_delta(m, ck->dir, pos, len, ck->compress,
-							   ck->keep, &d);
-		if (rc < 0)
-			cli_diag(&d);
-		_exit(rc < 0 ? 1 : 0);
-	}
-	int fg_failed = 0;
-	if (pid == -2) {
-		fg_failed = ckpt_write_fg(ck, m, pos, len, full, mi.events) < 0;
-		free(pos);
-		pos = NULL;
-	}
-	if (ck->commit_src && pid > 0) {
-		free(ck->cpos); /* committed when the child is reaped */
-		ck->cpos = pos;
-		ck->cpos_len = len;
-		pos = NULL;
-	}
-	free(pos);
-	if (pid == -1) {
-		/* no fork (out of processes or memory): write it here, and say so */
-		cli_error("warning: fork failed (%s); writing the checkpoint in the foreground",
-			  strerror(errno));
-		ckpt_write_now(ck, m, src);
-		full = 1;
-	} else if (pid > 0) {
-		ck->pid = pid;
-		ck->pending_full = full;
-		ck->started++;
-		ck->deltas += !full;
-		ck->pending_events = mi.events;
-	}
-	/* the child holds this state: the next delta holds what is learned from now on */
-	mfs_checkpoint_mark(m);
-	double stall = (cli_now() - now) * 1000.0;
-	if (stall > ck->stall_ms_max)
-		ck->stall_ms_max = stall;
-	if (full) {
-		ck->last_t = now;
-		ck->last_events = events;
-		ck->need_full = 0;
-	}
-	ck->last_any_t = now;
-	ck->last_any_events = events;
-	ck->last_model_events = mi.events;
-	if (fg_failed)
-		ck->need_full = 1; /* no base for a delta */
 }
 
 static void ckpt_warn_skip(void *ctx, const mfs_diag *d)
@@ -677,13 +463,9 @@ struct revoke_ctx {
 static void on_revoke(void *arg)
 {
 	struct revoke_ctx *r = arg;
-	if (!r->ck->dir || !r->src)
+	if (!r->ck->w || !r->src)
 		return;
-	ckpt_reap(r->ck, 1);
-	regroup_join(r->ck, 1);
-	ckpt_write_now(r->ck, r->m, r->src);
-	mfs_checkpoint_mark(r->m);
-	r->ck->need_full = 0;
+	mfs_checkpointer_now(r->ck->w, r->m, r->src);
 }
 
 static void kafka_notice(void *ctx, const mfs_diag *d)
@@ -1199,7 +981,7 @@ int cmd_train(int argc, char **argv)
 	const char **tests = calloc((size_t)argc + 1, sizeof *tests);
 	size_t ntests = 0;
 	uint64_t epochs = 1, v, memory = 0, threads = 1;
-	struct ckpt ck = { .every_sec = 30, .keep = 3, .pid = -1, .need_full = 1 };
+	struct ckpt ck = { .every_sec = 30, .keep = 3 };
 	int compress = 0, range_auto = 1;
 	unsigned linger_ms = 5;
 	unsigned char given[OPT_END - OPT_FORMAT]; /* the options given: a resume compares those */
@@ -1598,7 +1380,6 @@ int cmd_train(int argc, char **argv)
 		goto usage;
 	}
 
-	ck.last_t = ck.last_any_t = cli_now();
 	/* options that contradict each other, or do nothing without another: usage errors */
 #define GIVEN(o) given[(o) - OPT_FORMAT]
 	if (!implicit) {
@@ -1831,7 +1612,7 @@ int cmd_train(int argc, char **argv)
 	memset(&rp, 0, sizeof rp);
 	mfs_diag d;
 	int resumed = 0, stale = 0;
-	mfs_lock *lock = NULL;
+	mfs_publisher *pub = NULL;
 	mfs_kafka_config *kc = NULL;
 	struct revoke_ctx rv = { &ck, NULL, NULL };
 	if (kafka) {
@@ -1864,10 +1645,8 @@ int cmd_train(int argc, char **argv)
 	}
 	if (ck.dir) {
 		/* one learner per directory; temporary files of dead writers go */
-		if ((stale = mfs_checkpoint_lock(&lock, ck.dir, &d)) < 0) {
-			cli_diag(&d);
+		if ((stale = ckpt_open(&ck)) < 0)
 			goto out;
-		}
 		if (stale > 0)
 			cli_error("removed %d temporary file%s of an interrupted checkpoint write",
 				  stale, stale == 1 ? "" : "s");
@@ -1875,7 +1654,7 @@ int cmd_train(int argc, char **argv)
 	if (ck.dir) {
 		/* Resume from the newest whole checkpoint, if there is one. */
 		char from[4096];
-		int r = mfs_checkpoint_load_newest(&m, ck.dir, cfg.kernel, ckpt_warn_skip, NULL, from,
+		int r = mfs_checkpointer_load(ck.w, &m, cfg.kernel, ckpt_warn_skip, NULL, from,
 						   sizeof from, &d);
 		if (r == 0) {
 			mfs_model_info mi;
@@ -1886,8 +1665,6 @@ int cmd_train(int argc, char **argv)
 				goto out;
 			rc = EXIT_RUNTIME;
 			resumed = 1;
-			ck.need_full = 0; /* deltas may go on the chain it was loaded from */
-			ck.saved_events = mi.events;
 			range_auto = 0; /* the checkpoint's */
 		} else if (r != -MFS_E_NOTFOUND) {
 			cli_diag(&d);
@@ -1924,7 +1701,6 @@ int cmd_train(int argc, char **argv)
 		}
 		icfg = hc;
 	}
-	ck.m = m;
 	mfs_model_set_threads(m, (unsigned)threads);
 	rv.m = m;
 	struct cli_bad bad = { 0 };
@@ -1953,13 +1729,14 @@ int cmd_train(int argc, char **argv)
 	}
 	if (kafka) {
 		rv.src = src;
-		ck.commit_src = src;
+		mfs_checkpointer_set_commit(ck.w, src);
 	}
-	if (publish && mfs_publisher_open(&ck.pub, publish, popts, npopts, pub_full_every,
+	if (publish && mfs_publisher_open(&pub, publish, popts, npopts, pub_full_every,
 					  kafka_notice, NULL, &d) < 0) {
 		cli_diag(&d);
 		goto out;
 	}
+	mfs_checkpointer_set_publisher(ck.w, pub);
 	mfs_source_set_linger(src, linger_ms);
 	if (ck.dir && (ck.every_events || ck.delta_events))
 		/* batches end on the checkpoint counts, so checkpoints fall on them exactly */
@@ -2060,32 +1837,23 @@ int cmd_train(int argc, char **argv)
 	}
 	if (ck.dir) {
 		/* the last period's writer, then a checkpoint of the end */
-		ckpt_reap(&ck, 1);
-		regroup_join(&ck, 1);
-		double tf = cli_now();
-		mfs_model_info fi;
-		mfs_model_info_get(m, &fi);
-		int fr = 0;
-		if (ck.need_full || ck.started == 0 || fi.events != ck.last_model_events)
-			fr = ckpt_write_now(&ck, m, src); /* else the last periodic one holds this state */
-		ck.final_ms = (cli_now() - tf) * 1000.0;
+		int fr = mfs_checkpointer_finish(ck.w, m, src, &unsaved);
 		final_ok = fr == 0;
 		if (fr < 0) {
-			mfs_model_info mi;
-			mfs_model_info_get(m, &mi);
-			unsaved = mi.events - ck.saved_events;
-			if (ck.saved_events)
+			mfs_checkpointer_stats cs;
+			mfs_checkpointer_stats_get(ck.w, &cs);
+			if (cs.saved_events)
 				cli_error("the final checkpoint failed: the %llu events learned since the "
 					  "newest valid checkpoint in %s (%llu events) are not saved",
 					  (unsigned long long)unsaved, ck.dir,
-					  (unsigned long long)ck.saved_events);
+					  (unsigned long long)cs.saved_events);
 			else
 				cli_error("the final checkpoint failed: no checkpoint in %s holds any of "
 					  "the %llu events learned", ck.dir, (unsigned long long)unsaved);
 			failed = 1;
 		}
 	}
-	if (ck.pub && mfs_publisher_flush(ck.pub, 30000) < 0)
+	if (pub && mfs_publisher_flush(pub, 30000) < 0)
 		cli_error("warning: model chunks still undelivered after 30 s: the edges get the next "
 			  "whole snapshot of a later run");
 	steps = pre.events;
@@ -2161,18 +1929,21 @@ int cmd_train(int argc, char **argv)
 	printf(", \"model_events\": %llu", (unsigned long long)info.events);
 	printf(", \"rating_range\": \"%g:%g\", \"out_of_range\": %llu", info.lo, info.hi,
 	       (unsigned long long)pre.out_of_range);
-	if (ck.dir)
+	if (ck.w) {
+		mfs_checkpointer_stats cs;
+		mfs_checkpointer_stats_get(ck.w, &cs);
 		printf(", \"checkpoints\": %llu, \"deltas\": %llu, \"checkpoint_failures\": %llu, "
 		       "\"checkpoint_stall_ms_max\": %.3f, \"checkpoint_wait_ms\": %.1f, "
 		       "\"checkpoint_final_ms\": %.1f, \"resumed\": %s, \"stale_temp_removed\": %d",
-		       (unsigned long long)(ck.started - ck.failed), (unsigned long long)ck.deltas,
-		       (unsigned long long)ck.failed, ck.stall_ms_max, ck.wait_ms, ck.final_ms,
+		       (unsigned long long)cs.written, (unsigned long long)cs.deltas,
+		       (unsigned long long)cs.failed, cs.stall_ms_max, cs.wait_ms, cs.final_ms,
 		       resumed ? "true" : "false", stale);
+	}
 	if (unsaved)
 		printf(", \"unsaved_events\": %llu", (unsigned long long)unsaved);
-	if (ck.pub) {
+	if (pub) {
 		mfs_publisher_stats ps;
-		mfs_publisher_stats_get(ck.pub, &ps);
+		mfs_publisher_stats_get(pub, &ps);
 		printf(", \"published\": {\"fulls\": %llu, \"deltas\": %llu, \"chunks\": %llu, "
 		       "\"bytes\": %llu, \"delivered\": %llu, \"failures\": %llu, \"skipped\": %llu}",
 		       (unsigned long long)ps.fulls, (unsigned long long)ps.deltas,
@@ -2257,12 +2028,10 @@ int cmd_train(int argc, char **argv)
 out:
 	cli_curve_close(&curve);
 	cli_stop_source(NULL);
-	regroup_join(&ck, 1);
-	mfs_checkpoint_unlock(lock); /* a writer still running keeps it until it exits */
+	mfs_checkpointer_free(ck.w); /* a writer still running keeps the lock until it exits */
 	mfs_source_free(src);
 	mfs_kafka_config_free(kc);
-	mfs_publisher_free(ck.pub);
-	free(ck.cpos);
+	mfs_publisher_free(pub);
 	mfs_model_free(m);
 	free(rp.arena);
 	free(rp.recs);
