@@ -1226,6 +1226,116 @@ MFS_API void mfs_checkpointer_stats_get(const mfs_checkpointer *c, mfs_checkpoin
  * until it exits), free c. NULL is a no-op. */
 MFS_API void mfs_checkpointer_free(mfs_checkpointer *c);
 
+/* ===================================================================== */
+/* The learner: a model, its source and its checkpoints, as one object  */
+/* ===================================================================== */
+
+/*
+ * An mfs_learner learns its inputs batch by batch (test-then-train: each
+ * event is scored before it is learned), with checkpoints when a
+ * checkpoint-dir is set (an mfs_checkpointer: the lock, forked writers,
+ * deltas). Opened on a directory that holds checkpoints, it resumes exactly:
+ * the newest checkpoint's model (its settings, not the config's) and the
+ * inputs from the position it holds, so a run killed at any moment and
+ * opened again ends with the same bytes as one never killed.
+ *
+ * Settings live in an opaque mfs_learner_config, set by name with the value
+ * as text, spelled as `mfstream train`'s options (a new setting is a new
+ * name, never a new struct):
+ *   model:    dim, max-users, max-items, lr, lr-bias, l2, l2-bias, init-std,
+ *             seed, optimizer (sgd|adagrad), rating-range (LO:HI), min-count,
+ *             history, freq-alpha, freq-alpha-bias, evict (0|1), kernel
+ *   input:    format (auto|tsv|csv|dat|jsonl|ssv), fields, batch
+ *   learning: threads
+ *   checkpoints: checkpoint-dir, checkpoint-every and delta-every (events
+ *             "100000" / "100k", or time "30s" / "500ms"; default 30s and
+ *             none), keep (3), compress (0..19), on-checkpoint-error
+ *             (stop|continue)
+ * Counts take k/M/G suffixes; numbers are read the same in every locale.
+ * The defaults are mfs_config_default's and mfs_source_config_default's.
+ *
+ * Threading: a learner and its config are used by one thread at a time.
+ */
+typedef struct mfs_learner mfs_learner;
+typedef struct mfs_learner_config mfs_learner_config;
+
+/* A config with the defaults. Returns 0, or -MFS_E_NOMEM, -MFS_E_INVAL. */
+MFS_API int mfs_learner_config_new(mfs_learner_config **out);
+MFS_API void mfs_learner_config_free(mfs_learner_config *c);
+
+/*
+ * Set one setting by name. Returns 0, or -MFS_E_INVAL with diag naming the
+ * setting and why (unknown name, not a number, out of range), -MFS_E_NOMEM.
+ * The config keeps copies of strings.
+ */
+MFS_API int mfs_learner_config_set(mfs_learner_config *c, const char *name, const char *value,
+				   mfs_diag *diag);
+
+/* Where malformed records, skipped checkpoints and checkpoint failures go
+ * (as diags; may be called from a forked writer). NULL: nowhere. */
+MFS_API void mfs_learner_config_on_bad(mfs_learner_config *c, mfs_bad_record_fn fn, void *ctx);
+
+/* The model settings the config holds (for reading; set them by name). */
+MFS_API const mfs_config *mfs_learner_config_model(const mfs_learner_config *c);
+
+/*
+ * Open a learner on inputs (files, directories, "-"; as mfs_source_open),
+ * resuming from the config's checkpoint-dir when it holds a checkpoint. The
+ * config may be freed afterwards. Returns 0, or what mfs_checkpointer_open,
+ * mfs_checkpoint_load_newest, mfs_model_create, mfs_source_open and
+ * mfs_source_seek return (diag says which and why).
+ */
+MFS_API int mfs_learner_open(mfs_learner **out, const mfs_learner_config *c,
+			     const char *const *inputs, size_t n_inputs, mfs_diag *diag);
+
+/*
+ * Learn the next batch, waiting up to timeout_ms for one (-1: as long as it
+ * takes), then checkpoint if a period is due. Returns the events of the batch
+ * (> 0), 0 at the end of the inputs, -MFS_E_AGAIN when none came in time (the
+ * checkpoint clock still ran), or < 0: an input failed (diag names it; call
+ * mfs_learner_skip_file to go on), a checkpoint failed with
+ * on-checkpoint-error stop (-MFS_E_IO), learning failed (-MFS_E_NOMEM).
+ */
+MFS_API int mfs_learner_step(mfs_learner *l, int timeout_ms, mfs_diag *diag);
+
+/* After a failed input: go on with the next file. */
+MFS_API void mfs_learner_skip_file(mfs_learner *l);
+
+/* Step until the end of the inputs or until *stop becomes nonzero (checked
+ * between batches and at least every 100 ms; stop may be NULL). Returns 0
+ * or the first error mfs_learner_step returned. */
+MFS_API int mfs_learner_run(mfs_learner *l, const volatile int *stop, mfs_diag *diag);
+
+/* A whole checkpoint now. 0, or -MFS_E_INVAL (no checkpoint-dir), -MFS_E_IO. */
+MFS_API int mfs_learner_checkpoint(mfs_learner *l, mfs_diag *diag);
+
+/* The model being learned: query it between steps (mfs_model_predict, ...);
+ * it belongs to the learner. */
+MFS_API mfs_model *mfs_learner_model(mfs_learner *l);
+
+typedef struct mfs_learner_stats {
+	uint64_t events;              /* learned since open */
+	uint64_t unplaced;            /* not learned: no row for the ID */
+	uint64_t skipped;             /* malformed records skipped */
+	double sq_err, abs_err;       /* prequential sums (error before each step) */
+	double rmse, mae;             /* ... as averages over events (0 with none) */
+	int resumed;                  /* opened from a checkpoint */
+	uint64_t stale_removed;       /* temporary files of dead writers removed */
+	uint64_t checkpoints;         /* written since open */
+	uint64_t checkpoint_failures;
+	uint64_t saved_events;        /* model events of the newest valid checkpoint */
+} mfs_learner_stats;
+
+MFS_API void mfs_learner_stats_get(const mfs_learner *l, mfs_learner_stats *st);
+
+/*
+ * The end: with a checkpoint-dir, a final whole checkpoint (unless the
+ * newest file holds this state); then the learner is freed (NULL: no-op).
+ * Returns 0, or -MFS_E_IO when the final checkpoint failed, with *unsaved
+ * (may be NULL) the events learned since the newest valid one: what is lost.
+ */
+MFS_API int mfs_learner_close(mfs_learner *l, uint64_t *unsaved, mfs_diag *diag);
+
 
 /* ===================================================================== */
 /* Serving: query the newest model while it is replaced                  */
