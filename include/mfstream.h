@@ -1136,7 +1136,7 @@ MFS_API int mfs_checkpoint_load_newest(mfs_model **out, const char *dir, const c
  * call mfs_checkpointer_tick after every batch learned (and while the stream
  * is idle, for periods by time), and mfs_checkpointer_finish at the end.
  * Events periods fall exactly when the source's batches end on them
- * (mfs_source_set_align with the gcd of the periods).
+ * (mfs_source_set_align(src, mfs_checkpointer_align(c))).
  *
  * Threading: one thread calls a checkpointer (the one that learns the model).
  */
@@ -1177,6 +1177,11 @@ MFS_API int mfs_checkpointer_open(mfs_checkpointer **out, const char *dir, mfs_d
 
 /* Set one parameter. Returns 0, or -MFS_E_INVAL (unknown, negative, too large). */
 MFS_API int mfs_checkpointer_set(mfs_checkpointer *c, mfs_checkpointer_param p, int64_t value);
+
+/* The batch cut that makes the event periods fall exactly (the gcd of the
+ * whole and delta periods counted in events; 0: none): give it to
+ * mfs_source_set_align. */
+MFS_API uint64_t mfs_checkpointer_align(const mfs_checkpointer *c);
 
 /* Where failures and warnings go (a failed write, a failed fork, a failed
  * publish), as diags; also called in a forked writer. NULL: nowhere. */

@@ -178,6 +178,19 @@ MFS_API int mfs_checkpointer_set(mfs_checkpointer *c, mfs_checkpointer_param p, 
 	return 0;
 }
 
+MFS_API uint64_t mfs_checkpointer_align(const mfs_checkpointer *c)
+{
+	if (!c)
+		return 0;
+	uint64_t a = c->every_events, b = c->delta_events;
+	while (b) {
+		uint64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
 MFS_API void mfs_checkpointer_on_error(mfs_checkpointer *c, mfs_bad_record_fn fn, void *ctx)
 {
 	if (c) {

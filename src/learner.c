@@ -93,30 +93,23 @@ static int number(const char *v, int suffix, double *out)
 /* An event count "100000" / "100k", or a period "30s" / "500ms" (*ms). */
 static int period(const char *v, uint64_t *events, uint64_t *ms)
 {
+	static const struct {
+		const char *suffix;
+		double ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 } };
 	size_t n = strlen(v);
 	double x;
-	if (n > 2 && strcmp(v + n - 2, "ms") == 0) {
+	for (size_t u = 0; u < sizeof units / sizeof *units; u++) {
+		size_t sl = strlen(units[u].suffix);
 		char buf[64];
-		if (n - 2 >= sizeof buf)
-			return -1;
-		memcpy(buf, v, n - 2);
-		buf[n - 2] = '\0';
-		if (number(buf, 0, &x) < 0 || x < 0 || x > 1e12)
+		if (n <= sl || strcmp(v + n - sl, units[u].suffix) != 0 || n - sl >= sizeof buf)
+			continue;
+		memcpy(buf, v, n - sl);
+		buf[n - sl] = '\0';
+		if (number(buf, 0, &x) < 0 || x < 0 || x * units[u].ms > 1e15)
 			return -1;
 		*events = 0;
-		*ms = (uint64_t)(x + 0.5);
-		return 0;
-	}
-	if (n > 1 && v[n - 1] == 's') {
-		char buf[64];
-		if (n - 1 >= sizeof buf)
-			return -1;
-		memcpy(buf, v, n - 1);
-		buf[n - 1] = '\0';
-		if (number(buf, 0, &x) < 0 || x < 0 || x > 1e9)
-			return -1;
-		*events = 0;
-		*ms = (uint64_t)(x * 1000.0 + 0.5);
+		*ms = (uint64_t)(x * units[u].ms + 0.5);
 		return 0;
 	}
 	if (number(v, 1, &x) < 0 || x < 0 || x > 1e18 || x != (double)(uint64_t)x)
@@ -301,16 +294,6 @@ static int open_checkpointer(mfs_learner *l, const mfs_learner_config *c, mfs_di
 	return 0;
 }
 
-static uint64_t gcd(uint64_t a, uint64_t b)
-{
-	while (b) {
-		uint64_t t = a % b;
-		a = b;
-		b = t;
-	}
-	return a;
-}
-
 MFS_API int mfs_learner_open(mfs_learner **out, const mfs_learner_config *c,
 			     const char *const *inputs, size_t n_inputs, mfs_diag *diag)
 {
@@ -346,9 +329,9 @@ MFS_API int mfs_learner_open(mfs_learner **out, const mfs_learner_config *c,
 	const void *pos = l->st.resumed ? mfs_model_position(l->m, &plen) : NULL;
 	if (pos && (rc = mfs_source_seek(l->src, pos, plen, diag)) < 0)
 		goto fail;
-	if (c->dir && (c->every_events || c->delta_events))
+	if (l->ck)
 		/* batches end on the checkpoint counts, so checkpoints fall on them */
-		mfs_source_set_align(l->src, gcd(c->every_events, c->delta_events));
+		mfs_source_set_align(l->src, mfs_checkpointer_align(l->ck));
 	*out = l;
 	return 0;
 fail:

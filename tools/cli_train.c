@@ -408,17 +408,6 @@ static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t 
 		ck->abort = 1;
 }
 
-
-static uint64_t gcd64(uint64_t a, uint64_t b)
-{
-	while (b) {
-		uint64_t t = a % b;
-		a = b;
-		b = t;
-	}
-	return a;
-}
-
 static void ckpt_warn_skip(void *ctx, const mfs_diag *d)
 {
 	(void)ctx;
@@ -1738,9 +1727,9 @@ int cmd_train(int argc, char **argv)
 	}
 	mfs_checkpointer_set_publisher(ck.w, pub);
 	mfs_source_set_linger(src, linger_ms);
-	if (ck.dir && (ck.every_events || ck.delta_events))
+	if (ck.w)
 		/* batches end on the checkpoint counts, so checkpoints fall on them exactly */
-		mfs_source_set_align(src, gcd64(ck.every_events, ck.delta_events));
+		mfs_source_set_align(src, mfs_checkpointer_align(ck.w));
 	cli_reader_start(src);
 	/* follow mode: come back this often while the stream is idle, for the clock's work */
 	int tick_ms = 100;
