@@ -58,6 +58,49 @@ int cli_range(const char *cmd, const char *opt, const char *s, float *lo, float 
 double cli_now(void); /* CLOCK_MONOTONIC seconds */
 
 /*
+ * Options from a table (cli_option): what an option's argument is and where
+ * it goes, so that a command's getopt loop is a lookup, not a case per
+ * option. The checks and messages are the helpers' above ("--dim: ...").
+ */
+enum cli_kind {
+	CLI_STR,    /* const char **p = the argument */
+	CLI_FLAG,   /* int *p = n (no argument) */
+	CLI_U64,    /* uint64_t *p, lo..hi (k/M/G suffixes) */
+	CLI_U32,    /* uint32_t *p, lo..hi */
+	CLI_UINT,   /* unsigned *p, lo..hi */
+	CLI_INT,    /* int *p, lo..hi */
+	CLI_F32,    /* float *p within lo/hi by bounds (CLI_GE, ...) */
+	CLI_CHOICE, /* int *p = values[i] of the name given (names: NULL-terminated) */
+	CLI_WORD,   /* const char **p = the argument, one of names */
+	CLI_PERIOD, /* double *p seconds, or uint64_t *p2 events */
+	CLI_SIZE,   /* uint64_t *p bytes (K/M/G/T) */
+	CLI_LIST,   /* const char **p array, size_t *p2 its length: appended */
+	CLI_KV,     /* as CLI_LIST, each KEY=VALUE */
+};
+
+struct cli_option {
+	int id;            /* the getopt value */
+	enum cli_kind kind;
+	void *p, *p2;
+	uint64_t lo, hi;   /* the integer kinds' range */
+	float flo, fhi;    /* CLI_F32's */
+	int n;             /* CLI_FLAG's value; CLI_F32's bounds */
+	const char *const *names;
+	const int *values;
+};
+
+/*
+ * If the table has option id, apply arg to it (name: "--dim", for messages)
+ * and return 1, or -1 after saying what is wrong (a usage error); 0 when the
+ * table does not have id.
+ */
+int cli_option_apply(const char *cmd, const struct cli_option *t, size_t n, int id,
+		     const char *name, const char *arg);
+
+/* The long name of getopt value id in opts ("--dim"), in a static buffer. */
+const char *cli_option_name(const struct option *opts, int id);
+
+/*
  * Load --model PATH: a model file, or a directory of checkpoints (the newest
  * valid one: corrupt ones are reported and skipped). Returns 0 or EXIT_RUNTIME
  * after printing the reason.

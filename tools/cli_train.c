@@ -969,7 +969,7 @@ int cmd_train(int argc, char **argv)
 	struct cli_curve curve = { 0 };
 	const char **tests = calloc((size_t)argc + 1, sizeof *tests);
 	size_t ntests = 0;
-	uint64_t epochs = 1, v, memory = 0, threads = 1;
+	uint64_t epochs = 1, memory = 0, threads = 1;
 	struct ckpt ck = { .every_sec = 30, .keep = 3 };
 	int compress = 0, range_auto = 1;
 	unsigned linger_ms = 5;
@@ -999,11 +999,102 @@ int cmd_train(int argc, char **argv)
 		cli_error("out of memory");
 		return EXIT_RUNTIME;
 	}
+	/* what each option's argument is and where it goes (cli_option_apply) */
+	static const char *const w_onerr[] = { "skip-file", "stop", NULL },
+				 *const w_opt[] = { "sgd", "adagrad", NULL },
+				 *const w_link[] = { "clamp", "sigmoid", NULL },
+				 *const w_ids[] = { "exact", "hashed", NULL },
+				 *const w_ckerr[] = { "stop", "continue", NULL },
+				 *const w_kstart[] = { "earliest", "latest", NULL },
+				 *const w_feedback[] = { "explicit", "implicit", NULL },
+				 *const w_loss[] = { "bpr", "logistic", "popularity", NULL },
+				 *const w_weight[] = { "none", "rating", "log1p", NULL };
+	static const int v_onerr[] = { 0, 1 }, v_opt[] = { MFS_OPT_SGD, MFS_OPT_ADAGRAD },
+			 v_link[] = { MFS_RANGE_CLAMP, MFS_RANGE_SIGMOID },
+			 v_ids[] = { MFS_IDS_EXACT, MFS_IDS_HASHED }, v_ckerr[] = { 1, 0 },
+			 v_feedback[] = { 0, 1 },
+			 v_loss[] = { MFS_LOSS_BPR, MFS_LOSS_LOGISTIC, MFS_LOSS_POPULARITY },
+			 v_weight[] = { WEIGHT_NONE, WEIGHT_RATING, WEIGHT_LOG1P };
+#define U(id, kind, ptr, lo, hi) { id, kind, ptr, NULL, lo, hi, 0, 0, 0, NULL, NULL }
+#define F(id, ptr, bounds, lo, hi) { id, CLI_F32, ptr, NULL, 0, 0, lo, hi, bounds, NULL, NULL }
+#define S(id, ptr) { id, CLI_STR, (void *)ptr, NULL, 0, 0, 0, 0, 0, NULL, NULL }
+#define C(id, ptr, w, v) { id, CLI_CHOICE, ptr, NULL, 0, 0, 0, 0, 0, w, v }
+	const struct cli_option table[] = {
+		S(OPT_FIELDS, &fields),
+		C(OPT_ONERR, &stop_on_error, w_onerr, v_onerr),
+		U(OPT_DIM, CLI_U32, &cfg.dim, 1, 4096),
+		C(OPT_OPT, &cfg.optimizer, w_opt, v_opt),
+		F(OPT_LR, &cfg.lr, CLI_GE, 0, 0),
+		F(OPT_LRB, &cfg.lr_bias, CLI_GE, 0, 0),
+		F(OPT_L2, &cfg.l2, CLI_GE, 0, 0),
+		F(OPT_L2B, &cfg.l2_bias, CLI_GE, 0, 0),
+		F(OPT_INIT, &cfg.init_std, CLI_GE, 0, 0),
+		C(OPT_LINK, &cfg.link, w_link, v_link),
+		U(OPT_MAXU, CLI_U64, &cfg.max_users, 1, 4294967295ULL),
+		U(OPT_MAXI, CLI_U64, &cfg.max_items, 1, 4294967295ULL),
+		U(OPT_MEMORY, CLI_SIZE, &memory, 0, 0),
+		U(OPT_HISTORY, CLI_U32, &cfg.history, 0, MFS_HISTORY_MAX),
+		C(OPT_IDS, &cfg.ids, w_ids, v_ids),
+		{ OPT_NOEVICT, CLI_FLAG, &cfg.evict, NULL, 0, 0, 0, 0, 0, NULL, NULL },
+		S(OPT_CKDIR, &ck.dir),
+		{ OPT_CKEVERY, CLI_PERIOD, &ck.every_sec, &ck.every_events, 0, 0, 0, 0, 0, NULL, NULL },
+		{ OPT_DELTA, CLI_PERIOD, &ck.delta_sec, &ck.delta_events, 0, 0, 0, 0, 0, NULL, NULL },
+		C(OPT_CKERR, &ck.stop_on_error, w_ckerr, v_ckerr),
+		S(OPT_CURVE, &curve_path),
+		U(OPT_CURVE_EVERY, CLI_U64, &curve_every, 1, UINT64_MAX),
+		U(OPT_KEEP, CLI_UINT, &ck.keep, 1, 1000000),
+		U(OPT_CKZ, CLI_INT, &ck.compress, 0, 19),
+		U(OPT_HASHES, CLI_U32, &cfg.user_hashes, 1, 2),
+		F(OPT_MARGIN, &cfg.range_margin, CLI_GE | CLI_LE, 0, 10),
+		F(OPT_RLR, &cfg.replay_lr, CLI_GE, 0, 0),
+		F(OPT_RLRB, &cfg.replay_lr_bias, CLI_GE, 0, 0),
+		F(OPT_RL2, &cfg.replay_l2, CLI_GE, 0, 0),
+		F(OPT_RL2B, &cfg.replay_l2_bias, CLI_GE, 0, 0),
+		F(OPT_FA, &cfg.freq_alpha, CLI_GE | CLI_LE, 0, 1),
+		F(OPT_FAB, &cfg.freq_alpha_bias, CLI_GE | CLI_LE, 0, 1),
+		U(OPT_MINCOUNT, CLI_U32, &cfg.min_count, 1, 255),
+		U(OPT_SEED, CLI_U64, &cfg.seed, 0, UINT64_MAX),
+		S(OPT_KERNEL, &cfg.kernel),
+		U(OPT_EPOCHS, CLI_U64, &epochs, 1, 100000),
+		U(OPT_THREADS, CLI_U64, &threads, 1, 64),
+		{ OPT_TEST, CLI_LIST, tests, &ntests, 0, 0, 0, 0, 0, NULL, NULL },
+		S(OPT_SAVE, &save),
+		U(OPT_COMPRESS, CLI_INT, &compress, 0, 19),
+		{ OPT_PROGRESS, CLI_FLAG, &progress, NULL, 0, 0, 0, 0, 1, NULL, NULL },
+		{ OPT_QUIET, CLI_FLAG, &progress, NULL, 0, 0, 0, 0, 0, NULL, NULL },
+		U(OPT_LINGER, CLI_UINT, &linger_ms, 0, 60000),
+		S(OPT_KAFKA, &kafka),
+		S(OPT_TOPIC, &topic),
+		S(OPT_GROUP, &group),
+		{ OPT_KSTART, CLI_WORD, &kstart, NULL, 0, 0, 0, 0, 0, w_kstart, NULL },
+		{ OPT_KOPT, CLI_KV, kopts, &nkopts, 0, 0, 0, 0, 0, NULL, NULL },
+		S(OPT_PUBLISH, &publish),
+		U(OPT_PUB_FULL, CLI_UINT, &pub_full_every, 1, 1000000),
+		{ OPT_PUB_OPT, CLI_KV, popts, &npopts, 0, 0, 0, 0, 0, NULL, NULL },
+		C(OPT_FEEDBACK, &implicit, w_feedback, v_feedback),
+		C(OPT_LOSS, &icfg.loss, w_loss, v_loss),
+		U(OPT_NEGS, CLI_U32, &icfg.negatives, 1, 1024),
+		F(OPT_NEGBETA, &icfg.neg_beta, CLI_GE | CLI_LE, 0, 2),
+		C(OPT_WEIGHT, &weight_mode, w_weight, v_weight),
+		S(OPT_WEIGHTS, &type_weights),
+		U(OPT_EVAL_EVERY, CLI_U32, &rk.every, 0, UINT32_MAX),
+		U(OPT_EVAL_K, CLI_U32, &rk.k, 0, 1024),
+	};
+#undef U
+#undef F
+#undef S
+#undef C
 	optind = 1;
 	opterr = 0;
 	while ((c = cli_getopt(cmd, argc, argv, ":h", opts)) != -1) {
 		if (c >= OPT_FORMAT && c < OPT_END)
 			given[c - OPT_FORMAT] = 1;
+		int t = cli_option_apply(cmd, table, sizeof table / sizeof *table, c,
+					 cli_option_name(opts, c), optarg);
+		if (t < 0)
+			goto usage;
+		if (t > 0)
+			continue;
 		switch (c) {
 		case 'h':
 			train_help();
@@ -1014,62 +1105,10 @@ int cmd_train(int argc, char **argv)
 		case OPT_FORMAT:
 			format = mfs_format_parse(optarg);
 			if (format < 0) {
-				free(tests);
-				free(kopts);
-				free(popts);
-				return cli_usage(cmd, "--format: must be auto, tsv, csv, dat, jsonl or ssv, got \"%s\"",
-						 optarg);
-			}
-			break;
-		case OPT_FIELDS:
-			fields = optarg;
-			break;
-		case OPT_ONERR:
-			if (strcmp(optarg, "stop") == 0)
-				stop_on_error = 1;
-			else if (strcmp(optarg, "skip-file") == 0)
-				stop_on_error = 0;
-			else {
-				free(tests);
-				free(kopts);
-				free(popts);
-				return cli_usage(cmd, "--on-error: must be skip-file or stop, got \"%s\"", optarg);
-			}
-			break;
-		case OPT_DIM:
-			if (cli_u64(cmd, "--dim", optarg, 1, 4096, &v) < 0)
-				goto usage;
-			cfg.dim = (uint32_t)v;
-			break;
-		case OPT_OPT:
-			if (strcmp(optarg, "sgd") == 0)
-				cfg.optimizer = MFS_OPT_SGD;
-			else if (strcmp(optarg, "adagrad") == 0)
-				cfg.optimizer = MFS_OPT_ADAGRAD;
-			else {
-				cli_usage(cmd, "--optimizer: must be sgd or adagrad, got \"%s\"", optarg);
+				cli_usage(cmd, "--format: must be auto, tsv, csv, dat, jsonl or ssv, got \"%s\"",
+					  optarg);
 				goto usage;
 			}
-			break;
-		case OPT_LR:
-			if (cli_float_in(cmd, "--lr", optarg, CLI_GE, 0, 0, &cfg.lr) < 0)
-				goto usage;
-			break;
-		case OPT_LRB:
-			if (cli_float_in(cmd, "--lr-bias", optarg, CLI_GE, 0, 0, &cfg.lr_bias) < 0)
-				goto usage;
-			break;
-		case OPT_L2:
-			if (cli_float_in(cmd, "--l2", optarg, CLI_GE, 0, 0, &cfg.l2) < 0)
-				goto usage;
-			break;
-		case OPT_L2B:
-			if (cli_float_in(cmd, "--l2-bias", optarg, CLI_GE, 0, 0, &cfg.l2_bias) < 0)
-				goto usage;
-			break;
-		case OPT_INIT:
-			if (cli_float_in(cmd, "--init-std", optarg, CLI_GE, 0, 0, &cfg.init_std) < 0)
-				goto usage;
 			break;
 		case OPT_RANGE:
 			range_auto = strcmp(optarg, "auto") == 0;
@@ -1077,254 +1116,6 @@ int cmd_train(int argc, char **argv)
 				given[OPT_RANGE - OPT_FORMAT] = 0; /* auto: the checkpoint's, on a resume */
 			else if (cli_range(cmd, "--rating-range", optarg, &cfg.lo, &cfg.hi) < 0)
 				goto usage;
-			break;
-		case OPT_LINK:
-			if (strcmp(optarg, "clamp") == 0)
-				cfg.link = MFS_RANGE_CLAMP;
-			else if (strcmp(optarg, "sigmoid") == 0)
-				cfg.link = MFS_RANGE_SIGMOID;
-			else {
-				cli_usage(cmd, "--range-link: must be clamp or sigmoid, got \"%s\"", optarg);
-				goto usage;
-			}
-			break;
-		case OPT_MAXU:
-			if (cli_u64(cmd, "--max-users", optarg, 1, 4294967295ULL, &cfg.max_users) < 0)
-				goto usage;
-			break;
-		case OPT_MAXI:
-			if (cli_u64(cmd, "--max-items", optarg, 1, 4294967295ULL, &cfg.max_items) < 0)
-				goto usage;
-			break;
-		case OPT_MEMORY:
-			if (cli_size(cmd, "--memory", optarg, &memory) < 0)
-				goto usage;
-			break;
-		case OPT_HISTORY:
-			if (cli_u64(cmd, "--history", optarg, 0, MFS_HISTORY_MAX, &v) < 0)
-				goto usage;
-			cfg.history = (uint32_t)v;
-			break;
-		case OPT_IDS:
-			if (strcmp(optarg, "exact") == 0)
-				cfg.ids = MFS_IDS_EXACT;
-			else if (strcmp(optarg, "hashed") == 0)
-				cfg.ids = MFS_IDS_HASHED;
-			else {
-				cli_usage(cmd, "--ids: must be exact or hashed, got \"%s\"", optarg);
-				goto usage;
-			}
-			break;
-		case OPT_NOEVICT:
-			cfg.evict = 0;
-			break;
-		case OPT_CKDIR:
-			ck.dir = optarg;
-			break;
-		case OPT_CKEVERY:
-			if (cli_period(cmd, "--checkpoint-every", optarg, &ck.every_sec, &ck.every_events) < 0)
-				goto usage;
-			break;
-		case OPT_DELTA:
-			if (cli_period(cmd, "--delta-every", optarg, &ck.delta_sec, &ck.delta_events) < 0)
-				goto usage;
-			break;
-		case OPT_CKERR:
-			if (strcmp(optarg, "stop") == 0)
-				ck.stop_on_error = 1;
-			else if (strcmp(optarg, "continue") == 0)
-				ck.stop_on_error = 0;
-			else {
-				cli_usage(cmd, "--on-checkpoint-error: must be stop or continue, got \"%s\"",
-					  optarg);
-				goto usage;
-			}
-			break;
-		case OPT_CURVE:
-			curve_path = optarg;
-			break;
-		case OPT_CURVE_EVERY:
-			if (cli_count(cmd, "--curve-every", optarg, 1, UINT64_MAX, &curve_every) < 0)
-				goto usage;
-			break;
-		case OPT_KEEP:
-			if (cli_u64(cmd, "--keep", optarg, 1, 1000000, &v) < 0)
-				goto usage;
-			ck.keep = (unsigned)v;
-			break;
-		case OPT_CKZ:
-			if (cli_u64(cmd, "--checkpoint-compress", optarg, 0, 19, &v) < 0)
-				goto usage;
-			ck.compress = (int)v;
-			break;
-		case OPT_HASHES:
-			if (cli_u64(cmd, "--hashes", optarg, 1, 2, &v) < 0)
-				goto usage;
-			cfg.user_hashes = (uint32_t)v;
-			break;
-		case OPT_MARGIN:
-			if (cli_float_in(cmd, "--range-margin", optarg, CLI_GE | CLI_LE, 0, 10, &cfg.range_margin) < 0)
-				goto usage;
-			break;
-		case OPT_RLR:
-			if (cli_float_in(cmd, "--replay-lr", optarg, CLI_GE, 0, 0, &cfg.replay_lr) < 0)
-				goto usage;
-			break;
-		case OPT_RLRB:
-			if (cli_float_in(cmd, "--replay-lr-bias", optarg, CLI_GE, 0, 0, &cfg.replay_lr_bias) < 0)
-				goto usage;
-			break;
-		case OPT_RL2:
-			if (cli_float_in(cmd, "--replay-l2", optarg, CLI_GE, 0, 0, &cfg.replay_l2) < 0)
-				goto usage;
-			break;
-		case OPT_FA:
-			if (cli_float_in(cmd, "--freq-alpha", optarg, CLI_GE | CLI_LE, 0, 1, &cfg.freq_alpha) < 0)
-				goto usage;
-			break;
-		case OPT_FAB:
-			if (cli_float_in(cmd, "--freq-alpha-bias", optarg, CLI_GE | CLI_LE, 0, 1, &cfg.freq_alpha_bias) < 0)
-				goto usage;
-			break;
-		case OPT_RL2B:
-			if (cli_float_in(cmd, "--replay-l2-bias", optarg, CLI_GE, 0, 0, &cfg.replay_l2_bias) < 0)
-				goto usage;
-			break;
-		case OPT_MINCOUNT:
-			if (cli_u64(cmd, "--min-count", optarg, 1, 255, &v) < 0)
-				goto usage;
-			cfg.min_count = (uint32_t)v;
-			break;
-		case OPT_SEED:
-			if (cli_u64(cmd, "--seed", optarg, 0, UINT64_MAX, &cfg.seed) < 0)
-				goto usage;
-			break;
-		case OPT_KERNEL:
-			cfg.kernel = optarg;
-			break;
-		case OPT_EPOCHS:
-			if (cli_u64(cmd, "--epochs", optarg, 1, 100000, &epochs) < 0)
-				goto usage;
-			break;
-		case OPT_THREADS:
-			if (cli_u64(cmd, "--threads", optarg, 1, 64, &threads) < 0)
-				goto usage;
-			break;
-		case OPT_TEST:
-			tests[ntests++] = optarg;
-			break;
-		case OPT_SAVE:
-			save = optarg;
-			break;
-		case OPT_COMPRESS:
-			if (cli_u64(cmd, "--compress", optarg, 0, 19, &v) < 0)
-				goto usage;
-			compress = (int)v;
-			break;
-		case OPT_PROGRESS:
-			progress = 1;
-			break;
-		case OPT_QUIET:
-			progress = 0;
-			break;
-		case OPT_LINGER:
-			if (cli_u64(cmd, "--linger-ms", optarg, 0, 60000, &v) < 0)
-				goto usage;
-			linger_ms = (unsigned)v;
-			break;
-		case OPT_KAFKA:
-			kafka = optarg;
-			break;
-		case OPT_TOPIC:
-			topic = optarg;
-			break;
-		case OPT_GROUP:
-			group = optarg;
-			break;
-		case OPT_KSTART:
-			if (strcmp(optarg, "earliest") != 0 && strcmp(optarg, "latest") != 0) {
-				cli_usage(cmd, "--kafka-start: must be earliest or latest, got \"%s\"", optarg);
-				goto usage;
-			}
-			kstart = optarg;
-			break;
-		case OPT_KOPT:
-			if (!strchr(optarg, '=') || optarg[0] == '=') {
-				cli_usage(cmd, "--kafka-opt: must be KEY=VALUE, got \"%s\"", optarg);
-				goto usage;
-			}
-			kopts[nkopts++] = optarg;
-			break;
-		case OPT_PUBLISH:
-			publish = optarg;
-			break;
-		case OPT_PUB_FULL:
-			if (cli_u64(cmd, "--publish-full-every", optarg, 1, 1000000, &v) < 0)
-				goto usage;
-			pub_full_every = (unsigned)v;
-			break;
-		case OPT_PUB_OPT:
-			if (!strchr(optarg, '=') || optarg[0] == '=') {
-				cli_usage(cmd, "--publish-opt: must be KEY=VALUE, got \"%s\"", optarg);
-				goto usage;
-			}
-			popts[npopts++] = optarg;
-			break;
-		case OPT_FEEDBACK:
-			if (strcmp(optarg, "implicit") == 0)
-				implicit = 1;
-			else if (strcmp(optarg, "explicit") == 0)
-				implicit = 0;
-			else {
-				cli_usage(cmd, "--feedback: must be explicit or implicit, got \"%s\"", optarg);
-				goto usage;
-			}
-			break;
-		case OPT_LOSS:
-			if (strcmp(optarg, "bpr") == 0)
-				icfg.loss = MFS_LOSS_BPR;
-			else if (strcmp(optarg, "logistic") == 0)
-				icfg.loss = MFS_LOSS_LOGISTIC;
-			else if (strcmp(optarg, "popularity") == 0)
-				icfg.loss = MFS_LOSS_POPULARITY;
-			else {
-				cli_usage(cmd, "--loss: must be bpr, logistic or popularity, got \"%s\"", optarg);
-				goto usage;
-			}
-			break;
-		case OPT_NEGS:
-			if (cli_u64(cmd, "--negatives", optarg, 1, 1024, &v) < 0)
-				goto usage;
-			icfg.negatives = (uint32_t)v;
-			break;
-		case OPT_NEGBETA:
-			if (cli_float_in(cmd, "--neg-beta", optarg, CLI_GE | CLI_LE, 0, 2, &icfg.neg_beta) < 0)
-				goto usage;
-			break;
-		case OPT_WEIGHT:
-			if (strcmp(optarg, "none") == 0)
-				weight_mode = WEIGHT_NONE;
-			else if (strcmp(optarg, "rating") == 0)
-				weight_mode = WEIGHT_RATING;
-			else if (strcmp(optarg, "log1p") == 0)
-				weight_mode = WEIGHT_LOG1P;
-			else {
-				cli_usage(cmd, "--weight: must be none, rating or log1p, got \"%s\"", optarg);
-				goto usage;
-			}
-			break;
-		case OPT_WEIGHTS:
-			type_weights = optarg;
-			break;
-		case OPT_EVAL_EVERY:
-			if (cli_count(cmd, "--eval-every", optarg, 0, UINT32_MAX, &v) < 0)
-				goto usage;
-			rk.every = (uint32_t)v;
-			break;
-		case OPT_EVAL_K:
-			if (cli_u64(cmd, "--eval-k", optarg, 0, 1024, &v) < 0)
-				goto usage;
-			rk.k = (uint32_t)v;
 			break;
 		case OPT_IO:
 		case OPT_FOLLOW:

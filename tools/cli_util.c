@@ -301,6 +301,104 @@ int cli_range(const char *cmd, const char *opt, const char *s, float *lo, float 
 	return 0;
 }
 
+/* "a, b or c" of a NULL-terminated list. */
+static void one_of(const char *const *names, char *buf, size_t len)
+{
+	size_t n = 0, o = 0;
+	while (names[n])
+		n++;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && o < len; i++) {
+		int w = snprintf(buf + o, len - o, "%s%s", i == 0 ? "" : i + 1 == n ? " or " : ", ",
+				 names[i]);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+}
+
+int cli_option_apply(const char *cmd, const struct cli_option *t, size_t n, int id,
+		     const char *name, const char *arg)
+{
+	const struct cli_option *o = NULL;
+	for (size_t i = 0; i < n && !o; i++)
+		if (t[i].id == id)
+			o = &t[i];
+	if (!o)
+		return 0;
+	uint64_t v;
+	int rc = 0;
+	switch (o->kind) {
+	case CLI_STR:
+		*(const char **)o->p = arg;
+		break;
+	case CLI_FLAG:
+		*(int *)o->p = o->n;
+		break;
+	case CLI_U64:
+		rc = cli_u64(cmd, name, arg, o->lo, o->hi, (uint64_t *)o->p);
+		break;
+	case CLI_U32:
+	case CLI_UINT:
+	case CLI_INT:
+		rc = cli_u64(cmd, name, arg, o->lo, o->hi, &v);
+		if (rc == 0 && o->kind == CLI_U32)
+			*(uint32_t *)o->p = (uint32_t)v;
+		else if (rc == 0 && o->kind == CLI_UINT)
+			*(unsigned *)o->p = (unsigned)v;
+		else if (rc == 0)
+			*(int *)o->p = (int)v;
+		break;
+	case CLI_F32:
+		rc = cli_float_in(cmd, name, arg, o->n, o->flo, o->fhi, (float *)o->p);
+		break;
+	case CLI_CHOICE:
+	case CLI_WORD: {
+		size_t i = 0;
+		while (o->names[i] && strcmp(o->names[i], arg) != 0)
+			i++;
+		if (!o->names[i]) {
+			char list[256];
+			one_of(o->names, list, sizeof list);
+			cli_usage(cmd, "%s: must be %s, got \"%s\"", name, list, arg);
+			return -1;
+		}
+		if (o->kind == CLI_CHOICE)
+			*(int *)o->p = o->values[i];
+		else
+			*(const char **)o->p = arg;
+		break;
+	}
+	case CLI_PERIOD:
+		rc = cli_period(cmd, name, arg, (double *)o->p, (uint64_t *)o->p2);
+		break;
+	case CLI_SIZE:
+		rc = cli_size(cmd, name, arg, (uint64_t *)o->p);
+		break;
+	case CLI_KV:
+		if (!strchr(arg, '=') || arg[0] == '=') {
+			cli_usage(cmd, "%s: must be KEY=VALUE, got \"%s\"", name, arg);
+			return -1;
+		}
+		/* fall through */
+	case CLI_LIST:
+		((const char **)o->p)[(*(size_t *)o->p2)++] = arg;
+		break;
+	}
+	return rc < 0 ? -1 : 1;
+}
+
+const char *cli_option_name(const struct option *opts, int id)
+{
+	static char buf[80];
+	for (const struct option *o = opts; o->name; o++)
+		if (o->val == id) {
+			snprintf(buf, sizeof buf, "--%s", o->name);
+			return buf;
+		}
+	return "?";
+}
+
 double cli_now(void)
 {
 	struct timespec ts;
