@@ -47,7 +47,8 @@ struct mfs_checkpointer {
 	size_t cpos_len;
 	mfs_checkpointer_stats st;
 	/* huge pages back after a writer exits, on a thread */
-	mfs_model *m;
+	mfs_model *m;         /* the model of the last call (the caller's thread only) */
+	mfs_model *regroup_m; /* what the regroup thread works on, set before it starts */
 	pthread_t regroup;
 	int regrouping, regroup_off, regroup_done;
 };
@@ -249,7 +250,7 @@ static void publish(mfs_checkpointer *c, int full, uint64_t events)
 static void *regroup_main(void *arg)
 {
 	mfs_checkpointer *c = arg;
-	if (mfs_model_regroup_pages(c->m) == -MFS_E_UNSUPPORTED)
+	if (mfs_model_regroup_pages(c->regroup_m) == -MFS_E_UNSUPPORTED)
 		c->regroup_off = 1; /* an old kernel: forks stay slower, nothing breaks */
 	__atomic_store_n(&c->regroup_done, 1, __ATOMIC_RELEASE);
 	return NULL;
@@ -304,6 +305,7 @@ static void reap(mfs_checkpointer *c, int wait)
 	regroup_join(c, 0);
 	if (!wait && c->m && !c->regrouping && !c->regroup_off) {
 		c->regroup_done = 0;
+		c->regroup_m = c->m;
 		c->regrouping = pthread_create(&c->regroup, NULL, regroup_main, c) == 0;
 	}
 }
