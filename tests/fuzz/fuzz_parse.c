@@ -104,8 +104,10 @@ static void fuzz_number(const uint8_t *data, size_t size)
 		CHECK(strnlen(f.item, sizeof f.item) <= MFS_FIELD_MAX);
 		CHECK(strnlen(f.rating, sizeof f.rating) <= MFS_FIELD_MAX);
 		CHECK(strnlen(f.time, sizeof f.time) <= MFS_FIELD_MAX);
+		CHECK(strnlen(f.type, sizeof f.type) <= MFS_FIELD_MAX);
 		CHECK(f.dotted == (strchr(f.user, '.') || strchr(f.item, '.') ||
-				   strchr(f.rating, '.') || strchr(f.time, '.')));
+				   strchr(f.rating, '.') || strchr(f.time, '.') ||
+				   strchr(f.type, '.')));
 	} else {
 		check_reason(reason, sizeof reason);
 	}
