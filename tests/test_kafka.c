@@ -181,6 +181,11 @@ static void assert_position(const char *dir, const char *topic, int nparts, cons
 				 (unsigned long long)kp.skipped, (unsigned long long)events[p],
 				 (long long)offsets[p], (unsigned long long)skipped[p]);
 		assert_int_equal(kp.lines, 0);
+		print_message("partition %d: produced %llu events in %lld messages (%llu malformed); "
+			      "the checkpoint learned %llu, next offset %lld, skipped %llu\n",
+			      p, (unsigned long long)events[p], (long long)offsets[p],
+			      (unsigned long long)skipped[p], (unsigned long long)kp.events,
+			      (long long)kp.offset, (unsigned long long)kp.skipped);
 		total += kp.events;
 	}
 	mfs_model_info mi;
