@@ -1251,13 +1251,22 @@ MFS_API void mfs_checkpointer_free(mfs_checkpointer *c);
  *             seed, optimizer (sgd|adagrad), rating-range (LO:HI), min-count,
  *             history, freq-alpha, freq-alpha-bias, evict (0|1), kernel
  *   input:    format (auto|tsv|csv|dat|jsonl|ssv), fields, batch
- *   learning: threads
+ *             (rating-range auto: the range of the first batch, on a new model)
+ *   input:    format (auto|tsv|csv|dat|jsonl|ssv), fields, batch
+ *   learning: threads, epochs (passes; >= 2 keeps the events for
+ *             mfs_learner_replay)
+ *   implicit: feedback (explicit|implicit), loss (bpr|logistic|popularity),
+ *             negatives, neg-beta, weight (none|rating|log1p: what the
+ *             rating column means), eval-k (10; 0: no ranking), eval-every
+ *             (1: rank every first-time pair)
  *   checkpoints: checkpoint-dir, checkpoint-every and delta-every (events
  *             "100000" / "100k", or time "30s" / "500ms"; default 30s and
  *             none), keep (3), compress (0..19), on-checkpoint-error
  *             (stop|continue)
  * Counts take k/M/G suffixes; numbers are read the same in every locale.
- * The defaults are mfs_config_default's and mfs_source_config_default's.
+ * The defaults are mfs_config_default's and mfs_source_config_default's;
+ * feedback implicit sets mfs_config_default_implicit's model settings (give it
+ * first: the model settings given after it apply on top).
  *
  * Threading: a learner and its config are used by one thread at a time.
  */
@@ -1276,12 +1285,40 @@ MFS_API void mfs_learner_config_free(mfs_learner_config *c);
 MFS_API int mfs_learner_config_set(mfs_learner_config *c, const char *name, const char *value,
 				   mfs_diag *diag);
 
-/* Where malformed records, skipped checkpoints and checkpoint failures go
- * (as diags; may be called from a forked writer). NULL: nowhere. */
+/* Where malformed records go (as diags), and, when no on_notice is set,
+ * skipped checkpoints and checkpoint failures too (may be called from a
+ * forked writer). NULL: nowhere. */
 MFS_API void mfs_learner_config_on_bad(mfs_learner_config *c, mfs_bad_record_fn fn, void *ctx);
 
 /* The model settings the config holds (for reading; set them by name). */
 MFS_API const mfs_config *mfs_learner_config_model(const mfs_learner_config *c);
+
+/* All the model settings at once (a copy; the kernel name is copied too).
+ * Returns 0, or -MFS_E_INVAL (c or m NULL), -MFS_E_NOMEM. */
+MFS_API int mfs_learner_config_set_model(mfs_learner_config *c, const mfs_config *m);
+
+/* Implicit feedback with these settings (a copy); the model settings stay
+ * what they are (mfs_config_default_implicit gives the tuned ones). */
+MFS_API int mfs_learner_config_set_implicit(mfs_learner_config *c, const mfs_implicit_config *ic);
+
+/* What the learner says that is not a malformed record: the rating range it
+ * took (code 0), the first rating outside the range (MFS_E_RANGE, once), an
+ * implicit event whose weight is not a number >= 0 (MFS_E_PARSE, skipped and
+ * counted in bad_weights), a damaged checkpoint passed over on resume, a
+ * checkpoint that failed. diag names the file and line where known. NULL:
+ * to on_bad. */
+MFS_API void mfs_learner_config_on_notice(mfs_learner_config *c, mfs_bad_record_fn fn, void *ctx);
+
+/*
+ * A report of a pass: called after every batch, and in pass 1 also after
+ * every `every` events read (0: batches only), cut exactly there (learning is
+ * the same however a batch is cut). pass: 1 (test-then-train), 2..N (replay);
+ * st: that pass's counts so far. Returning nonzero stops a replay pass.
+ */
+typedef int (*mfs_learner_report_fn)(void *ctx, struct mfs_learner *l, unsigned pass,
+				     const mfs_learn_stats *st);
+MFS_API void mfs_learner_config_on_report(mfs_learner_config *c, uint64_t every,
+					  mfs_learner_report_fn fn, void *ctx);
 
 /*
  * Open a learner on inputs (files, directories, "-"; as mfs_source_open),
@@ -1292,6 +1329,26 @@ MFS_API const mfs_config *mfs_learner_config_model(const mfs_learner_config *c);
  */
 MFS_API int mfs_learner_open(mfs_learner **out, const mfs_learner_config *c,
 			     const char *const *inputs, size_t n_inputs, mfs_diag *diag);
+
+/*
+ * mfs_learner_open in two steps, for a source opened by the caller (a Kafka
+ * consumer, a followed directory): mfs_learner_new takes the checkpoint
+ * directory's lock and resumes its newest checkpoint or creates the model
+ * (query it with mfs_learner_model before any input); mfs_learner_attach
+ * gives it src (owned by the learner from then on, also when it fails),
+ * seeks src to the resumed position, cuts its batches on the checkpoint
+ * counts, and with a Kafka source commits its offsets after each checkpoint.
+ * A resumed checkpoint of the other feedback (explicit, implicit) than the
+ * config's is -MFS_E_INVAL.
+ */
+MFS_API int mfs_learner_new(mfs_learner **out, const mfs_learner_config *c, mfs_diag *diag);
+MFS_API int mfs_learner_attach(mfs_learner *l, mfs_source *src, mfs_diag *diag);
+
+/* The learner's source (NULL before mfs_learner_attach) and checkpointer
+ * (NULL without a checkpoint-dir; set a publisher on it). They belong to the
+ * learner. */
+MFS_API mfs_source *mfs_learner_source(mfs_learner *l);
+MFS_API mfs_checkpointer *mfs_learner_checkpointer(mfs_learner *l);
 
 /*
  * Learn the next batch, waiting up to timeout_ms for one (-1: as long as it
@@ -1314,6 +1371,24 @@ MFS_API int mfs_learner_run(mfs_learner *l, const volatile int *stop, mfs_diag *
 /* A whole checkpoint now. 0, or -MFS_E_INVAL (no checkpoint-dir), -MFS_E_IO. */
 MFS_API int mfs_learner_checkpoint(mfs_learner *l, mfs_diag *diag);
 
+/*
+ * Passes 2..epochs over the events pass 1 kept (epochs >= 2), each in a
+ * seeded random order, with the model's replay settings. When every kept
+ * event's IDs still hold rows, the events are resolved once and the passes
+ * learn rows (no lookups). The report function may stop a pass (the pass is
+ * then not counted). Returns the passes done (1 + those finished), or
+ * -MFS_E_NOMEM, -MFS_E_INVAL (no events kept).
+ */
+MFS_API int64_t mfs_learner_replay(mfs_learner *l, mfs_diag *diag);
+
+/* Save the model to path as mfs_model_save does, with the source's position
+ * (a resumable file). Returns 0 or what mfs_model_save returns. */
+MFS_API int mfs_learner_save(mfs_learner *l, const char *path, int compress, mfs_diag *diag);
+
+/* The counts of pass 1 (test-then-train) and, for implicit learning, its
+ * prequential ranking (k 0: none). */
+MFS_API void mfs_learner_pass_stats(const mfs_learner *l, mfs_learn_stats *st, mfs_rank_stats *rk);
+
 /* The model being learned: query it between steps (mfs_model_predict, ...);
  * it belongs to the learner. */
 MFS_API mfs_model *mfs_learner_model(mfs_learner *l);
@@ -1329,6 +1404,8 @@ typedef struct mfs_learner_stats {
 	uint64_t checkpoints;         /* written since open */
 	uint64_t checkpoint_failures;
 	uint64_t saved_events;        /* model events of the newest valid checkpoint */
+	uint64_t steps;               /* updates over every pass (pass 1 and replays) */
+	uint64_t bad_weights;         /* implicit: events skipped for their weight */
 } mfs_learner_stats;
 
 MFS_API void mfs_learner_stats_get(const mfs_learner *l, mfs_learner_stats *st);
@@ -1340,6 +1417,14 @@ MFS_API void mfs_learner_stats_get(const mfs_learner *l, mfs_learner_stats *st);
  * (may be NULL) the events learned since the newest valid one: what is lost.
  */
 MFS_API int mfs_learner_close(mfs_learner *l, uint64_t *unsaved, mfs_diag *diag);
+
+/* mfs_learner_close's final checkpoint without freeing the learner (its
+ * stats stay readable; call mfs_learner_free after). Same returns. */
+MFS_API int mfs_learner_finish(mfs_learner *l, uint64_t *unsaved, mfs_diag *diag);
+
+/* Free the learner without a final checkpoint (what was learned since the
+ * newest checkpoint is dropped). NULL: no-op. */
+MFS_API void mfs_learner_free(mfs_learner *l);
 
 
 /* ===================================================================== */

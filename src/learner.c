@@ -1,271 +1,61 @@
 /*
  * learner.c - the public mfs_learner: a model, its source and its
- * checkpointer, opened from settings given by name (as the CLI spells its
- * options) and run batch by batch. Resume is exact: the model comes from the
- * newest checkpoint and the source continues from the position it holds.
+ * checkpointer, run batch by batch (test-then-train). Resume is exact: the
+ * model comes from the newest checkpoint and the source continues from the
+ * position it holds. Settings: learner_config.c; passes 2..N:
+ * learner_replay.c.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "parse.h"
+#include "learner_internal.h"
 
-struct mfs_learner_config {
-	mfs_config model;
-	int format;
-	char *fields;
-	size_t batch;
-	unsigned threads;
-	char *dir; /* checkpoints (NULL: none) */
-	uint64_t every_events, every_ms, delta_events, delta_ms;
-	int64_t keep, compress, stop_on_error;
-	char *kernel;
-	mfs_bad_record_fn on_bad;
-	void *ctx;
-};
-
-struct mfs_learner {
-	mfs_model *m;
-	mfs_source *src;
-	mfs_checkpointer *ck;
-	uint64_t read;   /* events read since open (the checkpoint periods count them) */
-	int ended;
-	mfs_learner_stats st;
-};
-
-MFS_API int mfs_learner_config_new(mfs_learner_config **out)
+void mfs_learner_notice(mfs_learner *l, int code, size_t event, const char *fmt, ...)
 {
-	if (!out)
-		return -MFS_E_INVAL;
-	mfs_learner_config *c = calloc(1, sizeof *c);
-	if (!c)
-		return -MFS_E_NOMEM;
-	mfs_config_default(&c->model);
-	mfs_source_config sc;
-	mfs_source_config_default(&sc);
-	c->format = sc.format;
-	c->batch = sc.batch;
-	c->threads = 1;
-	c->every_ms = 30000;
-	c->keep = 3;
-	*out = c;
-	return 0;
-}
-
-MFS_API void mfs_learner_config_free(mfs_learner_config *c)
-{
-	if (!c)
+	mfs_bad_record_fn fn = l->c.on_notice ? l->c.on_notice : l->c.on_bad;
+	void *ctx = l->c.on_notice ? l->c.notice_ctx : l->c.ctx;
+	if (!fn)
 		return;
-	free(c->fields);
-	free(c->dir);
-	free(c->kernel);
-	free(c);
+	mfs_diag d;
+	memset(&d, 0, sizeof d);
+	d.code = code;
+	const char *path = NULL;
+	uint64_t line = 0;
+	if (event != (size_t)-1 && l->src && mfs_source_event_line(l->src, event, &path, &line) == 0 &&
+	    path) {
+		snprintf(d.path, sizeof d.path, "%s", path);
+		d.line = line;
+	}
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d.reason, sizeof d.reason, fmt, ap);
+	va_end(ap);
+	fn(ctx, &d);
 }
 
-MFS_API void mfs_learner_config_on_bad(mfs_learner_config *c, mfs_bad_record_fn fn, void *ctx)
+/* The checkpointer's failures, and damaged checkpoints passed over on resume. */
+static void say(void *ctx, const mfs_diag *d)
 {
-	if (c) {
-		c->on_bad = fn;
-		c->ctx = ctx;
-	}
+	mfs_learner *l = ctx;
+	mfs_bad_record_fn fn = l->c.on_notice ? l->c.on_notice : l->c.on_bad;
+	if (fn)
+		fn(l->c.on_notice ? l->c.notice_ctx : l->c.ctx, d);
 }
 
-/* A number of the whole text v (locale-independent), with an optional k/M/G suffix. */
-static int number(const char *v, int suffix, double *out)
+static void skip_damaged(void *ctx, const mfs_diag *d)
 {
-	size_t n = strlen(v);
-	double mul = 1;
-	if (suffix && n > 1) {
-		char s = v[n - 1];
-		mul = s == 'k' || s == 'K' ? 1e3 : s == 'M' ? 1e6 : s == 'G' ? 1e9 : 1;
-		if (mul > 1)
-			n--;
-	}
-	if (n == 0 || mfs_parse_number(v, n, out) < 0)
-		return -1;
-	*out *= mul;
-	return 0;
-}
-
-/* An event count "100000" / "100k", or a period "30s" / "500ms" (*ms). */
-static int period(const char *v, uint64_t *events, uint64_t *ms)
-{
-	static const struct {
-		const char *suffix;
-		double ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 } };
-	size_t n = strlen(v);
-	double x;
-	for (size_t u = 0; u < sizeof units / sizeof *units; u++) {
-		size_t sl = strlen(units[u].suffix);
-		char buf[64];
-		if (n <= sl || strcmp(v + n - sl, units[u].suffix) != 0 || n - sl >= sizeof buf)
-			continue;
-		memcpy(buf, v, n - sl);
-		buf[n - sl] = '\0';
-		if (number(buf, 0, &x) < 0 || x < 0 || x * units[u].ms > 1e15)
-			return -1;
-		*events = 0;
-		*ms = (uint64_t)(x * units[u].ms + 0.5);
-		return 0;
-	}
-	if (number(v, 1, &x) < 0 || x < 0 || x > 1e18 || x != (double)(uint64_t)x)
-		return -1;
-	*events = (uint64_t)x;
-	*ms = 0;
-	return 0;
-}
-
-static int set_string(char **slot, const char *v)
-{
-	char *s = strdup(v);
-	if (!s)
-		return -MFS_E_NOMEM;
-	free(*slot);
-	*slot = s;
-	return 0;
-}
-
-enum kind { K_U32, K_U64, K_F32, K_INT };
-
-/* The model settings that are plain numbers: name, kind, where, range. */
-static const struct {
-	const char *name;
-	enum kind kind;
-	size_t off;
-	double lo, hi;
-} NUMBERS[] = {
-	{ "dim", K_U32, offsetof(mfs_config, dim), 1, 4096 },
-	{ "max-users", K_U64, offsetof(mfs_config, max_users), 1, 1e12 },
-	{ "max-items", K_U64, offsetof(mfs_config, max_items), 1, 1e12 },
-	{ "lr", K_F32, offsetof(mfs_config, lr), 0, 1e6 },
-	{ "lr-bias", K_F32, offsetof(mfs_config, lr_bias), 0, 1e6 },
-	{ "l2", K_F32, offsetof(mfs_config, l2), 0, 1e6 },
-	{ "l2-bias", K_F32, offsetof(mfs_config, l2_bias), 0, 1e6 },
-	{ "init-std", K_F32, offsetof(mfs_config, init_std), 0, 1e3 },
-	{ "seed", K_U64, offsetof(mfs_config, seed), 0, 1.8e19 },
-	{ "min-count", K_U32, offsetof(mfs_config, min_count), 1, 1e9 },
-	{ "history", K_U32, offsetof(mfs_config, history), 0, MFS_HISTORY_MAX },
-	{ "freq-alpha", K_F32, offsetof(mfs_config, freq_alpha), 0, 1 },
-	{ "freq-alpha-bias", K_F32, offsetof(mfs_config, freq_alpha_bias), 0, 1 },
-	{ "evict", K_INT, offsetof(mfs_config, evict), 0, 1 },
-};
-
-static int bad(mfs_diag *d, const char *name, const char *v, const char *why)
-{
-	return mfs_diag_set(d, MFS_E_INVAL, 0, NULL, 0, 0, "learner setting %s=\"%s\": %s", name,
-			    v, why);
-}
-
-MFS_API int mfs_learner_config_set(mfs_learner_config *c, const char *name, const char *v,
-				   mfs_diag *diag)
-{
-	if (!c || !name || !v)
-		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no config, name or value");
-	for (size_t i = 0; i < sizeof NUMBERS / sizeof *NUMBERS; i++) {
-		if (strcmp(name, NUMBERS[i].name) != 0)
-			continue;
-		double x;
-		if (number(v, NUMBERS[i].kind != K_F32, &x) < 0)
-			return bad(diag, name, v, "not a number");
-		if (!(x >= NUMBERS[i].lo && x <= NUMBERS[i].hi))
-			return bad(diag, name, v, "out of range");
-		if (NUMBERS[i].kind != K_F32 && x != (double)(uint64_t)x)
-			return bad(diag, name, v, "not a whole number");
-		char *p = (char *)&c->model + NUMBERS[i].off;
-		switch (NUMBERS[i].kind) {
-		case K_U32:
-			*(uint32_t *)(void *)p = (uint32_t)x;
-			break;
-		case K_U64:
-			*(uint64_t *)(void *)p = (uint64_t)x;
-			break;
-		case K_F32:
-			*(float *)(void *)p = (float)x;
-			break;
-		case K_INT:
-			*(int *)(void *)p = (int)x;
-			break;
-		}
-		return 0;
-	}
-	if (strcmp(name, "optimizer") == 0) {
-		if (strcmp(v, "sgd") == 0)
-			c->model.optimizer = MFS_OPT_SGD;
-		else if (strcmp(v, "adagrad") == 0)
-			c->model.optimizer = MFS_OPT_ADAGRAD;
-		else
-			return bad(diag, name, v, "must be sgd or adagrad");
-		return 0;
-	}
-	if (strcmp(name, "rating-range") == 0) {
-		const char *colon = strchr(v, ':');
-		double lo, hi;
-		char buf[64];
-		if (!colon || (size_t)(colon - v) >= sizeof buf)
-			return bad(diag, name, v, "must be LO:HI");
-		memcpy(buf, v, (size_t)(colon - v));
-		buf[colon - v] = '\0';
-		if (number(buf, 0, &lo) < 0 || number(colon + 1, 0, &hi) < 0 || !(lo < hi))
-			return bad(diag, name, v, "must be LO:HI with LO < HI");
-		c->model.lo = (float)lo;
-		c->model.hi = (float)hi;
-		return 0;
-	}
-	if (strcmp(name, "kernel") == 0) {
-		int rc = set_string(&c->kernel, v);
-		c->model.kernel = c->kernel;
-		return rc < 0 ? mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory") : 0;
-	}
-	if (strcmp(name, "format") == 0) {
-		int f = mfs_format_parse(v);
-		if (f < 0)
-			return bad(diag, name, v, "not a format (auto, tsv, csv, dat, jsonl, ssv)");
-		c->format = f;
-		return 0;
-	}
-	if (strcmp(name, "fields") == 0 || strcmp(name, "checkpoint-dir") == 0)
-		return set_string(name[0] == 'f' ? &c->fields : &c->dir, v) < 0
-			       ? mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory")
-			       : 0;
-	if (strcmp(name, "checkpoint-every") == 0 || strcmp(name, "delta-every") == 0) {
-		int full = name[0] == 'c';
-		if (period(v, full ? &c->every_events : &c->delta_events,
-			   full ? &c->every_ms : &c->delta_ms) < 0)
-			return bad(diag, name, v, "must be events (100000, 100k) or a time (30s, 500ms)");
-		return 0;
-	}
-	if (strcmp(name, "on-checkpoint-error") == 0) {
-		if (strcmp(v, "stop") != 0 && strcmp(v, "continue") != 0)
-			return bad(diag, name, v, "must be stop or continue");
-		c->stop_on_error = v[0] == 's';
-		return 0;
-	}
-	double x;
-	int64_t *slot = strcmp(name, "keep") == 0 ? &c->keep
-			: strcmp(name, "compress") == 0 ? &c->compress
-							: NULL;
-	if (slot || strcmp(name, "batch") == 0 || strcmp(name, "threads") == 0) {
-		if (number(v, 1, &x) < 0 || x < 0 || x > 1e9 || x != (double)(uint64_t)x)
-			return bad(diag, name, v, "not a whole number");
-		if (slot)
-			*slot = (int64_t)x;
-		else if (name[0] == 'b')
-			c->batch = (size_t)x;
-		else
-			c->threads = (unsigned)x;
-		return 0;
-	}
-	return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no learner setting is called \"%s\"",
-			    name);
-}
-
-MFS_API const mfs_config *mfs_learner_config_model(const mfs_learner_config *c)
-{
-	return c ? &c->model : NULL;
+	mfs_learner *l = ctx;
+	mfs_diag x = *d;
+	static const char pre[] = "damaged checkpoint skipped: ";
+	size_t room = sizeof x.reason - (sizeof pre - 1);
+	memcpy(x.reason, pre, sizeof pre - 1);
+	memcpy(x.reason + sizeof pre - 1, d->reason, room - 1);
+	x.reason[sizeof x.reason - 1] = '\0';
+	say(l, &x);
 }
 
 static int open_checkpointer(mfs_learner *l, const mfs_learner_config *c, mfs_diag *diag)
@@ -279,9 +69,9 @@ static int open_checkpointer(mfs_learner *l, const mfs_learner_config *c, mfs_di
 		int64_t v;
 	} set[] = {
 		{ MFS_CKPT_EVERY_EVENTS, (int64_t)c->every_events },
-		{ MFS_CKPT_EVERY_MS, (int64_t)c->every_ms },
+		{ MFS_CKPT_EVERY_MS, c->every_events ? 0 : (int64_t)c->every_ms },
 		{ MFS_CKPT_DELTA_EVENTS, (int64_t)c->delta_events },
-		{ MFS_CKPT_DELTA_MS, (int64_t)c->delta_ms },
+		{ MFS_CKPT_DELTA_MS, c->delta_events ? 0 : (int64_t)c->delta_ms },
 		{ MFS_CKPT_KEEP, c->keep },
 		{ MFS_CKPT_COMPRESS, c->compress },
 		{ MFS_CKPT_STOP_ON_ERROR, c->stop_on_error },
@@ -290,7 +80,85 @@ static int open_checkpointer(mfs_learner *l, const mfs_learner_config *c, mfs_di
 		if (mfs_checkpointer_set(l->ck, set[i].p, set[i].v) < 0)
 			return mfs_diag_set(diag, MFS_E_INVAL, 0, c->dir, 0, 0,
 					    "a checkpoint setting is out of range (keep, compress)");
-	mfs_checkpointer_on_error(l->ck, c->on_bad, c->ctx);
+	mfs_checkpointer_on_error(l->ck, say, l);
+	return 0;
+}
+
+MFS_API int mfs_learner_new(mfs_learner **out, const mfs_learner_config *c, mfs_diag *diag)
+{
+	if (!out || !c)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no learner or no config");
+	mfs_learner *l = calloc(1, sizeof *l);
+	if (!l)
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+	l->c = *c; /* callbacks and numbers; the strings stay the config's */
+	l->c.fields = l->c.dir = l->c.kernel = NULL;
+	l->c.model.kernel = NULL;
+	l->epochs_done = 1;
+	int rc = 0;
+	if (c->dir) {
+		if ((rc = open_checkpointer(l, c, diag)) < 0)
+			goto fail;
+		rc = mfs_checkpointer_load(l->ck, &l->m, c->model.kernel, skip_damaged, l, NULL, 0,
+					   diag);
+		if (rc < 0 && rc != -MFS_E_NOTFOUND)
+			goto fail;
+		l->st.resumed = rc == 0;
+	}
+	if (l->m) {
+		mfs_implicit_config hc;
+		int was = mfs_model_implicit_get(l->m, &hc);
+		if (was != c->implicit) {
+			rc = mfs_diag_set(diag, MFS_E_INVAL, 0, c->dir, 0, 0,
+					  "the newest checkpoint learned %s feedback, not %s: give "
+					  "feedback %s, or another checkpoint directory",
+					  was ? "implicit" : "explicit", c->implicit ? "implicit" : "explicit",
+					  was ? "implicit" : "explicit");
+			goto fail;
+		}
+		l->c.icfg = hc; /* the checkpoint's */
+		l->c.range_auto = 0;
+	} else {
+		if ((rc = mfs_model_create(&l->m, &c->model, diag)) < 0)
+			goto fail;
+		if (c->implicit && (rc = mfs_model_set_implicit(l->m, &c->icfg, diag)) < 0)
+			goto fail;
+	}
+	if (c->implicit)
+		l->c.range_auto = 0; /* interactions have no rating range */
+	mfs_model_set_threads(l->m, c->threads);
+	l->rank.k = c->implicit ? c->eval_k : 0;
+	l->rank.every = c->eval_every;
+	*out = l;
+	return 0;
+fail:
+	mfs_model_free(l->m);
+	mfs_checkpointer_free(l->ck);
+	free(l);
+	return rc;
+}
+
+MFS_API int mfs_learner_attach(mfs_learner *l, mfs_source *src, mfs_diag *diag)
+{
+	if (!l || !src || l->src) {
+		mfs_source_free(src);
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0,
+				    "no learner or no source, or a source already attached");
+	}
+	l->src = src;
+	size_t plen;
+	const void *pos = l->st.resumed ? mfs_model_position(l->m, &plen) : NULL;
+	if (pos) {
+		int rc = mfs_source_seek(src, pos, plen, diag);
+		if (rc < 0)
+			return rc;
+	}
+	if (l->ck) {
+		/* batches end on the checkpoint counts, so checkpoints fall on them */
+		mfs_source_set_align(src, mfs_checkpointer_align(l->ck));
+		if (strcmp(mfs_source_io(src), "kafka") == 0)
+			mfs_checkpointer_set_commit(l->ck, src);
+	}
 	return 0;
 }
 
@@ -299,22 +167,10 @@ MFS_API int mfs_learner_open(mfs_learner **out, const mfs_learner_config *c,
 {
 	if (!out || !c || !inputs || n_inputs == 0)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no config or no inputs");
-	mfs_learner *l = calloc(1, sizeof *l);
-	if (!l)
-		return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
-	int rc = 0;
-	if (c->dir) {
-		if ((rc = open_checkpointer(l, c, diag)) < 0)
-			goto fail;
-		rc = mfs_checkpointer_load(l->ck, &l->m, c->model.kernel, c->on_bad, c->ctx, NULL, 0,
-					   diag);
-		if (rc < 0 && rc != -MFS_E_NOTFOUND)
-			goto fail;
-		l->st.resumed = rc == 0;
-	}
-	if (!l->m && (rc = mfs_model_create(&l->m, &c->model, diag)) < 0)
-		goto fail;
-	mfs_model_set_threads(l->m, c->threads);
+	mfs_learner *l;
+	int rc = mfs_learner_new(&l, c, diag);
+	if (rc < 0)
+		return rc;
 	mfs_source_config sc;
 	mfs_source_config_default(&sc);
 	sc.format = c->format;
@@ -323,39 +179,156 @@ MFS_API int mfs_learner_open(mfs_learner **out, const mfs_learner_config *c,
 		sc.batch = c->batch;
 	sc.on_bad = c->on_bad;
 	sc.on_bad_ctx = c->ctx;
-	if ((rc = mfs_source_open(&l->src, inputs, n_inputs, &sc, diag)) < 0)
-		goto fail;
-	size_t plen;
-	const void *pos = l->st.resumed ? mfs_model_position(l->m, &plen) : NULL;
-	if (pos && (rc = mfs_source_seek(l->src, pos, plen, diag)) < 0)
-		goto fail;
-	if (l->ck)
-		/* batches end on the checkpoint counts, so checkpoints fall on them */
-		mfs_source_set_align(l->src, mfs_checkpointer_align(l->ck));
+	mfs_source *src;
+	if ((rc = mfs_source_open(&src, inputs, n_inputs, &sc, diag)) < 0 ||
+	    (rc = mfs_learner_attach(l, src, diag)) < 0) {
+		mfs_learner_free(l);
+		return rc;
+	}
 	*out = l;
 	return 0;
-fail:
-	mfs_source_free(l->src);
-	mfs_model_free(l->m);
-	mfs_checkpointer_free(l->ck);
-	free(l);
-	return rc;
+}
+
+/* --rating-range auto on a new model: the range of the first batch, said. */
+static void range_from_first(mfs_learner *l, const mfs_event *ev, size_t n)
+{
+	float lo, hi, step;
+	if (mfs_ratings_range(ev, n, &lo, &hi, &step) < 0)
+		return;
+	char how[96];
+	if (step == 1.0f)
+		snprintf(how, sizeof how, "whole numbers");
+	else if (step == 0.5f)
+		snprintf(how, sizeof how, "half steps");
+	else if (step > 0.0f)
+		snprintf(how, sizeof how, "steps of %g", step);
+	else
+		snprintf(how, sizeof how, "no common step");
+	if (lo == hi) {
+		mfs_model_info mi;
+		mfs_model_info_get(l->m, &mi);
+		float v = lo;
+		lo = v < mi.lo ? v : mi.lo;
+		hi = v > mi.hi ? v : mi.hi;
+		mfs_learner_notice(l, 0, (size_t)-1,
+				   "rating range %g:%g: the first %zu events all rate %g, so the "
+				   "default range is kept (give rating-range LO:HI)", lo, hi, n, v);
+	} else {
+		mfs_learner_notice(l, 0, (size_t)-1, "rating range %g:%g from the first %zu events (%s)%s",
+				   lo, hi, n, how,
+				   n < 100 ? "; few events: give rating-range LO:HI if the scale is wider"
+					   : "");
+	}
+	mfs_model_set_range(l->m, lo, hi);
+}
+
+/* The first event of ev[off..off+n) with a rating outside the model's range, said. */
+static void warn_out_of_range(mfs_learner *l, const mfs_event *ev, size_t off, size_t n)
+{
+	mfs_model_info mi;
+	mfs_model_info_get(l->m, &mi);
+	for (size_t i = off; i < off + n; i++) {
+		float r = ev[i].rating;
+		if (r >= mi.lo && r <= mi.hi)
+			continue;
+		mfs_learner_notice(l, MFS_E_RANGE, i,
+				   "rating %g is outside the rating range %g:%g: learned as %g, scored "
+				   "as %g; such events are counted in out_of_range and not reported "
+				   "again (rating-range LO:HI sets the range)",
+				   r, mi.lo, mi.hi, r < mi.lo ? mi.lo : mi.hi, r);
+		return;
+	}
+}
+
+static int learn_failed(mfs_learner *l, int64_t r, mfs_diag *diag)
+{
+	if (r == -MFS_E_NOMEM)
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0,
+				    "learning stopped: out of memory (for an ID string, or to copy the "
+				    "loaded model into memory); %llu events were learned in this "
+				    "pass, none after them",
+				    (unsigned long long)l->pass.events);
+	return mfs_diag_set(diag, (int)-r, 0, NULL, 0, 0, "learning stopped: %s",
+			    mfs_error_name((int)r));
+}
+
+/* Implicit: each event's weight from its rating column; a bad one is skipped and said. */
+static int learn_implicit(mfs_learner *l, const mfs_event *ev, size_t n, mfs_diag *diag)
+{
+	if (n > l->ibuf_cap) {
+		free(l->ibuf);
+		l->ibuf_cap = 0;
+		if (!(l->ibuf = malloc(n * sizeof *l->ibuf)))
+			return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+		l->ibuf_cap = n;
+	}
+	size_t k = 0;
+	int mode = l->c.weight;
+	for (size_t i = 0; i < n; i++) {
+		float w = mode == MFS_WEIGHT_NONE     ? 1.0f
+			  : mode == MFS_WEIGHT_RATING ? ev[i].rating
+						      : log1pf(ev[i].rating);
+		if (!(isfinite(w) && w >= 0.0f)) {
+			l->st.bad_weights++;
+			mfs_learner_notice(l, MFS_E_PARSE, i,
+					   "weight %g (weight %s of rating %g) is not a number >= 0: "
+					   "skipped",
+					   w, mode == MFS_WEIGHT_RATING ? "rating" : "log1p", ev[i].rating);
+			continue;
+		}
+		l->ibuf[k] = ev[i];
+		l->ibuf[k++].rating = w;
+	}
+	int64_t r = mfs_model_learn_implicit(l->m, l->ibuf, k, &l->pass, &l->rank);
+	return r < 0 ? learn_failed(l, r, diag) : 0;
+}
+
+/* Explicit: ev[0..n) cut where a report is due (the same learning however cut). */
+static int learn_explicit(mfs_learner *l, const mfs_event *ev, size_t n, mfs_diag *diag)
+{
+	uint64_t every = l->c.report ? l->c.report_every : 0;
+	for (size_t off = 0, k; off < n; off += k) {
+		k = n - off;
+		if (every) {
+			uint64_t left = every - (l->pass.events + l->pass.unplaced) % every;
+			if (left < k)
+				k = (size_t)left;
+		}
+		uint64_t out = l->pass.out_of_range;
+		int64_t r = mfs_model_learn(l->m, ev + off, k, &l->pass);
+		if (r < 0)
+			return learn_failed(l, r, diag);
+		if (l->pass.out_of_range > out && !l->warned) {
+			l->warned = 1;
+			warn_out_of_range(l, ev, off, k);
+		}
+		if (every && off + k < n)
+			l->c.report(l->c.report_ctx, l, 1, &l->pass);
+	}
+	return 0;
+}
+
+static int tick(mfs_learner *l, mfs_diag *diag)
+{
+	if (l->ck && mfs_checkpointer_tick(l->ck, l->m, l->src, l->read) == -MFS_E_IO)
+		return mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0,
+				    "a checkpoint failed and on-checkpoint-error is stop");
+	return 0;
 }
 
 MFS_API int mfs_learner_step(mfs_learner *l, int timeout_ms, mfs_diag *diag)
 {
-	if (!l)
-		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no learner");
+	if (!l || !l->src)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no learner, or no source");
 	if (l->ended)
 		return 0;
 	const mfs_event *ev;
 	int n = mfs_source_next_wait(l->src, &ev, timeout_ms, diag);
 	if (n == -MFS_E_AGAIN) {
-		/* idle: the checkpoint clock goes on */
-		if (l->ck && mfs_checkpointer_tick(l->ck, l->m, l->src, l->read) == -MFS_E_IO)
-			return mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0,
-					    "a checkpoint failed and on-checkpoint-error is stop");
-		return n;
+		int rc = tick(l, diag); /* idle: the checkpoint clock goes on */
+		if (l->c.report)
+			l->c.report(l->c.report_ctx, l, 1, &l->pass);
+		return rc < 0 ? rc : n;
 	}
 	if (n < 0)
 		return n; /* diag says which file; mfs_learner_skip_file goes on */
@@ -363,25 +336,30 @@ MFS_API int mfs_learner_step(mfs_learner *l, int timeout_ms, mfs_diag *diag)
 		l->ended = 1;
 		return 0;
 	}
-	mfs_learn_stats st = { 0 };
-	int64_t r = mfs_model_learn(l->m, ev, (size_t)n, &st);
-	if (r < 0)
-		return mfs_diag_set(diag, (int)-r, 0, NULL, 0, 0, "learning stopped: %s",
-				    mfs_error_name((int)r));
+	if (l->c.epochs > 1 && mfs_replay_add(&l->keep, ev, (size_t)n) < 0)
+		return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0,
+				    "out of memory keeping events for epochs %llu",
+				    (unsigned long long)l->c.epochs);
+	if (l->c.range_auto) {
+		range_from_first(l, ev, (size_t)n);
+		l->c.range_auto = 0;
+	}
+	uint64_t before = l->pass.events;
+	int rc = l->c.implicit ? learn_implicit(l, ev, (size_t)n, diag)
+			       : learn_explicit(l, ev, (size_t)n, diag);
+	if (rc < 0)
+		return rc;
 	l->read += (uint64_t)n;
-	l->st.events += st.events;
-	l->st.unplaced += st.unplaced;
-	l->st.sq_err += st.sq_err;
-	l->st.abs_err += st.abs_err;
-	if (l->ck && mfs_checkpointer_tick(l->ck, l->m, l->src, l->read) == -MFS_E_IO)
-		return mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0,
-				    "a checkpoint failed and on-checkpoint-error is stop");
-	return n;
+	l->steps += l->pass.events - before;
+	if (l->c.report)
+		l->c.report(l->c.report_ctx, l, 1, &l->pass);
+	rc = tick(l, diag);
+	return rc < 0 ? rc : n;
 }
 
 MFS_API void mfs_learner_skip_file(mfs_learner *l)
 {
-	if (l)
+	if (l && l->src)
 		mfs_source_skip_file(l->src);
 }
 
@@ -404,8 +382,26 @@ MFS_API int mfs_learner_checkpoint(mfs_learner *l, mfs_diag *diag)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no checkpoint-dir was set");
 	if (mfs_checkpointer_now(l->ck, l->m, l->src) < 0)
 		return mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0,
-				    "the checkpoint failed (said through on_bad)");
+				    "the checkpoint failed (said through on_notice)");
 	return 0;
+}
+
+MFS_API int mfs_learner_save(mfs_learner *l, const char *path, int compress, mfs_diag *diag)
+{
+	if (!l || !path)
+		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no learner or no path");
+	/* the saved model records where its input ended, like a checkpoint */
+	int n = l->src ? mfs_source_position(l->src, NULL, 0) : 0;
+	char *pos = n > 0 ? malloc((size_t)n) : NULL;
+	if (pos && mfs_source_position(l->src, pos, (size_t)n) != n) {
+		free(pos);
+		pos = NULL;
+	}
+	mfs_save_opts so = { .compress = compress, .position = pos,
+			     .position_len = pos ? (size_t)n : 0 };
+	int rc = mfs_model_save(l->m, path, &so, diag);
+	free(pos);
+	return rc;
 }
 
 MFS_API mfs_model *mfs_learner_model(mfs_learner *l)
@@ -413,14 +409,41 @@ MFS_API mfs_model *mfs_learner_model(mfs_learner *l)
 	return l ? l->m : NULL;
 }
 
+MFS_API mfs_source *mfs_learner_source(mfs_learner *l)
+{
+	return l ? l->src : NULL;
+}
+
+MFS_API mfs_checkpointer *mfs_learner_checkpointer(mfs_learner *l)
+{
+	return l ? l->ck : NULL;
+}
+
+MFS_API void mfs_learner_pass_stats(const mfs_learner *l, mfs_learn_stats *st, mfs_rank_stats *rk)
+{
+	if (!l)
+		return;
+	if (st)
+		*st = l->pass;
+	if (rk)
+		*rk = l->rank;
+}
+
 MFS_API void mfs_learner_stats_get(const mfs_learner *l, mfs_learner_stats *st)
 {
 	if (!l || !st)
 		return;
 	*st = l->st;
-	mfs_source_stats ss;
-	mfs_source_stats_get(l->src, &ss);
-	st->skipped = ss.skipped;
+	st->events = l->pass.events;
+	st->unplaced = l->pass.unplaced;
+	st->sq_err = l->pass.sq_err;
+	st->abs_err = l->pass.abs_err;
+	st->steps = l->steps;
+	if (l->src) {
+		mfs_source_stats ss;
+		mfs_source_stats_get(l->src, &ss);
+		st->skipped = ss.skipped;
+	}
 	if (l->ck) {
 		mfs_checkpointer_stats cs;
 		mfs_checkpointer_stats_get(l->ck, &cs);
@@ -434,24 +457,45 @@ MFS_API void mfs_learner_stats_get(const mfs_learner *l, mfs_learner_stats *st)
 	}
 }
 
-MFS_API int mfs_learner_close(mfs_learner *l, uint64_t *unsaved, mfs_diag *diag)
+MFS_API void mfs_learner_free(mfs_learner *l)
+{
+	if (!l)
+		return;
+	mfs_checkpointer_free(l->ck); /* a writer still running keeps the lock until it exits */
+	mfs_source_free(l->src);
+	mfs_model_free(l->m);
+	mfs_replay_free(&l->keep);
+	free(l->ibuf);
+	free(l);
+}
+
+MFS_API int mfs_learner_finish(mfs_learner *l, uint64_t *unsaved, mfs_diag *diag)
 {
 	if (unsaved)
 		*unsaved = 0;
-	if (!l)
+	if (!l || !l->ck)
 		return 0;
-	int rc = 0;
 	uint64_t lost = 0;
-	if (l->ck && mfs_checkpointer_finish(l->ck, l->m, l->src, &lost) < 0)
-		rc = mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0,
-				  "the final checkpoint failed: %llu events learned since the newest "
-				  "valid checkpoint are not saved",
-				  (unsigned long long)lost);
+	if (mfs_checkpointer_finish(l->ck, l->m, l->src, &lost) == 0)
+		return 0;
 	if (unsaved)
 		*unsaved = lost;
-	mfs_source_free(l->src);
-	mfs_model_free(l->m);
-	mfs_checkpointer_free(l->ck);
-	free(l);
+	mfs_checkpointer_stats cs;
+	mfs_checkpointer_stats_get(l->ck, &cs);
+	if (cs.saved_events)
+		return mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0,
+				    "the final checkpoint failed: the %llu events learned since the "
+				    "newest valid checkpoint (%llu events) are not saved",
+				    (unsigned long long)lost, (unsigned long long)cs.saved_events);
+	return mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0,
+			    "the final checkpoint failed: no checkpoint holds any of the %llu "
+			    "events learned",
+			    (unsigned long long)lost);
+}
+
+MFS_API int mfs_learner_close(mfs_learner *l, uint64_t *unsaved, mfs_diag *diag)
+{
+	int rc = mfs_learner_finish(l, unsaved, diag);
+	mfs_learner_free(l);
 	return rc;
 }
