@@ -1348,6 +1348,8 @@ MFS_API int mfs_learner_attach(mfs_learner *l, mfs_source *src, mfs_diag *diag);
  * (NULL without a checkpoint-dir; set a publisher on it). They belong to the
  * learner. */
 MFS_API mfs_source *mfs_learner_source(mfs_learner *l);
+/* The checkpoint file a resumed learner came from (NULL: a new model). */
+MFS_API const char *mfs_learner_resumed_from(const mfs_learner *l);
 MFS_API mfs_checkpointer *mfs_learner_checkpointer(mfs_learner *l);
 
 /*
@@ -1406,7 +1408,15 @@ typedef struct mfs_learner_stats {
 	uint64_t saved_events;        /* model events of the newest valid checkpoint */
 	uint64_t steps;               /* updates over every pass (pass 1 and replays) */
 	uint64_t bad_weights;         /* implicit: events skipped for their weight */
+	int failure;                  /* what the last failed step failed in: MFS_LEARNER_FAIL_* */
 } mfs_learner_stats;
+
+enum {
+	MFS_LEARNER_FAIL_NONE = 0,
+	MFS_LEARNER_FAIL_INPUT = 1,      /* a file or the stream (mfs_learner_skip_file goes on) */
+	MFS_LEARNER_FAIL_CHECKPOINT = 2, /* a checkpoint, with on-checkpoint-error stop */
+	MFS_LEARNER_FAIL_LEARN = 3,      /* learning (out of memory): what the batch learned stays */
+};
 
 MFS_API void mfs_learner_stats_get(const mfs_learner *l, mfs_learner_stats *st);
 

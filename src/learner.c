@@ -99,8 +99,8 @@ MFS_API int mfs_learner_new(mfs_learner **out, const mfs_learner_config *c, mfs_
 	if (c->dir) {
 		if ((rc = open_checkpointer(l, c, diag)) < 0)
 			goto fail;
-		rc = mfs_checkpointer_load(l->ck, &l->m, c->model.kernel, skip_damaged, l, NULL, 0,
-					   diag);
+		rc = mfs_checkpointer_load(l->ck, &l->m, c->model.kernel, skip_damaged, l, l->from,
+					   sizeof l->from, diag);
 		if (rc < 0 && rc != -MFS_E_NOTFOUND)
 			goto fail;
 		l->st.resumed = rc == 0;
@@ -234,7 +234,7 @@ static void warn_out_of_range(mfs_learner *l, const mfs_event *ev, size_t off, s
 		mfs_learner_notice(l, MFS_E_RANGE, i,
 				   "rating %g is outside the rating range %g:%g: learned as %g, scored "
 				   "as %g; such events are counted in out_of_range and not reported "
-				   "again (rating-range LO:HI sets the range)",
+				   "again (the rating-range setting, --rating-range of train, sets it)",
 				   r, mi.lo, mi.hi, r < mi.lo ? mi.lo : mi.hi, r);
 		return;
 	}
@@ -310,9 +310,11 @@ static int learn_explicit(mfs_learner *l, const mfs_event *ev, size_t n, mfs_dia
 
 static int tick(mfs_learner *l, mfs_diag *diag)
 {
-	if (l->ck && mfs_checkpointer_tick(l->ck, l->m, l->src, l->read) == -MFS_E_IO)
+	if (l->ck && mfs_checkpointer_tick(l->ck, l->m, l->src, l->read) == -MFS_E_IO) {
+		l->st.failure = MFS_LEARNER_FAIL_CHECKPOINT;
 		return mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0,
 				    "a checkpoint failed and on-checkpoint-error is stop");
+	}
 	return 0;
 }
 
@@ -330,12 +332,15 @@ MFS_API int mfs_learner_step(mfs_learner *l, int timeout_ms, mfs_diag *diag)
 			l->c.report(l->c.report_ctx, l, 1, &l->pass);
 		return rc < 0 ? rc : n;
 	}
-	if (n < 0)
+	if (n < 0) {
+		l->st.failure = MFS_LEARNER_FAIL_INPUT;
 		return n; /* diag says which file; mfs_learner_skip_file goes on */
+	}
 	if (n == 0) {
 		l->ended = 1;
 		return 0;
 	}
+	l->st.failure = MFS_LEARNER_FAIL_LEARN; /* until this batch is learned */
 	if (l->c.epochs > 1 && mfs_replay_add(&l->keep, ev, (size_t)n) < 0)
 		return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0,
 				    "out of memory keeping events for epochs %llu",
@@ -349,6 +354,7 @@ MFS_API int mfs_learner_step(mfs_learner *l, int timeout_ms, mfs_diag *diag)
 			       : learn_explicit(l, ev, (size_t)n, diag);
 	if (rc < 0)
 		return rc;
+	l->st.failure = MFS_LEARNER_FAIL_NONE;
 	l->read += (uint64_t)n;
 	l->steps += l->pass.events - before;
 	if (l->c.report)
@@ -407,6 +413,11 @@ MFS_API int mfs_learner_save(mfs_learner *l, const char *path, int compress, mfs
 MFS_API mfs_model *mfs_learner_model(mfs_learner *l)
 {
 	return l ? l->m : NULL;
+}
+
+MFS_API const char *mfs_learner_resumed_from(const mfs_learner *l)
+{
+	return l && l->st.resumed ? l->from : NULL;
 }
 
 MFS_API mfs_source *mfs_learner_source(mfs_learner *l)

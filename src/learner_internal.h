@@ -62,6 +62,7 @@ struct mfs_learner {
 	mfs_event *ibuf;      /* implicit: a batch with its weights */
 	size_t ibuf_cap;
 	struct mfs_replay keep;
+	char from[4096];      /* the checkpoint resumed ("" when new) */
 	uint64_t steps;       /* updates over every pass */
 	uint64_t epochs_done;
 };

@@ -131,6 +131,67 @@ static void learner__learns_what_train_learns(void **state)
 	assert_int_equal(mfs_learner_close(l, NULL, &d), 0);
 }
 
+/* What the report callback saw: pass-1 reports at exact counts, and the passes. */
+struct seen {
+	uint64_t at_every; /* pass-1 reports that fell on a multiple of every */
+	uint64_t off_every;
+	unsigned last_pass;
+	uint64_t every;
+};
+
+static int seen_report(void *ctx, mfs_learner *l, unsigned pass, const mfs_learn_stats *st)
+{
+	(void)l;
+	struct seen *s = ctx;
+	if (pass == 1) {
+		if ((st->events + st->unplaced) % s->every == 0)
+			s->at_every++;
+		else
+			s->off_every++;
+	}
+	assert_true(pass >= s->last_pass); /* passes in order */
+	s->last_pass = pass;
+	return 0;
+}
+
+/*
+ * Passes 2..N, the range of the first batch and the reports: the learner's
+ * model equals train --epochs 3 --rating-range auto, byte for byte in the
+ * saved file; a report falls on every multiple of `every` events.
+ */
+static void learner__replays_as_train_epochs_and_reports_on_the_count(void **state)
+{
+	(void)state;
+	const char *in = events_file();
+	const char *kv[] = { "dim", "16", "seed", "7", "rating-range", "auto", "epochs", "3", NULL };
+	mfs_learner_config *c = config(kv);
+	struct seen s = { .every = 7000 };
+	mfs_learner_config_on_report(c, s.every, seen_report, &s);
+	mfs_learner *l;
+	mfs_diag d;
+	const char *inputs[] = { in };
+	assert_int_equal(mfs_learner_open(&l, c, inputs, 1, &d), 0);
+	mfs_learner_config_free(c);
+	assert_int_equal(mfs_learner_run(l, NULL, &d), 0);
+	assert_int_equal(s.at_every, 120000 / 7000); /* 17 of them, cut inside batches */
+	assert_true(s.off_every > 0);                /* and one after each batch */
+	assert_int_equal(mfs_learner_replay(l, &d), 3);
+	assert_int_equal(s.last_pass, 3);
+	mfs_learner_stats st;
+	mfs_learner_stats_get(l, &st);
+	assert_int_equal(st.steps, 3 * 120000);
+	const char *mine = mfs_test_path("replayed.mfs"), *theirs = mfs_test_path("epochs.mfs");
+	assert_int_equal(mfs_learner_save(l, mine, 0, &d), 0);
+	assert_int_equal(mfs_learner_close(l, NULL, &d), 0);
+	struct mfs_run r;
+	mfs_run_sh(&r, "'%s' train '%s' --dim 16 --seed 7 --epochs 3 --save '%s' --quiet", MFS_CLI,
+		   in, theirs);
+	if (r.status != 0)
+		fail_msg("train: %s", r.err);
+	mfs_run_free(&r);
+	mfs_assert_same_file(mine, theirs);
+}
+
 static uint64_t newest(const char *dir)
 {
 	DIR *dp = opendir(dir);
@@ -201,6 +262,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(learner__settings_by_name_say_what_is_wrong),
 		cmocka_unit_test(learner__learns_what_train_learns),
+		cmocka_unit_test(learner__replays_as_train_epochs_and_reports_on_the_count),
 		cmocka_unit_test(learner__resumes_exactly_after_sigkill),
 	};
 	return cmocka_run_group_tests_name("learner", tests, NULL, NULL);

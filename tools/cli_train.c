@@ -241,94 +241,7 @@ static const char *loss_name(int loss)
 }
 
 /* --weight: what an implicit event's rating column means. */
-enum { WEIGHT_NONE = 0, WEIGHT_RATING = 1, WEIGHT_LOG1P = 2 };
-
-/*
- * Learn a batch of interactions (--feedback implicit): each event's weight
- * from its rating column as --weight says; an event whose weight is not a
- * finite number >= 0 is skipped, counted in *badw and named with its
- * file:line. buf: room for n events.
- */
-static int learn_implicit_batch(mfs_model *m, mfs_source *src, const mfs_event *ev, size_t n,
-				int mode, mfs_event *buf, mfs_learn_stats *st, mfs_rank_stats *rk,
-				struct cli_bad *badw)
-{
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		float w = mode == WEIGHT_NONE	 ? 1.0f
-			  : mode == WEIGHT_RATING ? ev[i].rating
-						  : log1pf(ev[i].rating);
-		if (!(isfinite(w) && w >= 0.0f)) {
-			mfs_diag d;
-			memset(&d, 0, sizeof d);
-			d.code = MFS_E_PARSE;
-			const char *path = NULL;
-			uint64_t line = 0;
-			if (mfs_source_event_line(src, i, &path, &line) == 0 && path)
-				snprintf(d.path, sizeof d.path, "%s", path);
-			d.line = line;
-			snprintf(d.reason, sizeof d.reason,
-				 "weight %g (--weight %s of rating %g) is not a number >= 0: skipped", w,
-				 mode == WEIGHT_RATING ? "rating" : "log1p", ev[i].rating);
-			cli_on_bad(badw, &d);
-			continue;
-		}
-		buf[k] = ev[i];
-		buf[k++].rating = w;
-	}
-	int64_t r = mfs_model_learn_implicit(m, buf, k, st, rk);
-	if (r < 0) {
-		cli_error("learning stopped: %s", r == -MFS_E_NOMEM ? "out of memory" : mfs_error_name((int)r));
-		return -1;
-	}
-	return 0;
-}
-
-/* Events kept for passes 2..N: IDs in one arena, records point into it. */
-struct replay {
-	char *arena;
-	size_t len, cap;
-	struct rec {
-		uint64_t off;
-		uint8_t ulen, ilen;
-		float rating;
-	} *recs;
-	size_t n, rcap;
-};
-
-static int replay_add(struct replay *r, const mfs_event *e, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		size_t need = (size_t)e[i].user_len + e[i].item_len;
-		if (r->len + need > r->cap) {
-			size_t nc = r->cap ? r->cap * 2 : (1u << 20);
-			while (nc < r->len + need)
-				nc *= 2;
-			char *na = realloc(r->arena, nc);
-			if (!na)
-				return -1;
-			r->arena = na;
-			r->cap = nc;
-		}
-		if (r->n == r->rcap) {
-			size_t nc = r->rcap ? r->rcap * 2 : 65536;
-			struct rec *nr = realloc(r->recs, nc * sizeof *nr);
-			if (!nr)
-				return -1;
-			r->recs = nr;
-			r->rcap = nc;
-		}
-		struct rec *x = &r->recs[r->n++];
-		x->off = r->len;
-		x->ulen = (uint8_t)e[i].user_len;
-		x->ilen = (uint8_t)e[i].item_len;
-		x->rating = e[i].rating;
-		memcpy(r->arena + r->len, e[i].user, e[i].user_len);
-		memcpy(r->arena + r->len + e[i].user_len, e[i].item, e[i].item_len);
-		r->len += need;
-	}
-	return 0;
-}
+enum { W_NONE = 0, W_RATING = 1, W_LOG1P = 2 };
 
 /*
  * --checkpoint-dir's settings, parsed; the library's mfs_checkpointer writes
@@ -343,86 +256,7 @@ struct ckpt {
 	unsigned keep;
 	int compress;
 	int stop_on_error;     /* --on-checkpoint-error stop: a failed one ends the run */
-	int abort;             /* ... and one has failed */
-	mfs_checkpointer *w;
 };
-
-/* The checkpointer's failures and warnings, on stderr. */
-static void ckpt_say(void *ctx, const mfs_diag *d)
-{
-	(void)ctx;
-	char buf[1200];
-	mfs_diag_format(d, buf, sizeof buf);
-	cli_error("%s", buf);
-}
-
-/* Open the checkpointer of ck->dir with ck's settings. Returns the number
- * of stale temporary files removed, or -1 (said). */
-static int ckpt_open(struct ckpt *ck)
-{
-	mfs_diag d;
-	int stale = mfs_checkpointer_open(&ck->w, ck->dir, &d);
-	if (stale < 0) {
-		cli_diag(&d);
-		return -1;
-	}
-	const struct {
-		mfs_checkpointer_param p;
-		int64_t v;
-	} set[] = {
-		{ MFS_CKPT_EVERY_EVENTS, (int64_t)ck->every_events },
-		{ MFS_CKPT_EVERY_MS, ck->every_events ? 0 : (int64_t)(ck->every_sec * 1000.0 + 0.5) },
-		{ MFS_CKPT_DELTA_EVENTS, (int64_t)ck->delta_events },
-		{ MFS_CKPT_DELTA_MS, ck->delta_events ? 0 : (int64_t)(ck->delta_sec * 1000.0 + 0.5) },
-		{ MFS_CKPT_KEEP, ck->keep },
-		{ MFS_CKPT_COMPRESS, ck->compress },
-		{ MFS_CKPT_STOP_ON_ERROR, ck->stop_on_error },
-	};
-	for (size_t i = 0; i < sizeof set / sizeof *set; i++)
-		if (mfs_checkpointer_set(ck->w, set[i].p, set[i].v) < 0) {
-			cli_error("--checkpoint-dir %s: a setting is out of range", ck->dir);
-			return -1;
-		}
-	mfs_checkpointer_on_error(ck->w, ckpt_say, NULL);
-	return stale;
-}
-
-/* The source's position as a blob (malloc'd; NULL and *len 0 if none). */
-static char *position_blob(mfs_source *src, size_t *len)
-{
-	int n = mfs_source_position(src, NULL, 0);
-	char *b = n > 0 ? malloc((size_t)n) : NULL;
-	if (!b || mfs_source_position(src, b, (size_t)n) != n) {
-		free(b);
-		*len = 0;
-		return NULL;
-	}
-	*len = (size_t)n;
-	return b;
-}
-
-/* After a batch, or while idle: the checkpointer's turn. */
-static void ckpt_maybe(struct ckpt *ck, mfs_model *m, mfs_source *src, uint64_t events)
-{
-	if (ck->w && mfs_checkpointer_tick(ck->w, m, src, events) == -MFS_E_IO)
-		ck->abort = 1;
-}
-
-static void ckpt_warn_skip(void *ctx, const mfs_diag *d)
-{
-	(void)ctx;
-	char buf[1024];
-	mfs_diag_format(d, buf, sizeof buf);
-	cli_error("warning: skipping damaged checkpoint %s", buf);
-}
-
-static uint64_t mix64(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
 
 struct progress {
 	int on;
@@ -444,17 +278,14 @@ static int64_t kafka_lag(const mfs_source *src)
 
 /* --group: a rebalance takes partitions away; checkpoint what is learned first. */
 struct revoke_ctx {
-	struct ckpt *ck;
-	mfs_model *m;
-	mfs_source *src;
+	mfs_learner *l;
 };
 
 static void on_revoke(void *arg)
 {
 	struct revoke_ctx *r = arg;
-	if (!r->ck->w || !r->src)
-		return;
-	mfs_checkpointer_now(r->ck->w, r->m, r->src);
+	if (r->l && mfs_learner_checkpointer(r->l) && mfs_learner_source(r->l))
+		mfs_learner_checkpoint(r->l, NULL);
 }
 
 static void kafka_notice(void *ctx, const mfs_diag *d)
@@ -505,85 +336,105 @@ static void progress_rank(struct progress *p, const mfs_learn_stats *st, const m
 	fflush(stderr);
 }
 
-/* The first event of a batch with a rating outside the model's range, said with its file:line. */
-static void warn_out_of_range(const mfs_model *m, mfs_source *src, const mfs_event *ev,
-			      size_t off, size_t n)
+/* The learner's reports: the curve and the progress line of pass 1, the
+ * progress of passes 2..N (a signal stops them). */
+struct report {
+	struct cli_curve *curve;
+	struct progress *pg;
+	int implicit;
+	unsigned pass;        /* the pass reported last */
+	mfs_learn_stats last; /* ... its counts */
+	int stopped;          /* a signal stopped that pass */
+};
+
+static int train_report(void *ctx, mfs_learner *l, unsigned pass, const mfs_learn_stats *st)
 {
-	mfs_model_info mi;
-	mfs_model_info_get(m, &mi);
-	for (size_t i = off; i < off + n; i++) {
-		float r = ev[i].rating;
-		if (r >= mi.lo && r <= mi.hi)
-			continue;
-		const char *path;
-		uint64_t line;
-		char where[700] = "";
-		if (src && mfs_source_event_line(src, i, &path, &line) == 0)
-			snprintf(where, sizeof where, "%s:%llu: ", path, (unsigned long long)line);
-		cli_error("warning: %srating %g is outside the rating range %g:%g: learned as %g, "
-			  "scored as %g; such events are counted in out_of_range and not reported "
-			  "again (--rating-range LO:HI sets the range)",
-			  where, r, mi.lo, mi.hi, r < mi.lo ? mi.lo : mi.hi, r);
-		return;
+	struct report *r = ctx;
+	if (pass == 1) {
+		if (r->implicit) {
+			mfs_rank_stats rk;
+			mfs_learner_pass_stats(l, NULL, &rk);
+			progress_rank(r->pg, st, &rk, 0);
+		} else {
+			cli_curve_line(r->curve, st, 0);
+			progress_line(r->pg, st, 1, 0);
+		}
+		return 0;
 	}
+	if (pass != r->pass) {
+		if (r->pass > 1)
+			progress_line(r->pg, &r->last, (int)r->pass, 1);
+		r->pass = pass;
+		r->pg->start = cli_now();
+	}
+	r->last = *st;
+	progress_line(r->pg, st, (int)pass, 0);
+	r->stopped = cli_stop_signal() != 0;
+	return r->stopped;
 }
 
-/* Learn events off..off+n-1 of a batch. A failure of the library ends the run: said, -1. */
-static int learn_batch(mfs_model *m, mfs_source *src, const mfs_event *ev, size_t off, size_t n,
-		       mfs_learn_stats *st, int *warned)
+/* The learner's notices: bad weights as malformed records, the rest said. */
+static void train_notice(void *ctx, const mfs_diag *d)
 {
-	uint64_t out = st->out_of_range;
-	int64_t r = mfs_model_learn(m, ev + off, n, st);
-	if (r < 0) {
-		if (r == -MFS_E_NOMEM)
-			cli_error("learning stopped: out of memory (for an ID string, or to copy the "
-				  "loaded model into memory); %llu events were learned in this pass, "
-				  "none after them", (unsigned long long)st->events);
-		else
-			cli_error("learning stopped: %s", mfs_error_name((int)r));
+	if (d->code == MFS_E_PARSE) {
+		cli_on_bad(ctx, d);
+		return;
+	}
+	char buf[1200];
+	mfs_diag_format(d, buf, sizeof buf);
+	cli_error("%s%s", d->code == MFS_E_RANGE ? "warning: " : "", buf);
+}
+
+/* The learner's settings from train's options. Returns 0 or -1 (said). */
+static int learner_config(mfs_learner_config **out, const mfs_config *cfg, const struct ckpt *ck,
+			  const mfs_implicit_config *icfg, int weight, const mfs_rank_stats *rk,
+			  uint64_t epochs, unsigned threads, int range_auto, uint64_t curve_every,
+			  struct report *rep, struct cli_bad *badw)
+{
+	static const char *const weights[] = { "none", "rating", "log1p" };
+	mfs_learner_config *c;
+	mfs_diag d;
+	if (mfs_learner_config_new(&c) < 0 || mfs_learner_config_set_model(c, cfg) < 0 ||
+	    (icfg && mfs_learner_config_set_implicit(c, icfg) < 0)) {
+		mfs_learner_config_free(c);
+		cli_error("out of memory");
 		return -1;
 	}
-	if (st->out_of_range > out && !*warned) {
-		*warned = 1;
-		warn_out_of_range(m, src, ev, off, n);
-	}
+	*out = c;
+	char v[8][32];
+	snprintf(v[0], sizeof v[0], "%llu", (unsigned long long)epochs);
+	snprintf(v[1], sizeof v[1], "%u", threads);
+	snprintf(v[2], sizeof v[2], "%u", rk->k);
+	snprintf(v[3], sizeof v[3], "%u", rk->every);
+	/* a period by events, or by time in ms */
+	snprintf(v[4], sizeof v[4], ck->every_events ? "%.0f" : "%.0fms",
+		 ck->every_events ? (double)ck->every_events : ck->every_sec * 1000.0);
+	snprintf(v[5], sizeof v[5], ck->delta_events ? "%.0f" : "%.0fms",
+		 ck->delta_events ? (double)ck->delta_events : ck->delta_sec * 1000.0);
+	snprintf(v[6], sizeof v[6], "%u", ck->keep);
+	snprintf(v[7], sizeof v[7], "%d", ck->compress);
+	const char *kv[][2] = {
+		{ "epochs", v[0] },
+		{ "threads", v[1] },
+		{ icfg ? "eval-k" : NULL, v[2] },
+		{ icfg ? "eval-every" : NULL, v[3] },
+		{ icfg ? "weight" : NULL, weights[weight] },
+		{ range_auto ? "rating-range" : NULL, "auto" },
+		{ ck->dir ? "checkpoint-dir" : NULL, ck->dir },
+		{ ck->dir ? "checkpoint-every" : NULL, v[4] },
+		{ ck->dir ? "delta-every" : NULL, v[5] },
+		{ ck->dir ? "keep" : NULL, v[6] },
+		{ ck->dir ? "compress" : NULL, v[7] },
+		{ ck->dir ? "on-checkpoint-error" : NULL, ck->stop_on_error ? "stop" : "continue" },
+	};
+	for (size_t i = 0; i < sizeof kv / sizeof *kv; i++)
+		if (kv[i][0] && mfs_learner_config_set(c, kv[i][0], kv[i][1], &d) < 0) {
+			cli_diag(&d);
+			return -1;
+		}
+	mfs_learner_config_on_notice(c, train_notice, badw);
+	mfs_learner_config_on_report(c, curve_every, train_report, rep);
 	return 0;
-}
-
-/*
- * --rating-range auto on a new model: the range of the first batch the reader
- * returns (its smallest and largest rating), said on stderr with the step
- * seen. A batch that rates one value only keeps the default range widened to
- * hold it.
- */
-static void range_from_first(mfs_model *m, const mfs_event *ev, size_t n)
-{
-	float lo, hi, step;
-	if (mfs_ratings_range(ev, n, &lo, &hi, &step) < 0)
-		return;
-	char how[96];
-	if (step == 1.0f)
-		snprintf(how, sizeof how, "whole numbers");
-	else if (step == 0.5f)
-		snprintf(how, sizeof how, "half steps");
-	else if (step > 0.0f)
-		snprintf(how, sizeof how, "steps of %g", step);
-	else
-		snprintf(how, sizeof how, "no common step");
-	if (lo == hi) {
-		mfs_model_info mi;
-		mfs_model_info_get(m, &mi);
-		float v = lo;
-		lo = v < mi.lo ? v : mi.lo;
-		hi = v > mi.hi ? v : mi.hi;
-		cli_error("rating range %g:%g: the first %zu events all rate %g, so the default range "
-			  "is kept (give --rating-range LO:HI)", lo, hi, n, v);
-	} else {
-		cli_error("rating range %g:%g from the first %zu events (%s)%s", lo, hi, n, how,
-			  n < 100 ? "; few events: give --rating-range LO:HI if the scale is wider"
-				  : "");
-	}
-	mfs_model_set_range(m, lo, hi);
 }
 
 static const char *ids_name(int ids)
@@ -723,25 +574,6 @@ static int check_save_path(const char *path)
 	return 0;
 }
 
-/* --checkpoint-dir DIR exists (made if not) and takes files. Returns 0 or -1 (said). */
-static int check_checkpoint_dir(const char *dir)
-{
-	struct stat st;
-	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		cli_error("--checkpoint-dir %s: cannot create it: %s", dir, strerror(errno));
-		return -1;
-	}
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		cli_error("--checkpoint-dir %s: %s", dir, errno ? strerror(errno) : "not a directory");
-		return -1;
-	}
-	if (access(dir, W_OK | X_OK) < 0) {
-		cli_error("--checkpoint-dir %s: cannot write in it: %s", dir, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
 /*
  * A run that learned no event: is that a failure, and why? Input that yields
  * nothing (every record malformed, no file readable, a directory without
@@ -779,112 +611,6 @@ static int nothing_learned(const struct cli_bad *bad, uint64_t files_failed, con
 	if (!resumed && !follow && !cli_stop_signal())
 		cli_error("warning: no events in the input");
 	return 0;
-}
-
-/* The i-th kept event as an mfs_event. */
-static void replay_event(const struct replay *rp, size_t i, mfs_event *e)
-{
-	const struct rec *x = &rp->recs[i];
-	e->user = rp->arena + x->off;
-	e->user_len = x->ulen;
-	e->item = rp->arena + x->off + x->ulen;
-	e->item_len = x->ilen;
-	e->rating = x->rating;
-	e->time = 0;
-}
-
-/*
- * Passes 2..epochs over the kept events, each in a seeded random order (the
- * Fisher-Yates shuffle goes on from the previous pass's order). When every
- * kept event's IDs still hold rows, the events are resolved once and the
- * passes learn (user row, item row, rating) records: no hashing, no index,
- * the same steps. Else (IDs evicted or not admitted in pass 1, hashed IDs)
- * each pass looks the IDs up again. Returns 0 or -1 (out of memory, said).
- */
-static int replay_passes(mfs_model *m, struct replay *rp, uint64_t epochs, uint64_t seed,
-			 uint64_t threads, struct progress *pg, uint64_t *steps, char *cut,
-			 size_t cut_len, int *warned, uint64_t *epochs_done)
-{
-	enum { B = 4096, RB = 1 << 20 };
-	mfs_event *batch = malloc(B * sizeof *batch);
-	mfs_row_event *rows = malloc(rp->n * sizeof *rows);
-	uint32_t *order = NULL;
-	int rc = -1;
-	if (!batch) {
-		cli_error("out of memory for --epochs");
-		goto out;
-	}
-	int resolved = rows != NULL;
-	for (size_t i = 0; resolved && i < rp->n; i += B) {
-		size_t cn = rp->n - i < B ? rp->n - i : B;
-		for (size_t j = 0; j < cn; j++)
-			replay_event(rp, i + j, &batch[j]);
-		resolved = mfs_model_resolve(m, batch, cn, rows + i) == (int64_t)cn;
-	}
-	if (!resolved) {
-		free(rows);
-		rows = NULL;
-		order = malloc(rp->n * sizeof *order);
-		if (!order) {
-			cli_error("out of memory for --epochs");
-			goto out;
-		}
-		for (size_t i = 0; i < rp->n; i++)
-			order[i] = (uint32_t)i;
-	}
-	uint64_t rs = seed ^ 0x5eed5eed5eed5eedULL;
-	mfs_model_set_replay(m, 1); /* passes 2..N: the --replay-* settings */
-	for (uint64_t ep = 2; ep <= epochs && !cut[0]; ep++) {
-		/* the same swaps on the records as on an index, so both orders agree */
-		for (size_t i = rp->n - 1; i > 0; i--) {
-			size_t j = (size_t)(mix64(&rs) % (i + 1));
-			if (rows) {
-				mfs_row_event t = rows[i];
-				rows[i] = rows[j];
-				rows[j] = t;
-			} else {
-				uint32_t t = order[i];
-				order[i] = order[j];
-				order[j] = t;
-			}
-		}
-		mfs_learn_stats es;
-		memset(&es, 0, sizeof es);
-		pg->start = cli_now();
-		for (size_t i = 0, cn; i < rp->n; i += cn) {
-			if (cli_stop_signal()) {
-				snprintf(cut, cut_len, "epoch %llu of %llu", (unsigned long long)ep,
-					 (unsigned long long)epochs);
-				break;
-			}
-			cn = rp->n - i < B ? rp->n - i : B;
-			if (rows) {
-				if (threads > 1) /* whole windows per call: the blocks fill up */
-					cn = rp->n - i < RB ? rp->n - i : RB;
-				int64_t r = mfs_model_learn_rows(m, rows + i, cn, &es);
-				if (r < 0) {
-					cli_error("learning stopped: %s", mfs_error_name((int)r));
-					goto out;
-				}
-			} else {
-				for (size_t j = 0; j < cn; j++)
-					replay_event(rp, order[i + j], &batch[j]);
-				if (learn_batch(m, NULL, batch, 0, cn, &es, warned) < 0)
-					goto out;
-			}
-			progress_line(pg, &es, (int)ep, 0);
-		}
-		*steps += es.events;
-		progress_line(pg, &es, (int)ep, 1);
-		if (!cut[0])
-			*epochs_done = ep;
-	}
-	rc = 0;
-out:
-	free(order);
-	free(rows);
-	free(batch);
-	return rc;
 }
 
 int cmd_train(int argc, char **argv)
@@ -976,7 +702,7 @@ int cmd_train(int argc, char **argv)
 	unsigned char given[OPT_END - OPT_FORMAT]; /* the options given: a resume compares those */
 	memset(given, 0, sizeof given);
 	const char *kafka = NULL, *topic = NULL, *group = NULL, *kstart = NULL;
-	int implicit = 0, weight_mode = WEIGHT_NONE;
+	int implicit = 0, weight_mode = W_NONE;
 	const char *type_weights = NULL;
 	char *fields_spec = NULL; /* --fields with the --weights entries */
 	mfs_implicit_config icfg;
@@ -1014,7 +740,7 @@ int cmd_train(int argc, char **argv)
 			 v_ids[] = { MFS_IDS_EXACT, MFS_IDS_HASHED }, v_ckerr[] = { 1, 0 },
 			 v_feedback[] = { 0, 1 },
 			 v_loss[] = { MFS_LOSS_BPR, MFS_LOSS_LOGISTIC, MFS_LOSS_POPULARITY },
-			 v_weight[] = { WEIGHT_NONE, WEIGHT_RATING, WEIGHT_LOG1P };
+			 v_weight[] = { W_NONE, W_RATING, W_LOG1P };
 #define U(id, kind, ptr, lo, hi) { id, kind, ptr, NULL, lo, hi, 0, 0, 0, NULL, NULL }
 #define F(id, ptr, bounds, lo, hi) { id, CLI_F32, ptr, NULL, 0, 0, lo, hi, bounds, NULL, NULL }
 #define S(id, ptr) { id, CLI_STR, (void *)ptr, NULL, 0, 0, 0, 0, 0, NULL, NULL }
@@ -1256,7 +982,7 @@ int cmd_train(int argc, char **argv)
 				w = comma ? comma + 1 : w + n;
 			}
 			fields = fields_spec;
-			weight_mode = WEIGHT_RATING;
+			weight_mode = W_RATING;
 		} else {
 			/* the rating column is optional: an interaction without one weighs 1 */
 			size_t cap = (fields ? strlen(fields) : 0) + 16;
@@ -1357,12 +1083,6 @@ int cmd_train(int argc, char **argv)
 		free(popts);
 		return EXIT_RUNTIME;
 	}
-	if (ck.dir && check_checkpoint_dir(ck.dir) < 0) {
-		free(tests);
-		free(kopts);
-		free(popts);
-		return EXIT_RUNTIME;
-	}
 	if (memory) {
 		/* 3 user rows (with their history) for each item row */
 		uint64_t per_row = mfs_model_row_bytes(&cfg);
@@ -1376,25 +1096,18 @@ int cmd_train(int argc, char **argv)
 		cfg.max_users = 3 * items;
 		cfg.max_items = items;
 	}
-	if (curve_path && cli_curve_open(&curve, curve_path, curve_every) < 0) {
-		free(tests);
-		free(kopts);
-		free(popts);
-		return EXIT_RUNTIME;
-	}
 	int rc = EXIT_RUNTIME;
-	mfs_model *m = NULL;
+	mfs_learner_config *lc = NULL;
+	mfs_learner *l = NULL;
 	mfs_source *src = NULL;
-	mfs_event *ibuf = NULL; /* implicit: the batch with its weights */
-	size_t ibuf_cap = 0;
+	struct cli_bad bad = { 0 };  /* malformed records */
 	struct cli_bad badw = { 0 }; /* implicit: events with a bad weight */
-	struct replay rp;
-	memset(&rp, 0, sizeof rp);
 	mfs_diag d;
-	int resumed = 0, stale = 0;
 	mfs_publisher *pub = NULL;
 	mfs_kafka_config *kc = NULL;
-	struct revoke_ctx rv = { &ck, NULL, NULL };
+	struct revoke_ctx rv = { NULL };
+	struct progress pg = { progress, cli_now(), 0, NULL };
+	struct report rep = { &curve, &pg, implicit, 1, { 0 }, 0 };
 	if (kafka) {
 		/* every setting is checked before anything is loaded */
 		if (mfs_kafka_config_create(&kc) < 0) {
@@ -1423,67 +1136,47 @@ int cmd_train(int argc, char **argv)
 		if (group)
 			mfs_kafka_config_set_revoke(kc, on_revoke, &rv);
 	}
-	if (ck.dir) {
-		/* one learner per directory; temporary files of dead writers go */
-		if ((stale = ckpt_open(&ck)) < 0)
-			goto out;
-		if (stale > 0)
-			cli_error("removed %d temporary file%s of an interrupted checkpoint write",
-				  stale, stale == 1 ? "" : "s");
-	}
-	if (ck.dir) {
-		/* Resume from the newest whole checkpoint, if there is one. */
-		char from[4096];
-		int r = mfs_checkpointer_load(ck.w, &m, cfg.kernel, ckpt_warn_skip, NULL, from,
-						   sizeof from, &d);
-		if (r == 0) {
-			mfs_model_info mi;
-			mfs_model_info_get(m, &mi);
-			/* the settings given must be the checkpoint's (learning rates may change) */
-			rc = resume_check(ck.dir, from, given, memory != 0, &cfg, m);
-			if (rc != 0)
-				goto out;
-			rc = EXIT_RUNTIME;
-			resumed = 1;
-			range_auto = 0; /* the checkpoint's */
-		} else if (r != -MFS_E_NOTFOUND) {
-			cli_diag(&d);
-			goto out;
-		}
-	}
-	if (!m && mfs_model_create(&m, &cfg, &d) < 0) {
-		cli_diag(&d);
+	/* the learner: the lock on the checkpoint directory, the resumed or new model */
+	if (learner_config(&lc, &cfg, &ck, implicit ? &icfg : NULL, weight_mode, &rk, epochs,
+			   (unsigned)threads, range_auto, curve_path ? curve_every : 0, &rep,
+			   &badw) < 0)
+		goto out;
+	if (mfs_learner_new(&l, lc, &d) < 0) {
+		char buf[1200];
+		mfs_diag_format(&d, buf, sizeof buf);
+		/* the directory's own trouble (cannot create, not writable, locked) */
+		cli_error("%s%s", ck.dir && strcmp(d.path, ck.dir) == 0 ? "--checkpoint-dir " : "", buf);
+		rc = d.code == MFS_E_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
 		goto out;
 	}
-	if (implicit && !resumed && mfs_model_set_implicit(m, &icfg, &d) < 0) {
-		cli_diag(&d);
-		rc = EXIT_USAGE;
-		goto out;
-	}
+	mfs_model *m = mfs_learner_model(l);
+	mfs_learner_stats ls;
+	mfs_learner_stats_get(l, &ls);
+	int resumed = ls.resumed;
+	if (ls.stale_removed > 0)
+		cli_error("removed %llu temporary file%s of an interrupted checkpoint write",
+			  (unsigned long long)ls.stale_removed, ls.stale_removed == 1 ? "" : "s");
 	if (resumed) {
-		mfs_implicit_config hc;
-		int was = mfs_model_implicit_get(m, &hc);
-		if (was != implicit) {
-			cli_error("--feedback %s but the checkpoint in %s is %s: give --feedback %s, or "
-				  "another --checkpoint-dir", implicit ? "implicit" : "explicit", ck.dir,
-				  was ? "implicit" : "explicit", was ? "implicit" : "explicit");
-			rc = EXIT_USAGE;
+		/* the settings given must be the checkpoint's (learning rates may change) */
+		rc = resume_check(ck.dir, mfs_learner_resumed_from(l), given, memory != 0, &cfg, m);
+		if (rc != 0)
 			goto out;
-		}
-		if (implicit && ((GIVEN(OPT_LOSS) && hc.loss != icfg.loss) ||
-				 (GIVEN(OPT_NEGS) && hc.negatives != icfg.negatives) ||
-				 (GIVEN(OPT_NEGBETA) && hc.neg_beta != icfg.neg_beta))) {
+		rc = EXIT_RUNTIME;
+		mfs_implicit_config hc;
+		if (implicit && mfs_model_implicit_get(m, &hc) &&
+		    ((GIVEN(OPT_LOSS) && hc.loss != icfg.loss) ||
+		     (GIVEN(OPT_NEGS) && hc.negatives != icfg.negatives) ||
+		     (GIVEN(OPT_NEGBETA) && hc.neg_beta != icfg.neg_beta))) {
 			cli_error("--loss, --negatives or --neg-beta differ from the checkpoint's in %s "
 				  "(%s, %u, %g): leave them out to resume it", ck.dir,
 				  loss_name(hc.loss), hc.negatives, hc.neg_beta);
 			rc = EXIT_USAGE;
 			goto out;
 		}
-		icfg = hc;
+		if (implicit)
+			icfg = hc;
 	}
-	mfs_model_set_threads(m, (unsigned)threads);
-	rv.m = m;
-	struct cli_bad bad = { 0 };
+	rv.l = l;
 	mfs_source_config sc;
 	mfs_source_config_default(&sc);
 	sc.format = format;
@@ -1497,30 +1190,27 @@ int cmd_train(int argc, char **argv)
 		rc = d.code == MFS_E_INVAL ? EXIT_USAGE : EXIT_RUNTIME;
 		goto out;
 	}
-	if (resumed) {
-		size_t plen;
-		const void *pos = mfs_model_position(m, &plen);
-		if (pos && mfs_source_seek(src, pos, plen, &d) < 0) {
-			cli_diag(&d);
-			cli_error("the checkpoint's position does not fit these inputs (give the same "
-				  "inputs, or another --checkpoint-dir)");
-			goto out;
-		}
-	}
-	if (kafka) {
-		rv.src = src;
-		mfs_checkpointer_set_commit(ck.w, src);
-	}
-	if (publish && mfs_publisher_open(&pub, publish, popts, npopts, pub_full_every,
-					  kafka_notice, NULL, &d) < 0) {
+	if (kafka)
+		pg.kafka = src;
+	int ar = mfs_learner_attach(l, src, &d);
+	src = mfs_learner_source(l); /* the learner's now */
+	if (ar < 0) {
 		cli_diag(&d);
+		cli_error("the checkpoint's position does not fit these inputs (give the same "
+			  "inputs, or another --checkpoint-dir)");
 		goto out;
 	}
-	mfs_checkpointer_set_publisher(ck.w, pub);
+	if (publish) {
+		if (mfs_publisher_open(&pub, publish, popts, npopts, pub_full_every, kafka_notice,
+				       NULL, &d) < 0) {
+			cli_diag(&d);
+			goto out;
+		}
+		mfs_checkpointer_set_publisher(mfs_learner_checkpointer(l), pub);
+	}
+	if (curve_path && cli_curve_open(&curve, curve_path, curve_every) < 0)
+		goto out;
 	mfs_source_set_linger(src, linger_ms);
-	if (ck.w)
-		/* batches end on the checkpoint counts, so checkpoints fall on them exactly */
-		mfs_source_set_align(src, mfs_checkpointer_align(ck.w));
 	cli_reader_start(src);
 	/* follow mode: come back this often while the stream is idle, for the clock's work */
 	int tick_ms = 100;
@@ -1529,114 +1219,51 @@ int cmd_train(int argc, char **argv)
 	if (ck.dir && ck.delta_sec > 0 && ck.delta_sec * 250 < tick_ms)
 		tick_ms = (int)(ck.delta_sec * 250) + 1;
 
-	mfs_learn_stats pre;
-	memset(&pre, 0, sizeof pre);
-
-	struct progress pg = { progress, cli_now(), 0, kafka ? src : NULL };
-	uint64_t steps = 0, files_failed = 0;
-	int warned = 0; /* the one warning about a rating outside the range */
+	uint64_t files_failed = 0;
+	int failed = 0; /* a failure that makes the exit status 1 */
 	double t0 = cli_now();
+	cli_curve_take(&curve, 0, 0); /* the curve's clock starts with learning */
 	for (;;) {
-		const mfs_event *ev;
-		int n = mfs_source_next_wait(src, &ev, tick_ms, &d);
-		if (n == -MFS_E_AGAIN) {
-			/* idle: the progress line and the checkpoint clock go on */
-			progress_line(&pg, &pre, 1, 0);
-			if (ck.dir) {
-				ckpt_maybe(&ck, m, src, pre.events + pre.unplaced);
-				if (ck.abort)
-					break; /* --on-checkpoint-error stop */
-			}
-			continue;
-		}
-		if (n < 0) {
-			cli_diag(&d);
-			files_failed++;
-			if (stop_on_error)
-				goto out;
-			mfs_source_skip_file(src);
-			continue;
-		}
+		int n = mfs_learner_step(l, tick_ms, &d);
 		if (n == 0)
 			break;
-		if (epochs > 1 && replay_add(&rp, ev, (size_t)n) < 0) {
-			cli_error("out of memory keeping events for --epochs %llu",
-				  (unsigned long long)epochs);
-			goto out;
-		}
-		if (range_auto) {
-			range_from_first(m, ev, (size_t)n); /* the range of the first batch */
-			range_auto = 0;
-		}
-		if (implicit) {
-			if ((size_t)n > ibuf_cap) {
-				free(ibuf);
-				ibuf_cap = (size_t)n;
-				ibuf = malloc(ibuf_cap * sizeof *ibuf);
-				if (!ibuf) {
-					cli_error("out of memory");
-					goto out;
-				}
-			}
-			if (learn_implicit_batch(m, src, ev, (size_t)n, weight_mode, ibuf, &pre, &rk,
-						 &badw) < 0)
-				goto out;
-			progress_rank(&pg, &pre, &rk, 0);
-			if (ck.dir) {
-				ckpt_maybe(&ck, m, src, pre.events + pre.unplaced);
-				if (ck.abort)
-					break;
-			}
+		if (n > 0 || n == -MFS_E_AGAIN)
 			continue;
+		mfs_learner_stats_get(l, &ls);
+		if (ls.failure == MFS_LEARNER_FAIL_CHECKPOINT) {
+			cli_error("a checkpoint failed and --on-checkpoint-error is stop: learning "
+				  "stopped");
+			failed = 1;
+			break;
 		}
-		/* cut where a curve line is due (learning is the same however cut) */
-		for (size_t off = 0, k; off < (size_t)n; off += k) {
-			k = cli_curve_take(&curve, pre.events + pre.unplaced, (size_t)n - off);
-			if (learn_batch(m, src, ev, off, k, &pre, &warned) < 0)
-				goto out;
-			cli_curve_line(&curve, &pre, 0);
-		}
-		progress_line(&pg, &pre, 1, 0);
-		if (ck.dir) {
-			ckpt_maybe(&ck, m, src, pre.events + pre.unplaced);
-			if (ck.abort)
-				break; /* --on-checkpoint-error stop */
-		}
+		cli_diag(&d);
+		if (ls.failure == MFS_LEARNER_FAIL_LEARN)
+			goto out;
+		files_failed++;
+		if (stop_on_error)
+			goto out;
+		mfs_learner_skip_file(l);
 	}
 	cli_stop_source(NULL); /* reading is over: a signal now only sets the flag */
 	/* What a signal cut short (in --follow it is the run's normal end). */
 	char cut[64] = "";
 	if (cli_stop_signal() && !rc2.follow)
 		snprintf(cut, sizeof cut, "reading");
-	int failed = 0; /* a failure that makes the exit status 1 */
 	int final_ok = 0;
 	uint64_t unsaved = 0;
-	if (ck.abort) {
-		cli_error("a checkpoint failed and --on-checkpoint-error is stop: learning stopped");
-		failed = 1;
-	}
 	if (ck.dir) {
 		/* the last period's writer, then a checkpoint of the end */
-		int fr = mfs_checkpointer_finish(ck.w, m, src, &unsaved);
-		final_ok = fr == 0;
-		if (fr < 0) {
-			mfs_checkpointer_stats cs;
-			mfs_checkpointer_stats_get(ck.w, &cs);
-			if (cs.saved_events)
-				cli_error("the final checkpoint failed: the %llu events learned since the "
-					  "newest valid checkpoint in %s (%llu events) are not saved",
-					  (unsigned long long)unsaved, ck.dir,
-					  (unsigned long long)cs.saved_events);
-			else
-				cli_error("the final checkpoint failed: no checkpoint in %s holds any of "
-					  "the %llu events learned", ck.dir, (unsigned long long)unsaved);
+		final_ok = mfs_learner_finish(l, &unsaved, &d) == 0;
+		if (!final_ok) {
+			cli_error("%s: %s", ck.dir, d.reason);
 			failed = 1;
 		}
 	}
 	if (pub && mfs_publisher_flush(pub, 30000) < 0)
 		cli_error("warning: model chunks still undelivered after 30 s: the edges get the next "
 			  "whole snapshot of a later run");
-	steps = pre.events;
+	mfs_learn_stats pre;
+	mfs_learner_pass_stats(l, &pre, &rk);
 	if (implicit)
 		progress_rank(&pg, &pre, &rk, 1);
 	else
@@ -1658,10 +1285,22 @@ int cmd_train(int argc, char **argv)
 	failed |= nothing;
 
 	uint64_t epochs_done = 1;
-	if (epochs > 1 && rp.n > 0 && !cut[0] && !nothing && !failed &&
-	    replay_passes(m, &rp, epochs, cfg.seed, threads, &pg, &steps, cut, sizeof cut, &warned,
-			  &epochs_done) < 0)
-		goto out;
+	mfs_source_stats ss1;
+	mfs_source_stats_get(src, &ss1);
+	if (epochs > 1 && ss1.events > 0 && !cut[0] && !nothing && !failed) {
+		int64_t done = mfs_learner_replay(l, &d);
+		if (done < 0) {
+			cli_diag(&d);
+			goto out;
+		}
+		epochs_done = (uint64_t)done;
+		progress_line(&pg, &rep.last, (int)rep.pass, 1);
+		if (rep.stopped)
+			snprintf(cut, sizeof cut, "epoch %u of %llu", rep.pass,
+				 (unsigned long long)epochs);
+	}
+	mfs_learner_stats_get(l, &ls);
+	uint64_t steps = ls.steps;
 	double secs = cli_now() - t0;
 
 	struct cli_eval te;
@@ -1682,18 +1321,10 @@ int cmd_train(int argc, char **argv)
 		}
 	}
 	int save_failed = 0;
-	if (save && !nothing) {
-		/* the saved model records where its input ended, like a checkpoint */
-		size_t plen;
-		char *pos = position_blob(src, &plen);
-		mfs_save_opts so = { .compress = compress, .position = pos, .position_len = plen };
-		int sr = mfs_model_save(m, save, &so, &d);
-		free(pos);
-		if (sr < 0) {
-			cli_diag(&d);
-			cli_error("--save %s failed: the model learned in this run is not saved", save);
-			save_failed = failed = 1;
-		}
+	if (save && !nothing && mfs_learner_save(l, save, compress, &d) < 0) {
+		cli_diag(&d);
+		cli_error("--save %s failed: the model learned in this run is not saved", save);
+		save_failed = failed = 1;
 	}
 	mfs_model_info info;
 	mfs_model_info_get(m, &info);
@@ -1709,15 +1340,15 @@ int cmd_train(int argc, char **argv)
 	printf(", \"model_events\": %llu", (unsigned long long)info.events);
 	printf(", \"rating_range\": \"%g:%g\", \"out_of_range\": %llu", info.lo, info.hi,
 	       (unsigned long long)pre.out_of_range);
-	if (ck.w) {
+	if (mfs_learner_checkpointer(l)) {
 		mfs_checkpointer_stats cs;
-		mfs_checkpointer_stats_get(ck.w, &cs);
+		mfs_checkpointer_stats_get(mfs_learner_checkpointer(l), &cs);
 		printf(", \"checkpoints\": %llu, \"deltas\": %llu, \"checkpoint_failures\": %llu, "
 		       "\"checkpoint_stall_ms_max\": %.3f, \"checkpoint_wait_ms\": %.1f, "
 		       "\"checkpoint_final_ms\": %.1f, \"resumed\": %s, \"stale_temp_removed\": %d",
 		       (unsigned long long)cs.written, (unsigned long long)cs.deltas,
 		       (unsigned long long)cs.failed, cs.stall_ms_max, cs.wait_ms, cs.final_ms,
-		       resumed ? "true" : "false", stale);
+		       resumed ? "true" : "false", (int)ls.stale_removed);
 	}
 	if (unsaved)
 		printf(", \"unsaved_events\": %llu", (unsigned long long)unsaved);
@@ -1745,9 +1376,9 @@ int cmd_train(int argc, char **argv)
 		       "\"neg_beta\": %g, \"weight\": \"%s\", \"bad_weights\": %llu",
 		       loss_name(icfg.loss), icfg.loss == MFS_LOSS_POPULARITY ? 0 : icfg.negatives,
 		       icfg.neg_beta,
-		       type_weights ? "type" : weight_mode == WEIGHT_NONE ? "none"
-					 : weight_mode == WEIGHT_RATING ? "rating" : "log1p",
-		       (unsigned long long)badw.count);
+		       type_weights ? "type" : weight_mode == W_NONE ? "none"
+					 : weight_mode == W_RATING ? "rating" : "log1p",
+		       (unsigned long long)ls.bad_weights);
 		if (rk.k)
 			printf(", \"first_time_pairs\": %llu, \"ranked\": %llu, \"eval_k\": %u, "
 			       "\"eval_every\": %u, \"prequential_hr@%u\": %.6f, \"prequential_ndcg@%u\": %.6f, "
@@ -1808,14 +1439,10 @@ int cmd_train(int argc, char **argv)
 out:
 	cli_curve_close(&curve);
 	cli_stop_source(NULL);
-	mfs_checkpointer_free(ck.w); /* a writer still running keeps the lock until it exits */
-	mfs_source_free(src);
+	mfs_learner_free(l); /* a checkpoint writer still running keeps the lock until it exits */
 	mfs_kafka_config_free(kc);
 	mfs_publisher_free(pub);
-	mfs_model_free(m);
-	free(rp.arena);
-	free(rp.recs);
-	free(ibuf);
+	mfs_learner_config_free(lc);
 	free(fields_spec);
 	free(tests);
 	free(kopts);
