@@ -76,6 +76,7 @@ enum cli_kind {
 	CLI_SIZE,   /* uint64_t *p bytes (K/M/G/T) */
 	CLI_LIST,   /* const char **p array, size_t *p2 its length: appended */
 	CLI_KV,     /* as CLI_LIST, each KEY=VALUE */
+	CLI_FORMAT, /* int *p = MFS_FORMAT_* (n 1: auto not allowed) */
 };
 
 struct cli_option {
@@ -88,6 +89,17 @@ struct cli_option {
 	const char *const *names;
 	const int *values;
 };
+
+/* Table rows: a number of kind (CLI_U64, CLI_U32, CLI_UINT, CLI_INT, CLI_SIZE)
+ * within lo..hi; a float within bounds; a string; a flag set to n; a choice
+ * of names mapped to values. */
+#define CLI_OPT_NUM(id, kind, ptr, lo, hi) { id, kind, ptr, NULL, lo, hi, 0, 0, 0, NULL, NULL }
+#define CLI_OPT_F32(id, ptr, bounds, lo, hi) \
+	{ id, CLI_F32, ptr, NULL, 0, 0, lo, hi, bounds, NULL, NULL }
+#define CLI_OPT_STR(id, ptr) { id, CLI_STR, (void *)(ptr), NULL, 0, 0, 0, 0, 0, NULL, NULL }
+#define CLI_OPT_FLAG(id, ptr, n) { id, CLI_FLAG, ptr, NULL, 0, 0, 0, 0, n, NULL, NULL }
+#define CLI_OPT_CHOICE(id, ptr, w, v) { id, CLI_CHOICE, ptr, NULL, 0, 0, 0, 0, 0, w, v }
+#define CLI_OPT_FORMAT(id, ptr, no_auto) { id, CLI_FORMAT, ptr, NULL, 0, 0, 0, 0, no_auto, NULL, NULL }
 
 /*
  * If the table has option id, apply arg to it (name: "--dim", for messages)

@@ -249,64 +249,58 @@ int cmd_gen(int argc, char **argv)
 	const char *output = NULL, *houtput = NULL;
 	optind = 1;
 	opterr = 0;
+	static const char *const w_feedback[] = { "explicit", "implicit", NULL },
+				 *const w_ids[] = { "int", "string", NULL };
+	static const int v_01[] = { 0, 1 };
+	const struct cli_option table[] = {
+		CLI_OPT_NUM('U', CLI_U64, &users, 1, 1ULL << 32),
+		CLI_OPT_NUM('A', CLI_U64, &active, 1, 1ULL << 32),
+		CLI_OPT_NUM('I', CLI_U64, &items, 1, 1ULL << 32),
+		CLI_OPT_NUM('E', CLI_U64, &events, 0, 1ULL << 40),
+		CLI_OPT_NUM('D', CLI_U64, &dim, 1, 1024),
+		CLI_OPT_NUM('W', CLI_U64, &truth_users, 1, 1ULL << 32),
+		CLI_OPT_NUM('s', CLI_U64, &seed, 0, UINT64_MAX),
+		CLI_OPT_NUM('z', CLI_U64, &level, 1, 19),
+		CLI_OPT_NUM('B', CLI_U64, &frame_bytes, 1, 1ULL << 40),
+		CLI_OPT_F32('N', &noise, 0, 0, 0),
+		CLI_OPT_F32('Z', &zipf, 0, 0, 0),
+		CLI_OPT_F32('Y', &uzipf, 0, 0, 0),
+		CLI_OPT_F32('H', &holdout, CLI_GE, 0, 0),
+		CLI_OPT_CHOICE('F', &implicit, w_feedback, v_01),
+		CLI_OPT_CHOICE('i', &strings, w_ids, v_01),
+		CLI_OPT_STR('T', &truth_path),
+		CLI_OPT_STR('o', &output),
+		CLI_OPT_STR('O', &houtput),
+		CLI_OPT_FORMAT('f', &format, 1),
+	};
 	while ((c = cli_getopt(cmd, argc, argv, ":h", opts)) != -1) {
-		int bad = 0;
+		int t = cli_option_apply(cmd, table, sizeof table / sizeof *table, c,
+					 cli_option_name(opts, c), optarg);
+		if (t < 0)
+			return EXIT_USAGE;
+		if (t > 0)
+			continue;
 		switch (c) {
 		case 'h':
 			fputs(gen_help, stdout);
 			return 0;
-		case 'U': bad = cli_u64(cmd, "--users", optarg, 1, 1ULL << 32, &users); break;
-		case 'A': bad = cli_u64(cmd, "--active-users", optarg, 1, 1ULL << 32, &active); break;
-		case 'I': bad = cli_u64(cmd, "--items", optarg, 1, 1ULL << 32, &items); break;
-		case 'E': bad = cli_u64(cmd, "--events", optarg, 0, 1ULL << 40, &events); break;
-		case 'D': bad = cli_u64(cmd, "--dim", optarg, 1, 1024, &dim); break;
-		case 'N': bad = cli_float(cmd, "--noise", optarg, &noise); break;
-		case 'S': bad = cli_float(cmd, "--signal", optarg, &signal); signal_given = 1; break;
-		case 'F':
-			if (strcmp(optarg, "implicit") == 0)
-				implicit = 1;
-			else if (strcmp(optarg, "explicit") == 0)
-				implicit = 0;
-			else
-				return cli_usage(cmd, "--feedback: must be explicit or implicit, got \"%s\"", optarg);
+		case 'S':
+			if (cli_float(cmd, "--signal", optarg, &signal) < 0)
+				return EXIT_USAGE;
+			signal_given = 1;
 			break;
-		case 'T': truth_path = optarg; break;
-		case 'W': bad = cli_u64(cmd, "--truth-users", optarg, 1, 1ULL << 32, &truth_users); break;
-		case 'Z': bad = cli_float(cmd, "--zipf", optarg, &zipf); break;
-		case 'Y': bad = cli_float(cmd, "--user-zipf", optarg, &uzipf); break;
-		case 'r': bad = cli_range(cmd, "--rating-range", optarg, &lo, &hi); break;
-		case 's': bad = cli_u64(cmd, "--seed", optarg, 0, UINT64_MAX, &seed); break;
-		case 'z': bad = cli_u64(cmd, "--zstd", optarg, 1, 19, &level); break;
-		case 'B': bad = cli_u64(cmd, "--frame-bytes", optarg, 1, 1ULL << 40, &frame_bytes); break;
-		case 'H':
-			bad = cli_float(cmd, "--holdout", optarg, &holdout);
-			if (!bad && (holdout < 0.0f || holdout >= 1.0f))
-				return cli_usage(cmd, "--holdout must be in [0, 1)");
-			break;
-		case 'o': output = optarg; break;
-		case 'O': houtput = optarg; break;
-		case 'i':
-			if (strcmp(optarg, "int") == 0)
-				strings = 0;
-			else if (strcmp(optarg, "string") == 0)
-				strings = 1;
-			else
-				return cli_usage(cmd, "--ids: must be int or string, got \"%s\"", optarg);
-			break;
-		case 'f':
-			format = mfs_format_parse(optarg);
-			if (format <= 0)
-				return cli_usage(cmd, "--format: must be tsv, csv, dat, jsonl or ssv, got \"%s\"",
-						 optarg);
+		case 'r':
+			if (cli_range(cmd, "--rating-range", optarg, &lo, &hi) < 0)
+				return EXIT_USAGE;
 			break;
 		case CLI_OPT_ERR:
 			return EXIT_USAGE;
 		default:
 			return cli_usage(cmd, "unknown option \"%s\"", argv[optind - 1]);
 		}
-		if (bad)
-			return EXIT_USAGE;
 	}
+	if (holdout >= 1.0f)
+		return cli_usage(cmd, "--holdout must be in [0, 1)");
 	if (optind < argc)
 		return cli_usage(cmd, "unexpected argument \"%s\"", argv[optind]);
 	if (active == 0 || active > users)

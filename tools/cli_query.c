@@ -42,59 +42,35 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 	int c;
 	optind = 1;
 	opterr = 0;
+	const struct cli_option table[] = {
+		CLI_OPT_STR('m', &q->model),	CLI_OPT_STR('K', &q->kernel),
+		CLI_OPT_STR('u', &q->user),	CLI_OPT_STR('i', &q->item),
+		CLI_OPT_STR('t', &q->titles),	CLI_OPT_STR('U', &q->users),
+		CLI_OPT_STR('I', &q->items),	CLI_OPT_STR('x', &q->exclude),
+		CLI_OPT_FLAG('S', &q->stats, 1), CLI_OPT_FLAG('Z', &q->include_seen, 1),
+		CLI_OPT_NUM('k', CLI_U64, &q->k, 1, 1000000),
+	};
+	/* the options only some commands take */
+	static const struct {
+		int id, need;
+	} needs[] = { { 'u', Q_USER },	 { 'i', Q_ITEM },    { 'k', Q_K },	 { 't', Q_TITLES },
+		      { 'U', Q_USERS },	 { 'I', Q_ITEMS },   { 'x', Q_EXCLUDE }, { 'S', Q_STATS },
+		      { 'Z', Q_SEEN },	 { 'E', Q_MINEV } };
 	while ((c = cli_getopt(cmd, argc, argv, ":hm:u:i:k:t:", opts)) != -1) {
-		int need = 0;
+		for (size_t i = 0; i < sizeof needs / sizeof *needs; i++)
+			if (needs[i].id == c && !(which & needs[i].need))
+				return cli_usage(cmd, "unknown option \"%s\"", argv[optind - 1]);
+		int t = cli_option_apply(cmd, table, sizeof table / sizeof *table, c,
+					 c == 'k' ? "-k" : cli_option_name(opts, c), optarg);
+		if (t < 0)
+			return EXIT_USAGE;
+		if (t > 0)
+			continue;
 		switch (c) {
 		case 'h':
 			fputs(help, stdout);
 			return 0;
-		case 'm':
-			q->model = optarg;
-			break;
-		case 'K':
-			q->kernel = optarg;
-			break;
-		case 'u':
-			need = Q_USER;
-			q->user = optarg;
-			break;
-		case 'i':
-			need = Q_ITEM;
-			q->item = optarg;
-			break;
-		case 'k':
-			if (!(which & Q_K))
-				goto unknown;
-			if (cli_u64(cmd, "-k", optarg, 1, 1000000, &q->k) < 0)
-				return EXIT_USAGE;
-			break;
-		case 't':
-			need = Q_TITLES;
-			q->titles = optarg;
-			break;
-		case 'U':
-			need = Q_USERS;
-			q->users = optarg;
-			break;
-		case 'I':
-			need = Q_ITEMS;
-			q->items = optarg;
-			break;
-		case 'x':
-			need = Q_EXCLUDE;
-			q->exclude = optarg;
-			break;
-		case 'S':
-			need = Q_STATS;
-			q->stats = 1;
-			break;
-		case 'Z':
-			need = Q_SEEN;
-			q->include_seen = 1;
-			break;
 		case 'E':
-			if (!(which & Q_MINEV))
-				goto unknown;
 			if (cli_u64(cmd, "--min-events", optarg, 0, UINT32_MAX, &q->min_events) < 0)
 				return EXIT_USAGE;
 			q->min_events_set = 1;
@@ -102,11 +78,8 @@ static int parse_query(const char *cmd, const char *help, int argc, char **argv,
 		case CLI_OPT_ERR:
 			return EXIT_USAGE;
 		default:
-		unknown:
 			return cli_usage(cmd, "unknown option \"%s\"", argv[optind - 1]);
 		}
-		if (need && !(which & need))
-			goto unknown;
 	}
 	if (!q->model)
 		return cli_usage(cmd, "--model PATH is required");

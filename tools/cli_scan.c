@@ -71,37 +71,28 @@ int cmd_scan(int argc, char **argv)
 	c2.queue = 4;
 	optind = 1;
 	opterr = 0;
+	static const char *const w_onerr[] = { "skip-file", "stop", NULL };
+	static const int v_onerr[] = { 0, 1 };
+	const struct cli_option table[] = {
+		CLI_OPT_FORMAT('f', &format, 0),
+		CLI_OPT_STR('F', &fields),
+		CLI_OPT_CHOICE('e', &stop_on_error, w_onerr, v_onerr),
+		CLI_OPT_FLAG('w', &c2.follow, 1),
+	};
 	while ((c = cli_getopt(cmd, argc, argv, ":h", opts)) != -1) {
+		int t = cli_option_apply(cmd, table, sizeof table / sizeof *table, c,
+					 cli_option_name(opts, c), optarg);
+		if (t < 0)
+			return EXIT_USAGE;
+		if (t > 0)
+			continue;
 		switch (c) {
 		case 'h':
 			fputs(scan_help, stdout);
 			return 0;
-		case 'f':
-			format = mfs_format_parse(optarg);
-			if (format < 0)
-				return cli_usage(cmd, "--format must be auto, tsv, csv, dat, jsonl or ssv");
-			break;
-		case 'F':
-			fields = optarg;
-			break;
-		case 'e':
-			if (strcmp(optarg, "stop") == 0)
-				stop_on_error = 1;
-			else if (strcmp(optarg, "skip-file") == 0)
-				stop_on_error = 0;
-			else
-				return cli_usage(cmd, "--on-error: must be skip-file or stop, got \"%s\"",
-						 optarg);
-			break;
 		case 'i':
-			if (cli_reader_option(cmd, "--io", optarg, &c2) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'w':
-			c2.follow = 1;
-			break;
 		case 't':
-			if (cli_reader_option(cmd, "--reader-thread", optarg, &c2) < 0)
+			if (cli_reader_option(cmd, cli_option_name(opts, c), optarg, &c2) < 0)
 				return EXIT_USAGE;
 			break;
 		default:

@@ -458,26 +458,34 @@ int cmd_serve(int argc, char **argv)
 	static char kafka_url[8192];
 	optind = 1;
 	opterr = 0;
+	const struct cli_option table[] = {
+		CLI_OPT_STR('m', &model),
+		CLI_OPT_STR('s', &sock),
+		CLI_OPT_STR('l', &listen),
+		CLI_OPT_STR('t', &meta),
+		CLI_OPT_STR('A', &kafka),
+		CLI_OPT_STR('O', &model_topic),
+		CLI_OPT_STR('K', &kernel),
+		CLI_OPT_FLAG('Z', &include_seen, 1),
+		CLI_OPT_FLAG('n', &no_stdin, 1),
+		CLI_OPT_NUM('T', CLI_U64, &threads, 1, 64),
+		CLI_OPT_NUM('C', CLI_U64, &conns, 1, 1000000),
+		CLI_OPT_NUM('I', CLI_U64, &idle, 1, 86400),
+		CLI_OPT_NUM('B', CLI_SIZE, &body, 0, 0),
+		CLI_OPT_NUM('k', CLI_U64, &kmax, 1, 100000),
+		CLI_OPT_NUM('P', CLI_U64, &per_ip, 0, 1000000),
+	};
 	while ((c = cli_getopt("serve", argc, argv, ":hm:", opts)) != -1) {
+		int t = cli_option_apply("serve", table, sizeof table / sizeof *table, c,
+					 cli_option_name(opts, c), optarg);
+		if (t < 0)
+			return EXIT_USAGE;
+		if (t > 0)
+			continue;
 		switch (c) {
 		case 'h':
 			fputs(serve_help, stdout);
 			return 0;
-		case 'm':
-			model = optarg;
-			break;
-		case 's':
-			sock = optarg;
-			break;
-		case 'l':
-			listen = optarg;
-			break;
-		case 't':
-			meta = optarg;
-			break;
-		case 'Z':
-			include_seen = 1;
-			break;
 		case 'N':
 			if (strcmp(optarg, "idle") == 0) {
 				refresh_nice = UINT64_MAX;
@@ -505,50 +513,14 @@ int cmd_serve(int argc, char **argv)
 				return EXIT_USAGE;
 			poll_set = 1;
 			break;
-		case 'A':
-			kafka = optarg;
-			break;
-		case 'O':
-			model_topic = optarg;
-			break;
-		case 'T':
-			if (cli_u64("serve", "--threads", optarg, 1, 64, &threads) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'C':
-			if (cli_u64("serve", "--max-connections", optarg, 1, 1000000, &conns) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'I':
-			if (cli_u64("serve", "--idle-timeout", optarg, 1, 86400, &idle) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'B':
-			if (cli_size("serve", "--max-body", optarg, &body) < 0)
-				return EXIT_USAGE;
-			if (body < 64 || body > (256u << 20))
-				return cli_usage("serve", "--max-body must be from 64 bytes to 256M");
-			break;
-		case 'k':
-			if (cli_u64("serve", "--max-k", optarg, 1, 100000, &kmax) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'P':
-			if (cli_u64("serve", "--max-per-ip", optarg, 0, 1000000, &per_ip) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'n':
-			no_stdin = 1;
-			break;
-		case 'K':
-			kernel = optarg;
-			break;
 		case CLI_OPT_ERR:
 			return EXIT_USAGE;
 		default:
 			return cli_usage("serve", "unknown option \"%s\"", argv[optind - 1]);
 		}
 	}
+	if (body < 64 || body > (256u << 20))
+		return cli_usage("serve", "--max-body must be from 64 bytes to 256M");
 	if (optind < argc)
 		return cli_usage("serve", "unexpected argument \"%s\"", argv[optind]);
 	if (kafka || model_topic) {

@@ -741,11 +741,12 @@ int cmd_train(int argc, char **argv)
 			 v_feedback[] = { 0, 1 },
 			 v_loss[] = { MFS_LOSS_BPR, MFS_LOSS_LOGISTIC, MFS_LOSS_POPULARITY },
 			 v_weight[] = { W_NONE, W_RATING, W_LOG1P };
-#define U(id, kind, ptr, lo, hi) { id, kind, ptr, NULL, lo, hi, 0, 0, 0, NULL, NULL }
-#define F(id, ptr, bounds, lo, hi) { id, CLI_F32, ptr, NULL, 0, 0, lo, hi, bounds, NULL, NULL }
-#define S(id, ptr) { id, CLI_STR, (void *)ptr, NULL, 0, 0, 0, 0, 0, NULL, NULL }
-#define C(id, ptr, w, v) { id, CLI_CHOICE, ptr, NULL, 0, 0, 0, 0, 0, w, v }
+#define U CLI_OPT_NUM
+#define F CLI_OPT_F32
+#define S CLI_OPT_STR
+#define C CLI_OPT_CHOICE
 	const struct cli_option table[] = {
+		CLI_OPT_FORMAT(OPT_FORMAT, &format, 0),
 		S(OPT_FIELDS, &fields),
 		C(OPT_ONERR, &stop_on_error, w_onerr, v_onerr),
 		U(OPT_DIM, CLI_U32, &cfg.dim, 1, 4096),
@@ -761,7 +762,7 @@ int cmd_train(int argc, char **argv)
 		U(OPT_MEMORY, CLI_SIZE, &memory, 0, 0),
 		U(OPT_HISTORY, CLI_U32, &cfg.history, 0, MFS_HISTORY_MAX),
 		C(OPT_IDS, &cfg.ids, w_ids, v_ids),
-		{ OPT_NOEVICT, CLI_FLAG, &cfg.evict, NULL, 0, 0, 0, 0, 0, NULL, NULL },
+		CLI_OPT_FLAG(OPT_NOEVICT, &cfg.evict, 0),
 		S(OPT_CKDIR, &ck.dir),
 		{ OPT_CKEVERY, CLI_PERIOD, &ck.every_sec, &ck.every_events, 0, 0, 0, 0, 0, NULL, NULL },
 		{ OPT_DELTA, CLI_PERIOD, &ck.delta_sec, &ck.delta_events, 0, 0, 0, 0, 0, NULL, NULL },
@@ -786,8 +787,8 @@ int cmd_train(int argc, char **argv)
 		{ OPT_TEST, CLI_LIST, tests, &ntests, 0, 0, 0, 0, 0, NULL, NULL },
 		S(OPT_SAVE, &save),
 		U(OPT_COMPRESS, CLI_INT, &compress, 0, 19),
-		{ OPT_PROGRESS, CLI_FLAG, &progress, NULL, 0, 0, 0, 0, 1, NULL, NULL },
-		{ OPT_QUIET, CLI_FLAG, &progress, NULL, 0, 0, 0, 0, 0, NULL, NULL },
+		CLI_OPT_FLAG(OPT_PROGRESS, &progress, 1),
+		CLI_OPT_FLAG(OPT_QUIET, &progress, 0),
 		U(OPT_LINGER, CLI_UINT, &linger_ms, 0, 60000),
 		S(OPT_KAFKA, &kafka),
 		S(OPT_TOPIC, &topic),
@@ -828,14 +829,6 @@ int cmd_train(int argc, char **argv)
 			free(kopts);
 			free(popts);
 			return 0;
-		case OPT_FORMAT:
-			format = mfs_format_parse(optarg);
-			if (format < 0) {
-				cli_usage(cmd, "--format: must be auto, tsv, csv, dat, jsonl or ssv, got \"%s\"",
-					  optarg);
-				goto usage;
-			}
-			break;
 		case OPT_RANGE:
 			range_auto = strcmp(optarg, "auto") == 0;
 			if (range_auto)
@@ -1491,32 +1484,22 @@ int cmd_eval(int argc, char **argv)
 	int format = MFS_FORMAT_AUTO, c;
 	optind = 1;
 	opterr = 0;
+	const struct cli_option table[] = {
+		CLI_OPT_STR('m', &model),     CLI_OPT_FORMAT('f', &format, 0),
+		CLI_OPT_STR('F', &fields),    CLI_OPT_STR('K', &kernel),
+		CLI_OPT_STR('M', &metric),
+	};
 	while ((c = cli_getopt("eval", argc, argv, ":hm:", opts)) != -1) {
-		switch (c) {
-		case 'h':
-			fputs(eval_help, stdout);
-			return 0;
-		case 'm':
-			model = optarg;
-			break;
-		case 'f':
-			format = mfs_format_parse(optarg);
-			if (format < 0)
-				return cli_usage("eval", "--format: must be auto, tsv, csv, dat, jsonl or ssv, "
-						 "got \"%s\"", optarg);
-			break;
-		case 'F':
-			fields = optarg;
-			break;
-		case 'K':
-			kernel = optarg;
-			break;
-		case 'M':
-			metric = optarg;
-			break;
-		default: /* CLI_OPT_ERR: said */
+		int t = cli_option_apply("eval", table, sizeof table / sizeof *table, c,
+					 cli_option_name(opts, c), optarg);
+		if (t < 0)
 			return EXIT_USAGE;
-		}
+		if (t > 0)
+			continue;
+		if (c != 'h')
+			return EXIT_USAGE; /* CLI_OPT_ERR: said */
+		fputs(eval_help, stdout);
+		return 0;
 	}
 	if (!model)
 		return cli_usage("eval", "--model PATH is required");

@@ -375,6 +375,16 @@ int cli_option_apply(const char *cmd, const struct cli_option *t, size_t n, int 
 	case CLI_SIZE:
 		rc = cli_size(cmd, name, arg, (uint64_t *)o->p);
 		break;
+	case CLI_FORMAT: {
+		int f = mfs_format_parse(arg);
+		if (f < 0 || (o->n && f == MFS_FORMAT_AUTO)) {
+			cli_usage(cmd, "%s: must be %stsv, csv, dat, jsonl or ssv, got \"%s\"", name,
+				  o->n ? "" : "auto, ", arg);
+			return -1;
+		}
+		*(int *)o->p = f;
+		break;
+	}
 	case CLI_KV:
 		if (!strchr(arg, '=') || arg[0] == '=') {
 			cli_usage(cmd, "%s: must be KEY=VALUE, got \"%s\"", name, arg);
