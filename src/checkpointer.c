@@ -10,7 +10,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,21 +64,6 @@ static void say(const mfs_checkpointer *c, const mfs_diag *d)
 {
 	if (c->on_error)
 		c->on_error(c->ctx, d);
-}
-
-static void sayf(const mfs_checkpointer *c, int code, const char *fmt, ...) MFS_PRINTF(3, 4);
-static void sayf(const mfs_checkpointer *c, int code, const char *fmt, ...)
-{
-	if (!c->on_error)
-		return;
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	mfs_diag d;
-	mfs_diag_set(&d, code, 0, c->dir, 0, 0, "%s", msg);
-	say(c, &d);
 }
 
 /*
@@ -242,8 +226,10 @@ static void publish(mfs_checkpointer *c, int full, uint64_t events)
 	if (mfs_publisher_send(c->pub, path, full, events, &d) < 0) {
 		char buf[1024];
 		mfs_diag_format(&d, buf, sizeof buf);
-		sayf(c, MFS_E_IO, "warning: publishing %s failed: %s (the checkpoint stands; the "
-		     "next one published is whole)", path, buf);
+		mfs_diag_report(c->on_error, c->ctx, MFS_E_IO, c->dir, 0,
+				"warning: publishing %s failed: %s (the checkpoint stands; the "
+				"next one published is whole)",
+				path, buf);
 	}
 }
 
@@ -417,8 +403,10 @@ MFS_API int mfs_checkpointer_tick(mfs_checkpointer *c, mfs_model *m, mfs_source 
 	free(pos);
 	if (pid == -1) {
 		/* no fork (out of processes or memory): write it here, and say so */
-		sayf(c, MFS_E_NOMEM, "warning: fork failed (%s); writing the checkpoint in the "
-		     "foreground", strerror(errno));
+		mfs_diag_report(c->on_error, c->ctx, MFS_E_NOMEM, c->dir, 0,
+				"warning: fork failed (%s); writing the checkpoint in the "
+				"foreground",
+				strerror(errno));
 		write_now(c, m, src);
 		full = 1;
 	} else if (pid > 0) {

@@ -9,7 +9,6 @@
  * arriving (with the deltas that wait for a missing one) stay under twice
  * max_total, the oldest dropped first.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,21 +168,6 @@ void mfs_edge_free(struct mfs_edge *e)
 	free(e);
 }
 
-void mfs_chunk_report(mfs_bad_record_fn on_bad, void *ctx, int code, const char *where,
-		      const char *fmt, ...)
-{
-	if (!on_bad)
-		return;
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	mfs_diag d;
-	mfs_diag_set(&d, code, 0, where, 0, 0, "%s", msg);
-	on_bad(ctx, &d);
-}
-
 /* Older first: (snap, seq) order. */
 static int older(const struct part *a, const struct part *b)
 {
@@ -280,12 +264,12 @@ int mfs_edge_add(struct mfs_edge *e, const void *msg, size_t len, const char *wh
 	e->st.chunks++;
 	if (mfs_chunk_parse(msg, len, &ci, &payload, &why) < 0) {
 		e->st.bad_chunks++;
-		mfs_chunk_report(on_bad, ctx, MFS_E_CORRUPT, where, "%s: skipped", why);
+		mfs_diag_report(on_bad, ctx, MFS_E_CORRUPT, where, 0, "%s: skipped", why);
 		return 0;
 	}
 	if (ci.total > e->max_total) {
 		e->st.bad_chunks++;
-		mfs_chunk_report(on_bad, ctx, MFS_E_INVAL, where,
+		mfs_diag_report(on_bad, ctx, MFS_E_INVAL, where, 0,
 		       "a model file of %llu bytes is over the limit of %llu: skipped",
 		       (unsigned long long)ci.total, (unsigned long long)e->max_total);
 		return 0;
@@ -301,7 +285,7 @@ int mfs_edge_add(struct mfs_edge *e, const void *msg, size_t len, const char *wh
 	struct part *p = find_arriving(e, &ci, &link);
 	if (p && (p->count != ci.count || p->total != ci.total)) {
 		e->st.bad_chunks++;
-		mfs_chunk_report(on_bad, ctx, MFS_E_CORRUPT, where,
+		mfs_diag_report(on_bad, ctx, MFS_E_CORRUPT, where, 0,
 		       "chunk disagrees with the others of its file (%u chunks, %llu bytes, not "
 		       "%u and %llu): the file is dropped",
 		       ci.count, (unsigned long long)ci.total, p->count, (unsigned long long)p->total);
@@ -322,7 +306,7 @@ int mfs_edge_add(struct mfs_edge *e, const void *msg, size_t len, const char *wh
 		if (!p || !p->buf || !p->have) {
 			part_free(p);
 			e->st.bad_chunks++;
-			mfs_chunk_report(on_bad, ctx, MFS_E_NOMEM, where, "out of memory for a model file of %llu bytes",
+			mfs_diag_report(on_bad, ctx, MFS_E_NOMEM, where, 0, "out of memory for a model file of %llu bytes",
 			       (unsigned long long)ci.total);
 			return 0;
 		}
@@ -387,7 +371,7 @@ static void check_gap(struct mfs_edge *e, mfs_bad_record_fn on_bad, void *ctx)
 	char where[96];
 	snprintf(where, sizeof where, "snapshot %llu delta %llu", (unsigned long long)e->full->snap,
 		 (unsigned long long)(e->nd + 1));
-	mfs_chunk_report(on_bad, ctx, MFS_E_CORRUPT, where,
+	mfs_diag_report(on_bad, ctx, MFS_E_CORRUPT, where, 0,
 	       "delta %llu is missing or damaged (delta %llu arrived): serving the model up to "
 	       "delta %llu until it comes or the next whole snapshot does",
 	       (unsigned long long)(e->nd + 1), (unsigned long long)later,

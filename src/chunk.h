@@ -57,9 +57,6 @@ void mfs_chunk_header(uint8_t h[MFS_CHUNK_HEADER], const struct mfs_chunk_info *
 int mfs_chunk_parse(const void *msg, size_t len, struct mfs_chunk_info *ci,
 		    const uint8_t **payload, const char **why);
 
-/* A diag (code, where, printf-style reason) to fn, if fn is not NULL. */
-void mfs_chunk_report(mfs_bad_record_fn fn, void *ctx, int code, const char *where,
-		      const char *fmt, ...) MFS_PRINTF(5, 6);
 
 /* --- the edge: chunks in, whole models out --------------------------------- */
 

@@ -54,6 +54,20 @@ int mfs_diag_set(mfs_diag *d, int code, int os_errno, const char *path, uint64_t
 	return -code;
 }
 
+void mfs_diag_report(mfs_bad_record_fn fn, void *ctx, int code, const char *where, uint64_t line,
+		     const char *fmt, ...)
+{
+	if (!fn)
+		return;
+	mfs_diag d;
+	mfs_diag_set(&d, code, 0, where, line, 0, NULL);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d.reason, sizeof d.reason, fmt, ap);
+	va_end(ap);
+	fn(ctx, &d);
+}
+
 MFS_API int mfs_diag_format(const mfs_diag *d, char *buf, size_t len)
 {
 	if (!d)

@@ -25,6 +25,11 @@
 int mfs_diag_set(mfs_diag *d, int code, int os_errno, const char *path, uint64_t line,
 		 uint64_t offset, const char *fmt, ...) MFS_PRINTF(7, 8);
 
+/* A diag (code, where, line, printf-style reason) handed to fn; nothing when
+ * fn is NULL. The one way a stage reports through a caller's function. */
+void mfs_diag_report(mfs_bad_record_fn fn, void *ctx, int code, const char *where, uint64_t line,
+		     const char *fmt, ...) MFS_PRINTF(6, 7);
+
 /* --- hash.c: the only file that includes xxhash.h -------------------- */
 /* mfs_hash_id is public (mfstream.h) */
 uint64_t mfs_checksum(const void *data, size_t len);

@@ -61,7 +61,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 	if (!p->lost)
 		p->st.failures++; /* one file lost (its other chunks are of the same) */
 	p->lost = 1;
-	mfs_chunk_report(p->on_error, p->ctx, MFS_E_IO, p->topic,
+	mfs_diag_report(p->on_error, p->ctx, MFS_E_IO, p->topic, 0,
 	    "a model chunk was not delivered: %s (the next file published is whole)",
 	    rd_kafka_err2str(m->err));
 }
@@ -70,7 +70,7 @@ static void on_pub_error(rd_kafka_t *rk, int err, const char *reason, void *opaq
 {
 	(void)rk;
 	struct mfs_publisher *p = opaque;
-	mfs_chunk_report(p->on_error, p->ctx, MFS_E_IO, p->topic, "kafka: %s (%s)", reason,
+	mfs_diag_report(p->on_error, p->ctx, MFS_E_IO, p->topic, 0, "kafka: %s (%s)", reason,
 	    rd_kafka_err2name((rd_kafka_resp_err_t)err));
 }
 
@@ -335,7 +335,7 @@ static void on_tail_error(rd_kafka_t *rk, int err, const char *reason, void *opa
 	if (t->erred)
 		return;
 	t->erred = 1;
-	mfs_chunk_report(t->on_bad, t->ctx, MFS_E_IO, t->topic, "kafka: %s (%s); retrying", reason,
+	mfs_diag_report(t->on_bad, t->ctx, MFS_E_IO, t->topic, 0, "kafka: %s (%s); retrying", reason,
 	    rd_kafka_err2name((rd_kafka_resp_err_t)err));
 }
 
@@ -502,7 +502,7 @@ static void watchdog(struct mfs_ktail *t, const struct mfs_edge *e, int changes)
 			t->next[i] > 0 ? t->next[i] : RD_KAFKA_OFFSET_BEGINNING;
 	rd_kafka_resp_err_t err = rd_kafka_assign(t->rk, l);
 	rd_kafka_topic_partition_list_destroy(l);
-	mfs_chunk_report(t->on_bad, t->ctx, MFS_E_IO, t->topic,
+	mfs_diag_report(t->on_bad, t->ctx, MFS_E_IO, t->topic, 0,
 	    "kafka: a model file has waited %llu s for chunks while a partition was silent: "
 	    "reading every partition again from where it was read (%s)",
 	    (unsigned long long)((now - t->wait_since) / 1000),
@@ -523,7 +523,7 @@ int mfs_ktail_poll(struct mfs_ktail *t, struct mfs_edge *e, int timeout_ms,
 		if (m->err) {
 			if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF && !t->erred) {
 				t->erred = 1;
-				mfs_chunk_report(on_bad, ctx, MFS_E_IO, t->topic, "kafka: %s; retrying",
+				mfs_diag_report(on_bad, ctx, MFS_E_IO, t->topic, 0, "kafka: %s; retrying",
 				    rd_kafka_message_errstr(m));
 			}
 			rd_kafka_message_destroy(m);
