@@ -109,6 +109,14 @@ struct cli_option {
 int cli_option_apply(const char *cmd, const struct cli_option *t, size_t n, int id,
 		     const char *name, const char *arg);
 
+/*
+ * cli_getopt with a table: the options the table has are applied (and the
+ * loop goes on); returns the next option it does not have, -1 at the end, or
+ * CLI_OPT_ERR after a usage error was said (a bad value too).
+ */
+int cli_getopt_table(const char *cmd, int argc, char **argv, const char *optstring,
+		     const struct option *opts, const struct cli_option *t, size_t n);
+
 /* The long name of getopt value id in opts ("--dim"), in a static buffer. */
 const char *cli_option_name(const struct option *opts, int id);
 

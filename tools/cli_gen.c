@@ -273,13 +273,8 @@ int cmd_gen(int argc, char **argv)
 		CLI_OPT_STR('O', &houtput),
 		CLI_OPT_FORMAT('f', &format, 1),
 	};
-	while ((c = cli_getopt(cmd, argc, argv, ":h", opts)) != -1) {
-		int t = cli_option_apply(cmd, table, sizeof table / sizeof *table, c,
-					 cli_option_name(opts, c), optarg);
-		if (t < 0)
-			return EXIT_USAGE;
-		if (t > 0)
-			continue;
+	while ((c = cli_getopt_table(cmd, argc, argv, ":h", opts, table,
+				     sizeof table / sizeof *table)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(gen_help, stdout);

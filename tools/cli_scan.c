@@ -79,13 +79,8 @@ int cmd_scan(int argc, char **argv)
 		CLI_OPT_CHOICE('e', &stop_on_error, w_onerr, v_onerr),
 		CLI_OPT_FLAG('w', &c2.follow, 1),
 	};
-	while ((c = cli_getopt(cmd, argc, argv, ":h", opts)) != -1) {
-		int t = cli_option_apply(cmd, table, sizeof table / sizeof *table, c,
-					 cli_option_name(opts, c), optarg);
-		if (t < 0)
-			return EXIT_USAGE;
-		if (t > 0)
-			continue;
+	while ((c = cli_getopt_table(cmd, argc, argv, ":h", opts, table,
+				     sizeof table / sizeof *table)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(scan_help, stdout);

@@ -475,13 +475,8 @@ int cmd_serve(int argc, char **argv)
 		CLI_OPT_NUM('k', CLI_U64, &kmax, 1, 100000),
 		CLI_OPT_NUM('P', CLI_U64, &per_ip, 0, 1000000),
 	};
-	while ((c = cli_getopt("serve", argc, argv, ":hm:", opts)) != -1) {
-		int t = cli_option_apply("serve", table, sizeof table / sizeof *table, c,
-					 cli_option_name(opts, c), optarg);
-		if (t < 0)
-			return EXIT_USAGE;
-		if (t > 0)
-			continue;
+	while ((c = cli_getopt_table("serve", argc, argv, ":hm:", opts, table,
+				     sizeof table / sizeof *table)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(serve_help, stdout);

@@ -1489,13 +1489,8 @@ int cmd_eval(int argc, char **argv)
 		CLI_OPT_STR('F', &fields),    CLI_OPT_STR('K', &kernel),
 		CLI_OPT_STR('M', &metric),
 	};
-	while ((c = cli_getopt("eval", argc, argv, ":hm:", opts)) != -1) {
-		int t = cli_option_apply("eval", table, sizeof table / sizeof *table, c,
-					 cli_option_name(opts, c), optarg);
-		if (t < 0)
-			return EXIT_USAGE;
-		if (t > 0)
-			continue;
+	while ((c = cli_getopt_table("eval", argc, argv, ":hm:", opts, table,
+				     sizeof table / sizeof *table)) != -1) {
 		if (c != 'h')
 			return EXIT_USAGE; /* CLI_OPT_ERR: said */
 		fputs(eval_help, stdout);

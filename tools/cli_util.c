@@ -398,6 +398,21 @@ int cli_option_apply(const char *cmd, const struct cli_option *t, size_t n, int 
 	return rc < 0 ? -1 : 1;
 }
 
+int cli_getopt_table(const char *cmd, int argc, char **argv, const char *optstring,
+		     const struct option *opts, const struct cli_option *t, size_t n)
+{
+	for (;;) {
+		int c = cli_getopt(cmd, argc, argv, optstring, opts);
+		if (c < 0)
+			return c;
+		int r = cli_option_apply(cmd, t, n, c, cli_option_name(opts, c), optarg);
+		if (r < 0)
+			return CLI_OPT_ERR;
+		if (r == 0)
+			return c;
+	}
+}
+
 const char *cli_option_name(const struct option *opts, int id)
 {
 	static char buf[80];
