@@ -192,6 +192,37 @@ static void learner__replays_as_train_epochs_and_reports_on_the_count(void **sta
 	mfs_assert_same_file(mine, theirs);
 }
 
+/* Implicit feedback by name; a checkpoint of the other feedback is refused, not resumed. */
+static void learner__implicit_by_name_and_its_checkpoint_kept_apart(void **state)
+{
+	(void)state;
+	const char *in = events_file();
+	const char *dir = mfs_test_path("implicit_ck");
+	const char *kv[] = { "feedback", "implicit", "dim", "8", "negatives", "4", "loss", "bpr",
+			     "weight", "none", "eval-k", "5", "checkpoint-dir", dir, NULL };
+	mfs_learner_config *c = config(kv);
+	mfs_learner *l;
+	mfs_diag d;
+	const char *inputs[] = { in };
+	assert_int_equal(mfs_learner_open(&l, c, inputs, 1, &d), 0);
+	assert_int_equal(mfs_learner_run(l, NULL, &d), 0);
+	mfs_learn_stats st;
+	mfs_rank_stats rk;
+	mfs_learner_pass_stats(l, &st, &rk);
+	assert_int_equal(st.events, 120000);
+	assert_int_equal(rk.k, 5);
+	assert_true(rk.ranked > 0 && rk.hits > 0);
+	mfs_implicit_config ic;
+	assert_int_equal(mfs_model_implicit_get(mfs_learner_model(l), &ic), 1);
+	assert_int_equal(ic.negatives, 4);
+	assert_int_equal(mfs_learner_close(l, NULL, &d), 0);
+	assert_int_equal(mfs_learner_config_set(c, "feedback", "explicit", &d), 0);
+	assert_int_equal(mfs_learner_open(&l, c, inputs, 1, &d), -MFS_E_INVAL);
+	if (!strstr(d.reason, "learned implicit feedback, not explicit"))
+		fail_msg("%s", d.reason);
+	mfs_learner_config_free(c);
+}
+
 static uint64_t newest(const char *dir)
 {
 	DIR *dp = opendir(dir);
@@ -263,6 +294,7 @@ int main(void)
 		cmocka_unit_test(learner__settings_by_name_say_what_is_wrong),
 		cmocka_unit_test(learner__learns_what_train_learns),
 		cmocka_unit_test(learner__replays_as_train_epochs_and_reports_on_the_count),
+		cmocka_unit_test(learner__implicit_by_name_and_its_checkpoint_kept_apart),
 		cmocka_unit_test(learner__resumes_exactly_after_sigkill),
 	};
 	return cmocka_run_group_tests_name("learner", tests, NULL, NULL);
