@@ -1215,6 +1215,7 @@ int cmd_train(int argc, char **argv)
 	uint64_t files_failed = 0;
 	int failed = 0; /* a failure that makes the exit status 1 */
 	double t0 = cli_now();
+	pg.start = t0;		      /* rates count from the first batch, not the setup */
 	cli_curve_take(&curve, 0, 0); /* the curve's clock starts with learning */
 	for (;;) {
 		int n = mfs_learner_step(l, tick_ms, &d);
