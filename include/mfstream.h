@@ -1310,9 +1310,10 @@ MFS_API int mfs_learner_config_set_implicit(mfs_learner_config *c, const mfs_imp
 MFS_API void mfs_learner_config_on_notice(mfs_learner_config *c, mfs_bad_record_fn fn, void *ctx);
 
 /*
- * A report of a pass: called after every batch, and in pass 1 also after
- * every `every` events read (0: batches only), cut exactly there (learning is
- * the same however a batch is cut). pass: 1 (test-then-train), 2..N (replay);
+ * A report of a pass: called after every batch, and in an explicit pass 1
+ * also after every `every` events read (0: batches only), cut exactly there
+ * (learning is the same however a batch is cut; implicit batches are not
+ * cut). pass: 1 (test-then-train), 2..N (replay);
  * st: that pass's counts so far. Returning nonzero stops a replay pass.
  */
 typedef int (*mfs_learner_report_fn)(void *ctx, struct mfs_learner *l, unsigned pass,

@@ -212,11 +212,11 @@ static void range_from_first(mfs_learner *l, const mfs_event *ev, size_t n)
 		hi = v > mi.hi ? v : mi.hi;
 		mfs_learner_notice(l, 0, (size_t)-1,
 				   "rating range %g:%g: the first %zu events all rate %g, so the "
-				   "default range is kept (give rating-range LO:HI)", lo, hi, n, v);
+				   "default range is kept (give rating-range LO:HI: --rating-range of train)", lo, hi, n, v);
 	} else {
 		mfs_learner_notice(l, 0, (size_t)-1, "rating range %g:%g from the first %zu events (%s)%s",
 				   lo, hi, n, how,
-				   n < 100 ? "; few events: give rating-range LO:HI if the scale is wider"
+				   n < 100 ? "; few events: give rating-range LO:HI (--rating-range) if the scale is wider"
 					   : "");
 	}
 	mfs_model_set_range(l->m, lo, hi);

@@ -58,6 +58,13 @@ static void learner__settings_by_name_say_what_is_wrong(void **state)
 		{ "checkpoint-every", "soon", "events (100000, 100k) or a time" },
 		{ "on-checkpoint-error", "maybe", "stop or continue" },
 		{ "format", "xml", "not a format" },
+		{ "feedback", "both", "explicit or implicit" },
+		{ "loss", "hinge", "bpr, logistic or popularity" },
+		{ "weight", "double", "none, rating or log1p" },
+		{ "neg-beta", "3", "a number 0..2" },
+		{ "negatives", "0", "out of range" },
+		{ "epochs", "1.5", "not a whole number" },
+		{ "eval-k", "2000", "out of range" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		memset(&d, 0, sizeof d);
