@@ -91,37 +91,31 @@ static inline void step_l2(const mfs_model *m, int64_t u, int64_t i, float l2f, 
 	*l2i = l2b * freq_weight(m, &m->item, i, 1);
 }
 
+/* The lines one side's row will touch: factors, bias, AdaGrad state, count,
+ * and (users, first pass) the history slot the event will take (its place
+ * was prefetched before). */
+static inline void prefetch_side(const mfs_model *m, const struct mfs_table *s, int64_t r)
+{
+	if (r < 0)
+		return;
+	const float *p = mfs_row(s, (uint64_t)r, m->stride);
+	for (uint32_t off = 0; off < m->stride; off += 16)
+		__builtin_prefetch(p + off, 1);
+	__builtin_prefetch(&s->bias[r], 1);
+	if (s->acc) {
+		__builtin_prefetch(&s->acc[r], 1);
+		__builtin_prefetch(&s->bacc[r], 1);
+	}
+	if (s->count)
+		__builtin_prefetch(&s->count[r], 1);
+	if (s->hist && !m->replay)
+		__builtin_prefetch(mfs_hist_row(s, (uint64_t)r) + MFS_HPOS_NEXT(s->hpos[r]), 1);
+}
+
 static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
 {
-	if (u >= 0) {
-		const float *p = mfs_row(&m->user, (uint64_t)u, m->stride);
-		for (uint32_t off = 0; off < m->stride; off += 16)
-			__builtin_prefetch(p + off, 1);
-		__builtin_prefetch(&m->user.bias[u], 1);
-		if (m->user.acc) {
-			__builtin_prefetch(&m->user.acc[u], 1);
-			__builtin_prefetch(&m->user.bacc[u], 1);
-		}
-		if (m->user.count)
-			__builtin_prefetch(&m->user.count[u], 1);
-		if (m->user.hist && !m->replay) {
-			/* the slot the event will take (its place was prefetched before) */
-			const struct mfs_table *s = &m->user;
-			__builtin_prefetch(mfs_hist_row(s, (uint64_t)u) + MFS_HPOS_NEXT(s->hpos[u]), 1);
-		}
-	}
-	if (i >= 0) {
-		const float *q = mfs_row(&m->item, (uint64_t)i, m->stride);
-		for (uint32_t off = 0; off < m->stride; off += 16)
-			__builtin_prefetch(q + off, 1);
-		__builtin_prefetch(&m->item.bias[i], 1);
-		if (m->item.acc) {
-			__builtin_prefetch(&m->item.acc[i], 1);
-			__builtin_prefetch(&m->item.bacc[i], 1);
-		}
-		if (m->item.count)
-			__builtin_prefetch(&m->item.count[i], 1);
-	}
+	prefetch_side(m, &m->user, u);
+	prefetch_side(m, &m->item, i);
 }
 
 /*
