@@ -276,17 +276,27 @@ MFS_API int64_t mfs_model_learn_rows(mfs_model *m, const mfs_row_event *ev, size
 				     mfs_learn_stats *st);
 
 /*
- * Learner threads of mfs_model_learn_rows (default 1: the caller's thread,
- * events in order). With threads = N > 1 each call is learned in windows of
- * up to N x 65536 events: a window's events are bucketed by (user row mod N,
- * item row mod N) into an N x N grid, keeping their order inside a block, and
- * N threads learn conflict-free blocks in N rounds (thread t learns block
- * (t, (t + r) mod N) in round r: the stratified SGD of DSGD / FPSGD / LIBMF).
- * Predictions inside a window use mu as it was at the window's start. The
- * same model, events, calls and N give the same model byte for byte, however
- * the threads are scheduled. Returns 0 or -MFS_E_INVAL (0, or over 64).
+ * Learner threads of mfs_model_learn_rows and of mfs_model_learn (default 1:
+ * the caller's thread, events in order). With threads = N > 1 each call is
+ * learned in windows of up to N x W events (W: mfs_model_set_window): a
+ * window's events are bucketed by (user row mod N, item row mod N) into an
+ * N x N grid, keeping their order inside a block, and N threads learn
+ * conflict-free blocks in N rounds (thread t learns block (t, (t + r) mod N)
+ * in round r: the stratified SGD of DSGD / FPSGD / LIBMF). Predictions inside
+ * a window use mu as it was at the window's start; each event is still scored
+ * before it is learned. mfs_model_learn resolves a window's IDs on the
+ * calling thread, in order, first (a window ends early before a new ID that
+ * evicts a row); implicit models, two hashes per user and min_count > 1 keep
+ * pass 1 on the caller's thread. The same model, events, calls and N give the
+ * same model byte for byte, however the threads are scheduled (mfs_learner
+ * makes the calls whole windows, so input cut differently learns the same).
+ * Returns 0 or -MFS_E_INVAL (0, or over 64).
  */
 MFS_API int mfs_model_set_threads(mfs_model *m, unsigned threads);
+
+/* Events per thread of a window of mfs_model_set_threads (default 65536;
+ * 256..2^24). Returns 0 or -MFS_E_INVAL. */
+MFS_API int mfs_model_set_window(mfs_model *m, uint32_t events_per_thread);
 
 /*
  * Switch learning between the first-pass settings (on = 0, the default) and
@@ -1252,9 +1262,13 @@ MFS_API void mfs_checkpointer_free(mfs_checkpointer *c);
  *             history, freq-alpha, freq-alpha-bias, evict (0|1), kernel
  *   input:    format (auto|tsv|csv|dat|jsonl|ssv), fields, batch
  *             (rating-range auto: the range of the first batch, on a new model)
- *   input:    format (auto|tsv|csv|dat|jsonl|ssv), fields, batch
- *   learning: threads, epochs (passes; >= 2 keeps the events for
- *             mfs_learner_replay)
+ *   learning: threads, window (events per thread of a window,
+ *             mfs_model_set_window), epochs (passes; >= 2 keeps the events
+ *             for mfs_learner_replay). With threads > 1 pass 1 is learned in
+ *             whole windows counted on the model's clock, however the input
+ *             is cut into batches: events wait in the learner until their
+ *             window is full, the input ends or is idle, or a checkpoint,
+ *             save or replay is asked; checkpoints fall on window boundaries
  *   implicit: feedback (explicit|implicit), loss (bpr|logistic|popularity),
  *             negatives, neg-beta, weight (none|rating|log1p: what the
  *             rating column means), eval-k (10; 0: no ranking), eval-every

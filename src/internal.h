@@ -71,4 +71,21 @@ void *mfs_alloc_aligned(size_t size); /* 64-byte aligned, zeroed; free with free
 void *mfs_alloc_huge(size_t size);
 void mfs_free_huge(void *p, size_t size);
 
+/* --- pass 1 on threads (parallel.c) ------------------------------------ */
+/*
+ * Events until the model's next pass-1 window boundary on its clock (the
+ * events it has resolved), when it learns pass 1 on several threads; 0 when
+ * it learns on one (any cut gives the same model then). mfs_learner hands
+ * mfs_model_learn whole windows, so a resumed run learns what an
+ * uninterrupted one does.
+ */
+size_t mfs_model_window_left(const mfs_model *m);
+
+/* The events of one such window (0: one thread). */
+size_t mfs_model_window_size(const mfs_model *m);
+
+/* mfs_source_set_align counted from phase events before the open (the
+ * learner's windows, when its model's clock is inside one). */
+int mfs_source_set_align_phase(mfs_source *s, uint64_t every, uint64_t phase);
+
 #endif

@@ -24,11 +24,12 @@ void mfs_ksrc_free(struct mfs_ksrc *k);
 /*
  * The next batch (as mfs_source_next_wait): > 0 events in *ev, -MFS_E_AGAIN
  * when none came within timeout_ms (< 0: wait until one comes or stop), 0
- * once stopped. No batch crosses a multiple of align events (0: off); a batch
- * with events waits at most linger_ms for more.
+ * once stopped. No batch crosses a multiple of align events (0: off), counted
+ * from phase events before the open; a batch with events waits at most
+ * linger_ms for more.
  */
 int mfs_ksrc_next(struct mfs_ksrc *k, const mfs_event **ev, int timeout_ms, unsigned linger_ms,
-		  uint64_t align, mfs_diag *d);
+		  uint64_t align, uint64_t phase, mfs_diag *d);
 void mfs_ksrc_stats(const struct mfs_ksrc *k, mfs_source_stats *st);
 int mfs_ksrc_position(const struct mfs_ksrc *k, void *buf, size_t len);
 int mfs_ksrc_seek(struct mfs_ksrc *k, const void *pos, size_t len, mfs_diag *d);

@@ -170,11 +170,11 @@ static void finish_message(struct mfs_ksrc *k)
 }
 
 int mfs_ksrc_next(struct mfs_ksrc *k, const mfs_event **ev, int timeout_ms, unsigned linger_ms,
-		  uint64_t align, mfs_diag *d)
+		  uint64_t align, uint64_t phase, mfs_diag *d)
 {
 	size_t limit = k->cfg.batch;
 	if (align) {
-		uint64_t left = align - k->handed % align;
+		uint64_t left = align - (k->handed + phase) % align;
 		if (left < limit)
 			limit = (size_t)left;
 	}

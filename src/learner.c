@@ -127,6 +127,8 @@ MFS_API int mfs_learner_new(mfs_learner **out, const mfs_learner_config *c, mfs_
 	if (c->implicit)
 		l->c.range_auto = 0; /* interactions have no rating range */
 	mfs_model_set_threads(l->m, c->threads);
+	if (c->window)
+		mfs_model_set_window(l->m, c->window);
 	l->rank.k = c->implicit ? c->eval_k : 0;
 	l->rank.every = c->eval_every;
 	*out = l;
@@ -153,9 +155,17 @@ MFS_API int mfs_learner_attach(mfs_learner *l, mfs_source *src, mfs_diag *diag)
 		if (rc < 0)
 			return rc;
 	}
+	size_t win = l->c.implicit ? 0 : mfs_model_window_size(l->m);
+	if (win) {
+		/* pass 1 on threads: batches end on the windows of the model's clock,
+		 * so the learner hands over a whole window at a batch's end, where a
+		 * checkpoint may follow (checkpoints by count wait for the window) */
+		mfs_source_set_align_phase(src, win, win - mfs_model_window_left(l->m));
+	}
 	if (l->ck) {
 		/* batches end on the checkpoint counts, so checkpoints fall on them */
-		mfs_source_set_align(src, mfs_checkpointer_align(l->ck));
+		if (!win)
+			mfs_source_set_align(src, mfs_checkpointer_align(l->ck));
 		if (strcmp(mfs_source_io(src), "kafka") == 0)
 			mfs_checkpointer_set_commit(l->ck, src);
 	}
@@ -308,6 +318,70 @@ static int learn_explicit(mfs_learner *l, const mfs_event *ev, size_t n, mfs_dia
 	return 0;
 }
 
+/*
+ * Pass 1 on threads: the model learns the stream in windows counted on its
+ * clock, and the learner hands it whole ones, whatever the source's batches
+ * (which shift when a resumed run starts mid-file), so a resumed run learns
+ * what an uninterrupted one does. Events wait here, copied, until their
+ * window is full, the input ends or goes idle (follow, Kafka), or a
+ * checkpoint, save or replay needs the model whole.
+ */
+int mfs_learner_flush(mfs_learner *l, mfs_diag *diag)
+{
+	struct mfs_replay *w = &l->win;
+	if (w->n == 0)
+		return 0;
+	if (w->n > l->wev_cap) {
+		mfs_event *ne = realloc(l->wev, w->n * sizeof *ne);
+		if (!ne)
+			return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+		l->wev = ne;
+		l->wev_cap = w->n;
+	}
+	for (size_t i = 0; i < w->n; i++)
+		mfs_replay_event(w, i, &l->wev[i]);
+	uint64_t before = l->pass.events;
+	l->st.failure = MFS_LEARNER_FAIL_LEARN;
+	int64_t r = mfs_model_learn(l->m, l->wev, w->n, &l->pass);
+	w->n = 0;
+	w->len = 0;
+	if (r < 0)
+		return learn_failed(l, r, diag);
+	l->st.failure = MFS_LEARNER_FAIL_NONE;
+	l->steps += l->pass.events - before;
+	if (l->c.report)
+		l->c.report(l->c.report_ctx, l, 1, &l->pass);
+	return 0;
+}
+
+/* A batch into the window(s), each learned as it fills; the first rating
+ * outside the range is said here, where it can still name its line. */
+static int learn_windowed(mfs_learner *l, const mfs_event *ev, size_t n, mfs_diag *diag)
+{
+	if (!l->warned) {
+		mfs_model_info mi;
+		mfs_model_info_get(l->m, &mi);
+		for (size_t i = 0; i < n; i++)
+			if (!(ev[i].rating >= mi.lo && ev[i].rating <= mi.hi)) {
+				l->warned = 1;
+				warn_out_of_range(l, ev, i, 1);
+				break;
+			}
+	}
+	for (size_t off = 0, k; off < n; off += k) {
+		size_t left = mfs_model_window_left(l->m) - l->win.n;
+		k = n - off < left ? n - off : left;
+		if (mfs_replay_add(&l->win, ev + off, k) < 0)
+			return mfs_diag_set(diag, MFS_E_NOMEM, 0, NULL, 0, 0, "out of memory");
+		if (k == left) {
+			int rc = mfs_learner_flush(l, diag);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return 0;
+}
+
 static int tick(mfs_learner *l, mfs_diag *diag)
 {
 	if (l->ck && mfs_checkpointer_tick(l->ck, l->m, l->src, l->read) == -MFS_E_IO) {
@@ -326,6 +400,11 @@ MFS_API int mfs_learner_step(mfs_learner *l, int timeout_ms, mfs_diag *diag)
 		return 0;
 	const mfs_event *ev;
 	int n = mfs_source_next_wait(l->src, &ev, timeout_ms, diag);
+	if (n == -MFS_E_AGAIN || n == 0) {
+		int rc = mfs_learner_flush(l, diag); /* idle or ended: the window waits no more */
+		if (rc < 0)
+			return rc;
+	}
 	if (n == -MFS_E_AGAIN) {
 		int rc = tick(l, diag); /* idle: the checkpoint clock goes on */
 		if (l->c.report)
@@ -348,6 +427,16 @@ MFS_API int mfs_learner_step(mfs_learner *l, int timeout_ms, mfs_diag *diag)
 	if (l->c.range_auto) {
 		range_from_first(l, ev, (size_t)n);
 		l->c.range_auto = 0;
+	}
+	if (!l->c.implicit && mfs_model_window_left(l->m)) {
+		int rc = learn_windowed(l, ev, (size_t)n, diag);
+		if (rc < 0)
+			return rc;
+		l->st.failure = MFS_LEARNER_FAIL_NONE;
+		l->read += (uint64_t)n;
+		/* checkpoints fall on window boundaries */
+		rc = l->win.n ? 0 : tick(l, diag);
+		return rc < 0 ? rc : n;
 	}
 	uint64_t before = l->pass.events;
 	int rc = l->c.implicit ? learn_implicit(l, ev, (size_t)n, diag)
@@ -386,6 +475,9 @@ MFS_API int mfs_learner_checkpoint(mfs_learner *l, mfs_diag *diag)
 {
 	if (!l || !l->ck)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no checkpoint-dir was set");
+	int rc = mfs_learner_flush(l, diag);
+	if (rc < 0)
+		return rc;
 	if (mfs_checkpointer_now(l->ck, l->m, l->src) < 0)
 		return mfs_diag_set(diag, MFS_E_IO, 0, NULL, 0, 0,
 				    "the checkpoint failed (said through on_notice)");
@@ -396,6 +488,9 @@ MFS_API int mfs_learner_save(mfs_learner *l, const char *path, int compress, mfs
 {
 	if (!l || !path)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no learner or no path");
+	int rc = mfs_learner_flush(l, diag);
+	if (rc < 0)
+		return rc;
 	/* the saved model records where its input ended, like a checkpoint */
 	int n = l->src ? mfs_source_position(l->src, NULL, 0) : 0;
 	char *pos = n > 0 ? malloc((size_t)n) : NULL;
@@ -405,7 +500,7 @@ MFS_API int mfs_learner_save(mfs_learner *l, const char *path, int compress, mfs
 	}
 	mfs_save_opts so = { .compress = compress, .position = pos,
 			     .position_len = pos ? (size_t)n : 0 };
-	int rc = mfs_model_save(l->m, path, &so, diag);
+	rc = mfs_model_save(l->m, path, &so, diag);
 	free(pos);
 	return rc;
 }
@@ -476,6 +571,8 @@ MFS_API void mfs_learner_free(mfs_learner *l)
 	mfs_source_free(l->src);
 	mfs_model_free(l->m);
 	mfs_replay_free(&l->keep);
+	mfs_replay_free(&l->win);
+	free(l->wev);
 	free(l->ibuf);
 	free(l);
 }
@@ -484,7 +581,12 @@ MFS_API int mfs_learner_finish(mfs_learner *l, uint64_t *unsaved, mfs_diag *diag
 {
 	if (unsaved)
 		*unsaved = 0;
-	if (!l || !l->ck)
+	if (!l)
+		return 0;
+	int rc = mfs_learner_flush(l, diag);
+	if (rc < 0)
+		return rc;
+	if (!l->ck)
 		return 0;
 	uint64_t lost = 0;
 	if (mfs_checkpointer_finish(l->ck, l->m, l->src, &lost) == 0)

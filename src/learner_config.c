@@ -305,8 +305,16 @@ MFS_API int mfs_learner_config_set(mfs_learner_config *c, const char *name, cons
 			*slot = (int64_t)x;
 		else if (name[0] == 'b')
 			c->batch = (size_t)x;
+		else if (x < 1 || x > 64)
+			return bad(diag, name, v, "out of range 1..64");
 		else
 			c->threads = (unsigned)x;
+		return 0;
+	}
+	if (strcmp(name, "window") == 0) {
+		if (number(v, 1, &x) < 0 || x < 256 || x > 16777216 || x != (double)(uint64_t)x)
+			return bad(diag, name, v, "not a whole number of events in 256..16M");
+		c->window = (uint32_t)x;
 		return 0;
 	}
 	return implicit_setting(c, name, v, diag);

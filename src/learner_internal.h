@@ -17,6 +17,7 @@ struct mfs_learner_config {
 	char *fields;
 	size_t batch;
 	unsigned threads;
+	uint32_t window;  /* events per thread of a pass-1 / replay window (0: default) */
 	char *dir; /* checkpoints (NULL: none) */
 	uint64_t every_events, every_ms, delta_events, delta_ms;
 	int64_t keep, compress, stop_on_error;
@@ -62,6 +63,9 @@ struct mfs_learner {
 	mfs_event *ibuf;      /* implicit: a batch with its weights */
 	size_t ibuf_cap;
 	struct mfs_replay keep;
+	struct mfs_replay win; /* pass 1 on threads: the window filling up */
+	mfs_event *wev;        /* its events, handed to the model */
+	size_t wev_cap;
 	char from[4096];      /* the checkpoint resumed ("" when new) */
 	uint64_t steps;       /* updates over every pass */
 	uint64_t epochs_done;
@@ -71,7 +75,12 @@ struct mfs_learner {
 void mfs_learner_notice(mfs_learner *l, int code, size_t event, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+/* Learn the events waiting for their window (pass 1 on threads), if any. */
+int mfs_learner_flush(mfs_learner *l, mfs_diag *diag);
+
 int mfs_replay_add(struct mfs_replay *r, const mfs_event *e, size_t n);
+/* The i-th kept event as an mfs_event (its IDs point into the arena; time 0). */
+void mfs_replay_event(const struct mfs_replay *r, size_t i, mfs_event *e);
 void mfs_replay_free(struct mfs_replay *r);
 
 #endif

@@ -49,8 +49,7 @@ void mfs_replay_free(struct mfs_replay *r)
 	memset(r, 0, sizeof *r);
 }
 
-/* The i-th kept event as an mfs_event. */
-static void replay_event(const struct mfs_replay *rp, size_t i, mfs_event *e)
+void mfs_replay_event(const struct mfs_replay *rp, size_t i, mfs_event *e)
 {
 	const struct mfs_replay_rec *x = &rp->recs[i];
 	e->user = rp->arena + x->off;
@@ -73,6 +72,9 @@ MFS_API int64_t mfs_learner_replay(mfs_learner *l, mfs_diag *diag)
 {
 	if (!l)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0, "no learner");
+	int64_t rc = mfs_learner_flush(l, diag);
+	if (rc < 0)
+		return rc;
 	struct mfs_replay *rp = &l->keep;
 	if (l->c.epochs < 2 || rp->n == 0)
 		return mfs_diag_set(diag, MFS_E_INVAL, 0, NULL, 0, 0,
@@ -82,14 +84,14 @@ MFS_API int64_t mfs_learner_replay(mfs_learner *l, mfs_diag *diag)
 	mfs_event *batch = malloc(B * sizeof *batch);
 	mfs_row_event *rows = malloc(rp->n * sizeof *rows);
 	uint32_t *order = NULL;
-	int64_t rc = -MFS_E_NOMEM;
+	rc = -MFS_E_NOMEM;
 	if (!batch)
 		goto nomem;
 	int resolved = rows != NULL;
 	for (size_t i = 0; resolved && i < rp->n; i += B) {
 		size_t cn = rp->n - i < B ? rp->n - i : B;
 		for (size_t j = 0; j < cn; j++)
-			replay_event(rp, i + j, &batch[j]);
+			mfs_replay_event(rp, i + j, &batch[j]);
 		resolved = mfs_model_resolve(l->m, batch, cn, rows + i) == (int64_t)cn;
 	}
 	if (!resolved) {
@@ -128,7 +130,7 @@ MFS_API int64_t mfs_learner_replay(mfs_learner *l, mfs_diag *diag)
 				r = mfs_model_learn_rows(l->m, rows + i, cn, &es);
 			} else {
 				for (size_t j = 0; j < cn; j++)
-					replay_event(rp, order[i + j], &batch[j]);
+					mfs_replay_event(rp, order[i + j], &batch[j]);
 				r = mfs_model_learn(l->m, batch, cn, &es);
 			}
 			if (r < 0) {

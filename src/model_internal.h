@@ -64,6 +64,7 @@ struct mfs_mapped {
 struct mfs_model {
 	mfs_config cfg; /* cfg.kernel is not kept (NULL) */
 	unsigned threads; /* mfs_model_learn_rows: learner threads (0, 1: the caller's alone) */
+	uint32_t window;  /* events per thread of a window (0: MFS_PAR_WINDOW) */
 	const struct mfs_kernels *k;
 	uint32_t stride; /* floats per row, multiple of 16 */
 	uint32_t klen;   /* length passed to kernels: dim rounded up to the kernel width */
@@ -125,10 +126,29 @@ int mfs_model_rows_ok(const mfs_model *m, const mfs_row_event *e);
  * Learn n resolved events (rows in use, checked by the caller) in order,
  * predicting with mu's term fixed at rawmu; adds to *acc, leaves mu, the
  * event count and the dirty bits to the caller. Touches only the rows of ev:
- * threads may learn blocks with disjoint user and item rows at once.
+ * threads may learn blocks with disjoint user and item rows at once. Pass 1
+ * also counts the events of each row.
  */
 void mfs_model_learn_block(mfs_model *m, const mfs_row_event *ev, size_t n, float rawmu,
 			   struct mfs_block_acc *acc);
+
+/* Pass 1 may be learned on the block grid: m->threads > 1, explicit, one
+ * hash per user, no admission count (their partial steps are serial). */
+int mfs_model_first_parallel(const mfs_model *m);
+
+/*
+ * Pass 1 on the block grid (parallel.c): ev[0..n) resolved in order as the
+ * serial loop resolves them (the clock, stamps, fresh rows, dirty bits, the
+ * users' histories) into out (UINT32_MAX: no row). Stops before an event,
+ * not the first, whose new ID would evict a row: the events resolved before
+ * it are learned first, so no row in flight is evicted. Returns the events
+ * resolved; *failed: an ID string found no memory at the next one.
+ */
+size_t mfs_model_resolve_first(mfs_model *m, const mfs_event *ev, size_t n, mfs_row_event *out,
+			       int *failed);
+
+/* mfs_model_learn's one-thread loop (model_learn.c): explicit, m unmapped. */
+int64_t mfs_model_learn_serial(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st);
 
 /* After a learning call: the lifetime event count (not on replayed passes) and
  * st (may be NULL) take the call's events, unplaced, out-of-range and errors. */

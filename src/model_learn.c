@@ -314,12 +314,34 @@ static inline void learn_event(mfs_model *m, struct learn_ctx *c, size_t j)
 	c->learned++;
 }
 
+/* The row of one side of an event, in order: a hit (exact mode) only reads
+ * the index slot and stamps it; a new ID gets a row (maybe an evicted one).
+ * (resolve_side below is the same with the serial loop's drain.) */
+static inline int64_t resolve_now(mfs_model *m, struct mfs_table *s, uint64_t key, const char *id,
+				  uint32_t len)
+{
+	if (s->ids.mode == MFS_IDMAP_EXACT) {
+		int64_t r = mfs_idmap_touch(&s->ids, key, (uint32_t)m->tick);
+		if (MFS_LIKELY(r >= 0)) {
+			mfs_dirty_set(s, (uint64_t)r);
+			return r;
+		}
+	}
+	return mfs_model_resolve_key(m, s, key, id, len);
+}
+
+/* Whether resolving key would evict a row (exact mode, full, key unknown). */
+static inline int would_evict(const struct mfs_table *s, uint64_t key)
+{
+	return s->ids.mode == MFS_IDMAP_EXACT && s->ids.evict && s->ids.used >= s->ids.cap &&
+	       mfs_idmap_find(&s->ids, key) < 0;
+}
+
 /*
- * The row of one side of event j. A hit (exact mode) only reads the index
- * slot and stamps it. A new ID that will take an evicted row first has the
- * events resolved before it learned (*nl up to j): a row that an event in
- * flight holds is never evicted and re-initialised under it, so a batch
- * learns exactly what the event-by-event loop would.
+ * resolve_now for event j of a chunk. A new ID that will take an evicted row
+ * first has the events resolved before it learned (*nl up to j): a row that
+ * an event in flight holds is never evicted and re-initialised under it, so a
+ * batch learns exactly what the event-by-event loop would.
  */
 static inline int64_t resolve_side(mfs_model *m, struct learn_ctx *c, struct mfs_table *s,
 				   uint64_t key, const char *id, uint32_t len, size_t j, size_t *nl)
@@ -337,6 +359,60 @@ static inline int64_t resolve_side(mfs_model *m, struct learn_ctx *c, struct mfs
 	return mfs_model_resolve_key(m, s, key, id, len);
 }
 
+static inline void age_tick(mfs_model *m)
+{
+	if (MFS_UNLIKELY((++m->tick & (MFS_AGE_PERIOD - 1)) == 0)) {
+		mfs_idmap_age(&m->user.ids, m->tick);
+		mfs_idmap_age(&m->item.ids, m->tick);
+	}
+}
+
+int mfs_model_first_parallel(const mfs_model *m)
+{
+	return m->threads > 1 && !m->imp.on && !m->replay && m->cfg.user_hashes == 1 &&
+	       m->user.ids.min_count <= 1 && m->item.ids.min_count <= 1;
+}
+
+size_t mfs_model_resolve_first(mfs_model *m, const mfs_event *ev, size_t n, mfs_row_event *out,
+			       int *failed)
+{
+	const int hist = m->user.hist != NULL;
+	uint64_t *keys = m->keys;
+	*failed = 0;
+	for (size_t base = 0; base < n; base += MFS_LEARN_CHUNK) {
+		size_t cn = n - base < MFS_LEARN_CHUNK ? n - base : MFS_LEARN_CHUNK;
+		const mfs_event *ce = ev + base;
+		for (size_t j = 0; j < cn; j++) {
+			keys[2 * j] = id_key(m, ce[j].user, ce[j].user_len);
+			keys[2 * j + 1] = id_key(m, ce[j].item, ce[j].item_len);
+			mfs_idmap_prefetch(&m->user.ids, keys[2 * j]);
+			mfs_idmap_prefetch(&m->item.ids, keys[2 * j + 1]);
+		}
+		for (size_t j = 0; j < cn; j++) {
+			const mfs_event *e = &ce[j];
+			uint64_t uk = keys[2 * j], ik = keys[2 * j + 1];
+			if (base + j > 0 && (would_evict(&m->user, uk) || would_evict(&m->item, ik)))
+				return base + j; /* the events before it are learned first */
+			age_tick(m);
+			int64_t u = resolve_now(m, &m->user, uk, e->user, e->user_len);
+			int64_t i = resolve_now(m, &m->item, ik, e->item, e->item_len);
+			if (MFS_UNLIKELY(u == -MFS_E_NOMEM || i == -MFS_E_NOMEM)) {
+				*failed = 1; /* this one and the rest are not learned */
+				return base + j;
+			}
+			mfs_row_event *o = &out[base + j];
+			o->user = u < 0 ? UINT32_MAX : (uint32_t)u;
+			o->item = i < 0 ? UINT32_MAX : (uint32_t)i;
+			o->rating = e->rating;
+			/* the history in stream order (the grid learns a user's events
+			 * block by block) */
+			if (hist && u >= 0 && i >= 0)
+				hist_add(&m->user, u, ik);
+		}
+	}
+	return n;
+}
+
 /*
  * A chunk of events is learned in three passes: IDs -> keys with the index
  * slots prefetched; keys -> rows in event order; one step per event with the
@@ -348,18 +424,8 @@ static inline int64_t resolve_side(mfs_model *m, struct learn_ctx *c, struct mfs
  */
 #define MFS_ROW_AHEAD 4
 
-MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st)
+int64_t mfs_model_learn_serial(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st)
 {
-	if (!m || (!ev && n))
-		return -MFS_E_INVAL;
-	if (m->imp.on)
-		return mfs_model_learn_implicit(m, ev, n, st, NULL);
-	if (MFS_UNLIKELY(m->n_mapped)) {
-		/* a model mapped from its file: learn in anonymous huge-page memory */
-		int rc = mfs_model_unmap(m);
-		if (rc < 0)
-			return rc;
-	}
 	const mfs_config *cf = &m->cfg;
 	struct learn_ctx c;
 	memset(&c, 0, sizeof c);
@@ -400,10 +466,7 @@ MFS_API int64_t mfs_model_learn(mfs_model *m, const mfs_event *ev, size_t n, mfs
 		size_t nl = 0; /* next event to learn */
 		for (size_t j = 0; j < cn; j++) {
 			const mfs_event *e = &ce[j];
-			if (MFS_UNLIKELY((++m->tick & (MFS_AGE_PERIOD - 1)) == 0)) {
-				mfs_idmap_age(&m->user.ids, m->tick);
-				mfs_idmap_age(&m->item.ids, m->tick);
-			}
+			age_tick(m);
 			rows[2 * j] = resolve_side(m, &c, &m->user, keys[2 * j], e->user, e->user_len, j,
 						   &nl);
 			rows[2 * j + 1] = resolve_side(m, &c, &m->item, keys[2 * j + 1], e->item,
@@ -518,6 +581,14 @@ MFS_API int mfs_model_set_threads(mfs_model *m, unsigned threads)
 	if (!m || threads == 0 || threads > MFS_THREADS_MAX)
 		return -MFS_E_INVAL;
 	m->threads = threads;
+	return 0;
+}
+
+MFS_API int mfs_model_set_window(mfs_model *m, uint32_t events_per_thread)
+{
+	if (!m || events_per_thread < 256 || events_per_thread > (1u << 24))
+		return -MFS_E_INVAL;
+	m->window = events_per_thread;
 	return 0;
 }
 

@@ -351,7 +351,8 @@ MFS_API int mfs_source_next_wait(mfs_source *s, const mfs_event **out, int timeo
 	if (atomic_load(&s->stop))
 		return 0;
 	if (s->ks)
-		return mfs_ksrc_next(s->ks, out, timeout_ms, s->linger_ms, s->align, diag);
+		return mfs_ksrc_next(s->ks, out, timeout_ms, s->linger_ms, s->align, s->align_phase,
+				     diag);
 	if (!s->cfg2.follow)
 		timeout_ms = -1; /* a finite input never makes the caller wait on nothing */
 	if (s->threaded) {
@@ -387,9 +388,15 @@ MFS_API int mfs_source_set_linger(mfs_source *s, unsigned ms)
 
 MFS_API int mfs_source_set_align(mfs_source *s, uint64_t every)
 {
+	return mfs_source_set_align_phase(s, every, 0);
+}
+
+int mfs_source_set_align_phase(mfs_source *s, uint64_t every, uint64_t phase)
+{
 	if (!s)
 		return -MFS_E_INVAL;
 	s->align = every;
+	s->align_phase = every ? phase % every : 0;
 	return 0;
 }
 

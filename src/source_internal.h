@@ -167,6 +167,7 @@ struct mfs_source {
 	int ino_fd;
 	unsigned linger_ms; /* follow: a partial batch waits this long for more */
 	uint64_t align;     /* no batch crosses a multiple of align events (0: off) */
+	uint64_t align_phase; /* counted from align_phase events before the open */
 	int64_t deadline;   /* next_sync in the caller's thread: give up waiting then (0: never) */
 	int timed_out;      /* ... and it did */
 	char *stash;        /* follow: IDs of a lingering batch, copied out of the text buffer */

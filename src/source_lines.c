@@ -145,7 +145,7 @@ int mfs_src_next_sync(struct mfs_source *s, mfs_diag *diag)
 	int64_t linger_end = -1;
 	s->nstash = 0;
 	if (s->align) {
-		uint64_t left = s->align - s->st.events % s->align;
+		uint64_t left = s->align - (s->st.events + s->align_phase) % s->align;
 		if (left < limit)
 			limit = (size_t)left;
 	}

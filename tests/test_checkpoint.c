@@ -257,26 +257,29 @@ static int kill_plan(char *const argv[], const char *dir, int kills, const struc
 /* Killed with SIGKILL at seeded points of its progress (kill_plan: at a
  * landed checkpoint, while its writer writes, or with its writer), again and
  * again, then let finish: the saved model is byte-identical to an
- * uninterrupted run's, and no temporary file is left. */
-static void train__sigkill_and_resume_gives_the_uninterrupted_model(void **state)
+ * uninterrupted run's, and no temporary file is left. threads (NULL: 1) and
+ * window go to --threads and --window. */
+static void sigkill_and_resume(const char *threads, const char *window)
 {
-	(void)state;
 	const char *stream = mfs_test_path("stream.tsv"), *ref = mfs_test_path("ref.mfs"),
 		   *out = mfs_test_path("out.mfs");
 	char dir[1200];
-	snprintf(dir, sizeof dir, "%s", mfs_test_path("ckpts"));
+	snprintf(dir, sizeof dir, "%s-%s", mfs_test_path("ckpts"), threads ? threads : "1");
 	struct mfs_run r;
 	RUN(&r, "gen", "--events", "300000", "--users", "5000", "--items", "1000", "--seed", "4",
 	    "--output", stream);
 	assert_int_equal(r.status, 0);
 	mfs_run_free(&r);
-	RUN(&r, "train", "--quiet", "--dim", "16", "--save", ref, stream);
+	const char *thr = threads ? threads : "1", *win = window ? window : "65536";
+	RUN(&r, "train", "--quiet", "--dim", "16", "--threads", thr, "--window", win, "--save", ref,
+	    stream);
 	assert_int_equal(r.status, 0);
 	mfs_run_free(&r);
 
 	char every[24] = "15000";
-	char *argv[] = { MFS_CLI, "train", "--quiet", "--dim", "16", "--checkpoint-dir", dir,
-			 "--checkpoint-every", every, "--save", (char *)out, (char *)stream, NULL };
+	char *argv[] = { MFS_CLI, "train", "--quiet", "--dim", "16", "--threads", (char *)thr,
+			 "--window", (char *)win, "--checkpoint-dir", dir, "--checkpoint-every",
+			 every, "--save", (char *)out, (char *)stream, NULL };
 	/* 6 kills, each at the run's first checkpoint, after 5000..40000 of its events */
 	struct kill_slots ks = { every, NULL, 5000, 40000, 0, 0 };
 	int left = kill_plan(argv, dir, 6, &ks, 12345, NULL);
@@ -298,6 +301,21 @@ static void train__sigkill_and_resume_gives_the_uninterrupted_model(void **state
 	assert_memory_equal(a, b, na);
 	free(a);
 	free(b);
+}
+
+static void train__sigkill_and_resume_gives_the_uninterrupted_model(void **state)
+{
+	(void)state;
+	sigkill_and_resume(NULL, NULL);
+}
+
+/* The same with pass 1 on 2 threads: windows of 2 x 3000 events, counted on
+ * the model's clock, so a resumed run (its batches cut elsewhere) learns the
+ * windows an uninterrupted one does, and checkpoints fall on their ends. */
+static void train__threads_sigkill_and_resume_gives_the_uninterrupted_model(void **state)
+{
+	(void)state;
+	sigkill_and_resume("2", "3000");
 }
 
 static void corrupt(const char *path, int truncate)
@@ -969,6 +987,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(train__sigkill_and_resume_gives_the_uninterrupted_model),
+		cmocka_unit_test(train__threads_sigkill_and_resume_gives_the_uninterrupted_model),
 		cmocka_unit_test(checkpoints__damaged_newest_are_skipped),
 		cmocka_unit_test(checkpoint_write__keeps_the_newest_n),
 		cmocka_unit_test(train__checkpoint_enospc_keeps_the_previous_one_and_goes_on),

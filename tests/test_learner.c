@@ -65,6 +65,8 @@ static void learner__settings_by_name_say_what_is_wrong(void **state)
 		{ "negatives", "0", "out of range" },
 		{ "epochs", "1.5", "not a whole number" },
 		{ "eval-k", "2000", "out of range" },
+		{ "threads", "65", "out of range 1..64" },
+		{ "window", "100", "256..16M" },
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		memset(&d, 0, sizeof d);

@@ -487,6 +487,121 @@ static void model_learn_rows__threads_equal_the_block_schedule(void **state)
 	mfs_model_free(d);
 }
 
+/*
+ * Pass 1 on T threads: the same as resolving the window's IDs in order and
+ * learning the N x N grid's blocks one after the other in the schedule's
+ * order; the users' histories are those of the serial loop (stream order);
+ * the same model on every run. With tables full and eviction on, windows end before each
+ * evicting ID, and two runs still agree.
+ */
+static void model_learn__threads_pass1_equals_the_block_schedule(void **state)
+{
+	(void)state;
+	enum { N = 5000, T = 3 };
+	mfs_config c;
+	mfs_config_default(&c);
+	c.dim = 16;
+	c.max_users = 128;
+	c.max_items = 128;
+	c.history = 16;
+	c.kernel = "scalar";
+	static char ids[N][2][12];
+	static mfs_event e[N];
+	static mfs_row_event r[N], grid[N];
+	uint64_t rs = 11;
+	for (int k = 0; k < N; k++) {
+		rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+		snprintf(ids[k][0], 12, "u%d", (int)((rs >> 33) % 100));
+		snprintf(ids[k][1], 12, "i%d", (int)((rs >> 45) % 90));
+		e[k] = ev(ids[k][0], ids[k][1], 1.0f + (float)((rs >> 20) % 5));
+	}
+	mfs_model *a, *b, *d;
+	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
+	assert_int_equal(mfs_model_create(&b, &c, NULL), 0);
+	assert_int_equal(mfs_model_create(&d, &c, NULL), 0);
+	assert_int_equal(mfs_model_set_threads(a, T), 0);
+	assert_int_equal(mfs_model_set_threads(d, T), 0);
+	assert_int_equal(mfs_model_set_window(a, 100), -MFS_E_INVAL);
+	mfs_learn_stats sa, sd;
+	memset(&sa, 0, sizeof sa);
+	memset(&sd, 0, sizeof sd);
+	assert_int_equal(mfs_model_learn(a, e, N, &sa), N);
+	assert_int_equal(mfs_model_learn(d, e, N, &sd), N);
+	/* by hand on b: one window (N < T x 65536) */
+	int failed = 1;
+	assert_int_equal(mfs_model_resolve_first(b, e, N, r, &failed), N);
+	assert_int_equal(failed, 0);
+	size_t start[T * T + 1], fill[T * T];
+	memset(start, 0, sizeof start);
+	for (int k = 0; k < N; k++)
+		start[(r[k].user % T) * T + r[k].item % T + 1]++;
+	for (int x = 0; x < T * T; x++)
+		start[x + 1] += start[x];
+	memcpy(fill, start, sizeof fill);
+	for (int k = 0; k < N; k++)
+		grid[fill[(r[k].user % T) * T + r[k].item % T]++] = r[k];
+	float rawmu = mfs_model_raw_mu(b);
+	struct mfs_block_acc acc[T];
+	memset(acc, 0, sizeof acc);
+	for (int rd = 0; rd < T; rd++)
+		for (int t = 0; t < T; t++) {
+			size_t blk = (size_t)t * T + (size_t)(t + rd) % T;
+			mfs_model_learn_block(b, grid + start[blk], start[blk + 1] - start[blk], rawmu,
+					      &acc[t]);
+		}
+	double sq = 0.0;
+	for (int t = 0; t < T; t++) {
+		sq += acc[t].sq;
+		b->mu_sum += acc[t].mu_sum;
+		b->mu_count += acc[t].mu_count;
+	}
+	assert_true(sa.sq_err == sq && sd.sq_err == sq);
+	for (int k = 0; k < N; k += 3) {
+		float pa, pb, pd;
+		mfs_model_predict(a, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pa);
+		mfs_model_predict(b, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pb);
+		mfs_model_predict(d, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pd);
+		assert_memory_equal(&pa, &pb, sizeof pa);
+		assert_memory_equal(&pa, &pd, sizeof pa);
+	}
+	/* the history: the user's 16 most recent items, as the serial loop keeps it */
+	mfs_model *s1;
+	assert_int_equal(mfs_model_create(&s1, &c, NULL), 0);
+	assert_int_equal(mfs_model_learn(s1, e, N, NULL), N);
+	uint32_t ha[16], hs[16];
+	int na = mfs_model_history(a, "u7", 2, ha, 16), ns = mfs_model_history(s1, "u7", 2, hs, 16);
+	assert_true(na >= 8);
+	assert_int_equal(na, ns);
+	assert_memory_equal(ha, hs, (size_t)na * sizeof ha[0]);
+	mfs_model_free(s1);
+	mfs_model_free(a);
+	mfs_model_free(b);
+	mfs_model_free(d);
+
+	/* full tables, eviction: windows cut before evicting IDs, deterministic */
+	c.max_users = 32;
+	c.max_items = 32;
+	c.evict = 1;
+	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
+	assert_int_equal(mfs_model_create(&d, &c, NULL), 0);
+	assert_int_equal(mfs_model_set_threads(a, T), 0);
+	assert_int_equal(mfs_model_set_threads(d, T), 0);
+	assert_int_equal(mfs_model_learn(a, e, N, NULL), N);
+	assert_int_equal(mfs_model_learn(d, e, N, NULL), N);
+	mfs_model_info ia;
+	mfs_model_info_get(a, &ia);
+	assert_true(ia.user_evictions > 100);
+	for (int k = 0; k < N; k += 7) {
+		float pa, pd;
+		mfs_model_predict(a, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pa);
+		mfs_model_predict(d, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pd);
+		assert_memory_equal(&pa, &pd, sizeof pa);
+		assert_true(isfinite(pa));
+	}
+	mfs_model_free(a);
+	mfs_model_free(d);
+}
+
 static void model_learn__full_table_counts_unplaced_events(void **state)
 {
 	(void)state;
@@ -1288,6 +1403,7 @@ int main(void)
 		cmocka_unit_test(model_learn__batch_equals_event_by_event),
 		cmocka_unit_test(model_learn_rows__equals_learning_the_ids_again),
 		cmocka_unit_test(model_learn_rows__threads_equal_the_block_schedule),
+		cmocka_unit_test(model_learn__threads_pass1_equals_the_block_schedule),
 		cmocka_unit_test(model_learn__batch_equals_event_by_event_when_evicting),
 		cmocka_unit_test(model_learn__full_table_counts_unplaced_events),
 		cmocka_unit_test(model_recommend__equals_brute_force_over_all_items),

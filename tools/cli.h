@@ -260,6 +260,7 @@ struct cli_curve {
 	FILE *f;
 	const char *path;
 	uint64_t every, last_events;
+	uint64_t last_mark; /* the multiple of every the last line passed */
 	double last_sq, last_abs, t0, last_t;
 	int started;
 };

@@ -38,8 +38,12 @@ void cli_curve_line(struct cli_curve *c, const mfs_learn_stats *st, int final)
 {
 	if (!c->f || st->events == c->last_events)
 		return;
-	if (!final && (st->events + st->unplaced) % c->every != 0)
+	/* a line where the count reaches a multiple of every (exactly, on one
+	 * thread; at the end of the window that crosses one, on several) */
+	uint64_t mark = (st->events + st->unplaced) / c->every;
+	if (!final && mark == c->last_mark)
 		return;
+	c->last_mark = mark;
 	double now = cli_now(), n = (double)st->events, w = (double)(st->events - c->last_events);
 	fprintf(c->f, "%llu\t%.6f\t%.6f\t%.6f\t%.6f\t%.0f\t%.3f\n", (unsigned long long)st->events,
 		sqrt(st->sq_err / n), st->abs_err / n, sqrt((st->sq_err - c->last_sq) / w),

@@ -140,10 +140,16 @@ static void train_help(void)
 	       "  --epochs N          passes over finite input (default 1). Pass 1 is in input order\n"
 	       "                      (and scored prequentially); passes 2..N replay the events,\n"
 	       "                      kept in memory, in a seeded random order, with the replay settings:\n"
-	       "  --threads N         learner threads of passes 2..N (default 1): the replayed events\n"
-	       "                      are learned in blocks by (user row mod N, item row mod N), N\n"
-	       "                      conflict-free blocks at a time; the same N gives the same model.\n"
-	       "                      Pass 1 is learned on one thread, in input order\n"
+	       "  --threads N         learner threads (default 1: one, in input order). N > 1: events\n"
+	       "                      are learned in windows of N x --window, each bucketed by (user\n"
+	       "                      row mod N, item row mod N) into N x N blocks learned N at a\n"
+	       "                      time, conflict-free, in order inside a block (mu fixed per\n"
+	       "                      window). Pass 1 resolves a window's IDs on one thread first,\n"
+	       "                      and its checkpoints fall on window boundaries; passes 2..N\n"
+	       "                      replay on the grid too. The same input, N and --window give\n"
+	       "                      the same model byte for byte, resumed or not. --hashes 2 and\n"
+	       "                      --min-count > 1 keep pass 1 on one thread\n"
+	       "  --window N          --threads N > 1: events per thread of a window (default 65536)\n"
 	       "  --replay-lr F       factor learning rate of passes 2..N (default %g)\n"
 	       "  --replay-lr-bias F  bias learning rate of passes 2..N (default %g)\n"
 	       "  --replay-l2 F       factor L2 of passes 2..N (default %g)\n"
@@ -228,7 +234,7 @@ enum {
 	OPT_FORMAT = 1000, OPT_FIELDS, OPT_ONERR, OPT_DIM, OPT_OPT, OPT_LR, OPT_LRB, OPT_L2, OPT_L2B,
 	OPT_INIT, OPT_RANGE, OPT_LINK, OPT_MAXU, OPT_MAXI, OPT_SEED, OPT_KERNEL, OPT_EPOCHS,
 	OPT_TEST, OPT_SAVE, OPT_COMPRESS, OPT_PROGRESS, OPT_QUIET, OPT_MEMORY, OPT_IDS, OPT_NOEVICT,
-	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER, OPT_THREADS,
+	OPT_MINCOUNT, OPT_CKDIR, OPT_CKEVERY, OPT_KEEP, OPT_CKZ, OPT_HASHES, OPT_MARGIN, OPT_RLR, OPT_RLRB, OPT_RL2, OPT_RL2B, OPT_FA, OPT_FAB, OPT_IO, OPT_FOLLOW, OPT_RTHREAD, OPT_DELTA, OPT_LINGER, OPT_THREADS, OPT_WINDOW,
 	OPT_HISTORY, OPT_CKERR,
 	OPT_KAFKA, OPT_TOPIC, OPT_GROUP, OPT_KOPT, OPT_KSTART, OPT_CURVE, OPT_CURVE_EVERY,
 	OPT_PUBLISH, OPT_PUB_FULL, OPT_PUB_OPT,
@@ -388,7 +394,8 @@ static void train_notice(void *ctx, const mfs_diag *d)
 /* The learner's settings from train's options. Returns 0 or -1 (said). */
 static int learner_config(mfs_learner_config **out, const mfs_config *cfg, const struct ckpt *ck,
 			  const mfs_implicit_config *icfg, int weight, const mfs_rank_stats *rk,
-			  uint64_t epochs, unsigned threads, int range_auto, uint64_t curve_every,
+			  uint64_t epochs, unsigned threads, uint64_t window, int range_auto,
+			  uint64_t curve_every,
 			  struct report *rep, struct cli_bad *badw)
 {
 	static const char *const weights[] = { "none", "rating", "log1p" };
@@ -401,8 +408,9 @@ static int learner_config(mfs_learner_config **out, const mfs_config *cfg, const
 		return -1;
 	}
 	*out = c;
-	char v[8][32];
+	char v[9][32];
 	snprintf(v[0], sizeof v[0], "%llu", (unsigned long long)epochs);
+	snprintf(v[8], sizeof v[8], "%llu", (unsigned long long)window);
 	snprintf(v[1], sizeof v[1], "%u", threads);
 	snprintf(v[2], sizeof v[2], "%u", rk->k);
 	snprintf(v[3], sizeof v[3], "%u", rk->every);
@@ -416,6 +424,7 @@ static int learner_config(mfs_learner_config **out, const mfs_config *cfg, const
 	const char *kv[][2] = {
 		{ "epochs", v[0] },
 		{ "threads", v[1] },
+		{ window ? "window" : NULL, v[8] },
 		{ icfg ? "eval-k" : NULL, v[2] },
 		{ icfg ? "eval-every" : NULL, v[3] },
 		{ icfg ? "weight" : NULL, weights[weight] },
@@ -661,6 +670,7 @@ int cmd_train(int argc, char **argv)
 		{ "follow", no_argument, 0, OPT_FOLLOW },
 		{ "linger-ms", required_argument, 0, OPT_LINGER },
 		{ "threads", required_argument, 0, OPT_THREADS },
+		{ "window", required_argument, 0, OPT_WINDOW },
 		{ "reader-thread", required_argument, 0, OPT_RTHREAD },
 		{ "kafka", required_argument, 0, OPT_KAFKA },
 		{ "topic", required_argument, 0, OPT_TOPIC },
@@ -695,7 +705,7 @@ int cmd_train(int argc, char **argv)
 	struct cli_curve curve = { 0 };
 	const char **tests = calloc((size_t)argc + 1, sizeof *tests);
 	size_t ntests = 0;
-	uint64_t epochs = 1, memory = 0, threads = 1;
+	uint64_t epochs = 1, memory = 0, threads = 1, window = 0;
 	struct ckpt ck = { .every_sec = 30, .keep = 3 };
 	int compress = 0, range_auto = 1;
 	unsigned linger_ms = 5;
@@ -784,6 +794,7 @@ int cmd_train(int argc, char **argv)
 		S(OPT_KERNEL, &cfg.kernel),
 		U(OPT_EPOCHS, CLI_U64, &epochs, 1, 100000),
 		U(OPT_THREADS, CLI_U64, &threads, 1, 64),
+		U(OPT_WINDOW, CLI_U64, &window, 256, 16777216),
 		{ OPT_TEST, CLI_LIST, tests, &ntests, 0, 0, 0, 0, 0, NULL, NULL },
 		S(OPT_SAVE, &save),
 		U(OPT_COMPRESS, CLI_INT, &compress, 0, 19),
@@ -900,7 +911,7 @@ int cmd_train(int argc, char **argv)
 			int opt;
 			const char *name;
 		} exp_only[] = { { OPT_EPOCHS, "--epochs" }, { OPT_THREADS, "--threads" },
-				 { OPT_RLR, "--replay-lr" }, { OPT_RLRB, "--replay-lr-bias" },
+				 { OPT_WINDOW, "--window" }, { OPT_RLR, "--replay-lr" }, { OPT_RLRB, "--replay-lr-bias" },
 				 { OPT_RL2, "--replay-l2" }, { OPT_RL2B, "--replay-l2-bias" },
 				 { OPT_RANGE, "--rating-range" }, { OPT_LINK, "--range-link" },
 				 { OPT_MARGIN, "--range-margin" }, { OPT_IDS, "--ids" },
@@ -1131,7 +1142,7 @@ int cmd_train(int argc, char **argv)
 	}
 	/* the learner: the lock on the checkpoint directory, the resumed or new model */
 	if (learner_config(&lc, &cfg, &ck, implicit ? &icfg : NULL, weight_mode, &rk, epochs,
-			   (unsigned)threads, range_auto, curve_path ? curve_every : 0, &rep,
+			   (unsigned)threads, window, range_auto, curve_path ? curve_every : 0, &rep,
 			   &badw) < 0)
 		goto out;
 	if (mfs_learner_new(&l, lc, &d) < 0) {
