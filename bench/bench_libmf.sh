@@ -57,7 +57,9 @@ else
 fi
 thr_list="1"; [ "$nthr" != 1 ] && thr_list="1 $nthr"
 has_threads=0
-"$bin" train --help 2>&1 | grep -q -- '--threads' && has_threads=1
+# (the help whole first: grep -q closing the pipe early fails it under pipefail)
+train_help=$("$bin" train --help 2>&1 || true)
+case "$train_help" in *--threads*) has_threads=1 ;; esac
 
 field() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p"; }
 median() { printf '%s\n' $1 | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

@@ -347,6 +347,9 @@ MFS_API void mfs_model_free(mfs_model *m)
 	side_free(&m->item);
 	free(m->scratch);
 	free(m->keys);
+	free(m->par_rows);
+	free(m->par_grid);
+	free(m->par_blk);
 	free(m->tmp);
 	free(m->freq_w);
 	free(m->position);

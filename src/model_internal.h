@@ -65,6 +65,11 @@ struct mfs_model {
 	mfs_config cfg; /* cfg.kernel is not kept (NULL) */
 	unsigned threads; /* mfs_model_learn_rows: learner threads (0, 1: the caller's alone) */
 	uint32_t window;  /* events per thread of a window (0: MFS_PAR_WINDOW) */
+	/* parallel.c's window buffers, kept from call to call (fresh pages of
+	 * megabytes per call were a quarter of pass 1's time, zeroed) */
+	mfs_row_event *par_rows, *par_grid;
+	uint32_t *par_blk;
+	size_t par_cap;
 	const struct mfs_kernels *k;
 	uint32_t stride; /* floats per row, multiple of 16 */
 	uint32_t klen;   /* length passed to kernels: dim rounded up to the kernel width */

@@ -91,10 +91,22 @@ static inline void step_l2(const mfs_model *m, int64_t u, int64_t i, float l2f, 
 	*l2i = l2b * freq_weight(m, &m->item, i, 1);
 }
 
+/*
+ * A chunk of events is learned in three passes: IDs -> keys with the index
+ * slots prefetched; keys -> rows in event order; one step per event with the
+ * rows MFS_ROW_AHEAD events ahead prefetched. (Interleaving the passes in
+ * groups of 8-32 events measured 3-40% slower here, on a loaded 2-core VM:
+ * the tight resolve pass overlaps its misses better.) Events are resolved
+ * and learned in stream order, and resolve_side's drain keeps evictions off
+ * rows in flight, so the model equals the event-by-event loop's.
+ */
+#define MFS_ROW_AHEAD 4
+
 /* The lines one side's row will touch: factors, bias, AdaGrad state, count,
- * and (users, first pass) the history slot the event will take (its place
- * was prefetched before). */
-static inline void prefetch_side(const mfs_model *m, const struct mfs_table *s, int64_t r)
+ * and (hist: users, the serial first pass) the history slot the event will
+ * take (its place was prefetched before). */
+static inline void prefetch_side(const mfs_model *m, const struct mfs_table *s, int64_t r,
+				 int hist)
 {
 	if (r < 0)
 		return;
@@ -108,14 +120,15 @@ static inline void prefetch_side(const mfs_model *m, const struct mfs_table *s, 
 	}
 	if (s->count)
 		__builtin_prefetch(&s->count[r], 1);
-	if (s->hist && !m->replay)
+	if (hist && s->hist)
 		__builtin_prefetch(mfs_hist_row(s, (uint64_t)r) + MFS_HPOS_NEXT(s->hpos[r]), 1);
 }
 
-static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i)
+/* The rows of an event (hist: and the user's history slot). */
+static inline void prefetch_rows(const mfs_model *m, int64_t u, int64_t i, int hist)
 {
-	prefetch_side(m, &m->user, u);
-	prefetch_side(m, &m->item, i);
+	prefetch_side(m, &m->user, u, hist);
+	prefetch_side(m, &m->item, i, 0);
 }
 
 /*
@@ -388,41 +401,49 @@ size_t mfs_model_resolve_first(mfs_model *m, const mfs_event *ev, size_t n, mfs_
 			mfs_idmap_prefetch(&m->user.ids, keys[2 * j]);
 			mfs_idmap_prefetch(&m->item.ids, keys[2 * j + 1]);
 		}
-		for (size_t j = 0; j < cn; j++) {
+		size_t j = 0, stop = 0;
+		for (; j < cn; j++) {
 			const mfs_event *e = &ce[j];
 			uint64_t uk = keys[2 * j], ik = keys[2 * j + 1];
-			if (base + j > 0 && (would_evict(&m->user, uk) || would_evict(&m->item, ik)))
-				return base + j; /* the events before it are learned first */
+			if (base + j > 0 && (would_evict(&m->user, uk) || would_evict(&m->item, ik))) {
+				stop = 1; /* the events before it are learned first */
+				break;
+			}
 			age_tick(m);
 			int64_t u = resolve_now(m, &m->user, uk, e->user, e->user_len);
 			int64_t i = resolve_now(m, &m->item, ik, e->item, e->item_len);
 			if (MFS_UNLIKELY(u == -MFS_E_NOMEM || i == -MFS_E_NOMEM)) {
 				*failed = 1; /* this one and the rest are not learned */
-				return base + j;
+				stop = 1;
+				break;
 			}
 			mfs_row_event *o = &out[base + j];
 			o->user = u < 0 ? UINT32_MAX : (uint32_t)u;
 			o->item = i < 0 ? UINT32_MAX : (uint32_t)i;
 			o->rating = e->rating;
-			/* the history in stream order (the grid learns a user's events
-			 * block by block) */
-			if (hist && u >= 0 && i >= 0)
-				hist_add(&m->user, u, ik);
 		}
+		/* the history in stream order (the grid learns a user's events block
+		 * by block), its places and slots prefetched ahead. Only the call's
+		 * first event may have evicted (and cleared) a row, before any of
+		 * these are added, as in the serial loop. */
+		const mfs_row_event *o = out + base;
+		for (size_t x = 0; hist && x < j; x++) {
+			if (x + 2 * MFS_ROW_AHEAD < j && o[x + 2 * MFS_ROW_AHEAD].user != UINT32_MAX)
+				__builtin_prefetch(&m->user.hpos[o[x + 2 * MFS_ROW_AHEAD].user]);
+			if (x + MFS_ROW_AHEAD < j && o[x + MFS_ROW_AHEAD].user != UINT32_MAX) {
+				uint32_t a = o[x + MFS_ROW_AHEAD].user;
+				__builtin_prefetch(mfs_hist_row(&m->user, a) + MFS_HPOS_NEXT(m->user.hpos[a]),
+						   1);
+			}
+			if (o[x].user != UINT32_MAX && o[x].item != UINT32_MAX)
+				hist_add(&m->user, o[x].user, keys[2 * x + 1]);
+		}
+		if (stop)
+			return base + j;
 	}
 	return n;
 }
 
-/*
- * A chunk of events is learned in three passes: IDs -> keys with the index
- * slots prefetched; keys -> rows in event order; one step per event with the
- * rows MFS_ROW_AHEAD events ahead prefetched. (Interleaving the passes in
- * groups of 8-32 events measured 3-40% slower here, on a loaded 2-core VM:
- * the tight resolve pass overlaps its misses better.) Events are resolved
- * and learned in stream order, and resolve_side's drain keeps evictions off
- * rows in flight, so the model equals the event-by-event loop's.
- */
-#define MFS_ROW_AHEAD 4
 
 int64_t mfs_model_learn_serial(mfs_model *m, const mfs_event *ev, size_t n, mfs_learn_stats *st)
 {
@@ -491,13 +512,13 @@ int64_t mfs_model_learn_serial(mfs_model *m, const mfs_event *ev, size_t n, mfs_
 			if (rows[2 * j] >= 0)
 				__builtin_prefetch(&m->user.hpos[rows[2 * j]]);
 		for (size_t j = nl; j < nl + MFS_ROW_AHEAD && j < cn; j++)
-			prefetch_rows(m, rows[2 * j], rows[2 * j + 1]);
+			prefetch_rows(m, rows[2 * j], rows[2 * j + 1], c.hist);
 		for (; nl < cn; nl++) {
 			if (c.hist && nl + 2 * MFS_ROW_AHEAD < cn && rows[2 * (nl + 2 * MFS_ROW_AHEAD)] >= 0)
 				__builtin_prefetch(&m->user.hpos[rows[2 * (nl + 2 * MFS_ROW_AHEAD)]]);
 			if (nl + MFS_ROW_AHEAD < cn)
 				prefetch_rows(m, rows[2 * (nl + MFS_ROW_AHEAD)],
-					      rows[2 * (nl + MFS_ROW_AHEAD) + 1]);
+					      rows[2 * (nl + MFS_ROW_AHEAD) + 1], c.hist);
 			learn_event(m, &c, nl);
 		}
 		if (failed)
@@ -555,10 +576,10 @@ void mfs_model_learn_block(mfs_model *m, const mfs_row_event *ev, size_t n, floa
 	struct mfs_step s;
 	step_setup(m, &s, &lrb, &l2b, &l2f);
 	for (size_t j = 0; j < MFS_ROWS_AHEAD && j < n; j++)
-		prefetch_rows(m, ev[j].user, ev[j].item);
+		prefetch_rows(m, ev[j].user, ev[j].item, 0);
 	for (size_t j = 0; j < n; j++) {
 		if (j + MFS_ROWS_AHEAD < n)
-			prefetch_rows(m, ev[j + MFS_ROWS_AHEAD].user, ev[j + MFS_ROWS_AHEAD].item);
+			prefetch_rows(m, ev[j + MFS_ROWS_AHEAD].user, ev[j + MFS_ROWS_AHEAD].item, 0);
 		int64_t u = ev[j].user, i = ev[j].item;
 		const float tr = ev[j].rating;
 		acc->outside += !(tr >= lo && tr <= hi);
@@ -607,12 +628,12 @@ int64_t mfs_model_learn_rows_serial(mfs_model *m, const mfs_row_event *ev, size_
 	step_setup(m, &s, &lrb, &l2b, &l2f);
 	for (size_t j = 0; j < MFS_ROWS_AHEAD && j < n; j++)
 		if (ev[j].user < nu && ev[j].item < ni)
-			prefetch_rows(m, ev[j].user, ev[j].item);
+			prefetch_rows(m, ev[j].user, ev[j].item, 0);
 	for (size_t j = 0; j < n; j++) {
 		if (j + MFS_ROWS_AHEAD < n) {
 			const mfs_row_event *a = &ev[j + MFS_ROWS_AHEAD];
 			if (a->user < nu && a->item < ni)
-				prefetch_rows(m, a->user, a->item);
+				prefetch_rows(m, a->user, a->item, 0);
 		}
 		if (MFS_UNLIKELY(!rows_ok(m, nu, ni, &ev[j]))) {
 			unplaced++;

@@ -113,6 +113,25 @@ static void *worker_main(void *arg)
 	}
 }
 
+/* The model's window buffers, for windows of up to win events. */
+static int par_buffers(mfs_model *m, size_t win)
+{
+	if (win <= m->par_cap)
+		return 0;
+	free(m->par_rows);
+	free(m->par_grid);
+	free(m->par_blk);
+	m->par_rows = malloc(win * sizeof *m->par_rows);
+	m->par_grid = malloc(win * sizeof *m->par_grid);
+	m->par_blk = malloc(win * sizeof *m->par_blk);
+	if (!m->par_rows || !m->par_grid || !m->par_blk) {
+		m->par_cap = 0;
+		return -MFS_E_NOMEM;
+	}
+	m->par_cap = win;
+	return 0;
+}
+
 /* The buffers of windows of up to win events and the N - 1 started workers. */
 static int par_open(struct par *p, mfs_model *m, size_t win)
 {
@@ -122,10 +141,12 @@ static int par_open(struct par *p, mfs_model *m, size_t win)
 	p->win = win;
 	const unsigned nt = p->n;
 	const size_t nb = (size_t)nt * nt;
-	p->grid = malloc((win ? win : 1) * sizeof *p->grid);
+	if (par_buffers(m, win ? win : 1) < 0)
+		return -MFS_E_NOMEM;
+	p->grid = m->par_grid;
+	p->blk = m->par_blk;
 	p->start = calloc(nb + 1, sizeof *p->start);
 	p->fill = malloc(nb * sizeof *p->fill);
-	p->blk = malloc((win ? win : 1) * sizeof *p->blk);
 	p->acc = calloc(nt, sizeof *p->acc);
 	p->tid = calloc(nt, sizeof *p->tid);
 	p->w = calloc(nt, sizeof *p->w);
@@ -166,10 +187,8 @@ static void par_close(struct par *p)
 		pthread_mutex_destroy(&p->gate_mu);
 		pthread_cond_destroy(&p->gate_cv);
 	}
-	free(p->grid);
 	free(p->start);
 	free(p->fill);
-	free(p->blk);
 	free(p->acc);
 	free(p->tid);
 	free(p->w);
@@ -247,8 +266,8 @@ static int64_t learn_first_parallel(mfs_model *m, const mfs_event *ev, size_t n,
 	size_t win = window_of(m);
 	if (win > n)
 		win = n;
-	mfs_row_event *rows = malloc((win ? win : 1) * sizeof *rows);
-	int64_t rc = rows ? par_open(&p, m, win) : -MFS_E_NOMEM;
+	int64_t rc = par_open(&p, m, win);
+	mfs_row_event *rows = m->par_rows;
 	int failed = 0;
 	if (rc == 0) {
 		for (size_t base = 0; base < n && !failed;) {
@@ -277,7 +296,6 @@ static int64_t learn_first_parallel(mfs_model *m, const mfs_event *ev, size_t n,
 		rc = failed ? -MFS_E_NOMEM : p.learned;
 	}
 	par_close(&p);
-	free(rows);
 	return rc;
 }
 

@@ -405,6 +405,58 @@ static void model_learn__batch_equals_event_by_event_when_evicting(void **state)
 }
 
 /*
+ * The N x N schedule by hand: r[0..n) bucketed by (user row mod t, item row
+ * mod t), stable, into grid; round rd learns block (x, (x + rd) mod t) for
+ * x = 0..t-1 with mu fixed; the sums merged in thread order. Returns the
+ * squared errors.
+ */
+static double learn_schedule(mfs_model *b, const mfs_row_event *r, size_t n, unsigned t,
+			     mfs_row_event *grid)
+{
+	size_t start[64 + 1], fill[64];
+	assert_true(t * t <= 64);
+	memset(start, 0, sizeof start);
+	for (size_t k = 0; k < n; k++)
+		start[(r[k].user % t) * t + r[k].item % t + 1]++;
+	for (unsigned x = 0; x < t * t; x++)
+		start[x + 1] += start[x];
+	memcpy(fill, start, sizeof fill);
+	for (size_t k = 0; k < n; k++)
+		grid[fill[(r[k].user % t) * t + r[k].item % t]++] = r[k];
+	float rawmu = mfs_model_raw_mu(b);
+	struct mfs_block_acc acc[8];
+	assert_true(t <= 8);
+	memset(acc, 0, sizeof acc);
+	for (unsigned rd = 0; rd < t; rd++)
+		for (unsigned x = 0; x < t; x++) {
+			size_t blk = (size_t)x * t + (x + rd) % t;
+			mfs_model_learn_block(b, grid + start[blk], start[blk + 1] - start[blk], rawmu,
+					      &acc[x]);
+		}
+	double sq = 0.0;
+	for (unsigned x = 0; x < t; x++) {
+		sq += acc[x].sq;
+		b->mu_sum += acc[x].mu_sum;
+		b->mu_count += acc[x].mu_count;
+	}
+	return sq;
+}
+
+/* a, b and d predict every third event's pair alike, bit for bit. */
+static void assert_same_predictions(const mfs_model *a, const mfs_model *b, const mfs_model *d,
+				    const mfs_event *e, size_t n)
+{
+	for (size_t k = 0; k < n; k += 3) {
+		float pa, pb, pd;
+		mfs_model_predict(a, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pa);
+		mfs_model_predict(b, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pb);
+		mfs_model_predict(d, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pd);
+		assert_memory_equal(&pa, &pb, sizeof pa);
+		assert_memory_equal(&pa, &pd, sizeof pa);
+	}
+}
+
+/*
  * --threads N on resolved events: the same as learning the N x N grid's
  * blocks one after the other in the schedule's order (round r: block
  * (t, (t + r) mod N) for t = 0..N-1), mu fixed for the window; and the same
@@ -449,39 +501,9 @@ static void model_learn_rows__threads_equal_the_block_schedule(void **state)
 	assert_int_equal(mfs_model_learn_rows(a, r, N, &sa), N);
 	assert_int_equal(mfs_model_learn_rows(d, r, N, &sd), N);
 	/* the schedule by hand on b (one window: N < T x 65536) */
-	size_t start[T * T + 1], fill[T * T];
-	memset(start, 0, sizeof start);
-	for (int k = 0; k < N; k++)
-		start[(r[k].user % T) * T + r[k].item % T + 1]++;
-	for (int x = 0; x < T * T; x++)
-		start[x + 1] += start[x];
-	memcpy(fill, start, sizeof fill);
-	for (int k = 0; k < N; k++)
-		grid[fill[(r[k].user % T) * T + r[k].item % T]++] = r[k];
-	float rawmu = mfs_model_raw_mu(b);
-	struct mfs_block_acc acc[T];
-	memset(acc, 0, sizeof acc);
-	for (int rd = 0; rd < T; rd++)
-		for (int t = 0; t < T; t++) {
-			size_t blk = (size_t)t * T + (size_t)(t + rd) % T;
-			mfs_model_learn_block(b, grid + start[blk], start[blk + 1] - start[blk], rawmu,
-					      &acc[t]);
-		}
-	double sq = 0.0;
-	for (int t = 0; t < T; t++) {
-		sq += acc[t].sq;
-		b->mu_sum += acc[t].mu_sum;
-		b->mu_count += acc[t].mu_count;
-	}
+	double sq = learn_schedule(b, r, N, T, grid);
 	assert_true(sa.sq_err == sq && sd.sq_err == sq);
-	for (int k = 0; k < N; k += 3) {
-		float pa, pb, pd;
-		mfs_model_predict(a, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pa);
-		mfs_model_predict(b, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pb);
-		mfs_model_predict(d, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pd);
-		assert_memory_equal(&pa, &pb, sizeof pa);
-		assert_memory_equal(&pa, &pd, sizeof pa);
-	}
+	assert_same_predictions(a, b, d, e, N);
 	mfs_model_free(a);
 	mfs_model_free(b);
 	mfs_model_free(d);
@@ -531,39 +553,9 @@ static void model_learn__threads_pass1_equals_the_block_schedule(void **state)
 	int failed = 1;
 	assert_int_equal(mfs_model_resolve_first(b, e, N, r, &failed), N);
 	assert_int_equal(failed, 0);
-	size_t start[T * T + 1], fill[T * T];
-	memset(start, 0, sizeof start);
-	for (int k = 0; k < N; k++)
-		start[(r[k].user % T) * T + r[k].item % T + 1]++;
-	for (int x = 0; x < T * T; x++)
-		start[x + 1] += start[x];
-	memcpy(fill, start, sizeof fill);
-	for (int k = 0; k < N; k++)
-		grid[fill[(r[k].user % T) * T + r[k].item % T]++] = r[k];
-	float rawmu = mfs_model_raw_mu(b);
-	struct mfs_block_acc acc[T];
-	memset(acc, 0, sizeof acc);
-	for (int rd = 0; rd < T; rd++)
-		for (int t = 0; t < T; t++) {
-			size_t blk = (size_t)t * T + (size_t)(t + rd) % T;
-			mfs_model_learn_block(b, grid + start[blk], start[blk + 1] - start[blk], rawmu,
-					      &acc[t]);
-		}
-	double sq = 0.0;
-	for (int t = 0; t < T; t++) {
-		sq += acc[t].sq;
-		b->mu_sum += acc[t].mu_sum;
-		b->mu_count += acc[t].mu_count;
-	}
+	double sq = learn_schedule(b, r, N, T, grid);
 	assert_true(sa.sq_err == sq && sd.sq_err == sq);
-	for (int k = 0; k < N; k += 3) {
-		float pa, pb, pd;
-		mfs_model_predict(a, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pa);
-		mfs_model_predict(b, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pb);
-		mfs_model_predict(d, e[k].user, e[k].user_len, e[k].item, e[k].item_len, &pd);
-		assert_memory_equal(&pa, &pb, sizeof pa);
-		assert_memory_equal(&pa, &pd, sizeof pa);
-	}
+	assert_same_predictions(a, b, d, e, N);
 	/* the history: the user's 16 most recent items, as the serial loop keeps it */
 	mfs_model *s1;
 	assert_int_equal(mfs_model_create(&s1, &c, NULL), 0);
