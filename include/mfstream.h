@@ -1374,6 +1374,9 @@ MFS_API mfs_checkpointer *mfs_learner_checkpointer(mfs_learner *l);
  * checkpoint clock still ran), or < 0: an input failed (diag names it; call
  * mfs_learner_skip_file to go on), a checkpoint failed with
  * on-checkpoint-error stop (-MFS_E_IO), learning failed (-MFS_E_NOMEM).
+ * With threads > 1 a batch's events may wait for the rest of their window
+ * (the threads setting above); the end of the inputs, an idle wait,
+ * mfs_learner_finish, _checkpoint, _save and _replay learn them.
  */
 MFS_API int mfs_learner_step(mfs_learner *l, int timeout_ms, mfs_diag *diag);
 
