@@ -442,6 +442,17 @@ static double learn_schedule(mfs_model *b, const mfs_row_event *r, size_t n, uns
 	return sq;
 }
 
+/* n seeded events over 100 users and 90 items, ratings 1..5 (IDs in ids). */
+static void grid_events(mfs_event *e, char (*ids)[2][12], size_t n, uint64_t rs)
+{
+	for (size_t k = 0; k < n; k++) {
+		rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+		snprintf(ids[k][0], 12, "u%d", (int)((rs >> 33) % 100));
+		snprintf(ids[k][1], 12, "i%d", (int)((rs >> 45) % 90));
+		e[k] = ev(ids[k][0], ids[k][1], 1.0f + (float)((rs >> 20) % 5));
+	}
+}
+
 /* a, b and d predict every third event's pair alike, bit for bit. */
 static void assert_same_predictions(const mfs_model *a, const mfs_model *b, const mfs_model *d,
 				    const mfs_event *e, size_t n)
@@ -475,13 +486,7 @@ static void model_learn_rows__threads_equal_the_block_schedule(void **state)
 	static char ids[N][2][12];
 	static mfs_event e[N];
 	static mfs_row_event r[N], grid[N];
-	uint64_t rs = 9;
-	for (int k = 0; k < N; k++) {
-		rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
-		snprintf(ids[k][0], 12, "u%d", (int)((rs >> 33) % 100));
-		snprintf(ids[k][1], 12, "i%d", (int)((rs >> 45) % 90));
-		e[k] = ev(ids[k][0], ids[k][1], 1.0f + (float)((rs >> 20) % 5));
-	}
+	grid_events(e, ids, N, 9);
 	mfs_model *a, *b, *d;
 	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
 	assert_int_equal(mfs_model_create(&b, &c, NULL), 0);
@@ -513,8 +518,8 @@ static void model_learn_rows__threads_equal_the_block_schedule(void **state)
  * Pass 1 on T threads: the same as resolving the window's IDs in order and
  * learning the N x N grid's blocks one after the other in the schedule's
  * order; the users' histories are those of the serial loop (stream order);
- * the same model on every run. With tables full and eviction on, windows end before each
- * evicting ID, and two runs still agree.
+ * the same model on every run. With tables full and eviction on, windows end
+ * before each evicting ID, and two runs still agree.
  */
 static void model_learn__threads_pass1_equals_the_block_schedule(void **state)
 {
@@ -530,13 +535,7 @@ static void model_learn__threads_pass1_equals_the_block_schedule(void **state)
 	static char ids[N][2][12];
 	static mfs_event e[N];
 	static mfs_row_event r[N], grid[N];
-	uint64_t rs = 11;
-	for (int k = 0; k < N; k++) {
-		rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
-		snprintf(ids[k][0], 12, "u%d", (int)((rs >> 33) % 100));
-		snprintf(ids[k][1], 12, "i%d", (int)((rs >> 45) % 90));
-		e[k] = ev(ids[k][0], ids[k][1], 1.0f + (float)((rs >> 20) % 5));
-	}
+	grid_events(e, ids, N, 11);
 	mfs_model *a, *b, *d;
 	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
 	assert_int_equal(mfs_model_create(&b, &c, NULL), 0);
