@@ -723,27 +723,6 @@ static int child_wait(struct child *c, int ms)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
-/* Whether pid has a handler for sig yet (/proc/PID/status SigCgt), waiting up to ms. */
-static int catches(pid_t pid, int sig, int ms)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	for (int waited = 0; waited <= ms; waited += 10) {
-		FILE *f = fopen(path, "r");
-		char line[256];
-		unsigned long long mask = 0;
-		while (f && fgets(line, sizeof line, f))
-			if (sscanf(line, "SigCgt: %llx", &mask) == 1)
-				break;
-		if (f)
-			fclose(f);
-		if (mask & (1ULL << (sig - 1)))
-			return 1;
-		usleep(10000);
-	}
-	return 0;
-}
-
 static int count_of(const char *hay, const char *needle)
 {
 	int n = 0;
@@ -973,7 +952,7 @@ static void cli_train__sigterm_on_an_idle_stdin_pipe_does_not_hang(void **state)
 			int wrote = write(c.in, "u1\ti1\t4\n", 8) == 8; /* then nothing more */
 			/* the handler is set (with --follow and no reader thread nothing is
 			 * printed while the read waits: ask the kernel) */
-			int learned = wrote && catches(c.pid, SIGTERM, 60000) &&
+			int learned = wrote && mfs_test_catches(c.pid, SIGTERM, 60000) &&
 				      (follow || child_read(&c, "1 events", 60000));
 			if (learned)
 				kill(c.pid, SIGTERM);

@@ -133,10 +133,17 @@ static void kill_learner(pid_t pid)
 	assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 }
 
-/* SIGTERM: the learner checkpoints and exits 0. Returns its stdout. */
+/*
+ * SIGTERM: the learner checkpoints and exits 0. Returns its stdout. Sent once
+ * the learner catches it: the checkpoint waited for may be an older learner's
+ * (a SIGKILLed learner's writer finishes its file), so a restarted one may not
+ * have set its handler yet.
+ */
 static char *term_learner(pid_t pid, const char *out)
 {
 	int st;
+	if (!mfs_test_catches(pid, SIGTERM, WAIT_MS))
+		fail_msg("the learner (pid %d) set no SIGTERM handler in %d ms", (int)pid, WAIT_MS);
 	kill(pid, SIGTERM);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	track(pid, 0);

@@ -428,6 +428,8 @@ static void wait_ckpt(const char *dir, unsigned long long events, pid_t pid)
 static char *term(pid_t pid, const char *out)
 {
 	int st;
+	if (!mfs_test_catches(pid, SIGTERM, WAIT_MS))
+		fail_msg("the learner (pid %d) set no SIGTERM handler in %d ms", (int)pid, WAIT_MS);
 	kill(pid, SIGTERM);
 	assert_int_equal(waitpid(pid, &st, 0), pid);
 	learner_pid = 0;

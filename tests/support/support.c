@@ -45,6 +45,26 @@ const char *mfs_test_path(const char *name)
 	return b;
 }
 
+int mfs_test_catches(pid_t pid, int sig, int ms)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	for (int waited = 0; waited <= ms; waited += 10) {
+		FILE *f = fopen(path, "r");
+		char line[256];
+		unsigned long long mask = 0;
+		while (f && fgets(line, sizeof line, f))
+			if (sscanf(line, "SigCgt: %llx", &mask) == 1)
+				break;
+		if (f)
+			fclose(f);
+		if (mask & (1ULL << (sig - 1)))
+			return 1;
+		usleep(10000);
+	}
+	return 0;
+}
+
 void mfs_write_file(const char *path, const void *data, size_t len)
 {
 	FILE *f = fopen(path, "wb");

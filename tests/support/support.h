@@ -45,6 +45,11 @@ struct mfs_run {
  * end of its stdin, *out and *err the read ends. Returns the pid, or -1. */
 pid_t mfs_spawn(char *const argv[], int *in, int *out, int *err);
 
+/* Whether pid has a handler for sig yet (its SigCgt in /proc/PID/status),
+ * asking every 10 ms for up to ms. A signal sent before that takes its default
+ * action: a test that sends SIGTERM to a process it just started asks first. */
+int mfs_test_catches(pid_t pid, int sig, int ms);
+
 int mfs_run_argv(struct mfs_run *r, char *const argv[], const char *stdin_data, size_t stdin_len);
 
 /* printf-style shell command through /bin/sh -c; captures like mfs_run_argv. */
