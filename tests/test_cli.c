@@ -511,6 +511,7 @@ static void cli_train__follow_directory_then_sigterm_exits_zero(void **state)
 	snprintf(p, sizeof p, "%s/events+0+0000000003.tsv", dir);
 	mfs_write_file(p, "u1\ti2\t2\n", 8);
 	usleep(1500000); /* inotify wakes the reader at once; this is slack for a loaded machine */
+	int caught = mfs_test_catches(pid, SIGTERM, 60000); /* else SIGTERM would kill it */
 	kill(pid, SIGTERM);
 	char buf[4096];
 	size_t n = 0;
@@ -521,6 +522,7 @@ static void cli_train__follow_directory_then_sigterm_exits_zero(void **state)
 	close(out[0]);
 	int st;
 	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(caught);
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 0);
 	assert_float_equal(mfs_json_number(buf, "events"), 4, 0);
