@@ -453,6 +453,26 @@ static void grid_events(mfs_event *e, char (*ids)[2][12], size_t n, uint64_t rs)
 	}
 }
 
+/* The grid tests' model: dim 16, 128 x 128 rows, the scalar kernel. */
+static mfs_config grid_config(void)
+{
+	mfs_config c;
+	mfs_config_default(&c);
+	c.dim = 16;
+	c.max_users = 128;
+	c.max_items = 128;
+	c.kernel = "scalar";
+	return c;
+}
+
+/* Three fresh models of c: a and d learn on threads, b the schedule by hand. */
+static void grid_models(const mfs_config *c, mfs_model **a, mfs_model **b, mfs_model **d)
+{
+	assert_int_equal(mfs_model_create(a, c, NULL), 0);
+	assert_int_equal(mfs_model_create(b, c, NULL), 0);
+	assert_int_equal(mfs_model_create(d, c, NULL), 0);
+}
+
 /* a, b and d predict every third event's pair alike, bit for bit. */
 static void assert_same_predictions(const mfs_model *a, const mfs_model *b, const mfs_model *d,
 				    const mfs_event *e, size_t n)
@@ -477,20 +497,13 @@ static void model_learn_rows__threads_equal_the_block_schedule(void **state)
 {
 	(void)state;
 	enum { N = 5000, T = 3 };
-	mfs_config c;
-	mfs_config_default(&c);
-	c.dim = 16;
-	c.max_users = 128;
-	c.max_items = 128;
-	c.kernel = "scalar";
+	mfs_config c = grid_config();
 	static char ids[N][2][12];
 	static mfs_event e[N];
 	static mfs_row_event r[N], grid[N];
 	grid_events(e, ids, N, 9);
 	mfs_model *a, *b, *d;
-	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
-	assert_int_equal(mfs_model_create(&b, &c, NULL), 0);
-	assert_int_equal(mfs_model_create(&d, &c, NULL), 0);
+	grid_models(&c, &a, &b, &d);
 	mfs_model *all[3] = { a, b, d };
 	for (int x = 0; x < 3; x++) {
 		assert_int_equal(mfs_model_learn(all[x], e, N, NULL), N);
@@ -525,21 +538,14 @@ static void model_learn__threads_pass1_equals_the_block_schedule(void **state)
 {
 	(void)state;
 	enum { N = 5000, T = 3 };
-	mfs_config c;
-	mfs_config_default(&c);
-	c.dim = 16;
-	c.max_users = 128;
-	c.max_items = 128;
+	mfs_config c = grid_config();
 	c.history = 16;
-	c.kernel = "scalar";
 	static char ids[N][2][12];
 	static mfs_event e[N];
 	static mfs_row_event r[N], grid[N];
 	grid_events(e, ids, N, 11);
 	mfs_model *a, *b, *d;
-	assert_int_equal(mfs_model_create(&a, &c, NULL), 0);
-	assert_int_equal(mfs_model_create(&b, &c, NULL), 0);
-	assert_int_equal(mfs_model_create(&d, &c, NULL), 0);
+	grid_models(&c, &a, &b, &d);
 	assert_int_equal(mfs_model_set_threads(a, T), 0);
 	assert_int_equal(mfs_model_set_threads(d, T), 0);
 	assert_int_equal(mfs_model_set_window(a, 100), -MFS_E_INVAL);
